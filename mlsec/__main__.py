@@ -1,0 +1,3 @@
+from mlsec.cli import main
+
+main()

@@ -1,0 +1,106 @@
+"""The analyzer interface, the registry, and the context analyzers run in.
+
+An analyzer takes the walker's targets and returns findings, errors and facts (what it
+learned that others use: the AIBOM reads the model, dependency and signature facts). It never
+raises on bad input: a hostile file is a finding, an unreadable one an error. Per-file
+analyzers subclass :class:`FileAnalyzer`, which isolates files from each other.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlsec.config import ScanOptions
+from mlsec.errors import MlsecError
+from mlsec.findings import Finding, ScanError
+from mlsec.rules import RuleSet
+from mlsec.walk import Target
+
+# Registry: run in this order ("module:Class"), imported lazily so start-up stays fast.
+# Later analyzers see earlier analyzers' facts (the AIBOM runs last).
+ANALYZERS: tuple[str, ...] = (
+    "mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",
+)
+
+
+@dataclass
+class AnalyzerResult:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+    facts: Any = None
+
+
+@dataclass
+class AnalysisContext:
+    """What an analyzer may use: options, rules, and the facts of analyzers that ran before."""
+
+    options: ScanOptions
+    rules: RuleSet
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    progress: Callable[[int], None] = lambda n: None
+
+    @property
+    def root(self) -> Path:
+        return self.options.root.resolve()
+
+    def finding(self, rule_id: str, path: str, message: str, **kwargs: Any) -> Finding:
+        return self.rules.finding(rule_id, path, message, **kwargs)
+
+
+class Analyzer(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        """Findings for ``targets``; must not raise on bad input."""
+
+
+class FileAnalyzer(Analyzer):
+    """An analyzer that looks at one file at a time; a crash on one file is contained."""
+
+    @abstractmethod
+    def accepts(self, target: Target) -> bool:
+        """Whether this analyzer looks at ``target`` (decide from ``target.kind`` first)."""
+
+    @abstractmethod
+    def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
+        """Findings for one file."""
+
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        result = AnalyzerResult()
+        for target in targets:
+            if not self.accepts(target):
+                continue
+            try:
+                result.findings.extend(self.analyze_file(target, ctx))
+            except MlsecError:
+                raise
+            except OSError as exc:
+                result.errors.append(
+                    ScanError(target.relpath, f"cannot read: {exc}", analyzer=self.name)
+                )
+            except Exception as exc:  # a bug in mlsec, not in the file: report and go on
+                result.errors.append(
+                    ScanError(
+                        target.relpath,
+                        f"internal error ({type(exc).__name__}: {exc}); please report this",
+                        analyzer=self.name,
+                    )
+                )
+            ctx.progress(1)
+        return result
+
+
+def load_analyzers(names: Sequence[str] = ANALYZERS) -> list[Analyzer]:
+    analyzers: list[Analyzer] = []
+    for spec in names:
+        module_name, _, class_name = spec.partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        analyzers.append(cls())
+    return analyzers

@@ -1,0 +1,287 @@
+"""Command line: flags -> ScanOptions -> scan() -> renderer -> exit code.
+
+Exit codes: 0 nothing at or above --fail-on, 1 at least one such finding, 2 mlsec could not
+do its job (bad flags, unreadable PATH, invalid configuration, a crash).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mlsec import __version__
+from mlsec.errors import MlsecError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+app = typer.Typer(
+    name="mlsec",
+    help=(
+        "DevSecOps scanner for machine learning repositories: unsafe model files, vulnerable "
+        "dependencies, model signatures and an AI bill of materials. It never loads or runs "
+        "what it scans."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+    cyclonedx = "cyclonedx"
+    markdown = "markdown"
+
+
+class FailOn(str, Enum):
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+    none = "none"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlsec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """mlsec: security checks for ML repositories."""
+
+
+def _split_ids(values: list[str] | None) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"mlsec: error: {message}", err=True)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+    if not enabled:
+        yield lambda description, total: (lambda n: None)
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+
+        def start(description: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(description, total=total or None)
+            return lambda n: progress.advance(task, n)
+
+        yield start
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise MlsecError(f"cannot write {output}: {exc.strerror}") from None
+
+
+@app.command()
+def scan(
+    path: Annotated[
+        Path, typer.Argument(help="Repository directory or single file to scan.")
+    ] = Path("."),
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="Output format written to stdout or --output."),
+    ] = OutputFormat.table,
+    output: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
+    fail_on: Annotated[
+        Optional[FailOn],  # noqa: UP045
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when a finding is at or above this severity (default: high, or the "
+            "config file's fail-on). 'none' never fails on findings.",
+        ),
+    ] = None,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--config",
+            help="Configuration file (default: .mlsec.toml, else [tool.mlsec] in "
+            "pyproject.toml, in the scanned directory).",
+        ),
+    ] = None,
+    offline: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--offline/--online", help="Never use the network (default: online)."),
+    ] = None,
+    vuln_db: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--vuln-db",
+            help="Local OSV vulnerability database (osv.dev PyPI all.zip or a directory of "
+            "OSV JSON/YAML records) used instead of online services.",
+        ),
+    ] = None,
+    baseline: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--baseline",
+            help="A previous JSON or SARIF report: findings with the same fingerprint are "
+            "suppressed.",
+        ),
+    ] = None,
+    select: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--select", help="Only these rule ids or prefixes (comma-separated)."),
+    ] = None,
+    ignore: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--ignore", help="Skip these rule ids or prefixes (comma-separated)."),
+    ] = None,
+    trusted_root: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--trusted-root",
+            help="Sigstore trusted root JSON for signature verification (default: the root "
+            "bundled with sigstore-python, offline).",
+        ),
+    ] = None,
+    no_git: Annotated[
+        bool,
+        typer.Option("--no-git", help="Walk the file system even inside a git work tree."),
+    ] = False,
+) -> None:
+    """Scan a repository or file and report findings.
+
+    Exit code 0: nothing at or above --fail-on; 1: at least one such finding; 2: mlsec could
+    not do its job (bad flags, unreadable path, invalid configuration).
+    """
+    from mlsec.config import build_options
+    from mlsec.findings import Severity
+    from mlsec.render import render
+    from mlsec.scan import scan as run_scan
+
+    try:
+        show_progress = sys.stderr.isatty()
+        fail_level: Severity | None | str = None
+        if fail_on is not None:
+            fail_level = None if fail_on is FailOn.none else Severity(fail_on.value)
+        flags: dict[str, object] = {
+            "offline": offline,
+            "vuln_db": vuln_db.resolve() if vuln_db else None,
+            "trusted_root": trusted_root.resolve() if trusted_root else None,
+            "baseline": baseline.resolve() if baseline else None,
+            "select": _split_ids(select),
+            "ignore": _split_ids(ignore),
+            "show_progress": show_progress,
+            "use_git": False if no_git else None,
+            "reproducible": None,
+        }
+        options = build_options(path, config_file=config, **flags)
+        if fail_on is not None:
+            from dataclasses import replace
+
+            options = replace(options, fail_on=fail_level)
+        with _progress(show_progress) as progress:
+            report = run_scan(options, progress=progress)
+        if fmt is OutputFormat.table and output is None:
+            from rich.console import Console
+
+            from mlsec.render.table import build
+
+            Console(soft_wrap=False).print(build(report))
+        else:
+            _write(render(report, fmt.value), output)
+        if report.errors and fmt is not OutputFormat.table:
+            typer.echo(
+                f"mlsec: {len(report.errors)} file(s) could not be fully scanned; "
+                "see 'errors' in the report",
+                err=True,
+            )
+    except MlsecError as exc:
+        _fail(exc.diagnostic())
+        raise typer.Exit(EXIT_ERROR) from None
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("rules")
+def list_rules(
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, json or markdown.")
+    ] = "table",
+) -> None:
+    """List every rule (id, severity, title)."""
+    from mlsec.rules import load_rules
+
+    try:
+        rules = load_rules()
+    except MlsecError as exc:
+        _fail(exc.diagnostic())
+        raise typer.Exit(EXIT_ERROR) from None
+    if fmt == "json":
+        import json
+
+        data = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "severity": r.severity.value,
+                "title": r.title,
+                "description": r.description,
+                "remediation": r.remediation,
+                "references": list(r.references),
+            }
+            for r in rules.values()
+        ]
+        typer.echo(json.dumps(data, indent=2))
+    elif fmt == "markdown":
+        from mlsec.rules import rule_table_markdown
+
+        typer.echo(rule_table_markdown(rules), nl=False)
+    elif fmt == "table":
+        for r in rules.values():
+            typer.echo(f"{r.id}  {r.severity.value:<8}  {r.title}")
+    else:
+        _fail(f"unknown format {fmt!r} for rules (use table, json or markdown)")
+        raise typer.Exit(EXIT_ERROR)
+
+
+def main() -> None:
+    """Console entry point: any unexpected exception is a crash (exit 2), not a traceback."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # last line of defence: a bug in mlsec
+        _fail(f"internal error: {type(exc).__name__}: {exc} (please report this)")
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,126 @@
+"""The finding model shared by every analyzer and renderer (contract: DESIGN.md)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(str, enum.Enum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more severe; used for sorting and for --fail-on."""
+        return _RANK[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Severity:
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {value!r} (expected one of: {names})") from None
+
+
+_RANK = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+
+
+def join_member(*parts: str | None) -> str | None:
+    """Join nested archive member paths with '!' (e.g. ``m/model.pt!archive/data.pkl``)."""
+    kept = [p for p in parts if p]
+    return "!".join(kept) if kept else None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in one place.
+
+    ``key`` is a stable discriminator (the imported global, the package and version, ...)
+    that goes into the fingerprint instead of line numbers or offsets, so a finding keeps its
+    identity when unrelated lines move. ``details`` holds structured extras for JSON output.
+    """
+
+    rule_id: str
+    severity: Severity
+    message: str
+    path: str
+    member: str | None = None
+    line: int | None = None
+    offset: int | None = None
+    key: str = ""
+    source: str = "mlsec"
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def fingerprint(self) -> str:
+        raw = "\0".join((self.rule_id, self.path, self.member or "", self.key or self.message))
+        return hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+    def sort_key(self) -> tuple[int, str, str, int, int, str]:
+        return (
+            -self.severity.rank,
+            self.path,
+            self.member or "",
+            self.line or 0,
+            self.offset or 0,
+            self.rule_id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rule_id": self.rule_id,
+            "severity": self.severity.value,
+            "message": self.message,
+            "path": self.path,
+            "member": self.member,
+            "line": self.line,
+            "offset": self.offset,
+            "fingerprint": self.fingerprint,
+            "source": self.source,
+        }
+        if self.details:
+            out["details"] = dict(self.details)
+        return out
+
+
+@dataclass(frozen=True)
+class ScanError:
+    """Something mlsec could not do (a file it could not read, an analyzer that failed)."""
+
+    path: str
+    message: str
+    member: str | None = None
+    analyzer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "member": self.member,
+            "message": self.message,
+            "analyzer": self.analyzer,
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file the walker chose not to scan, and why."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}

@@ -1,0 +1,200 @@
+"""Rules as data: one TOML file per rule under ``rules/`` (shipped as ``mlsec/_rules``).
+
+A rule file has ``id``, ``name``, ``severity``, ``title``, ``description`` (what it detects
+and why it matters), ``remediation``, ``references`` and optional ``tags``. Policy lists that
+analyzers consult (e.g. the pickle allowlist) live under ``rules/lists/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlsec.errors import RuleError
+from mlsec.findings import Finding, Severity
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+RULE_ID = re.compile(r"^MLS[1-49]\d\d$")
+_REQUIRED = ("id", "name", "severity", "title", "description", "remediation", "references")
+_OPTIONAL = ("tags",)
+
+TOPICS = {
+    "1": "model files",
+    "2": "dependencies",
+    "3": "AIBOM / provenance",
+    "4": "signatures",
+    "9": "scanner notices",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    severity: Severity
+    title: str
+    description: str
+    remediation: str
+    references: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+
+    @property
+    def topic(self) -> str:
+        return TOPICS[self.id[3]]
+
+    @property
+    def doc_url(self) -> str:
+        return f"https://github.com/mlsec-dev/mlsec/blob/main/rules/{self.id}.toml"
+
+
+def rules_dir() -> Path:
+    """Where the rule data lives: inside the installed package, else the source checkout."""
+    packaged = Path(__file__).resolve().parent / "_rules"
+    if packaged.is_dir():
+        return packaged
+    source = Path(__file__).resolve().parent.parent / "rules"
+    if source.is_dir():
+        return source
+    raise RuleError(
+        "mlsec's rule data is missing from this installation",
+        hint="reinstall mlsec (pip install --force-reinstall mlsec)",
+    )
+
+
+def parse_rule(data: Mapping[str, Any], origin: str) -> Rule:
+    missing = [k for k in _REQUIRED if not data.get(k)]
+    if missing:
+        raise RuleError(f"rule file {origin} lacks {', '.join(missing)}")
+    unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise RuleError(f"rule file {origin} has unknown keys: {', '.join(unknown)}")
+    rule_id = str(data["id"])
+    if not RULE_ID.match(rule_id):
+        raise RuleError(f"rule file {origin}: id {rule_id!r} is not of the form MLSnnn")
+    try:
+        severity = Severity.parse(str(data["severity"]))
+    except ValueError as exc:
+        raise RuleError(f"rule file {origin}: {exc}") from None
+    refs = data["references"]
+    tags = data.get("tags", [])
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise RuleError(f"rule file {origin}: references must be a list of URLs")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RuleError(f"rule file {origin}: tags must be a list of strings")
+    return Rule(
+        id=rule_id,
+        name=str(data["name"]),
+        severity=severity,
+        title=str(data["title"]).strip(),
+        description=_unwrap(str(data["description"])),
+        remediation=_unwrap(str(data["remediation"])),
+        references=tuple(refs),
+        tags=tuple(tags),
+    )
+
+
+def _unwrap(text: str) -> str:
+    """Join hard-wrapped lines into paragraphs (rule files wrap at 90 columns)."""
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+class RuleSet(Mapping[str, Rule]):
+    """All rules by id, with per-rule severity overrides from configuration applied."""
+
+    def __init__(self, rules: Mapping[str, Rule]) -> None:
+        self._rules = dict(sorted(rules.items()))
+
+    def __getitem__(self, rule_id: str) -> Rule:
+        return self._rules[rule_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rules)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def finding(
+        self,
+        rule_id: str,
+        path: str,
+        message: str,
+        *,
+        member: str | None = None,
+        line: int | None = None,
+        offset: int | None = None,
+        key: str = "",
+        source: str = "mlsec",
+        severity: Severity | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Finding:
+        """A finding of ``rule_id`` with the rule's (possibly overridden) severity."""
+        rule = self._rules.get(rule_id)
+        if rule is None:
+            raise RuleError(f"internal error: no rule {rule_id} (add rules/{rule_id}.toml)")
+        return Finding(
+            rule_id=rule_id,
+            severity=severity or rule.severity,
+            message=message,
+            path=path,
+            member=member,
+            line=line,
+            offset=offset,
+            key=key,
+            source=source,
+            details=details or {},
+        )
+
+    def with_severities(self, overrides: Mapping[str, Severity]) -> RuleSet:
+        from dataclasses import replace
+
+        rules = dict(self._rules)
+        for rule_id, severity in overrides.items():
+            rules[rule_id] = replace(rules[rule_id], severity=severity)
+        return RuleSet(rules)
+
+
+@functools.lru_cache(maxsize=4)
+def load_rules(directory: Path | None = None) -> RuleSet:
+    """Load and validate every ``MLS*.toml`` rule file."""
+    directory = directory or rules_dir()
+    rules: dict[str, Rule] = {}
+    for path in sorted(directory.glob("MLS*.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise RuleError(f"rule file {path.name} cannot be read: {exc}") from None
+        rule = parse_rule(data, path.name)
+        if path.stem != rule.id:
+            raise RuleError(f"rule file {path.name} declares id {rule.id}; name it {rule.id}.toml")
+        rules[rule.id] = rule
+    if not rules:
+        raise RuleError(f"no rule files found in {directory}")
+    return RuleSet(rules)
+
+
+@functools.lru_cache(maxsize=32)
+def load_list(name: str) -> Mapping[str, Any]:
+    """Load a policy list (``rules/lists/<name>.toml``), e.g. the pickle allowlist."""
+    path = rules_dir() / "lists" / f"{name}.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RuleError(f"policy list {path.name} cannot be read: {exc}") from None
+
+
+def rule_table_markdown(rules: RuleSet) -> str:
+    """The README's rule table, generated from the rule data (a test keeps them in sync)."""
+    lines = ["| ID | Severity | Title |", "|---|---|---|"]
+    for rule in rules.values():
+        lines.append(f"| [{rule.id}](rules/{rule.id}.toml) | {rule.severity.value} | {rule.title} |")
+    return "\n".join(lines) + "\n"

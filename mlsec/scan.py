@@ -1,0 +1,127 @@
+"""The library entry point: ``scan(options) -> ScanReport``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mlsec import __version__
+from mlsec.analyzers import ANALYZERS, AnalysisContext, load_analyzers
+from mlsec.config import ScanOptions
+from mlsec.errors import ConfigError, MlsecError
+from mlsec.findings import Finding, ScanError
+from mlsec.report import ScanReport
+from mlsec.rules import load_rules
+from mlsec.walk import display_name, walk
+
+ProgressHook = Callable[[str, int], Callable[[int], None]]
+"""Called with (phase description, total steps); returns a callback advancing by n steps."""
+
+
+def _no_progress(description: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+def load_baseline(options: ScanOptions) -> set[str]:
+    """Fingerprints of accepted findings from a previous JSON or SARIF report."""
+    if options.baseline is None:
+        return set()
+    try:
+        data = json.loads(options.baseline.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read baseline {options.baseline}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"baseline {options.baseline} is not JSON: {exc}",
+            hint="create one with `mlsec scan --format json --output baseline.json`",
+        ) from None
+    prints: set[str] = set()
+    if isinstance(data, dict) and isinstance(data.get("findings"), list):
+        prints.update(str(f.get("fingerprint")) for f in data["findings"] if isinstance(f, dict))
+    elif isinstance(data, dict) and isinstance(data.get("runs"), list):
+        for run in data["runs"]:
+            for result in run.get("results", []):
+                fp = result.get("partialFingerprints", {}).get("mlsecFingerprint/v1")
+                if fp:
+                    prints.add(str(fp))
+    else:
+        raise ConfigError(
+            f"baseline {options.baseline} is neither an mlsec JSON nor a SARIF report"
+        )
+    return prints
+
+
+def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    seen: set[tuple[str, int | None, int | None]] = set()
+    out: list[Finding] = []
+    for f in findings:
+        ident = (f.fingerprint, f.line, f.offset)
+        if ident not in seen:
+            seen.add(ident)
+            out.append(f)
+    return out
+
+
+def scan(
+    options: ScanOptions,
+    *,
+    analyzers: Iterable[str] = ANALYZERS,
+    progress: ProgressHook = _no_progress,
+) -> ScanReport:
+    """Walk ``options.path``, run every analyzer, and collect one report."""
+    rules = load_rules()
+    unknown = sorted(set(options.severity_overrides) - set(rules))
+    if unknown:
+        raise ConfigError(f"severity override for unknown rule(s): {', '.join(unknown)}")
+    rules = rules.with_severities(options.severity_overrides)
+    baseline = load_baseline(options)
+
+    walked = walk(options, rules)
+    findings: list[Finding] = list(walked.findings)
+    errors: list[ScanError] = list(walked.errors)
+    facts: dict[str, Any] = {}
+    for analyzer in load_analyzers(tuple(analyzers)):
+        ctx = AnalysisContext(
+            options=options,
+            rules=rules,
+            facts=dict(facts),
+            progress=progress(analyzer.description or analyzer.name, len(walked.targets)),
+        )
+        try:
+            result = analyzer.analyze(walked.targets, ctx)
+        except MlsecError:
+            raise
+        except Exception as exc:  # a bug: report it, keep the other analyzers' results
+            errors.append(
+                ScanError(
+                    ".",
+                    f"internal error ({type(exc).__name__}: {exc}); please report this",
+                    analyzer=analyzer.name,
+                )
+            )
+            continue
+        findings.extend(result.findings)
+        errors.extend(result.errors)
+        if result.facts is not None:
+            facts[analyzer.name] = result.facts
+
+    kept = [f for f in _dedupe(findings) if options.rule_enabled(f.rule_id)]
+    unsuppressed = [f for f in kept if f.fingerprint not in baseline]
+    unsuppressed.sort(key=Finding.sort_key)
+    return ScanReport(
+        tool_version=__version__,
+        root=display_name(options.path.as_posix()),
+        findings=tuple(unsuppressed),
+        errors=tuple(errors),
+        skipped=tuple(walked.skipped),
+        rules=rules,
+        files_scanned=len(walked.targets),
+        fail_on=options.fail_on,
+        suppressed=len(kept) - len(unsuppressed),
+        git=walked.git,
+        facts=facts,
+    )
+
+
+__all__ = ["ScanOptions", "ScanReport", "scan"]

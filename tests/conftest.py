@@ -1,0 +1,56 @@
+"""Shared test helpers: run the real CLI, build scan options, generate files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+SHARED = REPO.parent / "shared"
+
+
+def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None,
+            env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mlsec`` in a subprocess: the real CLI, exit code and streams."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "mlsec", *map(str, args)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_cli
+
+
+@pytest.fixture
+def scan_dir(tmp_path: Path) -> Callable[..., Any]:
+    """Scan a directory through the library API and return the report."""
+    from mlsec.config import build_options
+    from mlsec.scan import scan
+
+    def _scan(path: Path | None = None, **flags: Any) -> Any:
+        return scan(build_options(path or tmp_path, **flags))
+
+    return _scan
+
+
+def network_enabled() -> bool:
+    return os.environ.get("MLSEC_NETWORK_TESTS") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if network_enabled():
+        return
+    skip = pytest.mark.skip(reason="needs network (set MLSEC_NETWORK_TESTS=1)")
+    for item in items:
+        if "network" in item.keywords:
+            item.add_marker(skip)
