@@ -82,7 +82,7 @@ def _fail(message: str) -> None:
 def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """A rich progress bar on stderr, only when stderr is a terminal."""
     if not enabled:
-        yield lambda description, total: (lambda n: None)
+        yield lambda description, total: lambda n: None
         return
     from rich.console import Console
     from rich.progress import Progress
@@ -190,7 +190,7 @@ def scan(
 
     try:
         show_progress = sys.stderr.isatty()
-        fail_level: Severity | None | str = None
+        fail_level: Severity | None = None
         if fail_on is not None:
             fail_level = None if fail_on is FailOn.none else Severity(fail_on.value)
         flags: dict[str, object] = {
@@ -233,9 +233,7 @@ def scan(
 
 @app.command("rules")
 def list_rules(
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="table, json or markdown.")
-    ] = "table",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or markdown.")] = "table",
 ) -> None:
     """List every rule (id, severity, title)."""
     from mlsec.rules import load_rules

@@ -189,9 +189,7 @@ def _fail_on(value: object, where: str) -> Severity | None:
     return _severity(value, where)
 
 
-def apply_config(
-    options: ScanOptions, data: Mapping[str, Any], origin: Path
-) -> ScanOptions:
+def apply_config(options: ScanOptions, data: Mapping[str, Any], origin: Path) -> ScanOptions:
     """Overlay one configuration mapping on ``options``; ``origin`` names it in errors."""
     changes: dict[str, Any] = {}
     base = origin.parent
@@ -236,8 +234,17 @@ def apply_config(
             known = ", ".join(
                 sorted(
                     [
-                        "fail-on", "include", "exclude", "select", "ignore", "severity",
-                        "offline", "vuln-db", "baseline", "trusted-root", "limits",
+                        "fail-on",
+                        "include",
+                        "exclude",
+                        "select",
+                        "ignore",
+                        "severity",
+                        "offline",
+                        "vuln-db",
+                        "baseline",
+                        "trusted-root",
+                        "limits",
                         *ANALYZER_SECTIONS,
                     ]
                 )

@@ -196,5 +196,7 @@ def rule_table_markdown(rules: RuleSet) -> str:
     """The README's rule table, generated from the rule data (a test keeps them in sync)."""
     lines = ["| ID | Severity | Title |", "|---|---|---|"]
     for rule in rules.values():
-        lines.append(f"| [{rule.id}](rules/{rule.id}.toml) | {rule.severity.value} | {rule.title} |")
+        lines.append(
+            f"| [{rule.id}](rules/{rule.id}.toml) | {rule.severity.value} | {rule.title} |"
+        )
     return "\n".join(lines) + "\n"

@@ -86,8 +86,11 @@ def sniff(head: bytes, name: str) -> FileKind:
         return FileKind.HDF5
     if _looks_like_safetensors(head):
         return FileKind.SAFETENSORS
-    if len(head) >= 2 and head[0] == 0x78 and head[1] in (0x01, 0x5E, 0x9C, 0xDA) and (
-        (head[0] << 8 | head[1]) % 31 == 0
+    if (
+        len(head) >= 2
+        and head[0] == 0x78
+        and head[1] in (0x01, 0x5E, 0x9C, 0xDA)
+        and ((head[0] << 8 | head[1]) % 31 == 0)
     ):
         return FileKind.ZLIB
     if ext == ".onnx":

@@ -91,7 +91,12 @@ class Walker:
             return None
         try:
             out = git.Git(str(self.root)).ls_files(
-                "--cached", "--others", "--exclude-standard", "-z", "--", ".",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+                "-z",
+                "--",
+                ".",
                 stdout_as_string=False,
             )
         except git.GitCommandError:
@@ -171,7 +176,9 @@ class Walker:
             self._skip(shown, "broken or looping symlink")
             self.result.findings.append(
                 self.rules.finding(
-                    "MLS902", shown, "Symlink is broken or loops; it was not followed",
+                    "MLS902",
+                    shown,
+                    "Symlink is broken or loops; it was not followed",
                     key="broken",
                 )
             )
@@ -180,7 +187,8 @@ class Walker:
             self._skip(shown, "symlink out of the scanned tree (not followed)")
             self.result.findings.append(
                 self.rules.finding(
-                    "MLS902", shown,
+                    "MLS902",
+                    shown,
                     f"Symlink points outside the scanned tree ({display_name(str(resolved))});"
                     " it was not followed",
                     key="escape",
@@ -234,7 +242,8 @@ class Walker:
                 oid, lfs_size = pointer
                 self.result.findings.append(
                     self.rules.finding(
-                        "MLS903", shown,
+                        "MLS903",
+                        shown,
                         f"Git LFS pointer: the artifact (sha256:{oid}, {lfs_size} bytes) is not"
                         " checked out, so it was not scanned",
                         details={"oid": f"sha256:{oid}", "size": lfs_size},
@@ -257,10 +266,7 @@ class Walker:
 
 
 def _inside_git(path: Path) -> bool:
-    for parent in (path, *path.parents):
-        if (parent / ".git").exists():
-            return True
-    return False
+    return any((parent / ".git").exists() for parent in (path, *path.parents))
 
 
 def walk(options: ScanOptions, rules: RuleSet) -> WalkResult:

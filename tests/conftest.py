@@ -16,13 +16,21 @@ FIXTURES = REPO / "fixtures"
 SHARED = REPO.parent / "shared"
 
 
-def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None,
-            env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m mlsec`` in a subprocess: the real CLI, exit code and streams."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "mlsec", *map(str, args)],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

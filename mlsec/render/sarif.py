@@ -94,9 +94,7 @@ def to_data(report: ScanReport) -> dict[str, Any]:
         {
             "level": "warning",
             "message": {"text": f"{e.path}: {e.message}"},
-            "locations": [
-                {"physicalLocation": {"artifactLocation": {"uri": _uri(e.path)}}}
-            ],
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(e.path)}}}],
         }
         for e in report.errors
     ]
@@ -111,9 +109,7 @@ def to_data(report: ScanReport) -> dict[str, Any]:
             }
         },
         "automationDetails": {"id": "mlsec/"},
-        "invocations": [
-            {"executionSuccessful": True, "toolExecutionNotifications": notifications}
-        ],
+        "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
         "results": [_result(f, index[f.rule_id]) for f in report.findings],
         "columnKind": "unicodeCodePoints",
         "properties": {"summary": report.summary()},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
@@ -61,15 +63,7 @@ def build(report: ScanReport) -> Group:
 
 def render(report: ScanReport, *, width: int = 120, color: bool = False) -> str:
     console = Console(
-        width=width, record=True, force_terminal=color, no_color=not color, file=_Null()
+        width=width, record=True, force_terminal=color, no_color=not color, file=io.StringIO()
     )
     console.print(build(report))
     return console.export_text(styles=color)
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

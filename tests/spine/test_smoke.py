@@ -22,4 +22,8 @@ def test_evil_pickle_found_and_gates(tmp_path: Path, cli) -> None:
     data = json.loads(proc.stdout)
     hits = [(f["rule_id"], f["severity"], f["path"]) for f in data["findings"]]
     assert ("MLS101", "critical", "model.bin") in hits
-    assert not [f for f in data["findings"] if f["path"] == "ok.pkl" and f["severity"] in ("critical", "high")]
+    assert not [
+        f
+        for f in data["findings"]
+        if f["path"] == "ok.pkl" and f["severity"] in ("critical", "high")
+    ]

@@ -1,0 +1,119 @@
+"""What analyzers learn that other parts use (the AIBOM, the JSON summary).
+
+Each analyzer returns one of these as ``AnalyzerResult.facts``; the scan stores it in
+``ScanReport.facts`` under the analyzer's name ("models", "dependencies", "signatures",
+"aibom"). They are plain frozen data with a ``to_json`` for the JSON report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlsec.findings import Severity
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Severity):
+        return obj.value
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+# -- models ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelFileFact:
+    """One model artifact as the model analyzers understood it."""
+
+    path: str  # relative to the scan root, '/'-separated
+    format: str  # pytorch-zip, pytorch-legacy, torchscript, pickle, joblib, numpy, npz,
+    # safetensors, gguf, onnx, keras, keras-h5, tf-savedmodel, zip, tar
+    size: int
+    framework: str | None = None  # pytorch, scikit-learn, tensorflow, keras, onnx, gguf, numpy
+    parameter_count: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # format metadata, as found
+    max_severity: Severity | None = None  # worst finding on this file, if any
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    files: tuple[ModelFileFact, ...] = ()
+
+    def to_json(self) -> Any:
+        return _jsonable([asdict(f) for f in self.files])
+
+
+# -- dependencies ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dependency:
+    name: str  # PEP 503 normalised
+    version: str | None  # the exact version when pinned or locked, else None
+    specifier: str  # as written, e.g. ">=2.0,<3" or "==1.2.3"
+    source: str  # manifest path relative to the scan root
+    line: int | None = None
+    pinned: bool = False
+    direct: bool = True  # False for transitive entries of a lock file
+    depends_on: tuple[str, ...] = ()  # normalised names, from lock files that record them
+
+
+@dataclass(frozen=True)
+class Advisory:
+    id: str  # the primary id (PYSEC/GHSA/...)
+    aliases: tuple[str, ...]
+    package: str
+    version: str
+    summary: str
+    fix_versions: tuple[str, ...]
+    severity: Severity
+    cvss_vector: str | None = None
+    cvss_score: float | None = None
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DependencyFacts:
+    dependencies: tuple[Dependency, ...] = ()
+    advisories: tuple[Advisory, ...] = ()
+    service: str | None = None  # e.g. "osv-db:<path> (<date>)", "pypi", "osv"
+    unaudited: tuple[str, ...] = ()  # packages the service could not answer for
+
+    def to_json(self) -> Any:
+        return _jsonable(
+            {
+                "service": self.service,
+                "dependencies": [asdict(d) for d in self.dependencies],
+                "advisories": [asdict(a) for a in self.advisories],
+                "unaudited": list(self.unaudited),
+            }
+        )
+
+
+# -- signatures -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SignatureFact:
+    path: str  # the signed model directory or file, relative to the scan root
+    kind: str  # "model-signing" or "sigstore-bundle"
+    bundle: str  # the signature file, relative to the scan root
+    verified: bool
+    signer: str | None = None  # certificate identity, or public key fingerprint
+    issuer: str | None = None  # OIDC issuer for keyless signatures
+    files: tuple[str, ...] = ()  # files covered by the signature, relative to the scan root
+    trusted_root: str | None = None  # "<source> sha256:<digest>" of the trust material used
+
+
+@dataclass(frozen=True)
+class SignatureFacts:
+    signatures: tuple[SignatureFact, ...] = ()
+    trusted_root: str | None = None
+
+    def to_json(self) -> Any:
+        return _jsonable(
+            {
+                "trusted_root": self.trusted_root,
+                "signatures": [asdict(s) for s in self.signatures],
+            }
+        )
