@@ -27,6 +27,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Digests computed in this process, so two analyzers (signatures, AIBOM) hash a file once.
+_MEMO: dict[tuple[str, str], str] = {}
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "mlsec"
@@ -94,6 +98,11 @@ def hash_files(
     result: dict[Path, str] = {}
     for path in paths:
         cached = cache.get(path) if cache else None
+        if not cached:
+            try:
+                cached = _MEMO.get((str(path), _stat_key(path)))
+            except OSError:
+                cached = None
         if cached:
             result[path] = cached
         else:
@@ -101,9 +110,12 @@ def hash_files(
 
     def one(path: Path) -> tuple[Path, str | None]:
         try:
-            return path, sha256_file(path)
+            key = (str(path), _stat_key(path))
+            digest = sha256_file(path)
         except OSError:
             return path, None
+        _MEMO[key] = digest
+        return path, digest
 
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
         for path, digest in pool.map(one, todo):

@@ -86,6 +86,7 @@ def scan(
             options=options,
             rules=rules,
             facts=dict(facts),
+            findings=tuple(findings),
             progress=progress(analyzer.description or analyzer.name, len(walked.targets)),
         )
         try:

@@ -40,6 +40,7 @@ class AnalysisContext:
     options: ScanOptions
     rules: RuleSet
     facts: Mapping[str, Any] = field(default_factory=dict)
+    findings: Sequence[Finding] = ()  # what earlier analyzers reported (for deduplication)
     progress: Callable[[int], None] = lambda n: None
 
     @property
