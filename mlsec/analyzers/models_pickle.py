@@ -131,7 +131,7 @@ class PickleModelsAnalyzer(FileAnalyzer):
         self._facts: list[ModelFileFact] = []
 
     def accepts(self, target: Target) -> bool:
-        return target.kind in ACCEPTED
+        return target.kind in ACCEPTED or _ends_like_zip(target)
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         origin = str(ctx.options.config_file or "[models]")
@@ -203,7 +203,10 @@ class _FileScan:
     def run(self) -> list[Finding]:
         try:
             with open(self.target.path, "rb") as handle:
-                self.scan_blob(handle, self.target.size, self.target.path.name, None, 0)
+                if self.target.kind in ACCEPTED:
+                    self.scan_blob(handle, self.target.size, self.target.path.name, None, 0)
+                else:  # a zip with something else in front (polyglot, self-extractor)
+                    self.scan_zip(handle, self.target.size, None, 0)
         except LimitExceeded as exc:
             self.limit(exc, None)
         if self.pickles:
@@ -784,10 +787,22 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+def _ends_like_zip(target: Target) -> bool:
+    """Whether a file of another kind ends with a zip directory record (no comment)."""
+    if target.kind not in (FileKind.BINARY, FileKind.TEXT) or target.size < 22:
+        return False
+    try:
+        with open(target.path, "rb") as handle:
+            handle.seek(target.size - 22)
+            return handle.read(4) == b"PK\x05\x06"
+    except OSError:
+        return False
+
+
 def _seekable(stream: IO[bytes]) -> bool:
     try:
         return bool(stream.seekable())
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # tarfile's stream mode has no seekable()
         return False
 
 

@@ -258,7 +258,7 @@ class ByteReader:
         self._base = 0
         try:
             self._seekable = bool(raw.seekable())
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             self._seekable = False
         self._size = size
 
