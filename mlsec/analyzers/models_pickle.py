@@ -209,6 +209,8 @@ class _FileScan:
                     self.scan_zip(handle, self.target.size, None, 0)
         except LimitExceeded as exc:
             self.limit(exc, None)
+        except Truncated as exc:
+            self.corrupt(f"File is truncated or corrupt: {exc}", None)
         if self.pickles:
             self.add(
                 "MLS102",
@@ -520,7 +522,7 @@ class _FileScan:
                 self._zip_entry(handle, size, entry, entry_member, depth)
             except FormatError as exc:
                 self.corrupt(f"Archive member cannot be read: {exc}", entry_member)
-            except (OSError, EOFError, ValueError) as exc:
+            except (OSError, EOFError, ValueError, Truncated) as exc:
                 self.corrupt(f"Archive member cannot be decompressed: {exc}", entry_member)
             except LimitExceeded as exc:
                 if exc.limit == "file-timeout-seconds":
@@ -617,7 +619,7 @@ class _FileScan:
                 tar = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115 - closed below
             else:
                 tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except (tarfile.TarError, OSError, EOFError, Truncated) as exc:
             self.corrupt(f"Tar archive cannot be read: {exc}", member)
             return
         try:
@@ -655,7 +657,7 @@ class _FileScan:
                     if exc.limit == "file-timeout-seconds":
                         raise
                     self.limit(exc, entry_member)
-        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        except (tarfile.TarError, OSError, EOFError, ValueError, Truncated) as exc:
             self.corrupt(f"Tar archive is damaged: {exc}", member)
         finally:
             tar.close()
@@ -753,7 +755,7 @@ class _Spool:
         except LimitExceeded as exc:
             self.scan.limit(exc, self.member)
             return None
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, Truncated) as exc:
             self.scan.corrupt(f"Compressed data cannot be read: {exc}", self.member)
             return None
         spool.seek(0)

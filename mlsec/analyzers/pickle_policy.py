@@ -13,14 +13,13 @@ import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 from mlsec.errors import ConfigError
 from mlsec.findings import Severity
 
 LIST_NAME = "pickle_globals"
-_PATTERN = re.compile(r"^[A-Za-z_][\w.*?\[\]-]*$")
+_PATTERN = re.compile(r"^[A-Za-z_][\w.*]*$")
 
 
 class Tier(enum.IntEnum):
@@ -47,8 +46,52 @@ class Verdict:
 
 @dataclass(frozen=True)
 class _Entry:
+    """Patterns sharing one reason, pre-sorted so matching needs no regular expressions
+    (compiling a few hundred fnmatch regexes would cost more than scanning a checkpoint)."""
+
     patterns: tuple[str, ...]
     reason: str
+    exact: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()  # from "module.*": the module and everything below it
+    globs: tuple[tuple[str, ...], ...] = ()  # other patterns, split at "*"
+
+    @classmethod
+    def build(cls, patterns: Iterable[str], reason: str) -> _Entry:
+        pats = tuple(patterns)
+        exact = frozenset(p for p in pats if "*" not in p)
+        prefixes = tuple(p[:-1] for p in pats if p.endswith(".*") and p.count("*") == 1)
+        globs = tuple(
+            tuple(p.split("*"))
+            for p in pats
+            if "*" in p and not (p.endswith(".*") and p.count("*") == 1)
+        )
+        return cls(pats, reason, exact, prefixes, globs)
+
+    def matches(self, qualname: str, *, glob: bool) -> bool:
+        if qualname in self.exact:
+            return True
+        if not glob:
+            return False
+        if qualname.startswith(self.prefixes):
+            return True
+        return any(_glob_match(parts, qualname) for parts in self.globs)
+
+
+def _glob_match(parts: tuple[str, ...], text: str) -> bool:
+    """fnmatch with "*" only (matching any text, dots included)."""
+    first, *middle, last = parts
+    if not text.startswith(first) or not text.endswith(last):
+        return False
+    if len(text) < len(first) + len(last):
+        return False
+    pos = len(first)
+    end = len(text) - len(last)
+    for part in middle:
+        found = text.find(part, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return True
 
 
 # -- [models] configuration ------------------------------------------------------------------
@@ -108,16 +151,16 @@ class PicklePolicy:
 
         def entries(tier: str) -> list[_Entry]:
             return [
-                _Entry(tuple(str(g) for g in e.get("globals", [])), str(e.get("reason", "")))
+                _Entry.build((str(g) for g in e.get("globals", [])), str(e.get("reason", "")))
                 for e in data.get(tier, [])
             ]
 
         safe = entries("safe")
         ml = entries("ml")
         if config.allow:
-            safe.append(_Entry(config.allow, "allowed by configuration (models.allow)"))
+            safe.append(_Entry.build(config.allow, "allowed by configuration (models.allow)"))
         if config.trusted:
-            ml.append(_Entry(config.trusted, "trusted by configuration (models.trusted)"))
+            ml.append(_Entry.build(config.trusted, "trusted by configuration (models.trusted)"))
         aliases = {str(k): str(v) for k, v in data.get("aliases", {}).items()}
         return cls(aliases, tuple(entries("critical")), tuple(safe), tuple(ml))
 
@@ -182,9 +225,8 @@ class PicklePolicy:
 
 def _match(entries: Iterable[_Entry], qualname: str, *, glob: bool) -> str | None:
     for entry in entries:
-        for pattern in entry.patterns:
-            if pattern == qualname or (glob and fnmatchcase(qualname, pattern)):
-                return entry.reason
+        if entry.matches(qualname, glob=glob):
+            return entry.reason
     return None
 
 

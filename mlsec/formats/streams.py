@@ -170,6 +170,14 @@ class Decompressing(io.RawIOBase):
             )
 
     def readinto(self, buffer: Any) -> int:
+        try:
+            return self._readinto(buffer)
+        except (LimitExceeded, Truncated):
+            raise
+        except Exception as exc:  # zlib.error, lzma.LZMAError, OSError, lz4's RuntimeError
+            raise Truncated(f"{self._what} is corrupt: {exc}") from None
+
+    def _readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         want = len(view)
         if self._pending:
