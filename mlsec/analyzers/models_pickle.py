@@ -97,6 +97,8 @@ _ELEMENT_SIZE = {
     "QInt32": 4,
 }
 _MAX_CRC_CHECK = 64 * 1024**2
+_SHADOW_WINDOW = 64 * 1024
+_IDENTIFIER = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*$")
 _MAX_CODE_READ = 1024**2
 _SPOOL_MEMORY = 16 * 1024**2
 # TorchScript serializes compiled code with no imports of its own; Python-level escapes in
@@ -483,13 +485,44 @@ class _FileScan:
             count = 1
             for n in shape:
                 count *= n
-            if state.get("numpy_array_alignment_bytes") is not None:
-                pad = reader.byte()
-                if pad < 0:
-                    raise Truncated("stream ends inside joblib array padding")
-                reader.skip(pad)
+            aligned = state.get("numpy_array_alignment_bytes") is not None
+            head = reader.peek(1)
+            pad = head[0] if aligned and head else 0
+            region = (1 + pad if aligned else 0) + count * itemsize
+            self._shadow_parse(reader.peek(min(region, _SHADOW_WINDOW)), acc)
+            if aligned:
+                reader.skip(1 + pad)
             reader.skip(count * itemsize)
         machine.stack[-1] = Opaque("<ndarray>")
+
+    def _shadow_parse(self, data: bytes, acc: _MemberImports) -> None:
+        """Read joblib's raw array bytes as opcodes, as plain ``pickle.load`` would.
+
+        joblib skips them, but anyone loading the file with pickle.load (or
+        pandas.read_pickle) executes them: report imports that are not plain data.
+        """
+        if not data:
+            return
+        budget = Budget(timeout=1.0, max_ops=10_000, max_uncompressed=0, max_ratio=1)
+        try:
+            res = run_pickle(ByteReader(io.BytesIO(data), len(data)), budget)
+        except LimitExceeded:
+            return
+        for imp in res.imports:
+            if not isinstance(imp, Global) or not (
+                _IDENTIFIER.match(imp.module) and _IDENTIFIER.match(imp.name)
+            ):
+                continue
+            verdict = self.policy.classify(imp.module, imp.name)
+            if verdict.tier in (Tier.CRITICAL, Tier.UNKNOWN):
+                call = render(imp.calls[0]) if imp.calls else imp.qualname
+                self.add(
+                    "MLS101" if verdict.tier is Tier.CRITICAL else "MLS104",
+                    f"joblib array data doubles as pickle code that plain pickle.load runs:"
+                    f" {call} ({verdict.reason})",
+                    acc.member,
+                    key=f"joblib-array:{imp.qualname}",
+                )
 
     # -- zip ------------------------------------------------------------------------------
     def scan_zip(self, stream: IO[bytes], size: int | None, member: str | None, depth: int) -> None:

@@ -643,13 +643,8 @@ class Machine:
     def _nested(self, loader: str, args: Any, pos: int) -> None:
         if not isinstance(args, tuple) or not args:
             return
-        data = args[0]
-        # torch.load(io.BytesIO(b'...')): look through a BytesIO wrapper
-        if isinstance(data, Call) and isinstance(data.args, tuple) and data.args:
-            data = data.args[0]
-        if isinstance(data, str):
-            data = data.encode("latin-1", "replace")
-        if isinstance(data, bytes | BytesRef):
+        data = const_bytes(args[0])
+        if data is not None:
             self.result.nested.append(NestedPayload(loader, data, pos))
 
     def op_BUILD(self, pos: int) -> bool:
@@ -688,6 +683,78 @@ class Machine:
     def op_EXT4(self, pos: int) -> bool:
         self._ext(int.from_bytes(self.r.read(4), "little", signed=True), pos, "EXT4")
         return False
+
+
+_DECODERS = {
+    "base64.b64decode",
+    "base64.standard_b64decode",
+    "base64.urlsafe_b64decode",
+    "binascii.a2b_base64",
+    "binascii.unhexlify",
+    "binascii.a2b_hex",
+    "bytes.fromhex",
+    "builtins.bytes.fromhex",
+    "zlib.decompress",
+    "codecs.decode",
+    "_codecs.decode",
+    "codecs.encode",
+    "_codecs.encode",
+    "io.BytesIO",
+    "_io.BytesIO",
+    "builtins.bytes",
+    "builtins.bytearray",
+    "__builtin__.bytes",
+    "__builtin__.bytearray",
+}
+
+
+def const_bytes(value: Any, depth: int = 0) -> bytes | BytesRef | None:
+    """The bytes a value evaluates to, if it is built from constants by harmless decoders.
+
+    Nested payloads are often wrapped (``pickle.loads(base64.b64decode('...'))``, protocol 2's
+    ``_codecs.encode(str, 'latin1')``, ``torch.load(io.BytesIO(...))``); these few pure
+    functions are evaluated here, on constants only, so the inner pickle can be scanned.
+    """
+    import base64
+    import binascii
+    import zlib
+
+    if isinstance(value, bytes | BytesRef):
+        return value
+    if isinstance(value, str):
+        return value.encode("latin-1", "replace")
+    if depth > 8 or not isinstance(value, Call) or not isinstance(value.func, Global):
+        return None
+    name = value.func.qualname
+    if name not in _DECODERS or not isinstance(value.args, tuple) or not value.args:
+        return None
+    rest = value.args[1:]
+    if name.endswith(("bytes", "bytearray")) and isinstance(value.args[0], list):
+        items = value.args[0]
+        return bytes(i for i in items if isinstance(i, int) and 0 <= i < 256)
+    inner = const_bytes(value.args[0], depth + 1)
+    if not isinstance(inner, bytes):
+        return inner
+    try:
+        if name.endswith(("b64decode", "a2b_base64")):
+            if "urlsafe" in name:
+                return base64.urlsafe_b64decode(inner)
+            return base64.b64decode(inner)
+        if name.endswith(("unhexlify", "a2b_hex", "fromhex")):
+            return binascii.unhexlify(inner.replace(b" ", b""))
+        if name == "zlib.decompress":
+            out = zlib.decompressobj().decompress(inner, KEEP_BYTES * 64)
+            return out
+        if name.endswith("decode"):
+            codec = rest[0] if rest and isinstance(rest[0], str) else "utf-8"
+            if codec in ("base64", "base_64"):
+                return base64.b64decode(inner)
+            if codec in ("hex", "hex_codec"):
+                return binascii.unhexlify(inner)
+            return inner
+    except (ValueError, binascii.Error, zlib.error):
+        return None
+    return inner
 
 
 def run_pickle(

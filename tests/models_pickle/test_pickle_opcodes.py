@@ -200,3 +200,25 @@ def test_render_shapes() -> None:
     res = run_pickle(ByteReader(io.BytesIO(data), len(data)), _budget())
     call = res.imports[0].calls[0]
     assert render(call) == "builtins.eval('1+1')"
+
+
+def test_nested_payload_behind_decoders(scan_file) -> None:
+    import base64
+
+    inner = evil("echo b64")
+    wrapped = Reduce(pickle.loads, Reduce(base64.b64decode, base64.b64encode(inner).decode()))
+    report = scan_file("b64.pkl", pickle.dumps(wrapped, protocol=2))
+    nested = [f for f in report.findings if f.member and "payload" in f.member]
+    assert [(f.rule_id, f.severity.value) for f in nested] == [("MLS101", "critical")]
+    assert "echo b64" in nested[0].message
+
+
+def test_timeout_is_a_finding(scan_file) -> None:
+    from dataclasses import replace
+
+    from mlsec.config import Limits
+
+    data = pickle.dumps(list(range(200_000)), protocol=2)
+    report = scan_file("slow.pkl", data, limits=replace(Limits(), file_timeout_seconds=1e-6))
+    limit = [f for f in report.findings if f.rule_id == "MLS904"]
+    assert [(f.severity.value, f.key) for f in limit] == [("medium", "file-timeout-seconds")]
