@@ -50,7 +50,7 @@ from mlsec.formats.streams import (
     open_decompressed,
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
-from mlsec.sniff import HEAD_SIZE, FileKind, sniff
+from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, sniff
 from mlsec.walk import Target
 
 ACCEPTED = frozenset(
@@ -273,10 +273,15 @@ class _FileScan:
             stream = io.BufferedReader(_Prefixed(head, handle))
         kind = sniff(head, name)
         if kind is FileKind.PICKLE:
-            if depth == 0:
-                self.set_format("pickle")
             remaining = None if size is None else size - (start or 0)
-            self.scan_pickles(ByteReader(stream, remaining, start or 0), member, multi=True)
+            self.scan_pickles(
+                ByteReader(stream, remaining, start or 0),
+                member,
+                multi=True,
+                content_only=not _pickle_name(name),
+            )
+            if depth == 0 and self.pickles:
+                self.set_format("pickle")
         elif kind is FileKind.ZIP:
             self.scan_zip(stream, size, member, depth)
         elif kind is FileKind.TAR:
@@ -296,9 +301,20 @@ class _FileScan:
 
     # -- pickle streams -------------------------------------------------------------------
     def scan_pickles(
-        self, reader: ByteReader, member: str | None, *, multi: bool, count: int | None = None
+        self,
+        reader: ByteReader,
+        member: str | None,
+        *,
+        multi: bool,
+        count: int | None = None,
+        content_only: bool = False,
     ) -> list[PickleResult]:
-        """Scan the pickles of one stream; ``multi``: keep going after STOP."""
+        """Scan the pickles of one stream; ``multi``: keep going after STOP.
+
+        ``content_only``: the stream was taken for a pickle only because it starts with a
+        PROTO opcode (no pickle-like name). Raw tensor bytes can start that way too, so if it
+        breaks before importing anything it is not a pickle, and no finding is made.
+        """
         acc = _MemberImports(member)
         results: list[PickleResult] = []
         legacy = False
@@ -307,6 +323,13 @@ class _FileScan:
                 first = reader.peek(2)
                 res = run_pickle(reader, self.budget, self._hooks(acc))
                 results.append(res)
+                if (
+                    content_only
+                    and len(results) == 1
+                    and res.error is not None
+                    and not res.imports
+                ):
+                    return results
                 self._collect(res, acc)
                 if res.error is not None:
                     looks_pickle = (
@@ -624,7 +647,12 @@ class _FileScan:
                         "CRC-32 does not match (loaders that skip CRC checks still read it)"
                     )
             known = entry.size if entry.method == 0 else None
-            self.scan_pickles(ByteReader(stream, known), entry_member, multi=True)
+            self.scan_pickles(
+                ByteReader(stream, known),
+                entry_member,
+                multi=True,
+                content_only=not _pickle_name(entry.name),
+            )
             return
         self.scan_blob(
             stream, entry.size if entry.method == 0 else None, entry.name, entry_member, depth + 1
@@ -820,6 +848,12 @@ class _Prefixed(io.RawIOBase):
         data = self._rest.read(len(view))
         view[: len(data)] = data
         return len(data)
+
+
+def _pickle_name(name: str) -> bool:
+    """Whether a file name says "pickle" (then a broken stream is a corrupt pickle)."""
+    lower = _strip_compression(name.rsplit("/", 1)[-1].lower())
+    return lower.endswith(tuple(PICKLE_EXTENSIONS) + (".debug_pkl", ".npy", ".pyt"))
 
 
 def _ends_like_zip(target: Target) -> bool:
