@@ -323,12 +323,7 @@ class _FileScan:
                 first = reader.peek(2)
                 res = run_pickle(reader, self.budget, self._hooks(acc))
                 results.append(res)
-                if (
-                    content_only
-                    and len(results) == 1
-                    and res.error is not None
-                    and not res.imports
-                ):
+                if content_only and len(results) == 1 and res.error is not None and not res.imports:
                     return results
                 self._collect(res, acc)
                 if res.error is not None:
@@ -853,7 +848,7 @@ class _Prefixed(io.RawIOBase):
 def _pickle_name(name: str) -> bool:
     """Whether a file name says "pickle" (then a broken stream is a corrupt pickle)."""
     lower = _strip_compression(name.rsplit("/", 1)[-1].lower())
-    return lower.endswith(tuple(PICKLE_EXTENSIONS) + (".debug_pkl", ".npy", ".pyt"))
+    return lower.endswith((*PICKLE_EXTENSIONS, ".debug_pkl", ".npy", ".pyt"))
 
 
 def _ends_like_zip(target: Target) -> bool:

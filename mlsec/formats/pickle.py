@@ -25,7 +25,9 @@ from mlsec.formats.streams import Budget, ByteReader, Truncated
 KEEP_BYTES = 1 << 20  # payloads up to this size are kept (rendering, nested pickles)
 MAX_ITEMS = 256  # items kept per container (enough to render and to read small states)
 MAX_STACK = 1_000_000
-MAX_MEMO = 1_000_000
+MAX_MEMO = 300_000
+MAX_MEMO_NAMES = 2_000_000
+MAX_MEMO_STRUCTURED = 20_000  # memoized containers/calls kept as values (memory bound)
 OPS_PER_CHECK = 4096
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
@@ -119,6 +121,9 @@ class PSet(list[Any]):
     """A set or frozenset under construction (kept as a list: items may be unhashable)."""
 
 
+_FORGOTTEN = Opaque("<memoized value not kept>")
+
+
 @dataclass
 class NestedPayload:
     """Bytes handed to a deserializer inside the pickle (``pickle.loads(b'...')``)."""
@@ -154,7 +159,14 @@ class PickleHooks:
 _OPS = {op.code.encode("latin-1")[0]: op for op in pickletools.opcodes}
 
 
+_SCALARS = frozenset({str, int, bytes, float, bool, type(None)})
+_STRUCTURED = frozenset({list, dict, tuple, PSet, Call})
+_NAME_TYPES = frozenset({str, Global, Unresolved})
+
+
 def _hashable(value: Any) -> bool:
+    if type(value) in _SCALARS:
+        return True
     try:
         hash(value)
     except TypeError:
@@ -177,6 +189,7 @@ class Machine:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
+        self._memo_structured = 0
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
         for code, op in _OPS.items():
@@ -203,6 +216,8 @@ class Machine:
                 ops += 1
                 if ops % OPS_PER_CHECK == 0:
                     self.budget.spend_ops(OPS_PER_CHECK)
+                    if len(self.stack) + len(self.metastack) > MAX_STACK:
+                        raise PickleError(f"stack deeper than {MAX_STACK} items")
                 if handler(pos):
                     res.end = r.tell()
                     break
@@ -219,9 +234,7 @@ class Machine:
 
     # -- stack helpers -------------------------------------------------------------------------
     def push(self, value: Any) -> None:
-        if len(self.stack) >= MAX_STACK:
-            raise PickleError(f"stack deeper than {MAX_STACK} items")
-        self.stack.append(value)
+        self.stack.append(value)  # depth is checked every OPS_PER_CHECK opcodes
 
     def pop(self) -> Any:
         if not self.stack:
@@ -540,8 +553,18 @@ class Machine:
         if index < 0:
             raise PickleError("negative memo key")
         value = self.top()
-        if len(self.memo) < MAX_MEMO or index in self.memo:
+        if type(value) in _STRUCTURED:
+            # Containers and calls are only needed to render calls and read small states;
+            # past a budget the memo keeps a placeholder so memory stays bounded.
+            if self._memo_structured >= MAX_MEMO_STRUCTURED:
+                value = _FORGOTTEN
+            else:
+                self._memo_structured += 1
+        size = len(self.memo)
+        if size < MAX_MEMO or index in self.memo:
             self.memo[index] = value
+        elif size < MAX_MEMO_NAMES and type(value) in _NAME_TYPES:
+            self.memo[index] = value  # past the cap only what names are made of is kept
 
     def op_GET(self, pos: int) -> bool:
         self._get(int(self._line()))
