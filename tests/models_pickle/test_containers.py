@@ -210,6 +210,8 @@ def test_joblib_object_array_inline_pickle(scan_file) -> None:
         ("x.pkl.lzma", lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE)),
         ("x.pkl.z", zlib.compress),
         ("x.pkl.lz4", lz4.frame.compress),
+        # joblib < 0.10 "zfile": "ZF" + 19-byte hex length + one zlib stream
+        ("old.joblib", lambda d: b"ZF" + hex(len(d)).encode().ljust(19) + zlib.compress(d)),
     ],
 )
 def test_compressed_raw_pickles(scan_file, name: str, wrap) -> None:
