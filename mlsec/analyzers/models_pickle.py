@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import io
 import re
-import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
 from mlsec.analyzers.pickle_policy import (
@@ -52,6 +50,9 @@ from mlsec.formats.streams import (
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
 from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, sniff
 from mlsec.walk import Target
+
+if TYPE_CHECKING:
+    import tarfile
 
 ACCEPTED = frozenset(
     {
@@ -668,6 +669,8 @@ class _FileScan:
 
     # -- tar ------------------------------------------------------------------------------
     def scan_tar(self, stream: IO[bytes], member: str | None, depth: int) -> None:
+        import tarfile  # lazily: most scans never meet a tar, and it is slow to import
+
         if member is None:
             self.set_format("tar")
         try:
@@ -803,6 +806,8 @@ class _Spool:
         self.file: IO[bytes] | None = None
 
     def __enter__(self) -> IO[bytes] | None:
+        import tempfile
+
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)
         self.file = spool
         try:

@@ -1,6 +1,7 @@
 """Static pickle analysis: walk every opcode of protocols 0-5 without unpickling anything.
 
-The standard library's :mod:`pickletools` describes the opcodes but its ``genops`` reads every
+The standard library's :mod:`pickletools` describes the opcodes (their table is mirrored in
+:data:`OPCODE_NAMES`) but its ``genops`` reads every
 argument into memory (a 4 GiB ``BINBYTES8`` payload included) and stops at the first error.
 This module decodes opcodes itself over a :class:`~mlsec.formats.streams.ByteReader`: payloads
 larger than :data:`KEEP_BYTES` are skipped (seeked over in files), and a small symbolic
@@ -14,7 +15,6 @@ middle of its pickle stream; the hook skips them exactly like joblib's unpickler
 
 from __future__ import annotations
 
-import pickletools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,7 +156,78 @@ class PickleHooks:
     after_build: Callable[[Any, ByteReader, Machine], None] | None = None
 
 
-_OPS = {op.code.encode("latin-1")[0]: op for op in pickletools.opcodes}
+# Opcode byte -> name, as in pickletools.opcodes (a test keeps them equal). Spelled out so
+# the scan path does not import pickletools, pickle and their dependencies at start-up.
+OPCODE_NAMES: dict[int, str] = {
+    0x49: "INT",
+    0x4A: "BININT",
+    0x4B: "BININT1",
+    0x4D: "BININT2",
+    0x4C: "LONG",
+    0x8A: "LONG1",
+    0x8B: "LONG4",
+    0x53: "STRING",
+    0x54: "BINSTRING",
+    0x55: "SHORT_BINSTRING",
+    0x42: "BINBYTES",
+    0x43: "SHORT_BINBYTES",
+    0x8E: "BINBYTES8",
+    0x96: "BYTEARRAY8",
+    0x97: "NEXT_BUFFER",
+    0x98: "READONLY_BUFFER",
+    0x4E: "NONE",
+    0x88: "NEWTRUE",
+    0x89: "NEWFALSE",
+    0x56: "UNICODE",
+    0x8C: "SHORT_BINUNICODE",
+    0x58: "BINUNICODE",
+    0x8D: "BINUNICODE8",
+    0x46: "FLOAT",
+    0x47: "BINFLOAT",
+    0x5D: "EMPTY_LIST",
+    0x61: "APPEND",
+    0x65: "APPENDS",
+    0x6C: "LIST",
+    0x29: "EMPTY_TUPLE",
+    0x74: "TUPLE",
+    0x85: "TUPLE1",
+    0x86: "TUPLE2",
+    0x87: "TUPLE3",
+    0x7D: "EMPTY_DICT",
+    0x64: "DICT",
+    0x73: "SETITEM",
+    0x75: "SETITEMS",
+    0x8F: "EMPTY_SET",
+    0x90: "ADDITEMS",
+    0x91: "FROZENSET",
+    0x30: "POP",
+    0x32: "DUP",
+    0x28: "MARK",
+    0x31: "POP_MARK",
+    0x67: "GET",
+    0x68: "BINGET",
+    0x6A: "LONG_BINGET",
+    0x70: "PUT",
+    0x71: "BINPUT",
+    0x72: "LONG_BINPUT",
+    0x94: "MEMOIZE",
+    0x82: "EXT1",
+    0x83: "EXT2",
+    0x84: "EXT4",
+    0x63: "GLOBAL",
+    0x93: "STACK_GLOBAL",
+    0x52: "REDUCE",
+    0x62: "BUILD",
+    0x69: "INST",
+    0x6F: "OBJ",
+    0x81: "NEWOBJ",
+    0x92: "NEWOBJ_EX",
+    0x80: "PROTO",
+    0x2E: "STOP",
+    0x95: "FRAME",
+    0x50: "PERSID",
+    0x51: "BINPERSID",
+}
 
 
 _SCALARS = frozenset({str, int, bytes, float, bool, type(None)})
@@ -192,8 +263,8 @@ class Machine:
         self._memo_structured = 0
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
-        for code, op in _OPS.items():
-            method = getattr(self, "op_" + op.name, None)
+        for code, name in OPCODE_NAMES.items():
+            method = getattr(self, "op_" + name, None)
             if method is not None:
                 self._dispatch[code] = method
 

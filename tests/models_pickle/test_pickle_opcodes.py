@@ -222,3 +222,12 @@ def test_timeout_is_a_finding(scan_file) -> None:
     report = scan_file("slow.pkl", data, limits=replace(Limits(), file_timeout_seconds=1e-6))
     limit = [f for f in report.findings if f.rule_id == "MLS904"]
     assert [(f.severity.value, f.key) for f in limit] == [("medium", "file-timeout-seconds")]
+
+
+def test_opcode_table_matches_stdlib() -> None:
+    import pickletools
+
+    from mlsec.formats.pickle import OPCODE_NAMES, Machine
+
+    assert {ord(op.code): op.name for op in pickletools.opcodes} == OPCODE_NAMES
+    assert all(hasattr(Machine, "op_" + name) for name in OPCODE_NAMES.values())
