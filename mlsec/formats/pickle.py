@@ -591,10 +591,10 @@ class Machine:
 
     # -- stack and memo ------------------------------------------------------------------------
     def op_POP(self, pos: int) -> bool:
-        if self.stack and self.stack[-1] is MARK:
+        if self.stack:
+            self.stack.pop()
+        else:  # like the unpickler: POP on an empty frame discards the MARK
             self.pop_mark()
-        else:
-            self.pop()
         return False
 
     def op_DUP(self, pos: int) -> bool:

@@ -231,3 +231,12 @@ def test_opcode_table_matches_stdlib() -> None:
 
     assert {ord(op.code): op.name for op in pickletools.opcodes} == OPCODE_NAMES
     assert all(hasattr(Machine, "op_" + name) for name in OPCODE_NAMES.values())
+
+
+def test_pop_discards_a_mark_like_the_unpickler(scan_file) -> None:
+    # MARK, POP (drops the mark), then a plain REDUCE of os.system.
+    payload = b"\x80\x02(0cos\nsystem\nX\x06\x00\x00\x00echo pq\x85R."
+    report = scan_file("popmark.pkl", payload)
+    found = hits(report)
+    assert ("MLS101", "critical", "popmark.pkl", None) in found
+    assert not [f for f in report.findings if f.rule_id == "MLS100"]
