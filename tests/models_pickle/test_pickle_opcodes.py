@@ -42,8 +42,8 @@ def test_names_through_memo_get_dup_pop(scan_file) -> None:
         b"\x8c\x06system\x94"  # 'system' -> memo 1
         b"0"  # POP
         b"0"  # POP
-        b"\x8c\x05decoy2"  # DUP then POP
-        b"0"
+        b"\x8c\x05decoy2"  # push, DUP, then POP both
+        b"00"
         b"h\x00h\x01"  # BINGET 0, BINGET 1
         b"\x93"  # STACK_GLOBAL -> os.system
         b"\x8c\x06echo m\x85R."
@@ -235,7 +235,7 @@ def test_opcode_table_matches_stdlib() -> None:
 
 def test_pop_discards_a_mark_like_the_unpickler(scan_file) -> None:
     # MARK, POP (drops the mark), then a plain REDUCE of os.system.
-    payload = b"\x80\x02(0cos\nsystem\nX\x06\x00\x00\x00echo pq\x85R."
+    payload = b"\x80\x02(0cos\nsystem\nX\x07\x00\x00\x00echo pq\x85R."
     report = scan_file("popmark.pkl", payload)
     found = hits(report)
     assert ("MLS101", "critical", "popmark.pkl", None) in found
