@@ -118,10 +118,11 @@ class Window(io.RawIOBase):
         if want <= 0:
             return 0
         self._handle.seek(self._start + self._pos)
-        got = self._handle.readinto(view[:want])  # type: ignore[attr-defined]
-        got = got or 0
+        data = self._handle.read(want)  # read(), not readinto(): spooled files lack it on 3.10
+        got = len(data)
+        view[:got] = data
         self._pos += got
-        return int(got)
+        return got
 
 
 class Decompressing(io.RawIOBase):
