@@ -277,10 +277,18 @@ class Machine:
         ops = 0
         try:
             while True:
-                pos = r.tell()
-                code = r.byte()
-                if code < 0:
-                    raise Truncated("stream ends before STOP")
+                # Inline fast path of r.tell() and r.byte(): this loop runs once per opcode.
+                buf = r._buf
+                i = r._i
+                if i < len(buf):
+                    code = buf[i]
+                    r._i = i + 1
+                    pos = r._base + i
+                else:
+                    pos = r.tell()
+                    code = r.byte()
+                    if code < 0:
+                        raise Truncated("stream ends before STOP")
                 handler = dispatch.get(code)
                 if handler is None:
                     raise PickleError(f"invalid opcode 0x{code:02x}")

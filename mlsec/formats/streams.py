@@ -326,6 +326,11 @@ class ByteReader:
         return self._buf[self._i - 1]
 
     def read(self, n: int) -> bytes:
+        i = self._i
+        j = i + n
+        if j <= len(self._buf):  # fast path: the bytes are buffered
+            self._i = j
+            return self._buf[i:j]
         if not self._fill(n):
             raise Truncated(f"stream ends inside a {n}-byte field")
         i = self._i
