@@ -313,7 +313,9 @@ class Machine:
 
     # -- stack helpers -------------------------------------------------------------------------
     def push(self, value: Any) -> None:
-        self.stack.append(value)  # depth is checked every OPS_PER_CHECK opcodes
+        # Depth is checked every OPS_PER_CHECK opcodes. Handlers must not inline this as
+        # self.stack.append(f()) when f pops to a MARK: that swaps self.stack.
+        self.stack.append(value)
 
     def pop(self) -> Any:
         if not self.stack:
@@ -386,7 +388,7 @@ class Machine:
         return False
 
     def op_BININT1(self, pos: int) -> bool:
-        self.push(self._uint(1))
+        self.stack.append(self.r.read(1)[0])
         return False
 
     def op_BININT2(self, pos: int) -> bool:
@@ -482,7 +484,7 @@ class Machine:
         return False
 
     def op_SHORT_BINUNICODE(self, pos: int) -> bool:
-        self.push(self._payload(self._uint(1), "str"))
+        self.stack.append(self.r.read(self.r.read(1)[0]).decode("utf-8", "surrogatepass"))
         return False
 
     def op_BINUNICODE(self, pos: int) -> bool:
@@ -650,7 +652,7 @@ class Machine:
         return False
 
     def op_BINGET(self, pos: int) -> bool:
-        self._get(self._uint(1))
+        self._get(self.r.read(1)[0])
         return False
 
     def op_LONG_BINGET(self, pos: int) -> bool:
@@ -662,7 +664,7 @@ class Machine:
         return False
 
     def op_BINPUT(self, pos: int) -> bool:
-        self._put(self._uint(1))
+        self._put(self.r.read(1)[0])
         return False
 
     def op_LONG_BINPUT(self, pos: int) -> bool:
