@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
 from mlsec.analyzers.pickle_policy import (
@@ -27,7 +27,6 @@ from mlsec.facts import ModelFacts, ModelFileFact
 from mlsec.findings import Finding, join_member
 from mlsec.formats import FormatError
 from mlsec.formats.pickle import (
-    BytesRef,
     Call,
     Global,
     Machine,
@@ -455,20 +454,28 @@ class _FileScan:
                 self.nested_count += 1
                 label = join_member(member, f"<{payload.loader} payload {self.nested_count}>")
                 data = payload.data
-                if isinstance(data, BytesRef):
-                    got = reader.read_range(data.start, data.length)
-                    if got is None:
-                        self.add(
-                            "MLS904",
-                            f"Not scanned: a {data.length}-byte payload handed to"
-                            f" {payload.loader} inside a compressed stream",
-                            label,
-                            key="nested-payload",
-                        )
-                        continue
-                    data = got
                 depth = member.count("!") + 1 if member else 1
-                self.scan_blob(io.BytesIO(data), len(data), "payload.pkl", label, depth)
+                if isinstance(data, bytes):
+                    self.scan_blob(io.BytesIO(data), len(data), "payload.pkl", label, depth)
+                    continue
+                if not reader.seekable:
+                    self.add(
+                        "MLS904",
+                        f"Not scanned: a {data.length}-byte payload handed to"
+                        f" {payload.loader} inside a compressed stream",
+                        label,
+                        key="nested-payload",
+                    )
+                    continue
+                # A large payload is scanned in place, through a window on the same file;
+                # the outer reader's position is restored afterwards.
+                raw = reader.raw
+                here = raw.tell()
+                try:
+                    window = cast(IO[bytes], Window(raw, reader.origin + data.start, data.length))
+                    self.scan_blob(window, data.length, "payload.pkl", label, depth)
+                finally:
+                    raw.seek(here)
 
     # -- joblib inline arrays -------------------------------------------------------------
     def _hooks(self, acc: _MemberImports) -> PickleHooks:

@@ -240,3 +240,12 @@ def test_pop_discards_a_mark_like_the_unpickler(scan_file) -> None:
     found = hits(report)
     assert ("MLS101", "critical", "popmark.pkl", None) in found
     assert not [f for f in report.findings if f.rule_id == "MLS100"]
+
+
+def test_large_nested_payload_scanned_in_place(scan_file) -> None:
+    inner = evil("echo big-inner") + b"\x00" * (2 * 1024**2)  # over the in-memory threshold
+    outer = pickle.dumps([Reduce(pickle.loads, inner), "after"], protocol=4)
+    report = scan_file("bignested.pkl", outer)
+    nested = [f for f in report.findings if f.member and "payload" in f.member]
+    assert ("MLS101", "critical") in {(f.rule_id, f.severity.value) for f in nested}
+    assert any("echo big-inner" in f.message for f in nested)
