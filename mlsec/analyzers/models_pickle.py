@@ -340,6 +340,15 @@ class _FileScan:
                     else:
                         self._trailing(res.start, member)
                     break
+                if len(results) == 2 and not legacy and count is None:
+                    self.add(
+                        "MLS105",
+                        f"Another pickle follows the first one's STOP (at byte {res.start});"
+                        " loaders that read on run it too",
+                        member,
+                        offset=res.start,
+                        key="after-stop",
+                    )
                 if len(results) == 1 and res.result == TORCH_MAGIC:
                     legacy = True
                     self.set_format("pytorch-legacy")
@@ -353,15 +362,6 @@ class _FileScan:
                 if not multi:
                     self._trailing(reader.tell(), member)
                     break
-                if len(results) == 1 and not legacy:
-                    self.add(
-                        "MLS105",
-                        f"Stream continues after the pickle's STOP (byte {reader.tell()});"
-                        " what follows is scanned as further pickles",
-                        member,
-                        offset=reader.tell(),
-                        key="after-stop",
-                    )
         except LimitExceeded as exc:
             self.limit(exc, member)
         except Truncated as exc:
