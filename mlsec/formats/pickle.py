@@ -15,6 +15,7 @@ middle of its pickle stream; the hook skips them exactly like joblib's unpickler
 
 from __future__ import annotations
 
+import codecs
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -424,10 +425,10 @@ class Machine:
         if raw is None:
             self.push(Opaque("<long string>"))
             return False
-        text = raw.decode("latin-1")
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-            text = text[1:-1]
-        self.push(text)
+        if len(raw) < 2 or raw[:1] != raw[-1:] or raw[:1] not in (b"'", b'"'):
+            raise PickleError("STRING argument is not quoted")
+        # Python escapes, as the unpickler decodes them (codecs.escape_decode is pure).
+        self.push(codecs.escape_decode(raw[1:-1])[0].decode("latin-1"))
         return False
 
     def op_BINSTRING(self, pos: int) -> bool:
