@@ -36,6 +36,8 @@ class ModelFileFact:
     framework: str | None = None  # pytorch, scikit-learn, tensorflow, keras, onnx, gguf, numpy
     parameter_count: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)  # format metadata, as found
+    # (pickle family: "pickles" count, "compression", "tensors" and "tensor_elements" for
+    # PyTorch files: every tensor in the file, optimizer state included)
     max_severity: Severity | None = None  # worst finding on this file, if any
 
 

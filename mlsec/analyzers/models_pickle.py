@@ -382,6 +382,11 @@ class _FileScan:
     def _collect(self, res: PickleResult, acc: _MemberImports) -> None:
         self.pickles += 1
         acc.pickles += 1
+        if res.tensors:
+            self.metadata["tensors"] = self.metadata.get("tensors", 0) + res.tensors
+            self.metadata["tensor_elements"] = (
+                self.metadata.get("tensor_elements", 0) + res.tensor_elements
+            )
         for imp in res.imports:
             key = imp.qualname if isinstance(imp, Global) else f"unresolved:{imp.detail}"
             if key not in acc.imports or (not acc.imports[key].calls and imp.calls):

@@ -147,6 +147,8 @@ class PickleResult:
     error: str | None = None
     error_offset: int | None = None
     persistent_ids: int = 0
+    tensors: int = 0  # torch tensor rebuild calls (torch._utils._rebuild_tensor*)
+    tensor_elements: int = 0  # elements of those tensors (product of their sizes)
     result: Any = None  # what STOP returned
 
 
@@ -741,9 +743,21 @@ class Machine:
         if isinstance(func, Global | Unresolved):
             if len(func.calls) < 8:
                 func.calls.append(call)
-            if isinstance(func, Global) and func.qualname in NESTED_LOADERS:
-                self._nested(func.qualname, args, pos)
+            if isinstance(func, Global):
+                if func.qualname in NESTED_LOADERS:
+                    self._nested(func.qualname, args, pos)
+                elif func.module == "torch._utils" and func.name.startswith("_rebuild_tensor"):
+                    self._count_tensor(args)
         return call
+
+    def _count_tensor(self, args: Any) -> None:
+        # _rebuild_tensor_v2(storage, storage_offset, size, stride, ...): size is a tuple
+        if isinstance(args, tuple) and len(args) > 2 and isinstance(args[2], tuple):
+            elements = 1
+            for n in args[2]:
+                elements *= n if isinstance(n, int) and n >= 0 else 0
+            self.result.tensors += 1
+            self.result.tensor_elements += elements
 
     def _nested(self, loader: str, args: Any, pos: int) -> None:
         if not isinstance(args, tuple) or not args:

@@ -131,6 +131,13 @@ def test_benign_fixtures_stay_at_or_below_medium() -> None:
     assert not [f for f in report.findings if f.rule_id in ("MLS100", "MLS105", "MLS904")]
     facts = {f.path: (f.format, f.framework) for f in report.facts["models"].files}
     assert facts == EXPECTED_FORMATS
+    meta = {f.path: f.metadata for f in report.facts["models"].files}
+    # Sequential(Linear(4, 3), ReLU(), Linear(3, 2)): 12 + 3 + 6 + 2 elements in 4 tensors
+    assert (
+        meta["torch_state_dict.pt"]["tensors"],
+        meta["torch_state_dict.pt"]["tensor_elements"],
+    ) == (4, 23)
+    assert meta["sklearn_pipeline.joblib.gz"]["compression"] == "gzip"
     # Plain weights are info only; library objects are the medium tier.
     by_path = {}
     for f in report.findings:
