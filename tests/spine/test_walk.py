@@ -208,3 +208,34 @@ def test_ten_thousand_files(tmp_path: Path) -> None:
     report = scan(build_options(tmp_path))
     assert report.files_scanned == 10_000
     assert report.findings == () and report.errors == ()
+
+
+def test_very_deep_tree_does_not_hit_recursion_limit(tmp_path: Path) -> None:
+    import sys
+
+    depth = sys.getrecursionlimit() + 50
+    # Build with relative chdir steps: the absolute path is longer than PATH_MAX.
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        for _ in range(depth):
+            os.mkdir("d")
+            os.chdir("d")
+        Path("deep.txt").write_text("x")
+    finally:
+        os.chdir(cwd)
+    try:
+        result = _walk(tmp_path, use_git=False)
+        assert [t.relpath for t in result.targets] == ["d/" * depth + "deep.txt"]
+    finally:
+        # shutil.rmtree recurses (Python < 3.12) and would fail on this tree later: unwind it.
+        os.chdir(tmp_path)
+        try:
+            for _ in range(depth):
+                os.chdir("d")
+            os.unlink("deep.txt")
+            for _ in range(depth):
+                os.chdir("..")
+                os.rmdir("d")
+        finally:
+            os.chdir(cwd)
