@@ -113,20 +113,32 @@ def read_zip(handle: IO[bytes], size: int, max_members: int) -> ZipArchive:
     start = cd_offset + prefix
     if start < 0 or start + cd_size > size:
         raise FormatError("central directory lies outside the file")
-    handle.seek(start)
-    directory = handle.read(min(cd_size, size - start))
+    # Read the directory in bounded chunks: its declared size is attacker-controlled.
     members: list[ZipMember] = []
-    pos = 0
-    while pos + 46 <= len(directory) and directory[pos : pos + 4] == _CENTRAL:
-        if len(members) >= max_members:
+    end = min(start + cd_size, size)
+    buf = b""
+    buf_start = start
+    pos = start
+    while len(members) < max_members:
+        need = pos - buf_start + 46
+        if need > len(buf):
+            buf, buf_start = _refill(handle, pos, end)
+        rel = pos - buf_start
+        if rel + 46 > len(buf) or buf[rel : rel + 4] != _CENTRAL:
             break
-        fields = struct.unpack_from("<4sHHHHHHIIIHHHHHII", directory, pos)
+        fields = struct.unpack_from("<4sHHHHHHIIIHHHHHII", buf, rel)
         flags, method, crc = fields[3], fields[4], fields[7]
         csize, usize = fields[8], fields[9]
         nlen, xlen, clen = fields[10], fields[11], fields[12]
         offset = fields[16]
-        name_raw = directory[pos + 46 : pos + 46 + nlen]
-        extra = directory[pos + 46 + nlen : pos + 46 + nlen + xlen]
+        entry_len = 46 + nlen + xlen + clen
+        if rel + entry_len > len(buf):
+            buf, buf_start = _refill(handle, pos, end)
+            rel = 0
+            if entry_len > len(buf):
+                break
+        name_raw = buf[rel + 46 : rel + 46 + nlen]
+        extra = buf[rel + 46 + nlen : rel + 46 + nlen + xlen]
         usize, csize, offset = _zip64_extra(extra, [usize, csize, offset])
         members.append(
             ZipMember(
@@ -139,12 +151,21 @@ def read_zip(handle: IO[bytes], size: int, max_members: int) -> ZipArchive:
                 header_offset=offset + prefix,
             )
         )
-        pos += 46 + nlen + xlen + clen
+        pos += entry_len
     if len(members) < min(count, max_members):
         anomalies.append(
             f"central directory declares {count} members but {len(members)} could be read"
         )
     return ZipArchive(members, count, anomalies, prefix)
+
+
+_DIRECTORY_CHUNK = 1 << 20
+
+
+def _refill(handle: IO[bytes], pos: int, end: int) -> tuple[bytes, int]:
+    """Up to one chunk of the central directory starting at ``pos`` (and its start)."""
+    handle.seek(pos)
+    return handle.read(max(0, min(_DIRECTORY_CHUNK, end - pos))), pos
 
 
 def locate_data(handle: IO[bytes], size: int, member: ZipMember) -> int:

@@ -325,3 +325,19 @@ def test_tensor_bytes_that_look_like_proto_are_not_corrupt_pickles(scan_file) ->
     # The same bytes in a file named like a pickle are a corrupt pickle.
     report = scan_file("broken.pkl", b"\x80\x02\xff\xfe" + bytes(60))
     assert ("MLS100", "medium", "broken.pkl", None) in hits(report)
+
+
+def test_zip_directory_read_in_chunks() -> None:
+    from mlsec.formats.zipread import read_zip
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(12_000):  # a central directory of ~2.5 MiB, over several chunks
+            z.writestr(
+                zipfile.ZipInfo("d/" + "x" * (i % 300) + f"{i}.bin", (2024, 1, 1, 0, 0, 0)), b"a"
+            )
+    data = buf.getvalue()
+    archive = read_zip(io.BytesIO(data), len(data), 100_000)
+    assert len(archive.members) == 12_000 and not archive.anomalies
+    assert archive.members[-1].name.endswith("x11999.bin")
+    assert len(read_zip(io.BytesIO(data), len(data), 10).members) == 10
