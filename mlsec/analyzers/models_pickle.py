@@ -648,13 +648,14 @@ class _FileScan:
             return
         stream = open_member(handle, size, entry, self.budget)
         if kind is FileKind.PICKLE:
-            if entry.method == 0 and entry.size <= _MAX_CRC_CHECK:
+            if entry.method == 0 and entry.compressed_size <= _MAX_CRC_CHECK:
                 ok = crc_matches(open_member(handle, size, entry, None), entry.crc, _MAX_CRC_CHECK)
                 if ok is False:
                     entry.anomalies.append(
                         "CRC-32 does not match (loaders that skip CRC checks still read it)"
                     )
-            known = entry.size if entry.method == 0 else None
+            # Stored: the loader reads compressed_size bytes, whatever "size" claims.
+            known = entry.compressed_size if entry.method == 0 else None
             self.scan_pickles(
                 ByteReader(stream, known),
                 entry_member,
@@ -663,7 +664,11 @@ class _FileScan:
             )
             return
         self.scan_blob(
-            stream, entry.size if entry.method == 0 else None, entry.name, entry_member, depth + 1
+            stream,
+            entry.compressed_size if entry.method == 0 else None,
+            entry.name,
+            entry_member,
+            depth + 1,
         )
 
     def _torchscript_code(self, data: bytes, member: str | None) -> None:
