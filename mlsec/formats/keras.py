@@ -225,6 +225,8 @@ def _check_node(info: KerasInfo, where: str, node: Mapping[str, Any]) -> None:
     if class_name == "Lambda" and isinstance(config, Mapping):
         info.lambdas.append(_lambda(where, config))
     module = node.get("module")
+    if "function_type" in node:
+        return  # a Keras 2 Lambda's own config: its module is reported with the Lambda
     if isinstance(module, str) and module and not _is_keras_module(module):
         name = node.get("registered_name") or class_name or ""
         if class_name == "function" and isinstance(config, str):
