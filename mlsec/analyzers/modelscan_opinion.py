@@ -1,0 +1,209 @@
+"""modelscan as a second opinion on the model files mlsec already analyzed.
+
+modelscan's scanners run through its Python API on each candidate file, with settings built
+here from its defaults (a ``modelscan-settings.toml`` in the scanned repository or the
+working directory is never read, so the scanned repository cannot change the result). What
+it reports that mlsec's own analyzers did not (same file, same module/operator) becomes a
+finding with ``source="modelscan"`` (MLS190-MLS193, by modelscan's severity). Its failures
+(for example its NumPy reader on NumPy 2) become error entries; they never stop the scan.
+
+Costs: modelscan reads whole files into memory, so files over :data:`MAX_BYTES` are left to
+mlsec alone. Its Keras and SavedModel scanners need TensorFlow; without it they are not run
+(mlsec parses those formats itself), instead of failing on every file.
+Turn the second opinion off with ``[models] modelscan = false``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
+from mlsec.errors import ConfigError
+from mlsec.findings import Finding, ScanError
+from mlsec.sniff import FileKind
+from mlsec.walk import Target
+
+MAX_BYTES = 256 * 1024**2
+_RULES = {"CRITICAL": "MLS190", "HIGH": "MLS191", "MEDIUM": "MLS192", "LOW": "MLS193"}
+# Kinds modelscan understands, and the modelscan format to assume when the extension does not
+# say (so a renamed pickle still gets the second opinion). Zips are opened by modelscan itself.
+_KIND_FORMATS: Mapping[FileKind, str | None] = {
+    FileKind.PICKLE: "PICKLE",
+    FileKind.NUMPY: "NUMPY",
+    FileKind.HDF5: "KERAS_H5",
+    FileKind.ZIP: None,
+    FileKind.TF_SAVEDMODEL: "TENSORFLOW",
+}
+_NEEDS = {
+    "modelscan.scanners.H5LambdaDetectScan": "h5py",
+    "modelscan.scanners.KerasLambdaDetectScan": "tensorflow",
+    "modelscan.scanners.SavedModelLambdaDetectScan": "tensorflow",
+    "modelscan.scanners.SavedModelTensorflowOpScan": "tensorflow",
+}
+
+
+class ModelscanAnalyzer(Analyzer):
+    name = "modelscan"
+    description = "Second opinion from modelscan"
+
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        result = AnalyzerResult()
+        if not _enabled(ctx):
+            return result
+        candidates = [t for t in targets if t.kind in _KIND_FORMATS and t.size <= MAX_BYTES]
+        if not candidates:
+            return result
+        try:
+            from modelscan.modelscan import ModelScan
+            from modelscan.settings import DEFAULT_SETTINGS
+        except Exception as exc:  # an import failure is an error entry, not a crash
+            result.errors.append(
+                ScanError(".", f"modelscan unavailable: {exc}", analyzer=self.name)
+            )
+            return result
+        logging.getLogger("modelscan").addHandler(logging.NullHandler())
+        logging.getLogger("modelscan").propagate = False
+        known = _known_by_path(ctx.findings)
+        numpy_ok = _numpy_scanner_works()
+        if not numpy_ok and any(t.kind is FileKind.NUMPY for t in candidates):
+            result.errors.append(
+                ScanError(
+                    ".",
+                    "modelscan's NumPy scanner does not work with the installed NumPy"
+                    " (numpy.lib.format._check_version is gone in NumPy 2); .npy files were"
+                    " checked by mlsec only",
+                    analyzer=self.name,
+                )
+            )
+        for target in candidates:
+            settings = _settings(DEFAULT_SETTINGS, target)
+            if not numpy_ok:
+                settings["scanners"]["modelscan.scanners.NumpyUnsafeOpScan"]["enabled"] = False
+            try:
+                report = ModelScan(settings=settings).scan(target.path)
+            except Exception as exc:  # modelscan's bug or a file it cannot take: recorded
+                result.errors.append(
+                    ScanError(
+                        target.relpath,
+                        f"modelscan failed ({type(exc).__name__}: {exc})",
+                        analyzer=self.name,
+                    )
+                )
+                ctx.progress(1)
+                continue
+            result.findings.extend(_findings(ctx, target, report, known.get(target.relpath, [])))
+            result.errors.extend(_errors(target, report, self.name))
+            ctx.progress(1)
+        return result
+
+
+def _enabled(ctx: AnalysisContext) -> bool:
+    value = ctx.options.section("models").get("modelscan", True)
+    if not isinstance(value, bool):
+        where = ctx.options.config_file or "configuration"
+        raise ConfigError(f"{where}: [models] modelscan must be true or false, got {value!r}")
+    return value
+
+
+def _numpy_scanner_works() -> bool:
+    """modelscan's .npy reader calls a private NumPy helper that NumPy 2 removed."""
+    try:
+        import numpy.lib.format as npformat
+    except ImportError:
+        return False
+    return hasattr(npformat, "_check_version")
+
+
+def _settings(defaults: Mapping[str, Any], target: Target) -> dict[str, Any]:
+    """modelscan's default settings, with this file's extension mapped to its sniffed kind."""
+    settings: dict[str, Any] = copy.deepcopy(dict(defaults))
+    for scanner, module in _NEEDS.items():
+        if scanner in settings["scanners"] and importlib.util.find_spec(module) is None:
+            settings["scanners"][scanner]["enabled"] = False
+    fmt_name = _KIND_FORMATS.get(target.kind)
+    if fmt_name is not None:
+        suffix = Path(target.path).suffix
+        formats = settings["middlewares"]["modelscan.middlewares.FormatViaExtensionMiddleware"][
+            "formats"
+        ]
+        for fmt, extensions in formats.items():
+            if fmt.name == fmt_name and suffix not in extensions:
+                formats[fmt] = [*extensions, suffix]
+            elif fmt.name != fmt_name and suffix in extensions and target.kind is FileKind.PICKLE:
+                # e.g. a raw pickle named .bin: modelscan would try PyTorch's legacy layout
+                formats[fmt] = [e for e in extensions if e != suffix]
+    return settings
+
+
+def _member(target: Target, source: str) -> str | None:
+    prefix = Path(target.path).name + ":"
+    return source[len(prefix) :] or None if source.startswith(prefix) else None
+
+
+def _known_by_path(findings: Sequence[Finding]) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for finding in findings:
+        out.setdefault(finding.path, []).append(finding)
+    return out
+
+
+def _already_reported(module: str, operator: str, known: Sequence[Finding]) -> bool:
+    """Whether an earlier analyzer reported the same module/operator on this file."""
+    dotted = f"{module}.{operator}"
+    for finding in known:
+        text = f"{finding.key} {finding.message}"
+        if dotted in text:
+            return True
+        if operator and operator in text and finding.severity.rank >= 2:
+            return True  # aliases (posix.system vs os.system) and format findings (Lambda)
+    return False
+
+
+def _findings(
+    ctx: AnalysisContext, target: Target, report: Mapping[str, Any], known: Sequence[Finding]
+) -> list[Finding]:
+    out: list[Finding] = []
+    seen: set[tuple[str | None, str]] = set()
+    for issue in report.get("issues", []):
+        module, operator = str(issue.get("module", "")), str(issue.get("operator", ""))
+        rule = _RULES.get(str(issue.get("severity", "")).upper())
+        if rule is None or _already_reported(module, operator, known):
+            continue
+        member = _member(target, str(issue.get("source", "")))
+        ident = (member, f"{module}.{operator}")
+        if ident in seen:
+            continue
+        seen.add(ident)
+        out.append(
+            ctx.finding(
+                rule,
+                target.relpath,
+                f"modelscan: unsafe operator {module}.{operator}"
+                f" ({str(issue.get('scanner', '')).rsplit('.', 1)[-1]})",
+                member=member,
+                key=f"modelscan:{module}.{operator}",
+                source="modelscan",
+                details={"module": module, "operator": operator, "scanner": issue.get("scanner")},
+            )
+        )
+    return out
+
+
+def _errors(target: Target, report: Mapping[str, Any], analyzer: str) -> list[ScanError]:
+    out = []
+    for error in report.get("errors", []):
+        source = str(error.get("source", ""))
+        out.append(
+            ScanError(
+                target.relpath,
+                f"modelscan: {str(error.get('description', ''))[:300]}",
+                member=_member(target, source),
+                analyzer=analyzer,
+            )
+        )
+    return out
