@@ -132,6 +132,8 @@ class ModelFormatsAnalyzer(FileAnalyzer):
                 "File is named .keras but is neither a zip archive nor HDF5",
                 key="not-keras",
             )
+        elif name.endswith("keras_metadata.pb"):
+            yield from self._keras_saved_metadata(target, ctx)
         elif kind is FileKind.BINARY:
             yield from self._onnx(target, ctx, sniffed=True)
 
@@ -273,6 +275,18 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             return
         if info.config is None and info.keras_version is None:
             return  # an HDF5 file, but not a Keras model (or weights only)
+        yield from self._keras_findings(target, ctx, info, member=None)
+
+    def _keras_saved_metadata(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        from mlsec.formats.keras import read_keras_saved_metadata
+
+        try:
+            info = read_keras_saved_metadata(target.path)
+        except FormatError as exc:
+            yield ctx.finding(
+                "MLS149", target.relpath, f"Keras SavedModel metadata: {exc}", key="config"
+            )
+            return
         yield from self._keras_findings(target, ctx, info, member=None)
 
     def _keras_findings(

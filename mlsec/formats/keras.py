@@ -180,6 +180,56 @@ def read_keras_h5(path: str | os.PathLike[str]) -> KerasInfo:
     return info
 
 
+def read_keras_saved_metadata(path: str | os.PathLike[str]) -> KerasInfo:
+    """Layer configs from ``keras_metadata.pb`` (Keras 2 SavedModel), via the wire reader.
+
+    ``SavedMetadata.nodes`` (field 1) are ``SavedObject`` messages whose ``node_path``
+    (field 3) names the layer and whose ``metadata`` (field 5) is the layer's JSON.
+    """
+    from mlsec.formats.protobuf import LEN, iter_fields, mapped, text
+
+    layers: list[tuple[str, Any]] = []
+    with mapped(path) as buf:
+        for node in iter_fields(buf, 0, len(buf)):
+            if node.number != 1 or node.wire_type != LEN:
+                raise FormatError(f"unexpected field {node.number} in keras_metadata.pb")
+            node_path, metadata = "", None
+            for f in iter_fields(buf, node.value, node.end):
+                if f.number == 3 and f.wire_type == LEN:
+                    node_path = text(buf, f, 1024)
+                elif f.number == 5 and f.wire_type == LEN:
+                    if f.length > MAX_CONFIG_BYTES:
+                        raise FormatError(f"metadata of {node_path!r} is too large")
+                    metadata = _loads(bytes(buf[f.value : f.end]), f"metadata of {node_path!r}")
+            if isinstance(metadata, dict):
+                layers.append((node_path, metadata))
+    if not layers:
+        raise FormatError("keras_metadata.pb holds no layer metadata")
+    root = next((m for p, m in layers if p == "root"), layers[0][1])
+    info = KerasInfo(format="keras-savedmodel", config=root)
+    for node_path, metadata in layers:
+        for where, entry in _walk(metadata, node_path or "node", 0):
+            _check_node(info, where, entry)
+    _dedupe_lambdas(info)
+    return info
+
+
+def _dedupe_lambdas(info: KerasInfo) -> None:
+    """The same Lambda appears in its own node and in its model's config: keep one."""
+    seen: set[tuple[str, str | None, str | None]] = set()
+    kept = []
+    for layer in info.lambdas:
+        ident = (layer.name, layer.code_b64, layer.function)
+        if ident not in seen:
+            seen.add(ident)
+            kept.append(layer)
+    info.lambdas = kept
+    refs: dict[tuple[str, str], ModuleReference] = {}
+    for ref in info.references:
+        refs.setdefault((ref.module, ref.name), ref)
+    info.references = list(refs.values())
+
+
 def _attr(attrs: Any, key: str) -> str | None:
     if key not in attrs:
         return None
@@ -252,6 +302,9 @@ def _lambda(where: str, config: Mapping[str, Any]) -> LambdaLayer:
     name = str(config.get("name", ""))[:200]
     function = config.get("function")
     code: str | None = None
+    if isinstance(function, Mapping) and function.get("class_name") == "__tuple__":
+        items = function.get("items")  # Keras 2 SavedModel JSON encodes tuples like this
+        function = items if isinstance(items, list) else None
     if isinstance(function, Mapping):  # Keras 3: {"class_name": "__lambda__", "config": {...}}
         inner = function.get("config")
         if isinstance(inner, Mapping) and isinstance(inner.get("code"), str):

@@ -358,3 +358,49 @@ def test_demo_repo_shows_formats(scan_formats: Scan) -> None:
         "tokenizer.chat_template",
     ) in rules_of(report)
     assert ("MLS141", "low", "models/formats/weights.safetensors", None) in rules_of(report)
+
+
+# -- Keras 2 SavedModel metadata -------------------------------------------------------------
+def _keras_metadata_pb(layers: list[tuple[str, dict[str, object]]]) -> bytes:
+    from fixtures.generate_formats import pb_bytes, pb_int
+
+    return b"".join(
+        pb_bytes(
+            1,
+            pb_int(2, i)
+            + pb_bytes(3, path)
+            + pb_bytes(4, "_tf_keras_layer")
+            + pb_bytes(5, json.dumps(meta)),
+        )
+        for i, (path, meta) in enumerate(layers)
+    )
+
+
+def test_keras_saved_model_metadata_lambda(tmp_path: Path, scan_formats: Scan) -> None:
+    code = base64.encodebytes(b"\xe3\x00\x00\x00\xda\x02os\xda\x06system").decode()
+    lam = {
+        "class_name": "Lambda",
+        "name": "lambda",
+        "config": {
+            "name": "lambda",
+            "function_type": "lambda",
+            "function": {"class_name": "__tuple__", "items": [code, None, None]},
+        },
+    }
+    root = {
+        "class_name": "Sequential",
+        "name": "seq",
+        "config": {"name": "seq", "layers": [{"class_name": "Dense", "config": {}}, lam]},
+    }
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "keras_metadata.pb").write_bytes(
+        _keras_metadata_pb([("root", root), ("root.layer-1", lam)])
+    )
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "keras_metadata.pb").write_bytes(
+        _keras_metadata_pb([("root", {"class_name": "Sequential", "config": {"layers": []}})])
+    )
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS151", "critical", "evil/keras_metadata.pb", None)]
+    facts = {f.path: f for f in report.facts["model-formats"].files}
+    assert facts["ok/keras_metadata.pb"].format == "keras-savedmodel"

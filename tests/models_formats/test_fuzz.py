@@ -24,7 +24,7 @@ GGUF = (FORMATS / "model.gguf").read_bytes()
 ONNX = onnx_model_bytes()
 SAVED_MODEL = saved_model_pb([("a", "MatMul"), ("b", "ReadFile")], ["PyFunc"])
 BOUND_SECONDS = 2.0
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
@@ -56,7 +56,7 @@ json_values = st.recursive(
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
     ),
-    max_leaves=20,
+    max_leaves=8,
 )
 tensor_entry = st.fixed_dictionaries(
     {},

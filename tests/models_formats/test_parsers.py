@@ -298,3 +298,22 @@ def test_saved_model_corrupt() -> None:
         parse_saved_model(pb_int(1, 1) + pb_bytes(2, b"\x0a\xff\xff\xff\x0f"))
     with pytest.raises(FormatError):
         parse_saved_model(pb_int(1, 1))
+
+
+def _gguf_bytes(version: int, order: str, kv: list[tuple[str, str]]) -> bytes:
+    n = "I" if version == 1 else "Q"  # version 1 used 32-bit counts and lengths
+    out = b"GGUF" + struct.pack(f"{order}I{n}{n}", version, 0, len(kv))
+    for key, value in kv:
+        k, v = key.encode(), value.encode()
+        out += struct.pack(f"{order}{n}", len(k)) + k + struct.pack(f"{order}I{n}", 8, len(v)) + v
+    return out
+
+
+@pytest.mark.parametrize(("version", "order"), [(1, "<"), (2, "<"), (3, "<"), (3, ">")])
+def test_gguf_versions_and_byte_order(tmp_path: Path, version: int, order: str) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(_gguf_bytes(version, order, [("tokenizer.chat_template.x", "{{ a }}")]))
+    info = read_gguf(path)
+    assert info.version == version
+    assert info.byte_order == ("big" if order == ">" else "little")
+    assert info.chat_templates == {"tokenizer.chat_template.x": "{{ a }}"}
