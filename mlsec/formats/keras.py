@@ -161,8 +161,10 @@ def read_keras_h5(path: str | os.PathLike[str]) -> KerasInfo:
                 key: _attr(h5.attrs, key)
                 for key in ("model_config", "training_config", "keras_version", "backend")
             }
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise FormatError(f"cannot read HDF5 attributes: {exc}") from None
+    except FormatError:
+        raise
+    except Exception as exc:  # h5py raises many types on damaged files; all mean "corrupt"
+        raise FormatError(f"cannot read HDF5 attributes: {type(exc).__name__}: {exc}") from None
     raw_config = attrs["model_config"]
     config = _loads(raw_config, "model_config") if raw_config else None
     if config is not None and not isinstance(config, dict):

@@ -134,3 +134,24 @@ def test_benign_pickle_no_finding(tmp_path: Path) -> None:
         "MLS192",
         "MLS193",
     }
+
+
+def test_h5_lambda_not_reported_twice(tmp_path: Path) -> None:
+    import base64
+
+    from fixtures.generate_formats import keras2_config, write_keras_h5
+    from mlsec.scan import scan
+
+    code = base64.encodebytes(b"\xe3\x00\x00\x00\xda\x02xy").decode()
+    lam = {
+        "class_name": "Lambda",
+        "config": {"name": "l", "function": [code, None, None], "function_type": "lambda"},
+    }
+    write_keras_h5(tmp_path / "m.h5", keras2_config([lam]))
+    report = scan(build_options(tmp_path))
+    assert [(f.rule_id, f.source) for f in report.findings] == [("MLS150", "mlsec")]
+    # ...while modelscan alone does see it (so the deduplication above is what hid it)
+    alone = run(tmp_path, [target(tmp_path / "m.h5", tmp_path, FileKind.HDF5)])
+    assert [(f.rule_id, f.severity.value, f.key) for f in alone.findings] == [
+        ("MLS192", "medium", "modelscan:Keras.Lambda")
+    ]
