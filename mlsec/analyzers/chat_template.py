@@ -88,6 +88,8 @@ def template_issues(source: str) -> list[TemplateIssue]:
         return [TemplateIssue("syntax", str(exc.message or exc)[:200], exc.lineno)]
     except RecursionError:
         return [TemplateIssue("syntax", "template nested too deeply", None)]
+    except Exception as exc:  # jinja2 raises other errors on odd input; all mean "unparsable"
+        return [TemplateIssue("syntax", f"{type(exc).__name__}: {exc}"[:200], None)]
     issues: list[TemplateIssue] = []
     direct = _direct_names(tree)
     for node in _walk(tree):

@@ -185,6 +185,15 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             self._fact(target, "gguf", "gguf", None, {})
             return
         for key, template in info.chat_templates.items():
+            if key in info.truncated_keys:
+                yield ctx.finding(
+                    "MLS144",
+                    target.relpath,
+                    f"Chat template {key} is too large to check (over {len(template)} bytes)",
+                    member=key,
+                    key=f"{key}:syntax",
+                )
+                continue
             yield from _template_findings(ctx, target, key, template, template_issues(template))
         metadata = info.metadata_json()
         metadata["gguf_version"] = info.version
@@ -470,6 +479,8 @@ def _escape_reason(model_dir: Path, location: str) -> str | None:
     """Why an ONNX external-data location leaves the model folder, or None if it stays."""
     if not location:
         return None
+    if "\x00" in location:
+        return "a path with a NUL byte (readers may cut it short)"
     if (
         PurePosixPath(location).is_absolute()
         or PureWindowsPath(location).is_absolute()

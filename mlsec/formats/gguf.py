@@ -26,6 +26,8 @@ MAX_DIMS = 8  # GGML allows 4
 MAX_KEY_LENGTH = 65_535
 MAX_STRING = 64 * 1024 * 1024  # a string longer than this is not a plausible header value
 KEEP_STRING = 1024 * 1024  # keep up to this many bytes of a string value
+# Chat templates are kept whole up to this size: a payload must not hide past a cut-off.
+KEEP_TEMPLATE = 16 * 1024 * 1024
 KEEP_ARRAY = 16  # keep the first items of an array (token lists are summarised)
 MAX_ARRAY = 100_000_000
 
@@ -232,7 +234,8 @@ def _value(r: _Reader, value_type: int, key: str, depth: int) -> tuple[Any, bool
     if value_type in _SCALARS:
         return r.scalar(_SCALARS[value_type], f"value of {key!r}"), False
     if value_type == STRING:
-        return r.string(f"value of {key!r}")
+        keep = KEEP_TEMPLATE if key.startswith("tokenizer.chat_template") else KEEP_STRING
+        return r.string(f"value of {key!r}", keep=keep)
     if value_type == ARRAY:
         if depth > 2:
             raise FormatError(f"arrays nested too deeply in {key!r}")

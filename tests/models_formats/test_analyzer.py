@@ -404,3 +404,18 @@ def test_keras_saved_model_metadata_lambda(tmp_path: Path, scan_formats: Scan) -
     assert rules_of(report) == [("MLS151", "critical", "evil/keras_metadata.pb", None)]
     facts = {f.path: f for f in report.facts["model-formats"].files}
     assert facts["ok/keras_metadata.pb"].format == "keras-savedmodel"
+
+
+def test_onnx_external_data_nul(tmp_path: Path, scan_formats: Scan) -> None:
+    (tmp_path / "m.onnx").write_bytes(_onnx_with_external("w.bin\x00/../../etc/passwd"))
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS147", "high", "m.onnx", None)]
+
+
+def test_gguf_oversized_template(tmp_path: Path, scan_formats: Scan, monkeypatch: Any) -> None:
+    import mlsec.formats.gguf as gguf_format
+
+    monkeypatch.setattr(gguf_format, "KEEP_TEMPLATE", 64)
+    write_gguf(tmp_path / "big.gguf", "{{ m }}" * 20 + "{{ x.__class__ }}")
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS144", "medium", "big.gguf", "tokenizer.chat_template")]
