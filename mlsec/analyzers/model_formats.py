@@ -34,6 +34,15 @@ from mlsec.walk import Target
 
 _SAFETENSORS_EXT = (".safetensors",)
 _GGUF_EXT = (".gguf",)
+# safetensors ``__metadata__["format"]`` values written by the frameworks' savers.
+_SAFETENSORS_FRAMEWORKS = {
+    "pt": "pytorch",
+    "tf": "tensorflow",
+    "flax": "flax",
+    "np": "numpy",
+    "mlx": "mlx",
+    "paddle": "paddle",
+}
 _KERAS_EXT = (".keras",)
 _H5_EXT = (".h5", ".hdf5", ".keras")
 _ONNX_EXT = (".onnx", ".ort")
@@ -89,7 +98,9 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             return True  # decided in analyze_file: Keras or not
         name = target.relpath.lower()
         # A broken header can defeat content sniffing; the extension still says what it is.
-        return name.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT) or (kind is FileKind.BINARY)
+        return kind is FileKind.BINARY or name.endswith(
+            _SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",)
+        )
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         self._facts = []
@@ -119,8 +130,7 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         elif kind is FileKind.ONNX:
             yield from self._onnx(target, ctx, sniffed=False)
         elif kind is FileKind.TF_SAVEDMODEL:
-            if name.endswith(".pb"):
-                yield from self._saved_model(target, ctx)
+            yield from self._saved_model(target, ctx, text=name.endswith(".pbtxt"))
         elif kind is FileKind.HDF5:
             yield from self._keras_h5(target, ctx)
         elif kind is FileKind.ZIP:
@@ -134,6 +144,8 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             )
         elif name.endswith("keras_metadata.pb"):
             yield from self._keras_saved_metadata(target, ctx)
+        elif name.endswith(".pb"):  # small protobufs can even look like text
+            yield from self._graph_def(target, ctx)
         elif kind is FileKind.BINARY:
             yield from self._onnx(target, ctx, sniffed=True)
 
@@ -171,7 +183,8 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         }
         if header.metadata:
             metadata["metadata"] = _small_strings(header.metadata)
-        self._fact(target, "safetensors", None, header.parameter_count, metadata)
+        framework = _SAFETENSORS_FRAMEWORKS.get(header.metadata.get("format", ""))
+        self._fact(target, "safetensors", framework, header.parameter_count, metadata)
 
     # -- GGUF -------------------------------------------------------------------------------
     def _gguf(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
@@ -382,17 +395,35 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             )
 
     # -- SavedModel -------------------------------------------------------------------------
-    def _saved_model(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
-        from mlsec.formats.savedmodel import read_saved_model
+    def _graph_def(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        """A ``.pb`` that is not ``saved_model.pb``: a frozen GraphDef, if it parses as one."""
+        from mlsec.formats.savedmodel import read_graph_def
 
         try:
-            info = read_saved_model(target.path)
+            info = read_graph_def(target.path)
+        except FormatError:
+            yield from self._onnx(target, ctx, sniffed=True)  # or an ONNX model named .pb
+            return
+        yield from self._op_findings(target, ctx, info)
+        self._fact(target, "tf-graphdef", "tensorflow", None, {"op_types": len(info.ops)})
+
+    def _saved_model(
+        self, target: Target, ctx: AnalysisContext, text: bool = False
+    ) -> Iterator[Finding]:
+        from mlsec.formats.savedmodel import read_saved_model, read_saved_model_text
+
+        try:
+            info = read_saved_model_text(target.path) if text else read_saved_model(target.path)
         except FormatError as exc:
             yield ctx.finding(
                 "MLS154", target.relpath, f"SavedModel cannot be parsed: {exc}", key="parse"
             )
             self._fact(target, "tf-savedmodel", "tensorflow", None, {})
             return
+        yield from self._op_findings(target, ctx, info)
+        self._fact(target, "tf-savedmodel", "tensorflow", None, info.metadata_json())
+
+    def _op_findings(self, target: Target, ctx: AnalysisContext, info: Any) -> Iterator[Finding]:
         ops = load_list("tensorflow_ops")
         for table, rule in (("python", "MLS155"), ("write", "MLS156"), ("read", "MLS157")):
             listed: Mapping[str, str] = ops.get(table, {})
@@ -406,7 +437,6 @@ class ModelFormatsAnalyzer(FileAnalyzer):
                     key=f"op:{op}",
                     details={"op": op, "node": node, "count": info.op_counts.get(op, 0)},
                 )
-        self._fact(target, "tf-savedmodel", "tensorflow", None, info.metadata_json())
 
     # -- facts ------------------------------------------------------------------------------
     def _fact(

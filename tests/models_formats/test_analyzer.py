@@ -51,7 +51,7 @@ def test_benign_fixtures_clean_and_facts(tmp_path: Path, scan_formats: Scan) -> 
         "model.h5": ("keras-h5", "keras", None),
         "model.keras": ("keras", "keras", None),
         "model.onnx": ("onnx", "onnx", 12),
-        "model.safetensors": ("safetensors", None, 36),
+        "model.safetensors": ("safetensors", "pytorch", 36),
         "saved_model/saved_model.pb": ("tf-savedmodel", "tensorflow", None),
     }
     assert by_path["model.gguf"].metadata["general.license"] == "apache-2.0"
@@ -419,3 +419,25 @@ def test_gguf_oversized_template(tmp_path: Path, scan_formats: Scan, monkeypatch
     write_gguf(tmp_path / "big.gguf", "{{ m }}" * 20 + "{{ x.__class__ }}")
     report = scan_formats(tmp_path)
     assert rules_of(report) == [("MLS144", "medium", "big.gguf", "tokenizer.chat_template")]
+
+
+def test_frozen_graph_def_and_pbtxt(tmp_path: Path, scan_formats: Scan) -> None:
+    from fixtures.generate_formats import pb_bytes
+
+    graph_def = b"".join(
+        pb_bytes(1, pb_bytes(1, name) + pb_bytes(2, op))
+        for name, op in (("x", "Placeholder"), ("w", "WriteFile"))
+    )
+    (tmp_path / "frozen.pb").write_bytes(graph_def)
+    (tmp_path / "tm").mkdir()
+    (tmp_path / "tm" / "saved_model.pbtxt").write_text(
+        'saved_model_schema_version: 1\nmeta_graphs {\n  meta_info_def { tags: "serve" }\n'
+        '  graph_def {\n    node { name: "p" op: "EagerPyFunc" }\n'
+        '    node { name: "s" op: "SaveV2" }\n  }\n}\n'
+    )
+    (tmp_path / "junk.pb").write_bytes(b"\xff\xfe not protobuf")
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [
+        ("MLS155", "high", "tm/saved_model.pbtxt", None),
+        ("MLS156", "high", "frozen.pb", None),
+    ]
