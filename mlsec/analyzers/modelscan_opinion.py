@@ -7,9 +7,11 @@ it reports that mlsec's own analyzers did not (same file, same module/operator) 
 finding with ``source="modelscan"`` (MLS190-MLS193, by modelscan's severity). Its failures
 (for example its NumPy reader on NumPy 2) become error entries; they never stop the scan.
 
-Costs: modelscan reads whole files into memory, so files over :data:`MAX_BYTES` are left to
-mlsec alone. Its Keras and SavedModel scanners need TensorFlow; without it they are not run
-(mlsec parses those formats itself), instead of failing on every file.
+Costs: modelscan reads whole files (and zip members) into memory, so files over
+:data:`MAX_BYTES`, and zips that would expand past :data:`MAX_UNCOMPRESSED_BYTES` or the
+configured expansion ratio, are left to mlsec alone. Its Keras and SavedModel scanners
+need TensorFlow; without it they are not run (mlsec parses those formats itself), instead
+of failing on every file.
 Turn the second opinion off with ``[models] modelscan = false``.
 """
 
@@ -29,6 +31,7 @@ from mlsec.sniff import FileKind
 from mlsec.walk import Target
 
 MAX_BYTES = 256 * 1024**2
+MAX_UNCOMPRESSED_BYTES = 1024**3  # for zips: what modelscan would expand in memory
 _RULES = {"CRITICAL": "MLS190", "HIGH": "MLS191", "MEDIUM": "MLS192", "LOW": "MLS193"}
 # Kinds modelscan understands, and the modelscan format to assume when the extension does not
 # say (so a renamed pickle still gets the second opinion). Zips are opened by modelscan itself.
@@ -55,7 +58,14 @@ class ModelscanAnalyzer(Analyzer):
         result = AnalyzerResult()
         if not _enabled(ctx):
             return result
-        candidates = [t for t in targets if t.kind in _KIND_FORMATS and t.size <= MAX_BYTES]
+        candidates = [
+            t
+            for t in targets
+            if t.kind in _KIND_FORMATS
+            and t.size <= MAX_BYTES
+            and (t.kind is not FileKind.ZIP or _zip_within_bounds(t, ctx))
+        ]
+        ctx.progress(len(targets) - len(candidates))
         if not candidates:
             return result
         try:
@@ -108,6 +118,27 @@ def _enabled(ctx: AnalysisContext) -> bool:
         where = ctx.options.config_file or "configuration"
         raise ConfigError(f"{where}: [models] modelscan must be true or false, got {value!r}")
     return value
+
+
+def _zip_within_bounds(target: Target, ctx: AnalysisContext) -> bool:
+    """Whether modelscan may open this zip: it reads members whole, so a zip bomb would be
+    expanded in memory. Python's zipfile stops at the declared sizes, so bounding those is
+    enough; mlsec's own archive analysis reports the bomb."""
+    import zipfile
+
+    limits = ctx.options.limits
+    try:
+        with zipfile.ZipFile(target.path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return True  # modelscan records it as a bad zip
+    if len(members) > limits.max_archive_members:
+        return False
+    total = sum(m.file_size for m in members)
+    return (
+        total <= min(MAX_UNCOMPRESSED_BYTES, limits.max_uncompressed_size)
+        and total <= max(target.size, 1) * limits.max_expansion_ratio
+    )
 
 
 def _numpy_scanner_works() -> bool:

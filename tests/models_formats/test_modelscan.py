@@ -155,3 +155,16 @@ def test_h5_lambda_not_reported_twice(tmp_path: Path) -> None:
     assert [(f.rule_id, f.severity.value, f.key) for f in alone.findings] == [
         ("MLS192", "medium", "modelscan:Keras.Lambda")
     ]
+
+
+def test_zip_bomb_not_handed_to_modelscan(tmp_path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.pkl", pickle_calling("os", "system") + b"\0" * (8 * 1024**2))
+    result = run(tmp_path, [target(tmp_path / "bomb.zip", tmp_path, FileKind.ZIP)])
+    assert result.findings == [] and result.errors == []
+    with zipfile.ZipFile(tmp_path / "ok.zip", "w") as archive:
+        archive.writestr("a.pkl", pickle_calling("os", "system"))
+    result = run(tmp_path, [target(tmp_path / "ok.zip", tmp_path, FileKind.ZIP)])
+    assert [(f.rule_id, f.member) for f in result.findings] == [("MLS190", "a.pkl")]
