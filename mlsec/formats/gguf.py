@@ -72,9 +72,10 @@ class GGUFArray:
     head: tuple[Any, ...]
 
     def to_json(self) -> Any:
+        head = [item.to_json() if isinstance(item, GGUFArray) else item for item in self.head]
         if self.count <= len(self.head):
-            return list(self.head)
-        return {"type": self.element_type, "count": self.count, "first": list(self.head)}
+            return head
+        return {"type": self.element_type, "count": self.count, "first": head}
 
 
 @dataclass(frozen=True)

@@ -317,3 +317,14 @@ def test_gguf_versions_and_byte_order(tmp_path: Path, version: int, order: str) 
     assert info.version == version
     assert info.byte_order == ("big" if order == ">" else "little")
     assert info.chat_templates == {"tokenizer.chat_template.x": "{{ a }}"}
+
+
+def test_gguf_nested_arrays_are_json(tmp_path: Path) -> None:
+    key = b"general.tags"
+    inner = struct.pack("<IQ", 4, 2) + struct.pack("<II", 7, 8)  # uint32[2]
+    value = struct.pack("<IQ", 9, 2) + inner + inner  # array of 2 arrays
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key
+    path = tmp_path / "n.gguf"
+    path.write_bytes(data + struct.pack("<I", 9) + value)
+    meta = read_gguf(path).metadata_json()
+    assert json.loads(json.dumps(meta)) == {"general.tags": [[7, 8], [7, 8]]}
