@@ -44,8 +44,6 @@ _SAFETENSORS_FRAMEWORKS = {
     "paddle": "paddle",
 }
 _KERAS_EXT = (".keras",)
-_H5_EXT = (".h5", ".hdf5", ".keras")
-_ONNX_EXT = (".onnx", ".ort")
 # ONNX has no magic; a ModelProto almost always starts with ir_version (field 1, varint).
 _ONNX_HEAD = re.compile(rb"^\x08[\x01-\x20]")
 # Lambda bytecode naming any of these is reported as critical (MLS151).
