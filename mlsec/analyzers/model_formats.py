@@ -18,6 +18,7 @@ Every model file also yields a :class:`~mlsec.facts.ModelFileFact` for the AIBOM
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,6 +35,9 @@ from mlsec.walk import Target
 
 _SAFETENSORS_EXT = (".safetensors",)
 _GGUF_EXT = (".gguf",)
+# Hugging Face files that carry chat templates (rendered by loaders as Jinja).
+_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.json", "chat_template.jinja")
+_MAX_TEMPLATE_FILE = 64 * 1024 * 1024
 # safetensors ``__metadata__["format"]`` values written by the frameworks' savers.
 _SAFETENSORS_FRAMEWORKS = {
     "pt": "pytorch",
@@ -97,7 +101,7 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         name = target.relpath.lower()
         # A broken header can defeat content sniffing; the extension still says what it is.
         return kind is FileKind.BINARY or name.endswith(
-            _SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",)
+            _SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",) + _TEMPLATE_FILES
         )
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
@@ -121,7 +125,9 @@ class ModelFormatsAnalyzer(FileAnalyzer):
     def _dispatch(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
         kind = target.kind
         name = target.relpath.lower()
-        if kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
+        if name.endswith(_TEMPLATE_FILES) and kind is FileKind.TEXT:
+            yield from self._template_file(target, ctx)
+        elif kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
             yield from self._safetensors(target, ctx)
         elif kind is FileKind.GGUF or name.endswith(_GGUF_EXT):
             yield from self._gguf(target, ctx)
@@ -212,6 +218,31 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         if info.chat_templates:
             metadata["chat_templates"] = sorted(info.chat_templates)
         self._fact(target, "gguf", "gguf", info.parameter_count, metadata)
+
+    def _template_file(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        """Chat templates shipped beside the weights (Hugging Face tokenizer files)."""
+        from mlsec.analyzers.chat_template import template_issues
+
+        if target.size > _MAX_TEMPLATE_FILE:
+            return
+        text = target.path.read_bytes().decode("utf-8", "replace")
+        templates: dict[str, str] = {}
+        if target.relpath.lower().endswith(".jinja"):
+            templates["chat_template"] = text
+        else:
+            try:
+                document = json.loads(text)
+            except (json.JSONDecodeError, RecursionError):
+                return  # not JSON: not a tokenizer configuration this check understands
+            value = document.get("chat_template") if isinstance(document, dict) else None
+            if isinstance(value, str):
+                templates["chat_template"] = value
+            elif isinstance(value, list):
+                for entry in value:
+                    if isinstance(entry, dict) and isinstance(entry.get("template"), str):
+                        templates[f"chat_template.{entry.get('name', '')}"] = entry["template"]
+        for key, template in templates.items():
+            yield from _template_findings(ctx, target, key, template, template_issues(template))
 
     # -- ONNX -------------------------------------------------------------------------------
     def _onnx(self, target: Target, ctx: AnalysisContext, sniffed: bool) -> Iterator[Finding]:

@@ -441,3 +441,27 @@ def test_frozen_graph_def_and_pbtxt(tmp_path: Path, scan_formats: Scan) -> None:
         ("MLS155", "high", "tm/saved_model.pbtxt", None),
         ("MLS156", "high", "frozen.pb", None),
     ]
+
+
+def test_hugging_face_template_files(tmp_path: Path, scan_formats: Scan) -> None:
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": "{{ lipsum.__globals__['os'].popen('id').read() }}"})
+    )
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "chat_template": [
+                    {"name": "default", "template": BENIGN_TEMPLATE},
+                    {"name": "rag", "template": "{{ ()|attr(x) }}"},
+                ]
+            }
+        )
+    )
+    (tmp_path / "chat_template.jinja").write_text(BENIGN_TEMPLATE)
+    (tmp_path / "other.json").write_text(json.dumps({"chat_template": "{{ x.__class__ }}"}))
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [
+        ("MLS143", "critical", "tokenizer_config.json", "chat_template"),
+        ("MLS145", "high", "sub/tokenizer_config.json", "chat_template.rag"),
+    ]
