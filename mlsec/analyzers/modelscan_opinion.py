@@ -126,12 +126,14 @@ def _zip_within_bounds(target: Target, ctx: AnalysisContext) -> bool:
     enough; mlsec's own archive analysis reports the bomb."""
     import zipfile
 
+    from mlsec.formats.keras import ZIP_ERRORS
+
     limits = ctx.options.limits
     try:
         with zipfile.ZipFile(target.path) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return True  # modelscan records it as a bad zip
+    except ZIP_ERRORS:
+        return True  # modelscan records it as a bad zip (and a crash of its own is caught)
     if len(members) > limits.max_archive_members:
         return False
     total = sum(m.file_size for m in members)

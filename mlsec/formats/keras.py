@@ -18,7 +18,9 @@ import binascii
 import json
 import os
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,20 @@ MAX_DEPTH = 200
 KERAS_ZIP_MEMBERS = ("config.json", "metadata.json")
 # Module prefixes Keras itself (and its Google-maintained companions) serialise.
 KERAS_MODULES = ("keras", "tf_keras", "tensorflow", "keras_hub", "keras_nlp", "keras_cv")
+# What zipfile raises on damaged or hostile archives (bad CRCs and headers, corrupt deflate
+# streams, unsupported versions and methods, encryption, truncation).
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    ValueError,
+    OSError,
+    struct.error,
+    UnicodeDecodeError,
+)
 _PRINTABLE = re.compile(rb"[\x20-\x7e]{2,}")
 
 
@@ -90,7 +106,7 @@ def is_keras_zip(path: str | os.PathLike[str]) -> bool:
     try:
         with zipfile.ZipFile(Path(path)) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except ZIP_ERRORS:
         return False
     return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
 
@@ -111,8 +127,8 @@ def read_keras_zip(path: str | os.PathLike[str]) -> KerasInfo:
         with zipfile.ZipFile(Path(path)) as archive:
             config = _json_member(archive, "config.json")
             metadata = _json_member(archive, "metadata.json", required=False)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
-        raise FormatError(f"cannot read the .keras archive: {exc}") from None
+    except ZIP_ERRORS as exc:
+        raise FormatError(f"cannot read the .keras archive: {type(exc).__name__}: {exc}") from None
     if not isinstance(config, dict):
         raise FormatError("config.json is not a JSON object")
     meta = metadata if isinstance(metadata, dict) else {}

@@ -465,3 +465,14 @@ def test_hugging_face_template_files(tmp_path: Path, scan_formats: Scan) -> None
         ("MLS143", "critical", "tokenizer_config.json", "chat_template"),
         ("MLS145", "high", "sub/tokenizer_config.json", "chat_template.rag"),
     ]
+
+
+def test_keras_corrupt_deflate_and_version(tmp_path: Path, scan_formats: Scan) -> None:
+    data = bytearray((FORMATS / "model.keras").read_bytes())
+    start = data.index(b"config.json") + len("config.json")  # the local header's name
+    for offset in range(start + 2, start + 40):
+        data[offset] ^= 0x5A  # garble the deflate stream of config.json
+    (tmp_path / "garbled.keras").write_bytes(bytes(data))
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS149", "medium", "garbled.keras", None)]
+    assert report.errors == ()
