@@ -80,7 +80,6 @@ def _environment() -> Any:
 def template_issues(source: str) -> list[TemplateIssue]:
     """Parse ``source`` and report access to Python internals (never renders it)."""
     import jinja2
-    from jinja2 import nodes
 
     try:
         tree = _environment().parse(source)
@@ -90,6 +89,15 @@ def template_issues(source: str) -> list[TemplateIssue]:
         return [TemplateIssue("syntax", "template nested too deeply", None)]
     except Exception as exc:  # jinja2 raises other errors on odd input; all mean "unparsable"
         return [TemplateIssue("syntax", f"{type(exc).__name__}: {exc}"[:200], None)]
+    try:
+        return _inspect(tree)
+    except _TooDeep:
+        return [TemplateIssue("syntax", "template nested too deeply to check", None)]
+
+
+def _inspect(tree: Any) -> list[TemplateIssue]:
+    from jinja2 import nodes
+
     issues: list[TemplateIssue] = []
     direct = _direct_names(tree)
     for node in _walk(tree):
@@ -115,9 +123,13 @@ def template_issues(source: str) -> list[TemplateIssue]:
     return _dedupe(issues)
 
 
+class _TooDeep(Exception):
+    pass
+
+
 def _walk(node: Any, depth: int = 0) -> Iterator[Any]:
-    if depth > 500:
-        return
+    if depth > 500:  # never stop silently: a payload could hide below the cut-off
+        raise _TooDeep
     yield node
     for child in node.iter_child_nodes():
         yield from _walk(child, depth + 1)

@@ -476,3 +476,11 @@ def test_keras_corrupt_deflate_and_version(tmp_path: Path, scan_formats: Scan) -
     report = scan_formats(tmp_path)
     assert rules_of(report) == [("MLS149", "medium", "garbled.keras", None)]
     assert report.errors == ()
+
+
+def test_deeply_nested_template_is_not_silently_passed(tmp_path: Path, scan_formats: Scan) -> None:
+    write_gguf(
+        tmp_path / "deep.gguf", "{% if a %}" * 600 + "{{ x.__class__ }}" + "{% endif %}" * 600
+    )
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS144", "medium", "deep.gguf", "tokenizer.chat_template")]
