@@ -48,6 +48,9 @@ ZIP_ERRORS = (
     UnicodeDecodeError,
 )
 _PRINTABLE = re.compile(rb"[\x20-\x7e]{2,}")
+_PRINTABLE_RECORD = re.compile(rb"[\x20-\x7e]+")
+_SHORT_STRING_TYPES = frozenset(b"zZ")
+_LONG_STRING_TYPES = frozenset(b"aAuts")
 
 
 @dataclass(frozen=True)
@@ -340,14 +343,44 @@ def _lambda(where: str, config: Mapping[str, Any]) -> LambdaLayer:
 
 
 def _code_strings(code_b64: str) -> tuple[str, ...]:
-    """Printable runs in marshalled bytecode: a hint of what it does (never unmarshalled)."""
+    """Strings in marshalled bytecode: a hint of what it does (it is never unmarshalled).
+
+    Marshal stores names and constants as typed records: a type byte (``z``/``Z`` short ASCII
+    with a 1-byte length; ``a``/``A``/``u``/``t``/``s`` with a 4-byte length; the high bit
+    flags a back-reference target). Scanning for records that hold printable text recovers
+    names such as ``os`` and ``system`` without interpreting the code.
+    """
     try:
         raw = base64.b64decode(code_b64.encode("ascii", "replace")[: 4 * 1024 * 1024])
     except (binascii.Error, ValueError):
         return ()
-    seen: dict[str, None] = {}
-    for match in _PRINTABLE.finditer(raw):
-        seen.setdefault(match.group().decode("ascii"), None)
-        if len(seen) >= 64:
-            break
-    return tuple(seen)
+    found: dict[str, None] = {}
+    index = 0
+    while index < len(raw) and len(found) < 64:
+        kind = raw[index] & 0x7F
+        text: bytes | None = None
+        length = step = 0
+        if kind in _SHORT_STRING_TYPES and index + 1 < len(raw):
+            length = raw[index + 1]
+            text = raw[index + 2 : index + 2 + length] if length else None
+            step = 2 + length
+        elif kind in _LONG_STRING_TYPES and index + 5 <= len(raw):
+            length = int.from_bytes(raw[index + 1 : index + 5], "little")
+            text = raw[index + 5 : index + 5 + length] if 0 < length <= 4096 else None
+            step = 5 + length
+        if (
+            text is not None
+            and len(text) == length
+            and text.strip()
+            and _PRINTABLE_RECORD.fullmatch(text)
+        ):
+            found.setdefault(text.decode("ascii"), None)
+            index += step
+            continue
+        index += 1
+    if not found:  # not marshal as we know it: fall back to printable runs
+        for match in _PRINTABLE.finditer(raw):
+            found.setdefault(match.group().decode("ascii"), None)
+            if len(found) >= 64:
+                break
+    return tuple(found)

