@@ -109,6 +109,8 @@ def test_safetensors_overlap_and_hidden_bytes(tmp_path: Path, scan_formats: Scan
         ("{{ ()|attr('__class__') }}", "MLS143", "critical"),
         ("{{ ()|attr('\\x5f\\x5fclass\\x5f\\x5f') }}", "MLS143", "critical"),
         ("{{ ()|attr('__cla' ~ 'ss__') }}", "MLS145", "high"),
+        ("{{ [cycler]|map(attribute='__init__.__globals__')|list }}", "MLS143", "critical"),
+        ("{{ messages|map(attribute=messages[0].content)|list }}", "MLS145", "high"),
         ("{% set n = messages[0].content %}{{ ()|attr(n) }}", "MLS145", "high"),
         ("{% for m in messages %}{{ m.content }}{% endfor", "MLS144", "medium"),
     ],
