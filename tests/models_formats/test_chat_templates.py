@@ -50,7 +50,8 @@ DEEPSEEK = (
     "{%- if message['role'] == 'user' %}{{'<\uff5cUser\uff5c>' + message['content']}}"
     "{%- elif message['role'] == 'assistant' %}{% set content = message['content'] %}"
     "{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}"
-    "{{'<\uff5cAssistant\uff5c>' + content + '<\uff5cend▁of▁sentence\uff5c>'}}{%- endif %}{%- endfor %}"
+    "{{'<\uff5cAssistant\uff5c>' + content + '<\uff5cend▁of▁sentence\uff5c>'}}"
+    "{%- endif %}{%- endfor %}"
     "{% if add_generation_prompt %}{{'<\uff5cAssistant\uff5c><think>\\n'}}{% endif %}"
 )
 LLAMA31_DATE = (
