@@ -5,7 +5,8 @@ here from its defaults (a ``modelscan-settings.toml`` in the scanned repository 
 working directory is never read, so the scanned repository cannot change the result). What
 it reports that mlsec's own analyzers did not (same file, same module/operator) becomes a
 finding with ``source="modelscan"`` (MLS190-MLS193, by modelscan's severity). Its failures
-(for example its NumPy reader on NumPy 2) become error entries; they never stop the scan.
+(for example its NumPy reader on NumPy 2) become low notices (MLS194), except on files mlsec
+already reports as corrupt; they never stop the scan.
 
 Costs: modelscan reads whole files (and zip members) into memory, so files over
 :data:`MAX_BYTES`, and zips that would expand past :data:`MAX_UNCOMPRESSED_BYTES` or the
@@ -71,7 +72,7 @@ class ModelscanAnalyzer(Analyzer):
         try:
             from modelscan.modelscan import ModelScan
             from modelscan.settings import DEFAULT_SETTINGS
-        except Exception as exc:  # an import failure is an error entry, not a crash
+        except Exception as exc:  # a broken installation: an error entry, not a crash
             result.errors.append(
                 ScanError(".", f"modelscan unavailable: {exc}", analyzer=self.name)
             )
@@ -81,13 +82,14 @@ class ModelscanAnalyzer(Analyzer):
         known = _known_by_path(ctx.findings)
         numpy_ok = _numpy_scanner_works()
         if not numpy_ok and any(t.kind is FileKind.NUMPY for t in candidates):
-            result.errors.append(
-                ScanError(
+            result.findings.append(
+                _notice(
+                    ctx,
                     ".",
                     "modelscan's NumPy scanner does not work with the installed NumPy"
                     " (numpy.lib.format._check_version is gone in NumPy 2); .npy files were"
                     " checked by mlsec only",
-                    analyzer=self.name,
+                    key="modelscan-failed:numpy",
                 )
             )
         for target in candidates:
@@ -97,17 +99,10 @@ class ModelscanAnalyzer(Analyzer):
             try:
                 report = ModelScan(settings=settings).scan(target.path)
             except Exception as exc:  # modelscan's bug or a file it cannot take: recorded
-                result.errors.append(
-                    ScanError(
-                        target.relpath,
-                        f"modelscan failed ({type(exc).__name__}: {exc})",
-                        analyzer=self.name,
-                    )
-                )
-                ctx.progress(1)
-                continue
-            result.findings.extend(_findings(ctx, target, report, known.get(target.relpath, [])))
-            result.errors.extend(_errors(target, report, self.name))
+                report = {"errors": [{"description": f"{type(exc).__name__}: {exc}"}]}
+            earlier = known.get(target.relpath, [])
+            result.findings.extend(_findings(ctx, target, report, earlier))
+            result.findings.extend(_failures(ctx, target, report, earlier))
             ctx.progress(1)
         return result
 
@@ -227,16 +222,36 @@ def _findings(
     return out
 
 
-def _errors(target: Target, report: Mapping[str, Any], analyzer: str) -> list[ScanError]:
-    out = []
+# mlsec's own "this file is corrupt" rules: modelscan failing on such a file adds nothing.
+_CORRUPT_RULES = frozenset({"MLS100", "MLS140", "MLS142", "MLS146", "MLS149", "MLS154"})
+
+
+def _notice(
+    ctx: AnalysisContext, path: str, message: str, key: str, member: str | None = None
+) -> Finding:
+    return ctx.finding("MLS194", path, message, member=member, key=key, source="modelscan")
+
+
+def _failures(
+    ctx: AnalysisContext, target: Target, report: Mapping[str, Any], known: Sequence[Finding]
+) -> list[Finding]:
+    """modelscan's errors as low notices (mlsec's own scan of the file is complete)."""
+    if any(f.rule_id in _CORRUPT_RULES for f in known):
+        return []
+    out: list[Finding] = []
+    seen: set[str | None] = set()
     for error in report.get("errors", []):
-        source = str(error.get("source", ""))
+        member = _member(target, str(error.get("source", "")))
+        if member in seen:
+            continue
+        seen.add(member)
         out.append(
-            ScanError(
+            _notice(
+                ctx,
                 target.relpath,
-                f"modelscan: {str(error.get('description', ''))[:300]}",
-                member=_member(target, source),
-                analyzer=analyzer,
+                f"modelscan could not check this file: {str(error.get('description', ''))[:300]}",
+                key="modelscan-failed",
+                member=member,
             )
         )
     return out

@@ -90,10 +90,12 @@ def test_failures_are_recorded_not_fatal(tmp_path: Path, monkeypatch: pytest.Mon
     np.save(tmp_path / "a.npy", np.arange(3))
     (tmp_path / "m.pkl").write_bytes(pickle_calling("os", "system"))
     result = run(tmp_path, [target(tmp_path / "a.npy", tmp_path, FileKind.NUMPY)])
-    assert result.findings == []
-    if not hasattr(np.lib.format, "_check_version"):
-        assert [e.analyzer for e in result.errors] == ["modelscan"]
-        assert "NumPy" in result.errors[0].message
+    assert result.errors == []
+    if not hasattr(np.lib.format, "_check_version"):  # NumPy 2: one notice, not one per file
+        assert [(f.rule_id, f.severity.value, f.path, f.source) for f in result.findings] == [
+            ("MLS194", "low", ".", "modelscan")
+        ]
+        assert "NumPy" in result.findings[0].message
 
     from modelscan.modelscan import ModelScan
 
@@ -102,9 +104,20 @@ def test_failures_are_recorded_not_fatal(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(ModelScan, "scan", boom)
     result = run(tmp_path, [target(tmp_path / "m.pkl", tmp_path)])
-    assert result.findings == []
-    assert [(e.path, e.analyzer) for e in result.errors] == [("m.pkl", "modelscan")]
-    assert "scanner exploded" in result.errors[0].message
+    assert result.errors == []
+    assert [(f.rule_id, f.severity.value, f.path) for f in result.findings] == [
+        ("MLS194", "low", "m.pkl")
+    ]
+    assert "scanner exploded" in result.findings[0].message
+
+
+def test_parse_failure_notice_unless_mlsec_says_corrupt(tmp_path: Path) -> None:
+    (tmp_path / "cut.pkl").write_bytes(pickle_calling("os", "system")[:-3])
+    result = run(tmp_path, [target(tmp_path / "cut.pkl", tmp_path)])
+    assert [(f.rule_id, f.path) for f in result.findings] == [("MLS194", "cut.pkl")]
+    corrupt = (load_rules().finding("MLS100", "cut.pkl", "Pickle stream is corrupt", key="c"),)
+    result = run(tmp_path, [target(tmp_path / "cut.pkl", tmp_path)], corrupt)
+    assert result.findings == [] and result.errors == []
 
 
 def test_big_files_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,6 +146,7 @@ def test_benign_pickle_no_finding(tmp_path: Path) -> None:
         "MLS191",
         "MLS192",
         "MLS193",
+        "MLS194",
     }
 
 
@@ -163,7 +177,7 @@ def test_zip_bomb_not_handed_to_modelscan(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("a.pkl", pickle_calling("os", "system") + b"\0" * (8 * 1024**2))
     result = run(tmp_path, [target(tmp_path / "bomb.zip", tmp_path, FileKind.ZIP)])
-    assert result.findings == [] and result.errors == []
+    assert result.findings == [] and result.errors == []  # not handed to modelscan at all
     with zipfile.ZipFile(tmp_path / "ok.zip", "w") as archive:
         archive.writestr("a.pkl", pickle_calling("os", "system"))
     result = run(tmp_path, [target(tmp_path / "ok.zip", tmp_path, FileKind.ZIP)])
