@@ -64,7 +64,7 @@ class ModelscanAnalyzer(Analyzer):
             for t in targets
             if t.kind in _KIND_FORMATS
             and t.size <= MAX_BYTES
-            and (t.kind is not FileKind.ZIP or _zip_within_bounds(t, ctx))
+            and (t.kind is not FileKind.ZIP or _zip_worth_checking(t, ctx))
         ]
         ctx.progress(len(targets) - len(candidates))
         if not candidates:
@@ -113,6 +113,14 @@ def _enabled(ctx: AnalysisContext) -> bool:
         where = ctx.options.config_file or "configuration"
         raise ConfigError(f"{where}: [models] modelscan must be true or false, got {value!r}")
     return value
+
+
+def _zip_worth_checking(target: Target, ctx: AnalysisContext) -> bool:
+    from mlsec.formats.keras import is_keras_zip
+
+    if is_keras_zip(target.path) and importlib.util.find_spec("tensorflow") is None:
+        return False  # only modelscan's Keras scanner reads these, and it needs TensorFlow
+    return _zip_within_bounds(target, ctx)
 
 
 def _zip_within_bounds(target: Target, ctx: AnalysisContext) -> bool:

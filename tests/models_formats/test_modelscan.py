@@ -182,3 +182,14 @@ def test_zip_bomb_not_handed_to_modelscan(tmp_path: Path) -> None:
         archive.writestr("a.pkl", pickle_calling("os", "system"))
     result = run(tmp_path, [target(tmp_path / "ok.zip", tmp_path, FileKind.ZIP)])
     assert [(f.rule_id, f.member) for f in result.findings] == [("MLS190", "a.pkl")]
+
+
+def test_keras_archives_skipped_without_tensorflow(tmp_path: Path) -> None:
+    import importlib.util
+
+    from fixtures.generate_formats import keras3_config, keras_zip
+
+    (tmp_path / "m.keras").write_bytes(keras_zip(keras3_config(), weights=b"not hdf5"))
+    result = run(tmp_path, [target(tmp_path / "m.keras", tmp_path, FileKind.ZIP)])
+    if importlib.util.find_spec("tensorflow") is None:
+        assert result.findings == [] and result.errors == []
