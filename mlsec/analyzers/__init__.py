@@ -23,7 +23,15 @@ from mlsec.walk import Target
 
 # Registry: run in this order ("module:Class"), imported lazily so start-up stays fast.
 # Later analyzers see earlier analyzers' facts (the AIBOM runs last).
+<<<<<<< HEAD
 ANALYZERS: tuple[str, ...] = ("mlsec.analyzers.models_pickle:PickleModelsAnalyzer",)
+=======
+ANALYZERS: tuple[str, ...] = (
+    "mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",
+    "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
+    "mlsec.analyzers.modelscan_opinion:ModelscanAnalyzer",
+)
+>>>>>>> models-formats
 
 
 @dataclass
