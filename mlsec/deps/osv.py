@@ -44,6 +44,8 @@ _PARALLEL_THRESHOLD = 400  # files; below this a process pool costs more than it
 
 # -- the compact record ----------------------------------------------------------------------
 Event = tuple[str, str]  # ("introduced" | "fixed" | "last_affected", version)
+# What building an index yields: {package: [compact record]}, bad record count, newest modified.
+Built = tuple[dict[str, list[list[Any]]], int, str]
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ def parse_version(text: str) -> Version | None:
 
 
 _ZERO = Version("0")
+
+
+def version_key(text: str) -> Version:
+    """A sort key for version strings (unparsable ones sort first)."""
+    return parse_version(text) or _ZERO
 
 
 def _event_key(event: Event) -> tuple[Version, int]:
@@ -228,10 +235,17 @@ def _load_document(data: bytes, name: str) -> object:
     return yaml.load(data, Loader=loader)  # noqa: S506 - BaseLoader constructs no objects
 
 
-def _parse_files(paths: Sequence[str]) -> tuple[dict[str, list[list[Any]]], int]:
-    """Index entries for some record files (a process-pool task), and how many were bad."""
+def _modified(doc: object) -> str:
+    value = doc.get("modified") if isinstance(doc, dict) else None
+    return str(value) if value else ""
+
+
+def _parse_files(paths: Sequence[str]) -> tuple[dict[str, list[list[Any]]], int, str]:
+    """Index entries for some record files (a process-pool task), how many were bad, and the
+    newest ``modified`` timestamp among them."""
     index: dict[str, list[list[Any]]] = {}
     bad = 0
+    newest = ""
     for path in paths:
         try:
             with open(path, "rb") as handle:
@@ -243,9 +257,10 @@ def _parse_files(paths: Sequence[str]) -> tuple[dict[str, list[list[Any]]], int]
         except Exception:  # a malformed record must not stop the others
             bad += 1
             continue
+        newest = max(newest, _modified(doc))
         for name, record in compact_records(doc).items():
             index.setdefault(name, []).append(record)
-    return index, bad
+    return index, bad, newest
 
 
 def _merge(into: dict[str, list[list[Any]]], more: Mapping[str, list[list[Any]]]) -> None:
@@ -360,33 +375,38 @@ class OsvDatabase:
                 f"{self.path} is neither an OSV export (zip) nor a directory of OSV records",
                 hint="download one with `mlsec db update`",
             )
-        cached = self._read_index(fingerprint)
-        if cached is not None:
-            self._index, self._bad = cached
-        else:
-            self._index, self._bad = build()
-            self._write_index(fingerprint, self._index, self._bad)
+        built = self._read_index(fingerprint)
+        if built is None:
+            built = build()
+            self._write_index(fingerprint, built)
+        self._index, self._bad, newest = built
+        if self._kind == "osv-directory":
+            # A checkout's file times say when it was cloned; the records say how fresh it is.
+            self._date = _timestamp(newest) or self._date
         return self._index
 
-    def _build_from_files(self, paths: list[str]) -> tuple[dict[str, list[list[Any]]], int]:
+    def _build_from_files(self, paths: list[str]) -> Built:
         if len(paths) < _PARALLEL_THRESHOLD or (os.cpu_count() or 1) < 2:
             return _parse_files(paths)
         workers = min(4, os.cpu_count() or 1)
         chunks = [paths[i::workers] for i in range(workers)]
         index: dict[str, list[list[Any]]] = {}
         bad = 0
+        newest = ""
         try:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                for part, part_bad in pool.map(_parse_files, chunks):
+                for part, part_bad, part_newest in pool.map(_parse_files, chunks):
                     _merge(index, part)
                     bad += part_bad
+                    newest = max(newest, part_newest)
         except (OSError, RuntimeError):  # no process support (sandbox): do it here
             return _parse_files(paths)
-        return index, bad
+        return index, bad, newest
 
-    def _build_from_zip(self, zip_path: Path) -> tuple[dict[str, list[list[Any]]], int]:
+    def _build_from_zip(self, zip_path: Path) -> Built:
         index: dict[str, list[list[Any]]] = {}
         bad = 0
+        newest = ""
         try:
             with zipfile.ZipFile(zip_path) as archive:
                 for info in archive.infolist():
@@ -400,13 +420,14 @@ class OsvDatabase:
                     except Exception:  # a malformed record must not stop the others
                         bad += 1
                         continue
+                    newest = max(newest, _modified(doc))
                     _merge(index, {k: [v] for k, v in compact_records(doc).items()})
         except (OSError, zipfile.BadZipFile) as exc:
             raise MlsecError(
                 f"cannot read the vulnerability database {zip_path}: {exc}",
                 hint="download it again with `mlsec db update`",
             ) from None
-        return index, bad
+        return index, bad, newest
 
     def _index_file(self) -> Path | None:
         if self.cache_dir is None:
@@ -414,7 +435,7 @@ class OsvDatabase:
         key = hashlib.sha256(str(self.path).encode("utf-8", "surrogateescape")).hexdigest()
         return self.cache_dir / "osv-index" / f"{key[:24]}.json"
 
-    def _read_index(self, fingerprint: str) -> tuple[dict[str, list[list[Any]]], int] | None:
+    def _read_index(self, fingerprint: str) -> Built | None:
         index_file = self._index_file()
         if index_file is None:
             return None
@@ -429,11 +450,10 @@ class OsvDatabase:
             or not isinstance(data.get("packages"), dict)
         ):
             return None
-        return data["packages"], int(data.get("bad_records", 0))
+        return data["packages"], int(data.get("bad_records", 0)), str(data.get("newest", ""))
 
-    def _write_index(
-        self, fingerprint: str, index: Mapping[str, list[list[Any]]], bad: int
-    ) -> None:
+    def _write_index(self, fingerprint: str, built: Built) -> None:
+        index, bad, newest = built
         index_file = self._index_file()
         if index_file is None:
             return
@@ -442,6 +462,7 @@ class OsvDatabase:
             "fingerprint": fingerprint,
             "database": str(self.path),
             "bad_records": bad,
+            "newest": newest,
             "packages": index,
         }
         try:
@@ -482,13 +503,16 @@ class OsvDatabase:
 
 def _metadata_date(meta: Mapping[str, Any]) -> datetime | None:
     value = meta.get("downloaded")
-    if not isinstance(value, str):
+    return _timestamp(value) if isinstance(value, str) else None
+
+
+def _timestamp(value: str) -> datetime | None:
+    if not value:
         return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:  # OSV timestamps are RFC 3339 in UTC; seconds precision is all an age needs
+        return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _mtime(seconds: float) -> datetime:
@@ -549,7 +573,7 @@ def merge_advisories(name: str, version: str, records: Sequence[OsvRecord]) -> l
                 package=name,
                 version=version,
                 summary=next((r.summary for r in group if r.summary), ""),
-                fix_versions=tuple(sorted(fixes, key=lambda v: parse_version(v) or _ZERO)),
+                fix_versions=tuple(sorted(fixes, key=version_key)),
                 severity=severity,
                 cvss_vector=vector,
                 cvss_score=score,
@@ -568,7 +592,7 @@ def smallest_fix(
     relevant = [r for r in records if r.id in matched_ids]
     candidates = sorted(
         {f for a in advisories for f in a.fix_versions},
-        key=lambda v: parse_version(v) or _ZERO,
+        key=version_key,
     )
     for candidate in candidates:
         if not any(r.affects(candidate) for r in relevant):
