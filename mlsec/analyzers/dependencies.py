@@ -35,11 +35,6 @@ _SEVERITY_RULES = {
 UNSCORED_RULE = "MLS204"
 
 
-def default_database_dir() -> Path:
-    """Where `mlsec db update` keeps the OSV export."""
-    return default_cache_dir() / "osv"
-
-
 @dataclass(frozen=True)
 class DependencyConfig:
     """The ``[dependencies]`` configuration section."""
@@ -151,6 +146,7 @@ class DependencyAnalyzer(Analyzer):
     def _auditor(
         self, ctx: AnalysisContext, config: DependencyConfig
     ) -> tuple[Auditor, str | None]:
+        from mlsec.deps.database import default_database_dir
         from mlsec.deps.osv import OsvDatabase
 
         options = ctx.options
