@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 OSV_MINI = Path(__file__).resolve().parents[2] / "fixtures" / "osv-mini"
 
 
