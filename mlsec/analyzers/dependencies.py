@@ -146,8 +146,7 @@ class DependencyAnalyzer(Analyzer):
     def _auditor(
         self, ctx: AnalysisContext, config: DependencyConfig
     ) -> tuple[Auditor, str | None]:
-        from mlsec.deps.database import default_database_dir
-        from mlsec.deps.osv import OsvDatabase
+        from mlsec.deps.osv import OsvDatabase, default_database_dir
 
         options = ctx.options
         database_path = options.vuln_db
@@ -339,7 +338,6 @@ def _advisory_json(advisory: Advisory) -> dict[str, Any]:
         "severity": advisory.severity.value if advisory.severity else None,
         "cvss_vector": advisory.cvss_vector,
         "cvss_score": advisory.cvss_score,
-        "references": list(advisory.references),
     }
 
 

@@ -18,17 +18,18 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mlsec.deps.osv import EXPORT_FILE, METADATA_FILE, DatabaseInfo, OsvDatabase
+from mlsec.deps.osv import (
+    EXPORT_FILE,
+    METADATA_FILE,
+    DatabaseInfo,
+    OsvDatabase,
+    default_database_dir,
+)
 from mlsec.errors import MlsecError
 from mlsec.hashing import default_cache_dir
 
 OSV_PYPI_EXPORT = "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip"
 MAX_EXPORT_BYTES = 2 * 1024**3
-
-
-def default_database_dir() -> Path:
-    """Where `mlsec db update` keeps the export, and where `--offline` looks for it."""
-    return default_cache_dir() / "osv"
 
 
 def update_database(

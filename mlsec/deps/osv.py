@@ -19,27 +19,34 @@ import functools
 import hashlib
 import json
 import os
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from mlsec.errors import MlsecError
 from mlsec.facts import Advisory
 from mlsec.findings import Severity
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 METADATA_FILE = "mlsec-db.json"  # written by `mlsec db update` beside all.zip
 EXPORT_FILE = "all.zip"
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 _RECORD_SUFFIXES = (".json", ".yaml", ".yml")
 _PARALLEL_THRESHOLD = 400  # files; below this a process pool costs more than it saves
+
+
+def default_database_dir() -> Path:
+    """Where `mlsec db update` keeps the export, and where `--offline` looks for it."""
+    from mlsec.hashing import default_cache_dir
+
+    return default_cache_dir() / "osv"
 
 
 # -- the compact record ----------------------------------------------------------------------
@@ -53,16 +60,21 @@ class AffectedRange:
     """One affected[] entry of a record, for one package (ECOSYSTEM ranges only)."""
 
     ranges: tuple[tuple[Event, ...], ...]
+    # Listed versions as equality keys (see equality_key), computed once when indexing;
+    # strings that are not PEP 440 versions are kept as written.
     versions: tuple[str, ...]
+
+    @functools.cached_property
+    def _listed(self) -> frozenset[str]:
+        return frozenset(self.versions)
 
     def affects(self, version: str) -> bool:
         parsed = parse_version(version)
-        if parsed is not None:
-            for listed in self.versions:
-                if parse_version(listed) == parsed:
-                    return True
-            return any(_in_range(parsed, events) for events in self.ranges)
-        return version in self.versions  # not PEP 440: only an exact listing can match
+        if parsed is None:
+            return version in self.versions  # not PEP 440: only an exact listing can match
+        if any(_in_range(parsed, events) for events in self.ranges):
+            return True
+        return bool(self.versions) and equality_key(version) in self._listed
 
     def fixed_versions(self) -> Iterator[str]:
         for events in self.ranges:
@@ -125,6 +137,25 @@ def parse_version(text: str) -> Version | None:
 
 
 _ZERO = Version("0")
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_CANONICAL = re.compile(
+    rf"^({_NUMBER}(?:\.{_NUMBER})*)((?:a|b|rc){_NUMBER})?(\.post{_NUMBER})?(\.dev{_NUMBER})?$"
+)
+
+
+def equality_key(text: str) -> str | None:
+    """A string equal for PEP 440-equal versions (``1.13`` and ``1.13.0``), like
+    ``packaging.utils.canonicalize_version``, with a fast path for versions already written in
+    canonical form: records list hundreds of versions each, and parsing them all costs more
+    than the rest of the audit."""
+    match = _CANONICAL.match(text)
+    if match is None:
+        parsed = parse_version(text)
+        return canonicalize_version(parsed) if parsed is not None else None
+    release = match.group(1).split(".")
+    while len(release) > 1 and release[-1] == "0":
+        release.pop()
+    return ".".join(release) + "".join(g for g in match.groups()[1:] if g)
 
 
 def version_key(text: str) -> Version:
@@ -191,7 +222,9 @@ def compact_records(doc: object) -> dict[str, list[Any]]:
                             events.append((kind, str(event[kind])))
             if events:
                 ranges.append(tuple(events))
-        versions = tuple(str(v) for v in entry.get("versions") or [] if v is not None)
+        versions = tuple(
+            sorted({equality_key(str(v)) or str(v) for v in entry.get("versions") or [] if v})
+        )
         if ranges or versions:
             per_package.setdefault(canonicalize_name(name), []).append(
                 AffectedRange(tuple(ranges), versions)
@@ -388,6 +421,8 @@ class OsvDatabase:
     def _build_from_files(self, paths: list[str]) -> Built:
         if len(paths) < _PARALLEL_THRESHOLD or (os.cpu_count() or 1) < 2:
             return _parse_files(paths)
+        from concurrent.futures import ProcessPoolExecutor
+
         workers = min(4, os.cpu_count() or 1)
         chunks = [paths[i::workers] for i in range(workers)]
         index: dict[str, list[list[Any]]] = {}

@@ -179,7 +179,7 @@ def test_offline_uses_the_cached_database(tmp_path: Path, write, isolated_cache)
     cached.mkdir(parents=True)
     with zipfile.ZipFile(cached / "all.zip", "w") as archive:
         for path in OSV_MINI.glob("vulns/torch/*.yaml"):
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
             archive.writestr(f"{path.stem}.json", json.dumps(doc, default=str))
     write("requirements.txt", "torch==1.13.0\n")
     report = run(tmp_path / "requirements.txt", offline=True)
@@ -263,7 +263,7 @@ def test_cli_db_info_and_update_from_a_local_url(cli, tmp_path: Path, isolated_c
     export = tmp_path / "all.zip"
     with zipfile.ZipFile(export, "w") as archive:
         for path in OSV_MINI.glob("vulns/*/*.yaml"):
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
             archive.writestr(f"{path.stem}.json", json.dumps(doc, default=str))
     env = {"XDG_CACHE_HOME": str(isolated_cache.parent)}
     proc = cli("db", "info", env=env)
