@@ -163,7 +163,7 @@ class DependencyAnalyzer(Analyzer):
             database_path = cached
         if database_path is not None:
             database = OsvDatabase(database_path, cache_dir=default_cache_dir())
-            info = database.info()
+            info = database.summary()
             stale = None
             age = info.age_days()
             if config.max_db_age_days and age is not None and age > config.max_db_age_days:

@@ -34,7 +34,7 @@ from mlsec.errors import MlsecError
 from mlsec.facts import Advisory
 from mlsec.findings import Severity
 
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 METADATA_FILE = "mlsec-db.json"  # written by `mlsec db update` beside all.zip
 EXPORT_FILE = "all.zip"
 MAX_RECORD_BYTES = 4 * 1024 * 1024
@@ -364,8 +364,89 @@ def _record_files(directory: Path) -> list[tuple[str, int, int]]:
     return found
 
 
+_MODIFIED = re.compile(
+    rb"^\s*[\"']?modified[\"']?\s*:\s*[\"']?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", re.M
+)
+
+
+def _newest_modified(paths: Sequence[str]) -> str:
+    """The newest ``modified`` timestamp of the records, found without parsing them.
+
+    Only the database's age is derived from this (never a match), so a text search for the
+    top-level key is enough, and it is much faster than parsing thousands of YAML files."""
+    newest = b""
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_RECORD_BYTES)
+        except OSError:
+            continue
+        for match in _MODIFIED.finditer(data):
+            newest = max(newest, match.group(1))
+    return newest.decode("ascii")
+
+
+def _affected_names(path: str) -> set[str] | None:
+    """Normalised PyPI package names a record file is about (None if it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            doc = _load_document(handle.read(MAX_RECORD_BYTES), path)
+    except Exception:  # unreadable or malformed: the caller falls back to a full index
+        return None
+    names: set[str] = set()
+    if isinstance(doc, dict):
+        for entry in doc.get("affected") or []:
+            package = entry.get("package") if isinstance(entry, dict) else None
+            if isinstance(package, dict) and isinstance(package.get("name"), str):
+                names.add(canonicalize_name(package["name"]))
+    return names
+
+
+FileStat = tuple[str, int, int]  # (path, size, mtime_ns)
+
+
+def _package_folders(root: Path, files: Sequence[FileStat]) -> dict[str, list[FileStat]] | None:
+    """Record files by package when the directory uses the PyPA layout (one folder per package
+    holding that package's records, e.g. ``vulns/<package>/PYSEC-*.yaml``), else None.
+
+    The layout is only trusted when every record sits one folder deep at the same depth and a
+    sample of folders holds records about the package the folder is named after; anything
+    else (flat folders, ecosystem folders, date folders) gets a full index."""
+    groups: dict[str, list[FileStat]] = {}
+    for stat in files:
+        parent = os.path.dirname(stat[0])
+        if Path(parent) == root:
+            return None
+        groups.setdefault(parent, []).append(stat)
+    if len(groups) < 2 or len({p.count(os.sep) for p in groups}) != 1:
+        return None
+    ordered = sorted(groups)
+    step = max(1, len(ordered) // 3)
+    for parent in ordered[::step][:4]:
+        names = _affected_names(groups[parent][0][0])
+        if names is None or canonicalize_name(os.path.basename(parent)) not in names:
+            return None
+    by_package: dict[str, list[FileStat]] = {}
+    for parent, stats in groups.items():
+        by_package.setdefault(canonicalize_name(os.path.basename(parent)), []).extend(stats)
+    return by_package
+
+
+def _fingerprint(files: Sequence[FileStat]) -> str:
+    digest = hashlib.sha256()
+    for path, size, mtime in files:
+        digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+    return f"{len(files)}:{digest.hexdigest()}"
+
+
 class OsvDatabase:
-    """A local OSV database, indexed once and cached."""
+    """A local OSV database, indexed once and cached.
+
+    Exports and arbitrary record folders get one index of the whole database. A folder in the
+    PyPA layout (one sub-folder per package) is indexed per package instead, on demand: a scan
+    parses only the folders of the packages it audits, so even a first scan with an empty cache
+    stays fast, and later scans reuse the cached entries of unchanged folders.
+    """
 
     def __init__(self, path: Path, *, cache_dir: Path | None = None) -> None:
         self.path = path.resolve()
@@ -382,6 +463,110 @@ class OsvDatabase:
         self._date: datetime | None = None
         self._kind = "osv-directory"
         self._cache: dict[str, tuple[OsvRecord, ...]] = {}
+        self._files: list[FileStat] | None = None
+        self._folders: dict[str, list[FileStat]] | None = None
+        self._folder_index: dict[str, dict[str, Any]] = {}
+        self._summary: dict[str, Any] = {}
+        self._folder_index_dirty = False
+        self._layout_checked = False
+
+    # -- the per-package (PyPA) layout ---------------------------------------------------------
+    def _package_layout(self) -> dict[str, list[FileStat]] | None:
+        if not self._layout_checked:
+            self._layout_checked = True
+            if self.path.is_dir() and _export_file(self.path) is None:
+                self._files = _record_files(self.path)
+                self._folders = _package_folders(self.path, self._files)
+                if self._folders is not None:
+                    self._read_folder_index()
+        return self._folders
+
+    def _read_folder_index(self) -> None:
+        index_file = self._index_file()
+        if index_file is None:
+            return
+        try:
+            data = json.loads(index_file.read_bytes())
+        except (OSError, ValueError):
+            return
+        if (
+            isinstance(data, dict)
+            and data.get("format") == INDEX_FORMAT
+            and data.get("layout") == "folders"
+            and isinstance(data.get("folders"), dict)
+        ):
+            self._folder_index = data["folders"]
+            summary = data.get("summary")
+            self._summary = summary if isinstance(summary, dict) else {}
+
+    def _save_folder_index(self) -> None:
+        index_file = self._index_file()
+        if index_file is None or not self._folder_index_dirty:
+            return
+        payload = {
+            "format": INDEX_FORMAT,
+            "layout": "folders",
+            "database": str(self.path),
+            "summary": self._summary,
+            "folders": self._folder_index,
+        }
+        _write_json(index_file, payload)
+        self._folder_index_dirty = False
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Index the packages about to be queried in one go (parallel when there are many)."""
+        folders = self._package_layout()
+        if folders is None:
+            self._load()
+            return
+        todo: dict[str, list[FileStat]] = {}
+        for key in {str(canonicalize_name(n)) for n in names}:
+            stats = folders.get(key)
+            if stats is None:
+                continue
+            entry = self._folder_index.get(key)
+            if entry is None or entry.get("fingerprint") != _fingerprint(stats):
+                todo[key] = stats
+        if todo:
+            paths = [p for stats in todo.values() for p, _, _ in stats]
+            index, bad, _newest = self._build_from_files(paths)
+            for name, stats in todo.items():
+                self._folder_index[name] = {
+                    "fingerprint": _fingerprint(stats),
+                    # A record is filed under the package it is about; ignore any others.
+                    "records": index.get(name, []),
+                }
+            self._bad += bad
+            self._folder_index_dirty = True
+        self._save_folder_index()
+
+    def _folder_records(self, name: str) -> list[list[Any]]:
+        self.prefetch([name])
+        entry = self._folder_index.get(name)
+        return list(entry["records"]) if entry else []
+
+    def summary(self) -> DatabaseInfo:
+        """What a scan reports about the database, without indexing all of it."""
+        folders = self._package_layout()
+        if folders is None:
+            return self.info()
+        files = self._files or []
+        fingerprint = _fingerprint(files)
+        if self._summary.get("fingerprint") != fingerprint:
+            self._summary = {
+                "fingerprint": fingerprint,
+                "newest": _newest_modified([p for p, _, _ in files]),
+            }
+            self._folder_index_dirty = True
+            self._save_folder_index()
+        return DatabaseInfo(
+            path=self.path,
+            kind="osv-directory",
+            records=len(files),
+            packages=len(folders),
+            bad_records=self._bad,
+            date=_timestamp(str(self._summary.get("newest", ""))),
+        )
 
     # -- loading -----------------------------------------------------------------------------
     def _load(self) -> dict[str, list[list[Any]]]:
@@ -500,16 +685,27 @@ class OsvDatabase:
             "newest": newest,
             "packages": index,
         }
-        try:
-            index_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, index_file)
-        except OSError:
-            pass  # an index that cannot be cached only costs time on the next run
+        _write_json(index_file, payload)
 
     # -- queries -----------------------------------------------------------------------------
     def info(self) -> DatabaseInfo:
+        """Everything about the database (indexes all of it)."""
+        folders = self._package_layout()
+        if folders is not None:
+            self.prefetch(folders)
+            summary = self.summary()
+            index: Mapping[str, list[list[Any]]] = {
+                name: entry["records"] for name, entry in self._folder_index.items()
+            }
+            ids = {record[0] for records in index.values() for record in records}
+            return DatabaseInfo(
+                path=self.path,
+                kind="osv-directory",
+                records=len(ids),
+                packages=sum(1 for records in index.values() if records),
+                bad_records=self._bad,
+                date=summary.date,
+            )
         index = self._load()
         ids = {record[0] for records in index.values() for record in records}
         return DatabaseInfo(
@@ -526,7 +722,10 @@ class OsvDatabase:
     def records(self, name: str) -> tuple[OsvRecord, ...]:
         key = canonicalize_name(name)
         if key not in self._cache:
-            raw = self._load().get(key, [])
+            if self._package_layout() is not None:
+                raw = self._folder_records(key)
+            else:
+                raw = self._load().get(key, [])
             self._cache[key] = tuple(OsvRecord.from_compact(r) for r in raw)
         return self._cache[key]
 
@@ -534,6 +733,16 @@ class OsvDatabase:
         """Every advisory affecting ``name`` at ``version``, aliases merged."""
         matched = [r for r in self.records(name) if r.affects(version)]
         return merge_advisories(canonicalize_name(name), version, matched)
+
+
+def _write_json(target: Path, payload: Any) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        pass  # an index that cannot be cached only costs time on the next run
 
 
 def _metadata_date(meta: Mapping[str, Any]) -> datetime | None:

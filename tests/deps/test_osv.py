@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -220,3 +221,43 @@ def test_database_date_comes_from_the_records(mini: OsvDatabase) -> None:
     info = mini.info()
     assert info.date is not None and info.date.year == 2024
     assert (info.age_days() or 0) > 30
+
+
+def test_pypa_layout_is_indexed_per_package_on_demand(isolated_cache: Path) -> None:
+    db = OsvDatabase(OSV_MINI, cache_dir=isolated_cache)
+    assert ids(db, "torch", "1.13.0") == ["PYSEC-2022-43015"]
+    (index_file,) = (isolated_cache / "osv-index").iterdir()
+    cached = json.loads(index_file.read_text())
+    assert cached["layout"] == "folders"
+    assert set(cached["folders"]) == {"torch"}  # only what was asked for was parsed
+    again = OsvDatabase(OSV_MINI, cache_dir=isolated_cache)
+    again.prefetch(["mlflow", "torch", "not-in-db"])
+    assert set(json.loads(index_file.read_text())["folders"]) == {"torch", "mlflow"}
+    summary = again.summary()
+    assert (summary.records, summary.packages) == (24, 13)  # record files, folders
+    assert summary.date is not None and summary.date.year == 2024
+
+
+def test_changed_package_folder_is_reindexed(tmp_path: Path, isolated_cache: Path) -> None:
+    db_dir = tmp_path / "db"
+    shutil.copytree(OSV_MINI / "vulns", db_dir / "vulns")
+    assert ids(OsvDatabase(db_dir, cache_dir=isolated_cache), "torch", "1.13.0")
+    record = db_dir / "vulns" / "torch" / "PYSEC-2022-43015.yaml"
+    record.chmod(0o644)
+    record.write_text(
+        record.read_text(encoding="utf-8") + 'withdrawn: "2024-01-01T00:00:00Z"\n',
+        encoding="utf-8",
+    )
+    assert ids(OsvDatabase(db_dir, cache_dir=isolated_cache), "torch", "1.13.0") == []
+
+
+def test_other_folder_layouts_get_a_full_index(tmp_path: Path, isolated_cache: Path) -> None:
+    # osv/PyPI/*.json beside osv/npm/*.json: folders are ecosystems, not packages
+    for ecosystem in ("PyPI", "npm"):
+        (tmp_path / "osv" / ecosystem).mkdir(parents=True)
+    for name, data in _as_json_records(OSV_MINI):
+        (tmp_path / "osv" / "PyPI" / name).write_bytes(data)
+    (tmp_path / "osv" / "npm" / "X.json").write_text(json.dumps(_record(id="NPM-1")))
+    db = OsvDatabase(tmp_path / "osv", cache_dir=isolated_cache)
+    assert db._package_layout() is None
+    assert ids(db, "torch", "1.13.0") == ["PYSEC-2022-43015"]
