@@ -10,12 +10,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.utils import canonicalize_version
+from packaging.version import Version
 
 from mlsec.deps.osv import (
     AffectedRange,
     OsvDatabase,
     OsvRecord,
     compact_records,
+    equality_key,
     merge_advisories,
     smallest_fix,
 )
@@ -261,3 +266,24 @@ def test_other_folder_layouts_get_a_full_index(tmp_path: Path, isolated_cache: P
     db = OsvDatabase(tmp_path / "osv", cache_dir=isolated_cache)
     assert db._package_layout() is None
     assert ids(db, "torch", "1.13.0") == ["PYSEC-2022-43015"]
+
+
+_numbers = st.integers(min_value=0, max_value=30).map(str)
+_suffixes = st.tuples(
+    st.one_of(st.none(), st.tuples(st.sampled_from(["a", "b", "rc"]), _numbers)),
+    st.one_of(st.none(), _numbers),
+    st.one_of(st.none(), _numbers),
+)
+
+
+@given(st.lists(_numbers, min_size=1, max_size=4), st.integers(0, 2), _suffixes)
+def test_equality_key_agrees_with_packaging(release, zeros, suffixes) -> None:
+    pre, post, dev = suffixes
+    tail = "".join(pre) if pre else ""
+    tail += f".post{post}" if post is not None else ""
+    tail += f".dev{dev}" if dev is not None else ""
+    text = ".".join(release) + tail
+    padded = ".".join(release + ["0"] * zeros) + tail  # PEP 440-equal to text
+    assert equality_key(text) == canonicalize_version(Version(text))
+    assert equality_key(padded) == equality_key(text)
+    assert equality_key(str(Version(text))) == equality_key(text)
