@@ -168,9 +168,10 @@ class DependencyAnalyzer(Analyzer):
             age = info.age_days()
             if config.max_db_age_days and age is not None and age > config.max_db_age_days:
                 stale = (
-                    f"The offline vulnerability database {info.path} is {int(age)} days old "
-                    f"(newest data {info.date:%Y-%m-%d}); advisories published since are "
-                    "not known to this audit"
+                    f"The offline vulnerability database ({info.path.name}, newest data "
+                    f"{info.date:%Y-%m-%d}) is {int(age)} days old, more than "
+                    f"max-db-age-days = {config.max_db_age_days}; advisories published since "
+                    "are not known to this audit"
                 )
             return LocalDatabaseAuditor(database, ignore=config.ignore_vulns), stale
         try:
