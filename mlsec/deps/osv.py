@@ -364,16 +364,14 @@ def _record_files(directory: Path) -> list[tuple[str, int, int]]:
     return found
 
 
-_MODIFIED = re.compile(
-    rb"^\s*[\"']?modified[\"']?\s*:\s*[\"']?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", re.M
-)
+_TIMESTAMP = re.compile(rb"\s*:\s*[\"']?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")
 
 
 def _newest_modified(paths: Sequence[str]) -> str:
     """The newest ``modified`` timestamp of the records, found without parsing them.
 
-    Only the database's age is derived from this (never a match), so a text search for the
-    top-level key is enough, and it is much faster than parsing thousands of YAML files."""
+    Only the database's age is derived from this (never a match), so looking for the key in
+    the raw text is enough, and much faster than parsing thousands of YAML files."""
     newest = b""
     for path in paths:
         try:
@@ -381,8 +379,12 @@ def _newest_modified(paths: Sequence[str]) -> str:
                 data = handle.read(MAX_RECORD_BYTES)
         except OSError:
             continue
-        for match in _MODIFIED.finditer(data):
-            newest = max(newest, match.group(1))
+        at = data.find(b"modified")
+        while at != -1:
+            match = _TIMESTAMP.match(data, at + 8 + (data[at + 8 : at + 9] in (b'"', b"'")))
+            if match is not None and match.group(1) > newest:
+                newest = match.group(1)
+            at = data.find(b"modified", at + 8)
     return newest.decode("ascii")
 
 
