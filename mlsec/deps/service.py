@@ -15,6 +15,7 @@ pins a compatible range. Used for:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -163,6 +164,16 @@ class PipAuditAuditor:
 
 
 def _describe(exc: BaseException) -> str:
+    """A one-line reason for the user (requests' messages nest several exceptions deep)."""
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        host = re.search(r"host='([^']+)'", text)
+        where = host.group(1) if host else "the service"
+        if "resolve" in text.lower():
+            return f"cannot resolve {where} (no network or DNS)"
+        return f"cannot connect to {where}"
     text = str(exc) or type(exc).__name__
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, ServiceError) and not str(exc) and cause is not None:

@@ -193,7 +193,10 @@ class _DownService:
     def query(self, spec):
         import requests
 
-        raise requests.ConnectionError("Failed to resolve 'api.osv.dev'")
+        raise requests.ConnectionError(
+            "HTTPSConnectionPool(host='api.osv.dev', port=443): Max retries exceeded "
+            "(Caused by NameResolutionError: Failed to resolve 'api.osv.dev')"
+        )
 
 
 def test_online_with_the_network_down_reports_unaudited(tmp_path: Path, write, monkeypatch) -> None:
@@ -206,7 +209,9 @@ def test_online_with_the_network_down_reports_unaudited(tmp_path: Path, write, m
     assert (unaudited.rule_id, unaudited.severity) == ("MLS220", Severity.HIGH)
     assert unaudited.path == "requirements.txt"
     assert "2 packages" in unaudited.message and "not known to be free" in unaudited.message
-    assert "Failed to resolve" in unaudited.details["reason"]
+    assert unaudited.details["reason"] == (
+        "osv service unavailable: cannot resolve api.osv.dev (no network or DNS)"
+    )
     assert report.facts["dependencies"].unaudited == ("mlflow==2.9.0", "torch==1.13.0")
     assert report.exit_code == 1  # not a pass
 
