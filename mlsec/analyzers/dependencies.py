@@ -9,6 +9,7 @@ a package it did not check.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -106,7 +107,8 @@ class DependencyAnalyzer(Analyzer):
                         m.path,
                         f"{m.kind}: {message}",
                         line=line,
-                        key=f"problem:{message}",
+                        # digits out: positions inside the message must not change identity
+                        key="problem:" + re.sub(r"\d+", "#", message),
                     )
                 )
             for item in m.unauditable:

@@ -284,3 +284,23 @@ def test_cli_db_info_and_update_from_a_local_url(cli, tmp_path: Path, isolated_c
     assert bad.returncode == 2 and "cannot download" in bad.stderr
     assert (isolated_cache / "osv" / "all.zip").is_file()  # the old export survives
     shutil.rmtree(isolated_cache)
+
+
+def test_missing_vuln_db_path_is_a_usage_error(cli, tmp_path: Path, write) -> None:
+    write("requirements.txt", "torch==1.13.0\n")
+    proc = cli("scan", tmp_path, "--offline", "--vuln-db", tmp_path / "nope.zip", "--no-git")
+    assert proc.returncode == 2
+    assert "vulnerability database not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.network
+def test_online_osv_finds_a_known_torch_advisory(tmp_path: Path, write) -> None:
+    write("requirements.txt", "torch==1.13.0\n")
+    report = run(tmp_path)
+    ids = {
+        i
+        for f in report.findings
+        for a in f.details.get("advisories", [])
+        for i in (a["id"], *a["aliases"])
+    }
+    assert "CVE-2022-45907" in ids

@@ -159,3 +159,14 @@ def test_environment_yml_broken(tmp_path: Path, write) -> None:
     write("environment.yml", "dependencies: [pip: {\n")
     m = parse(tmp_path, "environment.yml")["environment.yml"]
     assert m.problems and m.problems[0][1].startswith("invalid YAML")
+
+
+def test_include_option_spellings(tmp_path: Path, write) -> None:
+    write("requirements.txt", "--requirement=a.in\n-rb.in\n--constraint c.in\nz\n")
+    write("a.in", "x==1\n")
+    write("b.in", "y==2\n")
+    write("c.in", "z==3\n")
+    m = parse(tmp_path, "requirements.txt")["requirements.txt"]
+    assert m.problems == []
+    assert deps(m) == {"x": ("1", 1, True), "y": ("2", 1, True), "z": ("3", 4, True)}
+    assert m.includes == ["a.in", "b.in", "c.in"]
