@@ -724,12 +724,30 @@ class OsvDatabase:
     def records(self, name: str) -> tuple[OsvRecord, ...]:
         key = canonicalize_name(name)
         if key not in self._cache:
-            if self._package_layout() is not None:
-                raw = self._folder_records(key)
-            else:
-                raw = self._load().get(key, [])
-            self._cache[key] = tuple(OsvRecord.from_compact(r) for r in raw)
+            try:
+                self._cache[key] = self._decode(key)
+            except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+                # The cached index is damaged (or written by something else): drop it and
+                # index the database again rather than trust or crash on it.
+                self._discard_index()
+                self._cache[key] = self._decode(key)
         return self._cache[key]
+
+    def _decode(self, key: str) -> tuple[OsvRecord, ...]:
+        if self._package_layout() is not None:
+            raw = self._folder_records(key)
+        else:
+            raw = self._load().get(key, [])
+        return tuple(OsvRecord.from_compact(r) for r in raw)
+
+    def _discard_index(self) -> None:
+        index_file = self._index_file()
+        if index_file is not None:
+            index_file.unlink(missing_ok=True)
+        self.cache_dir = None
+        self._index = None
+        self._folder_index = {}
+        self._summary = {}
 
     def advisories(self, name: str, version: str) -> list[Advisory]:
         """Every advisory affecting ``name`` at ``version``, aliases merged."""

@@ -287,3 +287,14 @@ def test_equality_key_agrees_with_packaging(release, zeros, suffixes) -> None:
     assert equality_key(text) == canonicalize_version(Version(text))
     assert equality_key(padded) == equality_key(text)
     assert equality_key(str(Version(text))) == equality_key(text)
+
+
+def test_damaged_index_cache_is_rebuilt(isolated_cache: Path) -> None:
+    assert ids(OsvDatabase(OSV_MINI, cache_dir=isolated_cache), "torch", "1.13.0")
+    (index_file,) = (isolated_cache / "osv-index").iterdir()
+    data = json.loads(index_file.read_text())
+    data["folders"]["torch"]["records"] = [["PYSEC-X", "not a list", None]]
+    index_file.write_text(json.dumps(data))
+    assert ids(OsvDatabase(OSV_MINI, cache_dir=isolated_cache), "torch", "1.13.0") == [
+        "PYSEC-2022-43015"
+    ]
