@@ -18,15 +18,18 @@ from packaging.version import Version
 
 from mlsec.deps import service
 from mlsec.deps.osv import OsvDatabase
+from mlsec.findings import Severity
 
 from .conftest import OSV_MINI
 
+VECTOR = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"
 OSV_ANSWER = {
     "vulns": [
         {
             "id": "GHSA-xxxx-yyyy-zzzz",
             "aliases": ["CVE-2022-45907", "PYSEC-2022-43015"],
             "summary": "eval in torch.jit annotations",
+            "severity": [{"type": "CVSS_V3", "score": VECTOR}],
             "affected": [
                 {
                     "package": {"name": "torch", "ecosystem": "PyPI"},
@@ -103,16 +106,11 @@ def test_pip_audit_surface_exists() -> None:
 
 
 def _auditor(monkeypatch, session: _Session, tmp_path: Path) -> service.PipAuditAuditor:
-    auditor = service.PipAuditAuditor("osv", cache_dir=tmp_path / "http", timeout=3, workers=2)
-    real = auditor._service
+    """An auditor whose pip-audit OsvService gets ``session`` where it creates its own."""
+    import pip_audit._service.osv as pip_audit_osv
 
-    def patched():
-        svc = real()
-        svc.session = session
-        return svc
-
-    monkeypatch.setattr(auditor, "_service", patched)
-    return auditor
+    monkeypatch.setattr(pip_audit_osv, "caching_session", lambda *args, **kwargs: session)
+    return service.PipAuditAuditor("osv", cache_dir=tmp_path / "http", timeout=3, workers=2)
 
 
 def test_osv_service_results_are_adapted(monkeypatch, tmp_path: Path) -> None:
@@ -125,7 +123,9 @@ def test_osv_service_results_are_adapted(monkeypatch, tmp_path: Path) -> None:
     assert advisory.id == "PYSEC-2022-43015"
     assert set(advisory.aliases) == {"CVE-2022-45907", "GHSA-xxxx-yyyy-zzzz"}
     assert advisory.fix_versions == ("1.13.1",)
-    assert advisory.severity is None
+    # pip-audit drops severities; the adapter takes them from the raw OSV answer
+    assert advisory.severity is Severity.HIGH and advisory.cvss_score == 7.5
+    assert advisory.cvss_vector == VECTOR
     assert outcome.smallest_fix[("torch", "1.13.0")] == "1.13.1"
     assert outcome.unaudited == {}
 
@@ -153,6 +153,50 @@ def test_network_failures_leave_packages_unaudited(monkeypatch, tmp_path, error)
     assert all("osv service unavailable" in r for r in outcome.unaudited.values())
     assert len(session.posts) <= 2  # the first failure stops the rest (2 workers)
     assert outcome.notes
+
+
+def test_multi_interval_fix_from_raw_records(monkeypatch, tmp_path: Path) -> None:
+    answer = {
+        "vulns": [
+            {
+                "id": "PYSEC-A",
+                "affected": [
+                    {
+                        "package": {"name": "tensorflow", "ecosystem": "PyPI"},
+                        "ranges": [
+                            {
+                                "type": "ECOSYSTEM",
+                                "events": [
+                                    {"introduced": "2.3.0"},
+                                    {"fixed": "2.3.4"},
+                                    {"introduced": "2.4.0"},
+                                    {"fixed": "2.4.3"},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            {
+                "id": "PYSEC-B",
+                "affected": [
+                    {
+                        "package": {"name": "tensorflow", "ecosystem": "PyPI"},
+                        "ranges": [
+                            {
+                                "type": "ECOSYSTEM",
+                                "events": [{"introduced": "0"}, {"fixed": "2.4.1"}],
+                            }
+                        ],
+                    }
+                ],
+            },
+        ]
+    }
+    outcome = _auditor(monkeypatch, _Session(answer), tmp_path).audit([("tensorflow", "2.3.0")])
+    # 2.3.4 fixes A but not B; 2.4.1 fixes B but is inside A's second interval
+    assert outcome.smallest_fix[("tensorflow", "2.3.0")] == "2.4.3"
+    assert {a.id for a in outcome.advisories[("tensorflow", "2.3.0")]} == {"PYSEC-A", "PYSEC-B"}
 
 
 def test_invalid_version_is_unaudited_not_queried(monkeypatch, tmp_path: Path) -> None:
