@@ -34,6 +34,7 @@ _SEVERITY_RULES = {
     Severity.INFO: "MLS203",
 }
 UNSCORED_RULE = "MLS204"
+MALICIOUS_RULE = "MLS205"
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,10 @@ class DependencyAnalyzer(Analyzer):
 
 def rule_for(advisories: Sequence[Advisory]) -> str:
     """The rule for one vulnerable package version: its worst scored advisory, unless an
-    unscored one may be worse (then the unscored rule, which counts as high)."""
+    unscored one may be worse (then the unscored rule, which counts as high). A known
+    malicious package (an OSV MAL- record) has its own rule."""
+    if any(i.startswith("MAL-") for a in advisories for i in (a.id, *a.aliases)):
+        return MALICIOUS_RULE
     scored = [a.severity for a in advisories if a.severity is not None]
     worst = max(scored, key=lambda s: s.rank) if scored else None
     unscored = len(scored) < len(advisories)

@@ -304,3 +304,21 @@ def test_online_osv_finds_a_known_torch_advisory(tmp_path: Path, write) -> None:
         for i in (a["id"], *a["aliases"])
     }
     assert "CVE-2022-45907" in ids
+
+
+def test_known_malicious_package_has_its_own_rule(tmp_path: Path, write) -> None:
+    record = {
+        "id": "MAL-2024-1",
+        "modified": "2099-01-01T00:00:00Z",
+        "summary": "Malicious code in torchtriton-fake (PyPI)",
+        "affected": [
+            {"package": {"ecosystem": "PyPI", "name": "torchtriton-fake"}, "versions": ["3.0.0"]}
+        ],
+    }
+    db = tmp_path / "db"
+    db.mkdir()
+    (db / "MAL-2024-1.json").write_text(json.dumps(record), encoding="utf-8")
+    write("repo/requirements.txt", "torchtriton_fake==3.0.0\n")
+    (finding,) = run(tmp_path / "repo", offline=True, vuln_db=db).findings
+    assert (finding.rule_id, finding.severity, finding.line) == ("MLS205", Severity.CRITICAL, 1)
+    assert finding.details["smallest_fix"] is None and "no fixed version" in finding.message
