@@ -407,13 +407,16 @@ def _affected_names(path: str) -> set[str] | None:
 FileStat = tuple[str, int, int]  # (path, size, mtime_ns)
 
 
-def _package_folders(root: Path, files: Sequence[FileStat]) -> dict[str, list[FileStat]] | None:
+def _package_folders(
+    root: Path, files: Sequence[FileStat], *, verified: bool = False
+) -> dict[str, list[FileStat]] | None:
     """Record files by package when the directory uses the PyPA layout (one folder per package
     holding that package's records, e.g. ``vulns/<package>/PYSEC-*.yaml``), else None.
 
     The layout is only trusted when every record sits one folder deep at the same depth and a
     sample of folders holds records about the package the folder is named after; anything
-    else (flat folders, ecosystem folders, date folders) gets a full index."""
+    else (flat folders, ecosystem folders, date folders) gets a full index. ``verified``
+    skips the sampling (an unchanged database whose layout was checked before)."""
     groups: dict[str, list[FileStat]] = {}
     for stat in files:
         parent = os.path.dirname(stat[0])
@@ -424,7 +427,7 @@ def _package_folders(root: Path, files: Sequence[FileStat]) -> dict[str, list[Fi
         return None
     ordered = sorted(groups)
     step = max(1, len(ordered) // 3)
-    for parent in ordered[::step][:4]:
+    for parent in [] if verified else ordered[::step][:4]:
         names = _affected_names(groups[parent][0][0])
         if names is None or canonicalize_name(os.path.basename(parent)) not in names:
             return None
@@ -478,9 +481,13 @@ class OsvDatabase:
             self._layout_checked = True
             if self.path.is_dir() and _export_file(self.path) is None:
                 self._files = _record_files(self.path)
-                self._folders = _package_folders(self.path, self._files)
-                if self._folders is not None:
-                    self._read_folder_index()
+                self._read_folder_index()
+                # The sampling parses a few records; skip it when the cached index describes
+                # this very set of files.
+                known = self._summary.get("fingerprint") == _fingerprint(self._files)
+                self._folders = _package_folders(self.path, self._files, verified=known)
+                if self._folders is None:
+                    self._folder_index, self._summary = {}, {}
         return self._folders
 
     def _read_folder_index(self) -> None:
