@@ -24,6 +24,7 @@ from mlsec.errors import ConfigError, MlsecError
 from mlsec.facts import Advisory, Dependency, DependencyFacts
 from mlsec.findings import Finding, Severity
 from mlsec.hashing import default_cache_dir
+from mlsec.sniff import FileKind
 from mlsec.walk import Target
 
 _SEVERITY_RULES = {
@@ -92,7 +93,12 @@ class DependencyAnalyzer(Analyzer):
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         options = ctx.options
         config = DependencyConfig.from_section(options.section("dependencies"), options.config_file)
-        files = [(t.path, t.relpath) for t in targets if manifest_kind(t.relpath)]
+        # A Git LFS pointer is not the manifest (the walker reports it as MLS903).
+        files = [
+            (t.path, t.relpath)
+            for t in targets
+            if manifest_kind(t.relpath) and t.kind is not FileKind.LFS_POINTER
+        ]
         result = AnalyzerResult()
         manifests = parse_manifests(files, ctx.root)
         if not config.dev:

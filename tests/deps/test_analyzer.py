@@ -322,3 +322,12 @@ def test_known_malicious_package_has_its_own_rule(tmp_path: Path, write) -> None
     (finding,) = run(tmp_path / "repo", offline=True, vuln_db=db).findings
     assert (finding.rule_id, finding.severity, finding.line) == ("MLS205", Severity.CRITICAL, 1)
     assert finding.details["smallest_fix"] is None and "no fixed version" in finding.message
+
+
+def test_lfs_pointer_named_like_a_manifest_is_not_parsed(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 123\n",
+        encoding="utf-8",
+    )
+    report = run(tmp_path, offline=True, vuln_db=OSV_MINI)
+    assert not [f for f in report.findings if f.rule_id.startswith("MLS2")]
