@@ -237,7 +237,7 @@ def _pae_compat(payload_type: str, payload: bytes) -> bytes:
     return f"DSSEV1 {len(payload_type)} {payload_type} {len(payload)} {payload!r}".encode()
 
 
-def _hash_for(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
+def hash_for_key(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
     size = key.curve.key_size
     if size <= 256:
         return hashes.SHA256()
@@ -248,8 +248,8 @@ def _hash_for(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
 
 def _dsse_signed_by(key: ec.EllipticCurvePublicKey, dsse: Dsse) -> bool:
     attempts: list[tuple[bytes, hashes.HashAlgorithm]] = [
-        (pae(dsse.payload_type, dsse.payload), _hash_for(key)),
-        (_pae_compat(dsse.payload_type, dsse.payload), _hash_for(key)),
+        (pae(dsse.payload_type, dsse.payload), hash_for_key(key)),
+        (_pae_compat(dsse.payload_type, dsse.payload), hash_for_key(key)),
         # model-signing 0.2 also hard-coded SHA-256 whatever the curve.
         (_pae_compat(dsse.payload_type, dsse.payload), hashes.SHA256()),
     ]
