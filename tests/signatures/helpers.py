@@ -99,8 +99,9 @@ def write_config(root: Path, body: str) -> None:
     (root / ".mlsec.toml").write_text("offline = true\n" + body, encoding="utf-8")
 
 
-def key_policy(public: Path) -> str:
-    return f'[signatures]\n[[signatures.signers]]\npublic-key = "{public.as_posix()}"\n'
+def key_policy(public: Path, extra: str = "") -> str:
+    """A policy trusting one public key; ``extra`` lines go in the [signatures] table."""
+    return f'[signatures]\n{extra}[[signatures.signers]]\npublic-key = "{public.as_posix()}"\n'
 
 
 @pytest.fixture

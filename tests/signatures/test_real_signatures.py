@@ -50,9 +50,7 @@ def _only_fact(report: Any) -> Any:
 
 def _expected_files(name: str) -> tuple[str, ...]:
     return tuple(
-        sorted(
-            f"{name}/{p.name}" for p in (REAL / name).iterdir() if p.name.startswith("signme")
-        )
+        sorted(f"{name}/{p.name}" for p in (REAL / name).iterdir() if p.name.startswith("signme"))
     )
 
 
@@ -194,7 +192,9 @@ def test_wrong_trusted_root_is_unverifiable(real_copy, scan_repo):
     # the same root named in [signatures] trusted-root
     write_config(
         root,
-        KEYLESS_POLICY.replace("[signatures]\n", '[signatures]\ntrusted-root = "staging_root.json"\n'),
+        KEYLESS_POLICY.replace(
+            "[signatures]\n", '[signatures]\ntrusted-root = "staging_root.json"\n'
+        ),
     )
     assert findings(scan_repo(root)) == [("MLS402", "medium", "v1.0.0-sigstore/model.sig")]
 
