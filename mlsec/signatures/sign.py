@@ -56,9 +56,8 @@ def _collect(model: Path, exempt: Sequence[str], patterns: Sequence[str]) -> lis
                 continue
             path = base / name
             if path.is_symlink() or not path.is_file():
-                raise MlsecError(
-                    f"{path} is not a regular file; model signatures cover regular files only"
-                )
+                what = "a symlink" if path.is_symlink() else "not a regular file"
+                raise MlsecError(f"{path} is {what}; model signatures cover regular files only")
             found.append(rel)
     return sorted(found, key=lambda r: PurePosixPath(r).parts)
 
@@ -133,7 +132,13 @@ def bundle_with_key(
     from mlsec.signatures.bundle import hash_for_key
 
     public = private_key.public_key()
-    signature = private_key.sign(pae(IN_TOTO_PAYLOAD_TYPE, payload), ec.ECDSA(hash_for_key(public)))
+    message = pae(IN_TOTO_PAYLOAD_TYPE, payload)
+    try:
+        # RFC 6979 nonces: no dependence on the RNG, and the same input signs the same way
+        algorithm = ec.ECDSA(hash_for_key(public), deterministic_signing=True)
+    except TypeError:  # pragma: no cover - cryptography < 44
+        algorithm = ec.ECDSA(hash_for_key(public))
+    signature = private_key.sign(message, algorithm)
     material: dict[str, Any]
     if certificate is None:
         material = {"publicKey": {"hint": key_fingerprint(public)}, "tlogEntries": []}
