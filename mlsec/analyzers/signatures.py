@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.facts import SignatureFact, SignatureFacts
@@ -310,6 +311,16 @@ class SignaturesAnalyzer(Analyzer):
             )
             fact(False, None)
             return
+        if not _inside(run.ctx.root, artifact):
+            run.add(
+                "MLS405",
+                artifact_rel,
+                f"Signed file is a symlink that leads outside the repository ({bundle_rel}); "
+                "it was not read",
+                key=bundle_rel,
+            )
+            fact(False, None)
+            return
         if run.verifier is None:
             self._no_policy(run, bundle_rel)
             fact(False, None)
@@ -393,6 +404,14 @@ class SignaturesAnalyzer(Analyzer):
             "(add [signatures] with [[signatures.signers]] to .mlsec.toml)",
             key="no-policy",
         )
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _statement_subject_digests(payload: bytes) -> set[str] | None:

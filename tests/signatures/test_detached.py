@@ -128,3 +128,16 @@ def test_keyless_dsse_detached_bundle(tmp_path, scan_repo):
     assert findings(report) == [("MLS405", "high", "artifact.bin")]
     assert KEYLESS_IDENTITY in report.findings[0].message
     assert report.facts["signatures"].trusted_root.startswith("sigstore-python")
+
+
+def test_detached_artifact_symlink_outside_is_not_read(tmp_path, keypair, scan_repo):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(DATA)
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "model.onnx").symlink_to(outside)
+    (root / "model.onnx.sigstore.json").write_text(_message_bundle(keypair.key, DATA, True))
+    write_config(root, key_policy(keypair.public))
+    report = scan_repo(root)
+    assert ("MLS405", "high", "model.onnx") in findings(report)
+    assert not any(f.verified for f in report.facts["signatures"].signatures)
