@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,7 +245,7 @@ class SignaturesAnalyzer(Analyzer):
             )
             fact(False, outcome)
             return
-        signer = outcome.signer or "?"
+        signer = _short(outcome.signer)
         for rel, why in comparison.modified:
             run.add(
                 "MLS405",
@@ -357,7 +358,7 @@ class SignaturesAnalyzer(Analyzer):
                 "MLS405",
                 artifact_rel,
                 "File was modified after it was signed: its sha256 is not a subject of the "
-                f"signed statement ({bundle_rel}, signed by {outcome.signer})",
+                f"signed statement ({bundle_rel}, signed by {_short(outcome.signer)})",
                 key=bundle_rel,
             )
             fact(False, outcome)
@@ -384,7 +385,7 @@ class SignaturesAnalyzer(Analyzer):
                     "MLS405",
                     artifact_rel,
                     "File was modified after it was signed: its sha256 differs from the "
-                    f"signed digest ({bundle_rel}, signed by {outcome.signer})",
+                    f"signed digest ({bundle_rel}, signed by {_short(outcome.signer)})",
                     key=bundle_rel,
                 )
                 record(False, outcome)
@@ -404,6 +405,11 @@ class SignaturesAnalyzer(Analyzer):
             "(add [signatures] with [[signatures.signers]] to .mlsec.toml)",
             key="no-policy",
         )
+
+
+def _short(signer: str | None) -> str:
+    """A signer for messages: key fingerprints cut to 16 hex digits (facts keep them whole)."""
+    return re.sub(r"sha256:([0-9a-f]{16})[0-9a-f]{48}", r"sha256:\1", signer or "?")
 
 
 def _inside(root: Path, path: Path) -> bool:

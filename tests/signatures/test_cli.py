@@ -121,3 +121,38 @@ def test_rules_are_listed(cli):
     result = cli("rules", "--format", "json")
     ids = {r["id"] for r in json.loads(result.stdout)}
     assert {f"MLS40{i}" for i in range(10)} <= ids
+
+
+def test_trusted_root_flag(tmp_path, cli):
+    import shutil
+    from importlib import resources
+
+    from tests.signatures.helpers import KEYLESS_IDENTITY, KEYLESS_ISSUER, REAL
+
+    root = tmp_path / "repo"
+    shutil.copytree(REAL / "v1.1.0-sigstore", root / "m")
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    write_config(
+        root,
+        f'[signatures]\n[[signatures.signers]]\nidentity = "{KEYLESS_IDENTITY}"\n'
+        f'issuer = "{KEYLESS_ISSUER}"\n',
+    )
+    ok = cli("scan", root, "--format", "json", "--no-git")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["findings"] == []
+    staging = tmp_path / "staging.json"
+    staging.write_bytes(
+        (
+            resources.files("sigstore")
+            / "_store"
+            / "https%3A%2F%2Ftuf-repo-cdn.sigstage.dev"
+            / "trusted_root.json"
+        ).read_bytes()
+    )
+    result = cli("scan", root, "--format", "json", "--no-git", "--trusted-root", staging)
+    data = json.loads(result.stdout)
+    assert [(f["rule_id"], f["path"]) for f in data["findings"]] == [("MLS402", "m/model.sig")]
+    assert data["facts"]["signatures"]["trusted_root"].startswith(f"file {staging} sha256:")
+    assert result.returncode == 0  # medium: below the default fail-on
+    missing = cli("scan", root, "--no-git", "--trusted-root", tmp_path / "absent.json")
+    assert missing.returncode == 2 and "cannot read trusted root" in missing.stderr
