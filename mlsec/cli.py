@@ -271,7 +271,6 @@ def list_rules(
         raise typer.Exit(EXIT_ERROR)
 
 
-<<<<<<< HEAD
 db_app = typer.Typer(
     name="db",
     help="The offline vulnerability database (osv.dev's PyPI export) used by --offline.",
@@ -337,7 +336,8 @@ def db_info(
         _fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
     _print_database(info)
-=======
+
+
 @app.command("sign")
 def sign_command(
     path: Annotated[Path, typer.Argument(help="Model folder (every file in it) or model file.")],
@@ -407,7 +407,6 @@ def sign_command(
         _fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
     typer.echo(f"signed {len(signed.files)} file(s) of {signed.model_name}: {signed.signature}")
->>>>>>> signatures
 
 
 def main() -> None:

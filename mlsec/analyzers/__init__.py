@@ -23,18 +23,12 @@ from mlsec.walk import Target
 
 # Registry: run in this order ("module:Class"), imported lazily so start-up stays fast.
 # Later analyzers see earlier analyzers' facts (the AIBOM runs last).
-<<<<<<< HEAD
-=======
 ANALYZERS: tuple[str, ...] = (
     "mlsec.analyzers.models_pickle:PickleModelsAnalyzer",
     "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
     "mlsec.analyzers.modelscan_opinion:ModelscanAnalyzer",
     "mlsec.analyzers.dependencies:DependencyAnalyzer",
-=======
-ANALYZERS: tuple[str, ...] = (
-    "mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",
     "mlsec.analyzers.signatures:SignaturesAnalyzer",
->>>>>>> signatures
 )
 
 
