@@ -230,8 +230,9 @@ def _findings(
     return out
 
 
-# mlsec's own "this file is corrupt" rules: modelscan failing on such a file adds nothing.
-_CORRUPT_RULES = frozenset({"MLS100", "MLS140", "MLS142", "MLS146", "MLS149", "MLS154"})
+# mlsec's own "this file is corrupt or irregular" rules (MLS105: data after the pickle's STOP,
+# which modelscan's parser refuses): modelscan failing on such a file adds nothing.
+_CORRUPT_RULES = frozenset({"MLS100", "MLS105", "MLS140", "MLS142", "MLS146", "MLS149", "MLS154"})
 
 
 def _notice(
