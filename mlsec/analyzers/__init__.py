@@ -23,7 +23,10 @@ from mlsec.walk import Target
 
 # Registry: run in this order ("module:Class"), imported lazily so start-up stays fast.
 # Later analyzers see earlier analyzers' facts (the AIBOM runs last).
-ANALYZERS: tuple[str, ...] = ("mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",)
+ANALYZERS: tuple[str, ...] = (
+    "mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",
+    "mlsec.analyzers.aibom:AibomAnalyzer",
+)
 
 
 @dataclass
