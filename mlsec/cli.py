@@ -271,6 +271,81 @@ def list_rules(
         raise typer.Exit(EXIT_ERROR)
 
 
+class BomFormat(str, Enum):
+    json = "json"
+    xml = "xml"
+
+
+@app.command("bom")
+def bom(
+    path: Annotated[Path, typer.Argument(help="Repository directory or single model file.")] = Path(
+        "."
+    ),
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", "-o", help="Write the BOM to this file instead of stdout."),
+    ] = None,
+    spec_version: Annotated[
+        str, typer.Option("--spec-version", help="CycloneDX specification version (1.6 or 1.5).")
+    ] = "1.6",
+    fmt: Annotated[BomFormat, typer.Option("--format", "-f", help="json or xml.")] = (
+        BomFormat.json
+    ),
+    reproducible: Annotated[
+        bool,
+        typer.Option(
+            "--reproducible",
+            help="Byte-identical output for the same repository: serial number from the "
+            "content, timestamp from SOURCE_DATE_EPOCH (else the HEAD commit time). Also on "
+            "when SOURCE_DATE_EPOCH is set.",
+        ),
+    ] = False,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--config", help="Configuration file (default: .mlsec.toml or pyproject)."),
+    ] = None,
+    offline: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--offline/--online", help="Never use the network (default: online)."),
+    ] = None,
+    vuln_db: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--vuln-db", help="Local OSV database for the vulnerabilities section."),
+    ] = None,
+    no_git: Annotated[
+        bool, typer.Option("--no-git", help="Walk the file system even inside a git work tree.")
+    ] = False,
+) -> None:
+    """Write a CycloneDX ML-BOM (AI bill of materials) of a repository.
+
+    Exit code 0 when the BOM was written (findings do not fail this command), 2 when it
+    could not be produced.
+    """
+    from mlsec.config import build_options
+    from mlsec.render.cyclonedx import render_bom
+    from mlsec.scan import scan as run_scan
+
+    try:
+        show_progress = sys.stderr.isatty()
+        options = build_options(
+            path,
+            config_file=config,
+            offline=offline,
+            vuln_db=vuln_db.resolve() if vuln_db else None,
+            show_progress=show_progress,
+            use_git=False if no_git else None,
+            reproducible=True if reproducible else None,
+        )
+        with _progress(show_progress) as progress:
+            report = run_scan(options, progress=progress)
+        _write(render_bom(report, fmt=fmt.value, spec_version=spec_version), output)
+        if report.errors:
+            typer.echo(f"mlsec: {len(report.errors)} file(s) could not be fully scanned", err=True)
+    except MlsecError as exc:
+        _fail(exc.diagnostic())
+        raise typer.Exit(EXIT_ERROR) from None
+
+
 def main() -> None:
     """Console entry point: any unexpected exception is a crash (exit 2), not a traceback."""
     try:
