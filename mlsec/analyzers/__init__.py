@@ -25,6 +25,7 @@ from mlsec.walk import Target
 # Later analyzers see earlier analyzers' facts (the AIBOM runs last).
 ANALYZERS: tuple[str, ...] = (
     "mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",
+    "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
     "mlsec.analyzers.aibom:AibomAnalyzer",
 )
 

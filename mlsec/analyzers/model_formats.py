@@ -1,0 +1,480 @@
+"""The non-pickle model formats, statically: safetensors, GGUF, ONNX, Keras, SavedModel.
+
+Each file is parsed with the bounded parsers in :mod:`mlsec.formats` (nothing is loaded,
+rendered, unmarshalled or imported) and checked for what makes the format dangerous:
+
+- safetensors: an invalid header (MLS140), bytes no tensor covers (MLS141);
+- GGUF: a malformed header (MLS142), chat templates that reach Python internals through
+  Jinja (MLS143, MLS145) or do not parse (MLS144);
+- ONNX: malformed protobuf (MLS146), external data escaping the model folder (MLS147),
+  custom operator domains (MLS148);
+- Keras (.keras and HDF5): unreadable config (MLS149), Lambda layers (MLS150, MLS151), modules
+  outside Keras (MLS152, MLS153);
+- TensorFlow SavedModel: malformed protobuf (MLS154), operations that call Python, write or
+  read files (MLS155-MLS157).
+
+Every model file also yields a :class:`~mlsec.facts.ModelFileFact` for the AIBOM.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
+from mlsec.facts import ModelFacts, ModelFileFact
+from mlsec.findings import Finding, Severity
+from mlsec.formats import FormatError
+from mlsec.rules import load_list
+from mlsec.sniff import FileKind
+from mlsec.walk import Target
+
+_SAFETENSORS_EXT = (".safetensors",)
+_GGUF_EXT = (".gguf",)
+_KERAS_EXT = (".keras",)
+_H5_EXT = (".h5", ".hdf5", ".keras")
+_ONNX_EXT = (".onnx", ".ort")
+# ONNX has no magic; a ModelProto almost always starts with ir_version (field 1, varint).
+_ONNX_HEAD = re.compile(rb"^\x08[\x01-\x20]")
+# Lambda bytecode naming any of these is reported as critical (MLS151).
+_DANGEROUS_CODE_NAMES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "system",
+        "popen",
+        "subprocess",
+        "Popen",
+        "check_output",
+        "run",
+        "spawn",
+        "execv",
+        "execve",
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "import_module",
+        "open",
+        "socket",
+        "builtins",
+        "__builtins__",
+        "getattr",
+        "loads",
+        "urlopen",
+        "requests",
+    }
+)
+
+
+class ModelFormatsAnalyzer(FileAnalyzer):
+    name = "model-formats"
+    description = "Checking safetensors, GGUF, ONNX, Keras and SavedModel files"
+
+    def __init__(self) -> None:
+        self._facts: list[ModelFileFact] = []
+
+    # -- which files ------------------------------------------------------------------
+    def accepts(self, target: Target) -> bool:
+        kind = target.kind
+        if kind in (FileKind.EMPTY, FileKind.LFS_POINTER):
+            return False
+        if kind in (FileKind.SAFETENSORS, FileKind.GGUF, FileKind.ONNX, FileKind.TF_SAVEDMODEL):
+            return True
+        if kind is FileKind.HDF5 or kind is FileKind.ZIP:
+            return True  # decided in analyze_file: Keras or not
+        name = target.relpath.lower()
+        # A broken header can defeat content sniffing; the extension still says what it is.
+        return name.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT) or (kind is FileKind.BINARY)
+
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        self._facts = []
+        result = super().analyze(targets, ctx)
+        worst: dict[str, Severity] = {}
+        for finding in result.findings:
+            current = worst.get(finding.path)
+            if current is None or finding.severity.rank > current.rank:
+                worst[finding.path] = finding.severity
+        facts = []
+        for fact in self._facts:
+            severity = worst.get(fact.path)
+            facts.append(fact if severity is None else _with_severity(fact, severity))
+        result.facts = ModelFacts(files=tuple(facts))
+        return result
+
+    def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
+        return list(self._dispatch(target, ctx))
+
+    def _dispatch(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        kind = target.kind
+        name = target.relpath.lower()
+        if kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
+            yield from self._safetensors(target, ctx)
+        elif kind is FileKind.GGUF or name.endswith(_GGUF_EXT):
+            yield from self._gguf(target, ctx)
+        elif kind is FileKind.ONNX:
+            yield from self._onnx(target, ctx, sniffed=False)
+        elif kind is FileKind.TF_SAVEDMODEL:
+            if name.endswith(".pb"):
+                yield from self._saved_model(target, ctx)
+        elif kind is FileKind.HDF5:
+            yield from self._keras_h5(target, ctx)
+        elif kind is FileKind.ZIP:
+            yield from self._keras_zip(target, ctx)
+        elif name.endswith(_KERAS_EXT):
+            yield ctx.finding(
+                "MLS149",
+                target.relpath,
+                "File is named .keras but is neither a zip archive nor HDF5",
+                key="not-keras",
+            )
+        elif kind is FileKind.BINARY:
+            yield from self._onnx(target, ctx, sniffed=True)
+
+    # -- safetensors ------------------------------------------------------------------
+    def _safetensors(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        from mlsec.formats.safetensors import read_header
+
+        try:
+            header = read_header(target.path)
+        except FormatError as exc:
+            yield ctx.finding(
+                "MLS140",
+                target.relpath,
+                f"Invalid safetensors header: {exc}",
+                key="header",
+            )
+            self._fact(target, "safetensors", None, None, {})
+            return
+        if header.gaps:
+            hidden = sum(end - begin for begin, end in header.gaps)
+            first = header.gaps[0][0] + header.data_start
+            yield ctx.finding(
+                "MLS141",
+                target.relpath,
+                f"{hidden} bytes of the data area belong to no tensor"
+                f" ({len(header.gaps)} range(s), the first at file offset {first})",
+                offset=first,
+                key="gaps",
+                details={"gaps": [list(g) for g in header.gaps[:16]], "bytes": hidden},
+            )
+        dtypes = sorted({t.dtype for t in header.tensors.values()})
+        metadata: dict[str, Any] = {
+            "tensor_count": len(header.tensors),
+            "dtypes": dtypes,
+        }
+        if header.metadata:
+            metadata["metadata"] = _small_strings(header.metadata)
+        self._fact(target, "safetensors", None, header.parameter_count, metadata)
+
+    # -- GGUF -------------------------------------------------------------------------------
+    def _gguf(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        from mlsec.analyzers.chat_template import template_issues
+        from mlsec.formats.gguf import read_gguf
+
+        try:
+            info = read_gguf(target.path)
+        except FormatError as exc:
+            yield ctx.finding("MLS142", target.relpath, f"Invalid GGUF header: {exc}", key="header")
+            self._fact(target, "gguf", "gguf", None, {})
+            return
+        for key, template in info.chat_templates.items():
+            yield from _template_findings(ctx, target, key, template, template_issues(template))
+        metadata = info.metadata_json()
+        metadata["gguf_version"] = info.version
+        metadata["tensor_count"] = info.tensor_count
+        if info.chat_templates:
+            metadata["chat_templates"] = sorted(info.chat_templates)
+        self._fact(target, "gguf", "gguf", info.parameter_count, metadata)
+
+    # -- ONNX -------------------------------------------------------------------------------
+    def _onnx(self, target: Target, ctx: AnalysisContext, sniffed: bool) -> Iterator[Finding]:
+        from mlsec.formats.onnx import read_onnx
+
+        if sniffed:  # a binary of unknown kind: only if it starts like a ModelProto
+            with open(target.path, "rb") as handle:
+                if not _ONNX_HEAD.match(handle.read(2)):
+                    return
+        try:
+            info = read_onnx(target.path)
+        except FormatError as exc:
+            if not sniffed:
+                yield ctx.finding(
+                    "MLS146", target.relpath, f"ONNX model cannot be parsed: {exc}", key="parse"
+                )
+                self._fact(target, "onnx", "onnx", None, {})
+            return
+        known = load_list("onnx_domains").get("known", {})
+        for domain in sorted(info.custom_domains - set(known)):
+            ops = sorted(op for d, op in info.operators if d == domain)
+            yield ctx.finding(
+                "MLS148",
+                target.relpath,
+                f"Operators from custom domain {domain!r} ({', '.join(ops[:8])}) need a custom"
+                " operator library to run",
+                key=f"domain:{domain}",
+                details={"domain": domain, "operators": ops[:64]},
+            )
+        model_dir = target.path.parent
+        seen: set[str] = set()
+        for external in info.external_data:
+            if external.location in seen:
+                continue
+            seen.add(external.location)
+            reason = _escape_reason(model_dir, external.location)
+            if reason:
+                yield ctx.finding(
+                    "MLS147",
+                    target.relpath,
+                    f"External data of tensor {external.tensor[:80]!r} is read from"
+                    f" {external.location[:200]!r}, {reason}",
+                    key=f"external:{external.location}",
+                    details={"tensor": external.tensor, "location": external.location},
+                )
+        metadata = info.metadata_json()
+        if info.custom_domains:
+            metadata["custom_domains"] = sorted(info.custom_domains)
+        if info.external_data:
+            metadata["external_data"] = sorted(seen)[:32]
+        self._fact(target, "onnx", "onnx", info.parameter_count, metadata)
+
+    # -- Keras ------------------------------------------------------------------------------
+    def _keras_zip(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        from mlsec.formats.keras import is_keras_zip, read_keras_zip
+
+        if not is_keras_zip(target.path):
+            if target.relpath.lower().endswith(_KERAS_EXT):
+                yield ctx.finding(
+                    "MLS149",
+                    target.relpath,
+                    "The .keras archive has no config.json/metadata.json",
+                    key="not-keras",
+                )
+            return
+        try:
+            info = read_keras_zip(target.path)
+        except FormatError as exc:
+            yield ctx.finding("MLS149", target.relpath, f"Keras archive: {exc}", key="config")
+            self._fact(target, "keras", "keras", None, {})
+            return
+        yield from self._keras_findings(target, ctx, info, member="config.json")
+
+    def _keras_h5(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        from mlsec.formats.keras import read_keras_h5
+
+        try:
+            info = read_keras_h5(target.path)
+        except FormatError as exc:
+            yield ctx.finding("MLS149", target.relpath, f"Keras HDF5 file: {exc}", key="config")
+            return
+        if info.config is None and info.keras_version is None:
+            return  # an HDF5 file, but not a Keras model (or weights only)
+        yield from self._keras_findings(target, ctx, info, member=None)
+
+    def _keras_findings(
+        self, target: Target, ctx: AnalysisContext, info: Any, member: str | None
+    ) -> Iterator[Finding]:
+        for layer in info.lambdas:
+            dangerous = sorted(set(layer.strings) & _DANGEROUS_CODE_NAMES)
+            if layer.code_b64 is None:
+                ref = f"{layer.module or '?'}.{layer.function}"
+                yield from self._reference(
+                    target, ctx, layer.module or "", ref, layer.where, member
+                )
+                continue
+            hint = ", ".join(layer.strings[:12])
+            if dangerous:
+                yield ctx.finding(
+                    "MLS151",
+                    target.relpath,
+                    f"Lambda layer {layer.name!r} carries Python bytecode naming"
+                    f" {', '.join(dangerous)} (strings in the code: {hint})",
+                    member=member,
+                    key=f"lambda:{layer.where}",
+                    details={
+                        "layer": layer.name,
+                        "where": layer.where,
+                        "strings": list(layer.strings),
+                    },
+                )
+            else:
+                yield ctx.finding(
+                    "MLS150",
+                    target.relpath,
+                    f"Lambda layer {layer.name!r} carries Python bytecode that runs on load"
+                    f" (strings in the code: {hint or 'none'})",
+                    member=member,
+                    key=f"lambda:{layer.where}",
+                    details={
+                        "layer": layer.name,
+                        "where": layer.where,
+                        "strings": list(layer.strings),
+                    },
+                )
+        for ref in info.references:
+            yield from self._reference(
+                target, ctx, ref.module, f"{ref.module}.{ref.name}", ref.where, member
+            )
+        self._fact(
+            target,
+            info.format,
+            "keras",
+            None,
+            {**info.metadata_json(), "lambda_layers": len(info.lambdas)},
+        )
+
+    def _reference(
+        self,
+        target: Target,
+        ctx: AnalysisContext,
+        module: str,
+        shown: str,
+        where: str,
+        member: str | None,
+    ) -> Iterator[Finding]:
+        dangerous = load_list("keras_modules").get("dangerous", {})
+        root = module.split(".", 1)[0]
+        if root in dangerous:
+            yield ctx.finding(
+                "MLS153",
+                target.relpath,
+                f"Keras config references {shown} ({dangerous[root]}) at {where}",
+                member=member,
+                key=f"module:{shown}",
+                details={"module": module, "where": where},
+            )
+        else:
+            yield ctx.finding(
+                "MLS152",
+                target.relpath,
+                f"Keras config references {shown}, outside Keras: loading imports or needs"
+                f" that code (at {where})",
+                member=member,
+                key=f"module:{shown}",
+                details={"module": module, "where": where},
+            )
+
+    # -- SavedModel -------------------------------------------------------------------------
+    def _saved_model(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        from mlsec.formats.savedmodel import read_saved_model
+
+        try:
+            info = read_saved_model(target.path)
+        except FormatError as exc:
+            yield ctx.finding(
+                "MLS154", target.relpath, f"SavedModel cannot be parsed: {exc}", key="parse"
+            )
+            self._fact(target, "tf-savedmodel", "tensorflow", None, {})
+            return
+        ops = load_list("tensorflow_ops")
+        for table, rule in (("python", "MLS155"), ("write", "MLS156"), ("read", "MLS157")):
+            listed: Mapping[str, str] = ops.get(table, {})
+            for op in sorted(set(info.ops) & set(listed)):
+                node = info.ops[op]
+                where = f" (node {node[:120]!r})" if node else ""
+                yield ctx.finding(
+                    rule,
+                    target.relpath,
+                    f"Graph uses {op}{where}: {listed[op]}",
+                    key=f"op:{op}",
+                    details={"op": op, "node": node, "count": info.op_counts.get(op, 0)},
+                )
+        self._fact(target, "tf-savedmodel", "tensorflow", None, info.metadata_json())
+
+    # -- facts ------------------------------------------------------------------------------
+    def _fact(
+        self,
+        target: Target,
+        fmt: str,
+        framework: str | None,
+        parameter_count: int | None,
+        metadata: Mapping[str, Any],
+    ) -> None:
+        self._facts.append(
+            ModelFileFact(
+                path=target.relpath,
+                format=fmt,
+                size=target.size,
+                framework=framework,
+                parameter_count=parameter_count,
+                metadata=dict(metadata),
+            )
+        )
+
+
+def _with_severity(fact: ModelFileFact, severity: Severity) -> ModelFileFact:
+    from dataclasses import replace
+
+    return replace(fact, max_severity=severity)
+
+
+def _template_findings(
+    ctx: AnalysisContext, target: Target, key: str, template: str, issues: Sequence[Any]
+) -> Iterator[Finding]:
+    internals = [i for i in issues if i.kind == "internals"]
+    dynamic = [i for i in issues if i.kind == "dynamic"]
+    syntax = [i for i in issues if i.kind == "syntax"]
+    details: dict[str, Any] = {"metadata_key": key, "template_excerpt": template[:300]}
+    if internals:
+        names = ", ".join(i.name for i in internals[:10])
+        yield ctx.finding(
+            "MLS143",
+            target.relpath,
+            f"Chat template {key} accesses Python internals ({names}): template injection"
+            " that runs code in loaders rendering it outside Jinja's sandbox",
+            member=key,
+            key=f"{key}:internals",
+            details={**details, "names": [i.name for i in internals], "line": internals[0].line},
+        )
+    if dynamic:
+        names = ", ".join(i.name for i in dynamic[:6])
+        yield ctx.finding(
+            "MLS145",
+            target.relpath,
+            f"Chat template {key} builds attribute names dynamically or spells Python"
+            f" internals in strings ({names})",
+            member=key,
+            key=f"{key}:dynamic",
+            details={**details, "names": [i.name for i in dynamic], "line": dynamic[0].line},
+        )
+    if syntax:
+        yield ctx.finding(
+            "MLS144",
+            target.relpath,
+            f"Chat template {key} is not valid Jinja: {syntax[0].name}",
+            member=key,
+            key=f"{key}:syntax",
+            details={**details, "line": syntax[0].line},
+        )
+
+
+def _escape_reason(model_dir: Path, location: str) -> str | None:
+    """Why an ONNX external-data location leaves the model folder, or None if it stays."""
+    if not location:
+        return None
+    if (
+        PurePosixPath(location).is_absolute()
+        or PureWindowsPath(location).is_absolute()
+        or PureWindowsPath(location).drive
+        or location.startswith(("\\", "/"))
+    ):
+        return "an absolute path"
+    parts = re.split(r"[\\/]", location)
+    if ".." in parts:
+        return "a path that climbs out of the model's folder with '..'"
+    base = os.path.realpath(model_dir)
+    resolved = os.path.realpath(os.path.join(base, location))
+    if os.path.commonpath([base, resolved]) != base:
+        return f"which resolves (through a symlink) outside the model's folder to {resolved!r}"
+    return None
+
+
+def _small_strings(values: Mapping[str, str], limit: int = 32) -> dict[str, str]:
+    return {str(k)[:128]: str(v)[:512] for k, v in list(values.items())[:limit]}
+
+
+__all__ = ["ModelFormatsAnalyzer"]

@@ -1,0 +1,282 @@
+"""Keras model configuration, read statically from ``.keras`` (v3 zip) and HDF5 files.
+
+What matters for safety is in the model config JSON: Lambda layers carry marshalled Python
+bytecode (run on load when safe mode is off, and always by Keras 2), and ``module`` /
+``registered_name`` references make Keras import modules outside Keras. This module extracts
+them without unmarshalling or importing anything.
+
+HDF5 is read with ``h5py`` (a runtime dependency): HDF5 is far too intricate to parse by hand
+safely (object headers, B-trees, global heaps for variable-length strings), and reading
+attributes with h5py only decodes data, it never runs model code. h5py is imported lazily,
+only when an HDF5 file is scanned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlsec.formats import FormatError
+
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 200
+KERAS_ZIP_MEMBERS = ("config.json", "metadata.json")
+# Module prefixes Keras itself (and its Google-maintained companions) serialise.
+KERAS_MODULES = ("keras", "tf_keras", "tensorflow", "keras_hub", "keras_nlp", "keras_cv")
+_PRINTABLE = re.compile(rb"[\x20-\x7e]{2,}")
+
+
+@dataclass(frozen=True)
+class LambdaLayer:
+    name: str
+    where: str  # JSON path in the config, e.g. config.layers[2]
+    code_b64: str | None  # the marshalled bytecode as stored (base64); never unmarshalled
+    strings: tuple[str, ...] = ()  # printable runs in the bytecode: names, constants
+    function: str | None = None  # for Keras 2 lambdas serialised by name
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class ModuleReference:
+    module: str
+    name: str  # class_name / function name / registered_name
+    where: str
+
+
+@dataclass
+class KerasInfo:
+    format: str  # "keras" (v3 zip) or "keras-h5"
+    config: Mapping[str, Any] | None
+    keras_version: str | None = None
+    backend: str | None = None
+    lambdas: list[LambdaLayer] = field(default_factory=list)
+    references: list[ModuleReference] = field(default_factory=list)
+    training_config: Mapping[str, Any] | None = None
+
+    @property
+    def class_name(self) -> str | None:
+        value = (self.config or {}).get("class_name")
+        return value if isinstance(value, str) else None
+
+    @property
+    def model_name(self) -> str | None:
+        inner = (self.config or {}).get("config")
+        value = inner.get("name") if isinstance(inner, Mapping) else None
+        return value if isinstance(value, str) else None
+
+    def metadata_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in (
+            ("class_name", self.class_name),
+            ("name", self.model_name),
+            ("keras_version", self.keras_version),
+            ("backend", self.backend),
+        ):
+            if value is not None:
+                out[key] = value[:256]
+        return out
+
+
+def is_keras_zip(path: str | os.PathLike[str]) -> bool:
+    """Whether the zip at ``path`` is a Keras v3 archive (config.json at the top level)."""
+    try:
+        with zipfile.ZipFile(Path(path)) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+    return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
+
+
+def read_keras(path: str | os.PathLike[str]) -> KerasInfo:
+    """The configuration of a ``.keras`` archive or a Keras HDF5 file."""
+    with open(Path(path), "rb") as handle:
+        magic = handle.read(8)
+    if magic.startswith(b"PK"):
+        return read_keras_zip(path)
+    if magic == b"\x89HDF\r\n\x1a\n":
+        return read_keras_h5(path)
+    raise FormatError("neither a .keras archive nor an HDF5 file")
+
+
+def read_keras_zip(path: str | os.PathLike[str]) -> KerasInfo:
+    try:
+        with zipfile.ZipFile(Path(path)) as archive:
+            config = _json_member(archive, "config.json")
+            metadata = _json_member(archive, "metadata.json", required=False)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+        raise FormatError(f"cannot read the .keras archive: {exc}") from None
+    if not isinstance(config, dict):
+        raise FormatError("config.json is not a JSON object")
+    meta = metadata if isinstance(metadata, dict) else {}
+    info = KerasInfo(
+        format="keras",
+        config=config,
+        keras_version=_str(meta.get("keras_version")),
+        backend=_str(meta.get("backend")),
+    )
+    _inspect(info)
+    return info
+
+
+def _json_member(archive: zipfile.ZipFile, name: str, required: bool = True) -> Any:
+    try:
+        entry = archive.getinfo(name)
+    except KeyError:
+        if required:
+            raise FormatError(f"the archive has no {name}") from None
+        return None
+    if entry.file_size > MAX_CONFIG_BYTES:
+        raise FormatError(f"{name} is {entry.file_size} bytes (limit {MAX_CONFIG_BYTES})")
+    with archive.open(entry) as member:
+        data = member.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise FormatError(f"{name} expands past {MAX_CONFIG_BYTES} bytes")
+    return _loads(data, name)
+
+
+def _loads(data: bytes | str, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise FormatError(f"{what} is not valid JSON: {exc}") from None
+
+
+def read_keras_h5(path: str | os.PathLike[str]) -> KerasInfo:
+    """Root-group attributes of a Keras HDF5 file (``model_config``, ``keras_version``...)."""
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - h5py is a dependency
+        raise FormatError(f"h5py is not installed ({exc}); cannot read HDF5") from None
+    try:
+        with h5py.File(Path(path), "r") as h5:
+            attrs = {
+                key: _attr(h5.attrs, key)
+                for key in ("model_config", "training_config", "keras_version", "backend")
+            }
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise FormatError(f"cannot read HDF5 attributes: {exc}") from None
+    raw_config = attrs["model_config"]
+    config = _loads(raw_config, "model_config") if raw_config else None
+    if config is not None and not isinstance(config, dict):
+        raise FormatError("model_config is not a JSON object")
+    raw_training = attrs["training_config"]
+    training = _loads(raw_training, "training_config") if raw_training else None
+    info = KerasInfo(
+        format="keras-h5",
+        config=config,
+        keras_version=attrs["keras_version"],
+        backend=attrs["backend"],
+        training_config=training if isinstance(training, dict) else None,
+    )
+    _inspect(info)
+    return info
+
+
+def _attr(attrs: Any, key: str) -> str | None:
+    if key not in attrs:
+        return None
+    value = attrs[key]
+    if isinstance(value, bytes):
+        if len(value) > MAX_CONFIG_BYTES:
+            raise FormatError(f"attribute {key} is too large")
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return None  # arrays and numbers are not Keras configuration
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _inspect(info: KerasInfo) -> None:
+    for root_name, root in (("config", info.config), ("training_config", info.training_config)):
+        if root is None:
+            continue
+        for where, node in _walk(root, root_name, 0):
+            _check_node(info, where, node)
+
+
+def _walk(node: Any, where: str, depth: int) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if depth > MAX_DEPTH:
+        raise FormatError("configuration nested too deeply")
+    if isinstance(node, Mapping):
+        yield where, node
+        for key, value in node.items():
+            if isinstance(value, Mapping | list):
+                yield from _walk(value, f"{where}.{key}", depth + 1)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, Mapping | list):
+                yield from _walk(value, f"{where}[{index}]", depth + 1)
+
+
+def _check_node(info: KerasInfo, where: str, node: Mapping[str, Any]) -> None:
+    class_name = node.get("class_name")
+    config = node.get("config")
+    if class_name == "Lambda" and isinstance(config, Mapping):
+        info.lambdas.append(_lambda(where, config))
+    module = node.get("module")
+    if "function_type" in node:
+        return  # a Keras 2 Lambda's own config: its module is reported with the Lambda
+    if isinstance(module, str) and module and not _is_keras_module(module):
+        name = node.get("registered_name") or class_name or ""
+        if class_name == "function" and isinstance(config, str):
+            name = config  # a function reference: {"module": m, "config": "<function>"}
+        info.references.append(ModuleReference(module, str(name)[:200], where))
+    registered = node.get("registered_name")
+    if (
+        isinstance(registered, str)
+        and ">" in registered
+        and not isinstance(module, str)
+        and not _is_keras_module(registered.split(">", 1)[0].lower())
+    ):
+        package = registered.split(">", 1)[0]
+        info.references.append(ModuleReference(package, registered[:200], where))
+
+
+def _is_keras_module(module: str) -> bool:
+    root = module.split(".", 1)[0]
+    return root in KERAS_MODULES
+
+
+def _lambda(where: str, config: Mapping[str, Any]) -> LambdaLayer:
+    name = str(config.get("name", ""))[:200]
+    function = config.get("function")
+    code: str | None = None
+    if isinstance(function, Mapping):  # Keras 3: {"class_name": "__lambda__", "config": {...}}
+        inner = function.get("config")
+        if isinstance(inner, Mapping) and isinstance(inner.get("code"), str):
+            code = inner["code"]
+        elif isinstance(inner, str):  # a named function
+            return LambdaLayer(name, where, None, (), inner[:200], _str(function.get("module")))
+    elif isinstance(function, list) and function and isinstance(function[0], str):
+        code = function[0]  # Keras 2: [code, defaults, closure]
+    elif isinstance(function, str):
+        if config.get("function_type") == "lambda":
+            code = function
+        else:
+            return LambdaLayer(name, where, None, (), function[:200], _str(config.get("module")))
+    return LambdaLayer(name, where, code, _code_strings(code) if code else ())
+
+
+def _code_strings(code_b64: str) -> tuple[str, ...]:
+    """Printable runs in marshalled bytecode: a hint of what it does (never unmarshalled)."""
+    try:
+        raw = base64.b64decode(code_b64.encode("ascii", "replace")[: 4 * 1024 * 1024])
+    except (binascii.Error, ValueError):
+        return ()
+    seen: dict[str, None] = {}
+    for match in _PRINTABLE.finditer(raw):
+        seen.setdefault(match.group().decode("ascii"), None)
+        if len(seen) >= 64:
+            break
+    return tuple(seen)
