@@ -107,7 +107,7 @@ def _scalar_metadata(fmt: str, metadata: Mapping[str, Any]) -> dict[str, str]:
             return
         if isinstance(value, Mapping):
             for sub, inner in value.items():
-                add(f"{key}.{sub}", inner)
+                add(f"{key}.{sub or 'default'}", inner)
         elif isinstance(value, bool | int | float | str) and value != "":
             text = str(value).lower() if isinstance(value, bool) else str(value)
             if len(text) <= _MAX_METADATA_VALUE:
@@ -317,7 +317,7 @@ class AibomBuilder:
         if supplier is None and hub_url and _hub_repo(hub_url):
             supplier = str(_hub_repo(hub_url)).split("/")[0]
         authors = (card.authors if card else ()) or tuple(
-            a for a in [_meta(metadata, "gguf:general.author")] if a
+            a for a in [_meta(metadata, "gguf:general.author", "onnx:metadata_props.author")] if a
         )
 
         # Datasets: the card's (training), model-index's (evaluation), code in the folder.
@@ -444,7 +444,11 @@ class AibomBuilder:
             if card.license.lower() == "other" and card.license_name:
                 return card.license_name, card.license_link
             return card.license, card.license_link
-        return _meta(metadata, "gguf:general.license"), _meta(metadata, "gguf:general.license.link")
+        # Embedded metadata: GGUF general.license, or an ONNX metadata property "license".
+        return (
+            _meta(metadata, "gguf:general.license", "onnx:metadata_props.license"),
+            _meta(metadata, "gguf:general.license.link"),
+        )
 
     @staticmethod
     def _dataset(datasets: dict[str, DatasetRef], name: str, source: str, role: str) -> str:

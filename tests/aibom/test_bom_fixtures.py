@@ -12,8 +12,7 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from mlsec.facts import ModelFacts, ModelFileFact
-from tests.aibom.helpers import bom_of, components, props, scan_report
+from tests.aibom.helpers import AIBOM_FIXTURES, bom_of, components, props, scan_report
 
 
 def _sha256sum(path: Path) -> str:
@@ -131,24 +130,30 @@ def test_every_card_field_lands_where_it_should(fixture_copy: Path) -> None:
     assert "model:hf-model" in graph["repository"]
 
 
-def test_nothing_invented_for_models_without_metadata(fixture_copy: Path) -> None:
-    bom = bom_of(scan_report(fixture_copy))
-    onnx = components(bom)["model:classifier.onnx"]
-    assert onnx["name"] == "classifier.onnx"
-    for field in (
-        "version",
-        "licenses",
-        "supplier",
-        "authors",
-        "description",
-        "modelCard",
-        "pedigree",
-    ):
-        assert field not in onnx, field
-    # The repository is not a git repository here: no version, no VCS, no git properties.
+def test_nothing_invented_for_a_bare_weights_file(tmp_path: Path) -> None:
+    """A lone safetensors file: no card, no metadata beyond its header, not in git."""
+    (tmp_path / "weights.safetensors").write_bytes(
+        (AIBOM_FIXTURES / "hf-model" / "model.safetensors").read_bytes()
+    )
+    report = scan_report(tmp_path)
+    bom = bom_of(report)
+    model = components(bom)["model:weights.safetensors"]
+    assert model["name"] == "weights.safetensors"
+    for field in ("version", "licenses", "supplier", "authors", "description", "pedigree", "tags"):
+        assert field not in model, field
+    card = model.get("modelCard", {})
+    assert not {"modelParameters", "quantitativeAnalysis", "considerations"} & set(card)
+    assert props(model)["mlsec:parameter-count"] == ["146"]  # from the safetensors header
+    # Not a git repository: no version, no VCS reference, no git properties.
     repo = bom["metadata"]["component"]
     assert "version" not in repo and "externalReferences" not in repo
     assert not any(p["name"].startswith("mlsec:git:") for p in repo.get("properties", []))
+    found = {(f.rule_id, f.path) for f in report.findings if f.rule_id.startswith("MLS3")}
+    assert found == {
+        ("MLS301", "weights.safetensors"),
+        ("MLS302", "weights.safetensors"),
+        ("MLS303", "weights.safetensors"),
+    }
 
 
 def test_completeness_scores_and_findings(fixture_copy: Path) -> None:
@@ -158,16 +163,20 @@ def test_completeness_scores_and_findings(fixture_copy: Path) -> None:
     assert hf["mlsec:completeness:ntia-minimum-elements"] == ["1.00"]
     assert hf["mlsec:completeness:eu-ai-act-annex-iv"] == ["1.00"]
     onnx = props(components(bom)["model:classifier.onnx"])
-    assert onnx["mlsec:completeness:ntia-minimum-elements:missing"] == ["supplier, version"]
+    assert onnx["mlsec:completeness:ntia-minimum-elements"] == ["1.00"]
+    assert onnx["mlsec:completeness:eu-ai-act-annex-iv:missing"] == [
+        "description, intended-purpose, architecture, training-data, data-provenance, "
+        "performance-metrics, limitations, risks"
+    ]
     found = {(f.rule_id, f.path, f.severity.value) for f in report.findings}
-    assert ("MLS301", "classifier.onnx", "medium") in found
     assert ("MLS303", "classifier.onnx", "low") in found
-    assert ("MLS306", "classifier.onnx", "low") in found
+    assert ("MLS302", "classifier.onnx", "low") in found
+    assert not any(r in ("MLS301", "MLS306") for r, p, _ in found if p == "classifier.onnx")
     assert ("MLS302", "hf-model", "low") in found  # not in git, no hub URL, no signature
     # The complete card raises nothing else.
     assert {r for r, p, _ in found if p == "hf-model"} == {"MLS302"}
     assert (
-        "MLS301 medium classifier.onnx: Model 'classifier.onnx' has no license"
+        "MLS303 low classifier.onnx: Model 'classifier.onnx' does not name its training data"
         in onnx["mlsec:finding"]
     )
 
@@ -188,68 +197,9 @@ def test_bad_bom_config_is_a_config_error(fixture_copy: Path) -> None:
         scan_report(fixture_copy)
 
 
-def test_gguf_and_onnx_metadata_from_model_facts(fixture_copy: Path) -> None:
+def test_gguf_and_onnx_metadata(fixture_copy: Path) -> None:
     """The model-format analyzer's facts (format, parameters, header metadata) reach the BOM."""
-    gguf_size = (fixture_copy / "tiny-llama.gguf").stat().st_size
-    facts = ModelFacts(
-        files=(
-            ModelFileFact(
-                path="tiny-llama.gguf",
-                format="gguf",
-                size=gguf_size,
-                framework="gguf",
-                parameter_count=256,
-                metadata={
-                    "general.architecture": "llama",
-                    "general.name": "Tiny Llama Test",
-                    "general.version": "0.3",
-                    "general.author": "Grace Hopper",
-                    "general.organization": "example-org",
-                    "general.license": "llama3.2",
-                    "general.description": "A tiny llama-architecture model for tests.",
-                    "general.base_model.count": 1,
-                    "general.base_model.0.name": "Llama 3.2 1B",
-                    "general.base_model.0.repo_url": "https://huggingface.co/meta-llama/Llama-3.2-1B",
-                    "tokenizer.ggml.tokens": ["a", "b"],
-                },
-            ),
-            ModelFileFact(
-                path="classifier.onnx",
-                format="onnx",
-                size=(fixture_copy / "classifier.onnx").stat().st_size,
-                framework="onnx",
-                parameter_count=12,
-                metadata={
-                    "producer_name": "pytorch",
-                    "model_version": 3,
-                    "doc_string": "A linear iris classifier exported for tests.",
-                    "metadata_props": {"author": "Katherine Johnson"},
-                },
-            ),
-            ModelFileFact(
-                path="hf-model/model.safetensors",
-                format="safetensors",
-                size=872,
-                framework="pytorch",
-                parameter_count=146,
-            ),
-        )
-    )
-    from mlsec.aibom.build import AibomBuilder
-    from mlsec.config import build_options
-    from mlsec.rules import load_rules
-    from mlsec.walk import walk
-
-    options = build_options(fixture_copy, use_git=False)
-    rules = load_rules()
-    built = AibomBuilder(
-        fixture_copy,
-        walk(options, rules).targets,
-        {"model-formats": facts},
-        rules.finding,
-        use_git=False,
-    ).build()
-    report = scan_report(fixture_copy, extra_facts={"aibom": built.facts})
+    report = scan_report(fixture_copy)
     every = components(bom_of(report))
 
     gguf = every["model:tiny-llama.gguf"]
@@ -261,7 +211,7 @@ def test_gguf_and_onnx_metadata_from_model_facts(fixture_copy: Path) -> None:
     assert gguf["description"] == "A tiny llama-architecture model for tests."
     assert gguf["pedigree"]["ancestors"][0]["name"] == "meta-llama/Llama-3.2-1B"
     p = props(gguf)
-    assert p["mlsec:parameter-count"] == ["256"]
+    assert p["mlsec:parameter-count"] == ["256"]  # 2 tensors of 16x8
     assert p["mlsec:format"] == ["gguf"]
     assert p["mlsec:version-source"] == ["gguf"]
     card = gguf["modelCard"]
@@ -269,17 +219,20 @@ def test_gguf_and_onnx_metadata_from_model_facts(fixture_copy: Path) -> None:
     card_props = {x["name"]: x["value"] for x in card["properties"]}
     assert card_props["mlsec:metadata:gguf:general.license"] == "llama3.2"
     assert not any("tokenizer" in k for k in card_props)
-    rules_found = {(f.rule_id, f.path) for f in built.findings}
-    assert ("MLS305", "tiny-llama.gguf") in rules_found
-    assert ("MLS301", "tiny-llama.gguf") not in rules_found
+    found = {(f.rule_id, f.path) for f in report.findings}
+    assert ("MLS305", "tiny-llama.gguf") in found
+    assert ("MLS301", "tiny-llama.gguf") not in found
 
     onnx = every["model:classifier.onnx"]
-    assert onnx["version"] == "3"
-    assert onnx["description"] == "A linear iris classifier exported for tests."
+    assert onnx["version"] == "3"  # ModelProto.model_version
+    assert onnx["licenses"] == [{"license": {"id": "MIT"}}]  # metadata_props license
+    assert onnx["authors"] == [{"name": "Katherine Johnson"}]
     assert props(onnx)["mlsec:parameter-count"] == ["12"]
+    assert props(onnx)["mlsec:version-source"] == ["onnx"]
     onnx_props = {x["name"]: x["value"] for x in onnx["modelCard"]["properties"]}
     assert onnx_props["mlsec:metadata:onnx:producer_name"] == "pytorch"
-    assert onnx_props["mlsec:metadata:onnx:metadata_props.author"] == "Katherine Johnson"
+    assert onnx_props["mlsec:metadata:onnx:producer_version"] == "2.4.0"
+    assert onnx_props["mlsec:metadata:onnx:opset_imports.default"] == "17"
 
     assert props(every["model:hf-model"])["mlsec:parameter-count"] == ["146"]
 
