@@ -58,6 +58,7 @@ class Dependency:
     pinned: bool = False
     direct: bool = True  # False for transitive entries of a lock file
     depends_on: tuple[str, ...] = ()  # normalised names, from lock files that record them
+    dev: bool = False  # from a development group (PEP 735, Poetry groups, Pipfile develop)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Advisory:
     version: str
     summary: str
     fix_versions: tuple[str, ...]
-    severity: Severity
+    severity: Severity | None  # None: the advisory carries no score or rating
     cvss_vector: str | None = None
     cvss_score: float | None = None
     references: tuple[str, ...] = ()

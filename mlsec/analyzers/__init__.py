@@ -26,6 +26,7 @@ from mlsec.walk import Target
 ANALYZERS: tuple[str, ...] = (
     "mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",
     "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
+    "mlsec.analyzers.dependencies:DependencyAnalyzer",
     "mlsec.analyzers.aibom:AibomAnalyzer",
 )
 

@@ -29,7 +29,7 @@ from cyclonedx.model import (
     XsUri,
 )
 from cyclonedx.model.bom import Bom, BomMetaData
-from cyclonedx.model.component import Component, ComponentType, Pedigree
+from cyclonedx.model.component import Component, ComponentScope, ComponentType, Pedigree
 from cyclonedx.model.contact import OrganizationalContact, OrganizationalEntity
 from cyclonedx.model.license import DisjunctiveLicense, License
 from cyclonedx.model.vulnerability import (
@@ -434,6 +434,8 @@ class BomBuilder:
                 name=first.name,
                 version=first.version,
                 bom_ref=key,
+                # Development-only dependencies are not needed to run the code.
+                scope=ComponentScope.OPTIONAL if all(d.dev for d in deps) else None,
                 purl=PackageURL(type="pypi", name=first.name, version=first.version),
                 properties=props,
             )
@@ -451,13 +453,13 @@ class BomBuilder:
                 ratings.append(
                     VulnerabilityRating(
                         score=first.cvss_score,  # type: ignore[arg-type]
-                        severity=_SEVERITIES[first.severity],
+                        severity=_severity(first.severity),
                         method=_cvss_method(first.cvss_vector),
                         vector=first.cvss_vector,
                     )
                 )
             else:
-                ratings.append(VulnerabilityRating(severity=_SEVERITIES[first.severity]))
+                ratings.append(VulnerabilityRating(severity=_severity(first.severity)))
             affects = []
             for advisory in items:
                 key = _lib_key_of(advisory.package, advisory.version)
@@ -494,6 +496,10 @@ def _lib_key_of(name: str, version: str | None) -> str:
 
 def _lib_key(dep: Dependency) -> str:
     return _lib_key_of(dep.name, dep.version)
+
+
+def _severity(severity: Severity | None) -> VulnerabilitySeverity:
+    return _SEVERITIES[severity] if severity else VulnerabilitySeverity.UNKNOWN
 
 
 def _cvss_method(vector: str | None) -> VulnerabilityScoreSource:

@@ -1,0 +1,57 @@
+"""What an audit returns, and the offline audit against a local OSV database.
+
+Both the local database and the online pip-audit services (:mod:`mlsec.deps.service`) answer
+the same question: for these (package, version) pairs, which advisories apply, what is the
+smallest version fixing all of them, and which pairs could not be answered. The offline path
+does not import pip-audit at all: importing its service package runs ``pip --version`` in a
+subprocess (through ``pip-api``), which costs most of a second and fails where pip is absent,
+and an air-gapped scan must not depend on either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mlsec.deps.osv import OsvDatabase, smallest_fix
+from mlsec.facts import Advisory
+
+Package = tuple[str, str]  # (normalised name, version)
+
+
+@dataclass
+class AuditOutcome:
+    service: str
+    advisories: dict[Package, list[Advisory]] = field(default_factory=dict)
+    smallest_fix: dict[Package, str | None] = field(default_factory=dict)
+    unaudited: dict[Package, str] = field(default_factory=dict)  # package -> reason
+    notes: list[str] = field(default_factory=list)  # diagnostics for the user
+
+
+class Auditor(Protocol):
+    def audit(self, packages: Iterable[Package]) -> AuditOutcome:
+        """Advisories for each package; unanswerable packages go to ``unaudited``."""
+
+
+class LocalDatabaseAuditor:
+    """Audit against an :class:`~mlsec.deps.osv.OsvDatabase`, no network."""
+
+    def __init__(self, database: OsvDatabase, *, ignore: Iterable[str] = ()) -> None:
+        self.database = database
+        self.ignore = frozenset(ignore)
+
+    def audit(self, packages: Iterable[Package]) -> AuditOutcome:
+        outcome = AuditOutcome(service=self.database.info().describe())
+        for name, version in sorted(set(packages)):
+            found = [
+                a
+                for a in self.database.advisories(name, version)
+                if not self.ignore.intersection((a.id, *a.aliases))
+            ]
+            if found:
+                outcome.advisories[(name, version)] = found
+                outcome.smallest_fix[(name, version)] = smallest_fix(
+                    version, found, self.database.records(name)
+                )
+        return outcome

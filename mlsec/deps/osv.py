@@ -1,0 +1,663 @@
+"""Offline OSV database: loading, a cached compact index, and OSV matching semantics.
+
+A database is osv.dev's ``PyPI/all.zip`` export, the folder ``mlsec db update`` fills, or any
+directory of OSV JSON/YAML records (the PyPA advisory database layout,
+``vulns/<package>/PYSEC-*.yaml``). Parsing thousands of YAML files costs seconds, so the first
+use builds a compact JSON index (records by normalised package name, only the fields matching
+needs) in the cache directory, keyed on the database path and a fingerprint of its files
+(sizes and mtimes); later runs load the index and only materialise the packages asked for.
+
+Matching follows the OSV schema: ECOSYSTEM ranges with any number of introduced / fixed /
+last_affected events (PEP 440 ordering, so pre-releases sort before their release), explicit
+``versions`` lists, withdrawn records skipped, package names PEP 503-normalised, and records
+that alias each other (PYSEC/GHSA/CVE) merged into one advisory.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from mlsec.errors import MlsecError
+from mlsec.facts import Advisory
+from mlsec.findings import Severity
+
+INDEX_FORMAT = 1
+METADATA_FILE = "mlsec-db.json"  # written by `mlsec db update` beside all.zip
+EXPORT_FILE = "all.zip"
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+_RECORD_SUFFIXES = (".json", ".yaml", ".yml")
+_PARALLEL_THRESHOLD = 400  # files; below this a process pool costs more than it saves
+
+
+# -- the compact record ----------------------------------------------------------------------
+Event = tuple[str, str]  # ("introduced" | "fixed" | "last_affected", version)
+# What building an index yields: {package: [compact record]}, bad record count, newest modified.
+Built = tuple[dict[str, list[list[Any]]], int, str]
+
+
+@dataclass(frozen=True)
+class AffectedRange:
+    """One affected[] entry of a record, for one package (ECOSYSTEM ranges only)."""
+
+    ranges: tuple[tuple[Event, ...], ...]
+    versions: tuple[str, ...]
+
+    def affects(self, version: str) -> bool:
+        parsed = parse_version(version)
+        if parsed is not None:
+            for listed in self.versions:
+                if parse_version(listed) == parsed:
+                    return True
+            return any(_in_range(parsed, events) for events in self.ranges)
+        return version in self.versions  # not PEP 440: only an exact listing can match
+
+    def fixed_versions(self) -> Iterator[str]:
+        for events in self.ranges:
+            for kind, value in events:
+                if kind == "fixed":
+                    yield value
+
+
+@dataclass(frozen=True)
+class OsvRecord:
+    id: str
+    aliases: tuple[str, ...]
+    summary: str
+    affected: tuple[AffectedRange, ...]  # for the package this record was looked up by
+    severity_vectors: tuple[tuple[str, str], ...] = ()  # (CVSS_V3|CVSS_V4|CVSS_V2, vector)
+    database_severity: str | None = None
+    references: tuple[str, ...] = ()
+    withdrawn: bool = False
+
+    def affects(self, version: str) -> bool:
+        return not self.withdrawn and any(a.affects(version) for a in self.affected)
+
+    def to_compact(self) -> list[Any]:
+        return [
+            self.id,
+            list(self.aliases),
+            self.summary,
+            [[[list(e) for e in r] for r in a.ranges] + [a.versions] for a in self.affected],
+            [list(v) for v in self.severity_vectors],
+            self.database_severity,
+            list(self.references),
+        ]
+
+    @classmethod
+    def from_compact(cls, data: Sequence[Any]) -> OsvRecord:
+        affected = tuple(
+            AffectedRange(
+                ranges=tuple(tuple((str(k), str(v)) for k, v in r) for r in entry[:-1]),
+                versions=tuple(entry[-1]),
+            )
+            for entry in data[3]
+        )
+        return cls(
+            id=data[0],
+            aliases=tuple(data[1]),
+            summary=data[2],
+            affected=affected,
+            severity_vectors=tuple((str(t), str(v)) for t, v in data[4]),
+            database_severity=data[5],
+            references=tuple(data[6]),
+        )
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+_ZERO = Version("0")
+
+
+def version_key(text: str) -> Version:
+    """A sort key for version strings (unparsable ones sort first)."""
+    return parse_version(text) or _ZERO
+
+
+def _event_key(event: Event) -> tuple[Version, int]:
+    kind, value = event
+    parsed = _ZERO if value == "0" else (parse_version(value) or _ZERO)
+    # At equal versions apply "introduced" before "fixed" (a range that starts and ends at
+    # the same version is empty).
+    return parsed, 0 if kind == "introduced" else 1
+
+
+def _in_range(version: Version, events: Sequence[Event]) -> bool:
+    """The OSV evaluation algorithm for one ECOSYSTEM range (schema, "Evaluation")."""
+    affected = False
+    for kind, value in sorted(events, key=_event_key):
+        bound = _ZERO if value == "0" else parse_version(value)
+        if bound is None:
+            continue  # an unparsable bound cannot be ordered; ignore that event
+        if kind == "introduced" and version >= bound:
+            affected = True
+        elif (kind == "fixed" and version >= bound) or (
+            kind == "last_affected" and version > bound
+        ):
+            affected = False
+    return affected
+
+
+# -- parsing OSV documents -------------------------------------------------------------------
+def _summary(doc: Mapping[str, Any]) -> str:
+    text = doc.get("summary") or doc.get("details") or ""
+    text = " ".join(str(text).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def compact_records(doc: object) -> dict[str, list[Any]]:
+    """{normalised package: compact record} for one OSV document (PyPI entries only)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+        return {}
+    if doc.get("withdrawn"):
+        return {}
+    per_package: dict[str, list[AffectedRange]] = {}
+    for entry in doc.get("affected") or []:
+        if not isinstance(entry, dict):
+            continue
+        package = entry.get("package") or {}
+        if not isinstance(package, dict) or str(package.get("ecosystem", "")) != "PyPI":
+            continue
+        name = package.get("name")
+        if not isinstance(name, str):
+            continue
+        ranges: list[tuple[Event, ...]] = []
+        for rng in entry.get("ranges") or []:
+            if not isinstance(rng, dict) or rng.get("type") != "ECOSYSTEM":
+                continue  # GIT ranges name commits, SEMVER is not used for PyPI
+            events: list[Event] = []
+            for event in rng.get("events") or []:
+                if isinstance(event, dict):
+                    for kind in ("introduced", "fixed", "last_affected"):
+                        if kind in event:
+                            events.append((kind, str(event[kind])))
+            if events:
+                ranges.append(tuple(events))
+        versions = tuple(str(v) for v in entry.get("versions") or [] if v is not None)
+        if ranges or versions:
+            per_package.setdefault(canonicalize_name(name), []).append(
+                AffectedRange(tuple(ranges), versions)
+            )
+    if not per_package:
+        return {}
+    vectors = tuple(
+        (str(s.get("type")), str(s.get("score")))
+        for s in doc.get("severity") or []
+        if isinstance(s, dict) and s.get("score")
+    )
+    db_specific = doc.get("database_specific")
+    db_severity = db_specific.get("severity") if isinstance(db_specific, dict) else None
+    references = tuple(
+        str(r["url"])
+        for r in (doc.get("references") or [])[:10]
+        if isinstance(r, dict) and "url" in r
+    )
+    aliases = tuple(str(a) for a in doc.get("aliases") or [] if isinstance(a, str))
+    return {
+        name: OsvRecord(
+            id=doc["id"],
+            aliases=aliases,
+            summary=_summary(doc),
+            affected=tuple(affected),
+            severity_vectors=vectors,
+            database_severity=str(db_severity) if db_severity else None,
+            references=references,
+        ).to_compact()
+        for name, affected in per_package.items()
+    }
+
+
+def _load_document(data: bytes, name: str) -> object:
+    if name.endswith(".json"):
+        return json.loads(data)
+    import yaml
+
+    # BaseLoader keeps every scalar a string: versions such as 1.10 must not become floats.
+    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+    return yaml.load(data, Loader=loader)  # noqa: S506 - BaseLoader constructs no objects
+
+
+def _modified(doc: object) -> str:
+    value = doc.get("modified") if isinstance(doc, dict) else None
+    return str(value) if value else ""
+
+
+def _parse_files(paths: Sequence[str]) -> tuple[dict[str, list[list[Any]]], int, str]:
+    """Index entries for some record files (a process-pool task), how many were bad, and the
+    newest ``modified`` timestamp among them."""
+    index: dict[str, list[list[Any]]] = {}
+    bad = 0
+    newest = ""
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_RECORD_BYTES + 1)
+            if len(data) > MAX_RECORD_BYTES:
+                bad += 1
+                continue
+            doc = _load_document(data, path)
+        except Exception:  # a malformed record must not stop the others
+            bad += 1
+            continue
+        newest = max(newest, _modified(doc))
+        for name, record in compact_records(doc).items():
+            index.setdefault(name, []).append(record)
+    return index, bad, newest
+
+
+def _merge(into: dict[str, list[list[Any]]], more: Mapping[str, list[list[Any]]]) -> None:
+    for name, records in more.items():
+        into.setdefault(name, []).extend(records)
+
+
+# -- the database ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatabaseInfo:
+    path: Path
+    kind: str  # "osv-export" (all.zip) or "osv-directory"
+    records: int
+    packages: int
+    bad_records: int
+    date: datetime | None  # when the export was downloaded, else the newest file's mtime
+    sha256: str | None = None  # of all.zip, from `mlsec db update`'s metadata
+    source_url: str | None = None
+
+    def describe(self) -> str:
+        when = self.date.strftime("%Y-%m-%d") if self.date else "unknown date"
+        return f"osv-db:{self.path} ({when}, {self.records} records)"
+
+    def age_days(self, now: datetime | None = None) -> float | None:
+        if self.date is None:
+            return None
+        now = now or datetime.now(timezone.utc)
+        return (now - self.date).total_seconds() / 86400
+
+
+def _export_file(path: Path) -> tuple[Path, dict[str, Any]] | None:
+    """(all.zip, metadata) when ``path`` is an export or a folder `mlsec db update` filled."""
+    if path.is_file() and zipfile.is_zipfile(path):
+        meta_file = path.parent / METADATA_FILE
+        return path, _read_metadata(meta_file) if path.name == EXPORT_FILE else {}
+    if path.is_dir() and (path / EXPORT_FILE).is_file():
+        return path / EXPORT_FILE, _read_metadata(path / METADATA_FILE)
+    return None
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _record_files(directory: Path) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every OSV record file under ``directory``."""
+    found: list[tuple[str, int, int]] = []
+    stack = [str(directory)]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.name.endswith(_RECORD_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                found.append((entry.path, st.st_size, st.st_mtime_ns))
+    found.sort()
+    return found
+
+
+class OsvDatabase:
+    """A local OSV database, indexed once and cached."""
+
+    def __init__(self, path: Path, *, cache_dir: Path | None = None) -> None:
+        self.path = path.resolve()
+        self.cache_dir = cache_dir
+        if not self.path.exists():
+            raise MlsecError(
+                f"vulnerability database not found: {path}",
+                hint="pass an OSV export (all.zip) or a directory of OSV records, or run "
+                "`mlsec db update`",
+            )
+        self._index: dict[str, list[list[Any]]] | None = None
+        self._meta: dict[str, Any] = {}
+        self._bad = 0
+        self._date: datetime | None = None
+        self._kind = "osv-directory"
+        self._cache: dict[str, tuple[OsvRecord, ...]] = {}
+
+    # -- loading -----------------------------------------------------------------------------
+    def _load(self) -> dict[str, list[list[Any]]]:
+        if self._index is not None:
+            return self._index
+        export = _export_file(self.path)
+        if export is not None:
+            zip_path, self._meta = export
+            self._kind = "osv-export"
+            st = zip_path.stat()
+            fingerprint = f"zip:{st.st_size}:{st.st_mtime_ns}"
+            self._date = _metadata_date(self._meta) or _mtime(st.st_mtime)
+            build = functools.partial(self._build_from_zip, zip_path)
+        elif self.path.is_dir():
+            files = _record_files(self.path)
+            digest = hashlib.sha256()
+            for path, size, mtime in files:
+                digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+            fingerprint = f"dir:{len(files)}:{digest.hexdigest()}"
+            self._date = _mtime(max((m for _, _, m in files), default=0) / 1e9) if files else None
+            build = functools.partial(self._build_from_files, [p for p, _, _ in files])
+        else:
+            raise MlsecError(
+                f"{self.path} is neither an OSV export (zip) nor a directory of OSV records",
+                hint="download one with `mlsec db update`",
+            )
+        built = self._read_index(fingerprint)
+        if built is None:
+            built = build()
+            self._write_index(fingerprint, built)
+        self._index, self._bad, newest = built
+        if self._kind == "osv-directory":
+            # A checkout's file times say when it was cloned; the records say how fresh it is.
+            self._date = _timestamp(newest) or self._date
+        return self._index
+
+    def _build_from_files(self, paths: list[str]) -> Built:
+        if len(paths) < _PARALLEL_THRESHOLD or (os.cpu_count() or 1) < 2:
+            return _parse_files(paths)
+        workers = min(4, os.cpu_count() or 1)
+        chunks = [paths[i::workers] for i in range(workers)]
+        index: dict[str, list[list[Any]]] = {}
+        bad = 0
+        newest = ""
+        try:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for part, part_bad, part_newest in pool.map(_parse_files, chunks):
+                    _merge(index, part)
+                    bad += part_bad
+                    newest = max(newest, part_newest)
+        except (OSError, RuntimeError):  # no process support (sandbox): do it here
+            return _parse_files(paths)
+        return index, bad, newest
+
+    def _build_from_zip(self, zip_path: Path) -> Built:
+        index: dict[str, list[list[Any]]] = {}
+        bad = 0
+        newest = ""
+        try:
+            with zipfile.ZipFile(zip_path) as archive:
+                for info in archive.infolist():
+                    if info.is_dir() or not info.filename.endswith(_RECORD_SUFFIXES):
+                        continue
+                    if info.file_size > MAX_RECORD_BYTES:
+                        bad += 1
+                        continue
+                    try:
+                        doc = _load_document(archive.read(info), info.filename)
+                    except Exception:  # a malformed record must not stop the others
+                        bad += 1
+                        continue
+                    newest = max(newest, _modified(doc))
+                    _merge(index, {k: [v] for k, v in compact_records(doc).items()})
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise MlsecError(
+                f"cannot read the vulnerability database {zip_path}: {exc}",
+                hint="download it again with `mlsec db update`",
+            ) from None
+        return index, bad, newest
+
+    def _index_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = hashlib.sha256(str(self.path).encode("utf-8", "surrogateescape")).hexdigest()
+        return self.cache_dir / "osv-index" / f"{key[:24]}.json"
+
+    def _read_index(self, fingerprint: str) -> Built | None:
+        index_file = self._index_file()
+        if index_file is None:
+            return None
+        try:
+            data = json.loads(index_file.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != INDEX_FORMAT
+            or data.get("fingerprint") != fingerprint
+            or not isinstance(data.get("packages"), dict)
+        ):
+            return None
+        return data["packages"], int(data.get("bad_records", 0)), str(data.get("newest", ""))
+
+    def _write_index(self, fingerprint: str, built: Built) -> None:
+        index, bad, newest = built
+        index_file = self._index_file()
+        if index_file is None:
+            return
+        payload = {
+            "format": INDEX_FORMAT,
+            "fingerprint": fingerprint,
+            "database": str(self.path),
+            "bad_records": bad,
+            "newest": newest,
+            "packages": index,
+        }
+        try:
+            index_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, index_file)
+        except OSError:
+            pass  # an index that cannot be cached only costs time on the next run
+
+    # -- queries -----------------------------------------------------------------------------
+    def info(self) -> DatabaseInfo:
+        index = self._load()
+        ids = {record[0] for records in index.values() for record in records}
+        return DatabaseInfo(
+            path=self.path,
+            kind=self._kind,
+            records=len(ids),
+            packages=len(index),
+            bad_records=self._bad,
+            date=self._date,
+            sha256=self._meta.get("sha256"),
+            source_url=self._meta.get("url"),
+        )
+
+    def records(self, name: str) -> tuple[OsvRecord, ...]:
+        key = canonicalize_name(name)
+        if key not in self._cache:
+            raw = self._load().get(key, [])
+            self._cache[key] = tuple(OsvRecord.from_compact(r) for r in raw)
+        return self._cache[key]
+
+    def advisories(self, name: str, version: str) -> list[Advisory]:
+        """Every advisory affecting ``name`` at ``version``, aliases merged."""
+        matched = [r for r in self.records(name) if r.affects(version)]
+        return merge_advisories(canonicalize_name(name), version, matched)
+
+
+def _metadata_date(meta: Mapping[str, Any]) -> datetime | None:
+    value = meta.get("downloaded")
+    return _timestamp(value) if isinstance(value, str) else None
+
+
+def _timestamp(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:  # OSV timestamps are RFC 3339 in UTC; seconds precision is all an age needs
+        return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def _mtime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+# -- merging, fix versions, severity ---------------------------------------------------------
+def _id_rank(identifier: str) -> tuple[int, str]:
+    # The same preference as pip-audit (PYSEC, then CVE, then the rest) so online and offline
+    # findings name an advisory the same way.
+    order = 0 if identifier.startswith("PYSEC") else 1 if identifier.startswith("CVE") else 2
+    return order, identifier
+
+
+def group_aliases(records: Sequence[OsvRecord]) -> list[list[OsvRecord]]:
+    """Records partitioned so that records sharing any id or alias are together."""
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, record in enumerate(records):
+        for identifier in (record.id, *record.aliases):
+            if identifier in owner:
+                parent[find(i)] = find(owner[identifier])
+            else:
+                owner[identifier] = i
+    groups: dict[int, list[OsvRecord]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(find(i), []).append(record)
+    return list(groups.values())
+
+
+def merge_advisories(name: str, version: str, records: Sequence[OsvRecord]) -> list[Advisory]:
+    out: list[Advisory] = []
+    current = parse_version(version)
+    for group in group_aliases(records):
+        ids = sorted({i for r in group for i in (r.id, *r.aliases)}, key=_id_rank)
+        fixes: set[str] = set()
+        for record in group:
+            for affected in record.affected:
+                for fix in affected.fixed_versions():
+                    parsed = parse_version(fix)
+                    if parsed is not None and (current is None or parsed > current):
+                        fixes.add(fix)
+        severity, vector, score = group_severity(group)
+        references: list[str] = []
+        for record in group:
+            references.extend(u for u in record.references if u not in references)
+        out.append(
+            Advisory(
+                id=ids[0],
+                aliases=tuple(ids[1:]),
+                package=name,
+                version=version,
+                summary=next((r.summary for r in group if r.summary), ""),
+                fix_versions=tuple(sorted(fixes, key=version_key)),
+                severity=severity,
+                cvss_vector=vector,
+                cvss_score=score,
+                references=tuple(references[:10]),
+            )
+        )
+    out.sort(key=lambda a: _id_rank(a.id))
+    return out
+
+
+def smallest_fix(
+    version: str, advisories: Sequence[Advisory], records: Iterable[OsvRecord]
+) -> str | None:
+    """The smallest candidate fix version affected by none of the matched records."""
+    matched_ids = {i for a in advisories for i in (a.id, *a.aliases)}
+    relevant = [r for r in records if r.id in matched_ids]
+    candidates = sorted(
+        {f for a in advisories for f in a.fix_versions},
+        key=version_key,
+    )
+    for candidate in candidates:
+        if not any(r.affects(candidate) for r in relevant):
+            return candidate
+    return None
+
+
+_CVSS_ORDER = ("CVSS_V4", "CVSS_V3", "CVSS_V2")
+_DB_SEVERITY = {
+    "CRITICAL": Severity.CRITICAL,
+    "HIGH": Severity.HIGH,
+    "MODERATE": Severity.MEDIUM,
+    "MEDIUM": Severity.MEDIUM,
+    "LOW": Severity.LOW,
+}
+
+
+def cvss_base_score(kind: str, vector: str) -> float | None:
+    """The CVSS base score of a vector, computed by the ``cvss`` library."""
+    from cvss import CVSS2, CVSS3, CVSS4
+    from cvss.exceptions import CVSSError
+
+    try:
+        if kind == "CVSS_V4":
+            return float(CVSS4(vector).base_score)
+        if kind == "CVSS_V3":
+            return float(CVSS3(vector).scores()[0])
+        if kind == "CVSS_V2":
+            return float(CVSS2(vector).scores()[0])
+    except (CVSSError, ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
+def score_severity(score: float) -> Severity:
+    """CVSS qualitative rating (the v3/v4 bands)."""
+    if score >= 9.0:
+        return Severity.CRITICAL
+    if score >= 7.0:
+        return Severity.HIGH
+    if score >= 4.0:
+        return Severity.MEDIUM
+    return Severity.LOW
+
+
+def group_severity(
+    records: Sequence[OsvRecord],
+) -> tuple[Severity | None, str | None, float | None]:
+    """The worst severity of aliased records: CVSS base scores first, then the database's."""
+    best: tuple[float, str] | None = None
+    for record in records:
+        for kind in _CVSS_ORDER:
+            for vector_kind, vector in record.severity_vectors:
+                if vector_kind != kind:
+                    continue
+                score = cvss_base_score(kind, vector)
+                if score is not None and (best is None or score > best[0]):
+                    best = (score, vector)
+    if best is not None:
+        return score_severity(best[0]), best[1], best[0]
+    levels = [
+        _DB_SEVERITY[r.database_severity.upper()]
+        for r in records
+        if r.database_severity and r.database_severity.upper() in _DB_SEVERITY
+    ]
+    if levels:
+        return max(levels, key=lambda s: s.rank), None, None
+    return None, None, None

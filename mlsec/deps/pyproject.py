@@ -1,0 +1,166 @@
+"""``pyproject.toml``: PEP 621 dependencies and extras, PEP 735 dependency groups, Poetry tables.
+
+Parsed with ``tomllib``; since it keeps no positions, lines come from
+:class:`~mlsec.deps.manifest.LineFinder`. Poetry constraints (``^1.2``, ``~1.2``, ``1.2.3``) are
+translated only as far as deciding whether they pin one version: a bare version or ``==x`` does.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from mlsec.deps.manifest import (
+    LineFinder,
+    ParsedManifest,
+    Unauditable,
+    from_requirement_string,
+    normalise,
+    quoted_key,
+)
+from mlsec.facts import Dependency
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def parse_pyproject(text: str, relpath: str) -> ParsedManifest:
+    manifest = ParsedManifest(path=relpath, kind="pyproject")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        manifest.problems.append((None, f"invalid TOML: {exc}"))
+        return manifest
+    finder = LineFinder(text)
+    project = data.get("project")
+    if isinstance(project, dict):
+        start = finder.header(r"^\[project\]$") or 1
+        _strings(project.get("dependencies"), "project.dependencies", finder, start, manifest)
+        extras = project.get("optional-dependencies")
+        if isinstance(extras, dict):
+            start = finder.header(r"^\[project\.optional-dependencies\]$") or start
+            for extra, values in extras.items():
+                at = finder.find(quoted_key(str(extra)), start) or start
+                _strings(values, f"optional-dependencies.{extra}", finder, at, manifest)
+    groups = data.get("dependency-groups")
+    if isinstance(groups, dict):
+        start = finder.header(r"^\[dependency-groups\]$") or 1
+        for group, values in groups.items():
+            at = finder.find(quoted_key(str(group)), start) or start
+            if isinstance(values, list):
+                # {include-group = "x"} entries reference other groups, already listed.
+                values = [v for v in values if isinstance(v, str)]
+            _strings(values, f"dependency-groups.{group}", finder, at, manifest, dev=True)
+    tool = data.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    if isinstance(poetry, dict):
+        _poetry(poetry, finder, manifest)
+    return manifest
+
+
+def _strings(
+    values: object,
+    where: str,
+    finder: LineFinder,
+    start: int,
+    manifest: ParsedManifest,
+    *,
+    dev: bool = False,
+) -> None:
+    if values is None:
+        return
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        manifest.problems.append((start, f"{where} must be a list of requirement strings"))
+        return
+    cursor = start
+    for value in values:
+        line = finder.string_value(value, cursor)
+        if line is not None:
+            cursor = line
+        from_requirement_string(
+            value, source=manifest.path, line=line or start, manifest=manifest, dev=dev
+        )
+
+
+def _poetry(poetry: Mapping[str, Any], finder: LineFinder, manifest: ParsedManifest) -> None:
+    tables: list[tuple[str, Any, bool]] = [
+        (r"^\[tool\.poetry\.dependencies\]$", poetry.get("dependencies"), False),
+        (r"^\[tool\.poetry\.dev-dependencies\]$", poetry.get("dev-dependencies"), True),
+    ]
+    groups = poetry.get("group")
+    if isinstance(groups, dict):
+        for group, body in groups.items():
+            if isinstance(body, dict):
+                header = rf"^\[tool\.poetry\.group\.[\"']?{group}[\"']?\.dependencies\]$"
+                tables.append((header, body.get("dependencies"), group != "main"))
+    for header, table, dev in tables:
+        if table is None:
+            continue
+        start = finder.header(header) or 1
+        if not isinstance(table, dict):
+            manifest.problems.append((start, "Poetry dependencies must be a table"))
+            continue
+        for name, spec in table.items():
+            if str(name).lower() == "python":
+                continue
+            line = finder.find(quoted_key(str(name)), start) or start
+            _poetry_entry(str(name), spec, line, manifest, dev)
+
+
+def _poetry_entry(name: str, spec: object, line: int, manifest: ParsedManifest, dev: bool) -> None:
+    if isinstance(spec, list):  # multiple-constraint form: one entry per marker set
+        for item in spec:
+            _poetry_entry(name, item, line, manifest, dev)
+        return
+    version: object = spec
+    if isinstance(spec, dict):
+        for key, reason in (("git", "VCS checkout"), ("path", "local path"), ("url", "direct URL")):
+            if key in spec:
+                manifest.unauditable.append(
+                    Unauditable(
+                        normalise(name),
+                        f"{name} = {{{key} = {spec[key]!r}}}",
+                        manifest.path,
+                        line,
+                        reason,
+                        dev=dev,
+                    )
+                )
+                return
+        version = spec.get("version", "*")
+    if not isinstance(version, str):
+        manifest.problems.append((line, f"Poetry dependency {name!r} has no version string"))
+        return
+    exact = poetry_exact(version)
+    manifest.dependencies.append(
+        Dependency(
+            name=normalise(name),
+            version=exact,
+            specifier=version,
+            source=manifest.path,
+            line=line,
+            pinned=exact is not None,
+            dev=dev,
+        )
+    )
+
+
+def poetry_exact(constraint: str) -> str | None:
+    """The version a Poetry constraint pins: ``1.2.3`` and ``==1.2.3`` do, ranges do not."""
+    from packaging.version import InvalidVersion, Version
+
+    text = constraint.strip()
+    if text.startswith("=="):
+        text = text[2:].strip()
+    elif text.startswith("="):
+        text = text[1:].strip()
+    if not text or any(c in text for c in "^~<>!*,| "):
+        return None
+    try:
+        Version(text)
+    except InvalidVersion:
+        return None
+    return text

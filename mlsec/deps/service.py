@@ -1,0 +1,193 @@
+"""The adapter to pip-audit's vulnerability services (its modules are private: ``_service``).
+
+pip-audit has no public Python API, so everything we use of it goes through this module and a
+contract test (``tests/deps/test_service_contract.py``) checks that surface; ``pyproject.toml``
+pins a compatible range. Used for:
+
+* online audits with pip-audit's ``OsvService`` or ``PyPIService``: queries are deduplicated,
+  run on a few threads, cached on disk (pip-audit's HTTP cache under our cache directory) and
+  time out; the first connection failure stops the remaining queries, and every package left
+  unanswered is reported as unaudited, never as clean;
+* :class:`OsvDatabaseService`, our offline database as a pip-audit ``VulnerabilityService`` for
+  code built on pip-audit's interface. (The scan's offline path uses the database directly,
+  see :mod:`mlsec.deps.audit`, to avoid importing pip-audit.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from mlsec.deps.audit import AuditOutcome, Package
+from mlsec.deps.osv import OsvDatabase, parse_version, version_key
+from mlsec.errors import MlsecError
+from mlsec.facts import Advisory
+
+try:  # importing pip-audit runs `pip --version`; without pip it fails: say so, do not crash
+    import requests
+    from pip_audit._service import (
+        OsvService,
+        PyPIService,
+        ResolvedDependency,
+        ServiceError,
+        SkippedDependency,
+        VulnerabilityResult,
+        VulnerabilityService,
+    )
+    from pip_audit._service.interface import Dependency as PipAuditDependency
+except Exception as exc:  # pragma: no cover - depends on the installation
+    raise MlsecError(
+        f"pip-audit cannot be used in this environment ({type(exc).__name__}: {exc})",
+        hint="install pip and pip-audit>=2.7,<3 beside mlsec, or audit offline with "
+        "--offline --vuln-db PATH",
+    ) from None
+
+SERVICES = ("osv", "pypi")
+DEFAULT_TIMEOUT = 15
+WORKERS = 8
+
+
+def _to_advisory(name: str, version: str, result: VulnerabilityResult) -> Advisory:
+    current = parse_version(version)
+    fixes = sorted(
+        {str(v) for v in result.fix_versions if current is None or v > current},
+        key=version_key,
+    )
+    ids = sorted({str(result.id), *map(str, result.aliases)})
+    primary = str(result.id)
+    return Advisory(
+        id=primary,
+        aliases=tuple(i for i in ids if i != primary),
+        package=name,
+        version=version,
+        summary=" ".join(str(result.description).split())[:300],
+        fix_versions=tuple(fixes),
+        # pip-audit's results carry no severity: the finding says "unscored".
+        severity=None,
+    )
+
+
+def _merge_aliases(results: list[VulnerabilityResult]) -> list[VulnerabilityResult]:
+    merged: list[VulnerabilityResult] = []
+    for result in results:
+        for i, kept in enumerate(merged):
+            if kept.alias_of(result):
+                merged[i] = kept.merge_aliases(result)
+                break
+        else:
+            merged.append(result)
+    return merged
+
+
+def smallest_common_fix(advisories: list[Advisory]) -> str | None:
+    """Without ranges, the best estimate: the largest of each advisory's first fix."""
+    firsts = [a.fix_versions[0] for a in advisories if a.fix_versions]
+    if len(firsts) != len(advisories) or not firsts:
+        return None
+    return max(firsts, key=version_key)
+
+
+class PipAuditAuditor:
+    """Online audit through one of pip-audit's services."""
+
+    def __init__(
+        self,
+        service: str = "osv",
+        *,
+        cache_dir: Path | None = None,
+        timeout: int = DEFAULT_TIMEOUT,
+        ignore: Iterable[str] = (),
+        workers: int = WORKERS,
+    ) -> None:
+        if service not in SERVICES:
+            raise MlsecError(f"unknown vulnerability service {service!r} (use osv or pypi)")
+        self.service_name = service
+        self.cache_dir = cache_dir
+        self.timeout = timeout
+        self.ignore = frozenset(ignore)
+        self.workers = workers
+        self._local = threading.local()
+
+    def _service(self) -> VulnerabilityService:
+        service = getattr(self._local, "service", None)
+        if service is None:
+            cls: Any = OsvService if self.service_name == "osv" else PyPIService
+            service = cls(cache_dir=self.cache_dir, timeout=self.timeout)
+            self._local.service = service
+        return service
+
+    def audit(self, packages: Iterable[Package]) -> AuditOutcome:
+        outcome = AuditOutcome(service=f"pip-audit:{self.service_name}")
+        todo = sorted(set(packages))
+        failed = threading.Event()
+        failure: list[str] = []
+
+        def one(package: Package) -> tuple[Package, list[VulnerabilityResult] | str]:
+            if failed.is_set():
+                return package, failure[0] if failure else "service unavailable"
+            name, version = package
+            parsed = parse_version(version)
+            if parsed is None:
+                return package, f"version {version!r} is not a PEP 440 version"
+            try:
+                dep, results = self._service().query(ResolvedDependency(name, parsed))
+            except (ServiceError, requests.RequestException, OSError) as exc:
+                reason = f"{self.service_name} service unavailable: {_describe(exc)}"
+                if not failure:
+                    failure.append(reason)
+                failed.set()
+                return package, reason
+            if isinstance(dep, SkippedDependency):
+                return package, f"skipped by the service: {dep.skip_reason}"
+            return package, results
+
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            for package, answer in pool.map(one, todo):
+                if isinstance(answer, str):
+                    outcome.unaudited[package] = answer
+                    continue
+                kept = [
+                    _to_advisory(package[0], package[1], r)
+                    for r in _merge_aliases(answer)
+                    if not r.has_any_id(set(self.ignore))
+                ]
+                if kept:
+                    outcome.advisories[package] = kept
+                    outcome.smallest_fix[package] = smallest_common_fix(kept)
+        if failure:
+            outcome.notes.append(failure[0])
+        return outcome
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, ServiceError) and not str(exc) and cause is not None:
+        text = str(cause) or type(cause).__name__
+    return text.splitlines()[0][:200]
+
+
+class OsvDatabaseService(VulnerabilityService):  # type: ignore[misc]
+    """Our local OSV database behind pip-audit's ``VulnerabilityService`` interface."""
+
+    def __init__(self, database: OsvDatabase) -> None:
+        self.database = database
+
+    def query(self, spec: PipAuditDependency) -> tuple[PipAuditDependency, list[Any]]:
+        if spec.is_skipped():
+            return spec, []
+        version = str(spec.version)
+        results: list[VulnerabilityResult] = []
+        for advisory in self.database.advisories(spec.canonical_name, version):
+            results.append(
+                VulnerabilityResult(
+                    id=advisory.id,
+                    description=advisory.summary,
+                    fix_versions=[v for f in advisory.fix_versions if (v := parse_version(f))],
+                    aliases=set(advisory.aliases),
+                )
+            )
+        return spec, results
