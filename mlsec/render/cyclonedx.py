@@ -17,6 +17,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -452,7 +453,9 @@ class BomBuilder:
             if first.cvss_score is not None or first.cvss_vector:
                 ratings.append(
                     VulnerabilityRating(
-                        score=first.cvss_score,  # type: ignore[arg-type]
+                        score=(
+                            Decimal(str(first.cvss_score)) if first.cvss_score is not None else None
+                        ),
                         severity=_severity(first.severity),
                         method=_cvss_method(first.cvss_vector),
                         vector=first.cvss_vector,
