@@ -322,7 +322,8 @@ def bom(
     could not be produced.
     """
     from mlsec.config import build_options
-    from mlsec.render.cyclonedx import render_bom
+    from mlsec.hashing import default_cache_dir
+    from mlsec.render.cyclonedx import ValidationMemo, render_bom
     from mlsec.scan import scan as run_scan
 
     try:
@@ -338,7 +339,8 @@ def bom(
         )
         with _progress(show_progress) as progress:
             report = run_scan(options, progress=progress)
-        _write(render_bom(report, fmt=fmt.value, spec_version=spec_version), output)
+        memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
+        _write(render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo), output)
         if report.errors:
             typer.echo(f"mlsec: {len(report.errors)} file(s) could not be fully scanned", err=True)
     except MlsecError as exc:

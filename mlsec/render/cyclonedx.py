@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -584,7 +586,55 @@ def _reproducible_serial(text: str) -> str:
     return text.replace(placeholder, serial)
 
 
-def render_bom(report: ScanReport, *, fmt: str = "json", spec_version: str = "1.6") -> str:
+class ValidationMemo:
+    """Digests of BOMs that passed strict validation, so an unchanged repository's BOM is not
+    validated again (importing the validator alone costs seconds: jsonschema builds an IRI
+    grammar). The key is the document without its serial number and timestamp (which the
+    library writes in valid formats), plus the mlsec, cyclonedx-python-lib and spec versions
+    and the output format. A miss, or no memo, validates."""
+
+    LIMIT = 256
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+            self.digests: list[str] = [str(d) for d in data.get("digests", [])][-self.LIMIT :]
+        except (OSError, ValueError, AttributeError):
+            self.digests = []
+
+    @staticmethod
+    def key(text: str, fmt: str, spec_version: str, tool_version: str) -> str:
+        from importlib.metadata import version
+
+        data = json.loads(text)
+        data.pop("serialNumber", None)
+        data.get("metadata", {}).pop("timestamp", None)
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
+        salt = f"{tool_version}\0{version('cyclonedx-python-lib')}\0{spec_version}\0{fmt}\0"
+        return hashlib.sha256((salt + canonical).encode("utf-8")).hexdigest()
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self.digests
+
+    def add(self, digest: str) -> None:
+        self.digests = [*(d for d in self.digests if d != digest), digest][-self.LIMIT :]
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": 1, "digests": self.digests}), "utf-8")
+            os.replace(tmp, self.file)
+        except OSError:
+            pass  # a memo that cannot be written only costs time
+
+
+def render_bom(
+    report: ScanReport,
+    *,
+    fmt: str = "json",
+    spec_version: str = "1.6",
+    memo: ValidationMemo | None = None,
+) -> str:
     """The validated BOM document as text (``fmt`` is "json" or "xml")."""
     import warnings
 
@@ -594,23 +644,26 @@ def render_bom(report: ScanReport, *, fmt: str = "json", spec_version: str = "1.
     with warnings.catch_warnings():
         # The library warns about components it considers incomplete; validation decides.
         warnings.simplefilter("ignore")
-        # The JSON form is always built and strictly validated: it carries the same content
-        # as the XML one and is what the ML extras are defined for.
+        # The JSON form is always built: it is the one the memo keys on, and it carries the
+        # same content as the XML one.
         raw = make_outputter(bom, OutputFormat.JSON, schema).output_as_string()
         text = cdx_ml.insert_json(raw, builder.extras)
+        xml = ""
         if fmt == "xml":
             raw_xml = make_outputter(bom, OutputFormat.XML, schema).output_as_string()
             xml = cdx_ml.insert_xml(raw_xml, builder.extras, spec_version)
     if builder.facts.reproducible or not builder.facts.serial:
         text = _reproducible_serial(text)
-    _validate_json(text, spec_version)
-    if fmt == "xml":
-        if builder.facts.reproducible or not builder.facts.serial:
-            serial = json.loads(text)["serialNumber"]
-            xml = xml.replace(_PLACEHOLDER_SERIAL.urn, serial)
-        _validate_xml(xml, spec_version)
-        return xml
-    return text
+        xml = xml.replace(_PLACEHOLDER_SERIAL.urn, json.loads(text)["serialNumber"])
+    digest = ValidationMemo.key(text, fmt, spec_version, report.tool_version) if memo else ""
+    if memo is None or digest not in memo:
+        if fmt == "xml":
+            _validate_xml(xml, spec_version)
+        else:
+            _validate_json(text, spec_version)
+        if memo is not None:
+            memo.add(digest)
+    return xml if fmt == "xml" else text
 
 
 def render(report: ScanReport) -> str:

@@ -251,3 +251,42 @@ def test_spec_version_1_5(fixture_copy: Path) -> None:
     bom = bom_of(scan_report(fixture_copy), spec_version="1.5")
     assert bom["specVersion"] == "1.5"
     assert components(bom)["model:hf-model"]["modelCard"]["modelParameters"]["task"]
+
+
+def test_invalid_bom_raises_and_is_never_returned(
+    fixture_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsec.render import cdx_ml, cyclonedx
+
+    real = cdx_ml.insert_json
+
+    def broken(text: str, extras: dict) -> str:
+        # A model card field the schema does not know: strict validation must refuse it.
+        return real(text, {**extras, "model:hf-model": {"modelCard": {"madeUp": True}}})
+
+    monkeypatch.setattr(cdx_ml, "insert_json", broken)
+    with pytest.raises(cyclonedx.InvalidBomError, match="does not validate"):
+        cyclonedx.render_bom(scan_report(fixture_copy))
+
+
+def test_validation_memo_skips_only_identical_content(
+    fixture_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsec.render import cyclonedx
+
+    calls: list[str] = []
+    real = cyclonedx._validate_json
+    monkeypatch.setattr(
+        cyclonedx, "_validate_json", lambda text, v: calls.append(v) or real(text, v)
+    )
+    memo = cyclonedx.ValidationMemo(tmp_path / "memo.json")
+    report = scan_report(fixture_copy)
+    first = cyclonedx.render_bom(report, memo=memo)
+    second = cyclonedx.render_bom(
+        scan_report(fixture_copy), memo=cyclonedx.ValidationMemo(tmp_path / "memo.json")
+    )
+    assert len(calls) == 1  # same content, new serial and timestamp: validated once
+    assert json.loads(first)["serialNumber"] != json.loads(second)["serialNumber"]
+    (fixture_copy / "hf-model" / "config.json").write_text('{"model_type": "roberta"}')
+    cyclonedx.render_bom(scan_report(fixture_copy), memo=memo)
+    assert len(calls) == 2  # changed content is validated again
