@@ -27,6 +27,7 @@ ANALYZERS: tuple[str, ...] = (
     "mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",
     "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
     "mlsec.analyzers.dependencies:DependencyAnalyzer",
+    "mlsec.analyzers.signatures:SignaturesAnalyzer",
     "mlsec.analyzers.aibom:AibomAnalyzer",
 )
 
