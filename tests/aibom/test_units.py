@@ -1,0 +1,125 @@
+"""Units of the AIBOM: credentials, cards, code datasets, grouping, hostile inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlsec.aibom.card import parse_card, parse_config
+from mlsec.aibom.code_datasets import find_datasets
+from mlsec.aibom.gitinfo import strip_credentials, web_url
+from tests.aibom.helpers import bom_of, components, scan_report
+
+
+@pytest.mark.parametrize(
+    ("remote", "stripped"),
+    [
+        ("https://user:ghp_secret@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("https://oauth2:tok@gitlab.example.com:8443/g/r", "https://gitlab.example.com:8443/g/r"),
+        ("ssh://git:pw@host.example/org/repo.git", "ssh://host.example/org/repo.git"),
+        ("git@github.com:org/repo.git", "github.com:org/repo.git"),
+        ("https://huggingface.co/org/model", "https://huggingface.co/org/model"),
+        ("/srv/git/repo.git", "/srv/git/repo.git"),
+    ],
+)
+def test_strip_credentials(remote: str, stripped: str) -> None:
+    assert strip_credentials(remote) == stripped
+
+
+def test_web_url() -> None:
+    assert web_url("github.com:org/repo.git") == "https://github.com/org/repo"
+    assert web_url("https://huggingface.co/org/model") == "https://huggingface.co/org/model"
+    assert web_url("/srv/git/repo.git") is None
+
+
+def test_placeholders_count_as_missing(tmp_path: Path) -> None:
+    card = tmp_path / "README.md"
+    card.write_text(
+        "---\nlicense: '[More Information Needed]'\ndatasets:\n- '[More Information Needed]'\n"
+        "pipeline_tag: ''\nbase_model: []\n---\n\n[More Information Needed]\n\n"
+        "## Bias, Risks, and Limitations\n\n[More Information Needed]\n\n"
+        "## Direct Use\n\n<!-- Explain the use -->\n[More Information Needed]\n"
+    )
+    parsed = parse_card(card, "README.md")
+    assert parsed.front_matter
+    assert parsed.license is None and parsed.datasets == () and parsed.pipeline_tag is None
+    assert parsed.base_models == () and parsed.description is None
+    assert parsed.limitations == () and parsed.use_cases == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "---\nlicense: [unclosed\n---\nbody\n",  # broken YAML
+        "---\n- just\n- a list\n---\n",  # not a mapping
+        "---\n!!python/object/apply:os.system ['echo hi']\n---\n",  # unsafe tag: refused
+        "no front matter at all",
+        "\x00\xff\xfe garbage",
+    ],
+)
+def test_hostile_cards_do_not_raise(tmp_path: Path, text: str) -> None:
+    card = tmp_path / "README.md"
+    card.write_bytes(text.encode("utf-8", "surrogateescape"))
+    parsed = parse_card(card, "README.md")
+    assert parsed.license is None and not parsed.declares_model
+
+
+def test_config_that_is_not_an_object(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text("[1, 2]")
+    assert parse_config(config, "config.json") is None
+    config.write_text("{not json")
+    assert parse_config(config, "config.json") is None
+
+
+def test_code_datasets_ast_and_regex_fallback(tmp_path: Path) -> None:
+    good = tmp_path / "train.py"
+    good.write_text(
+        "import datasets\nimport tensorflow_datasets as tfds\n"
+        "a = datasets.load_dataset('org/a')\n"
+        "b = load_dataset(path='org/b', split='train')\n"
+        "c = tfds.load('mnist')\n"
+        "d = load_dataset(name_variable)\n"
+    )
+    assert [(d.name, d.line) for d in find_datasets(good, "train.py")] == [
+        ("org/a", 3),
+        ("org/b", 4),
+        ("mnist", 5),
+    ]
+    broken = tmp_path / "broken.py"
+    broken.write_text("def (:\n  x = load_dataset('org/c')\n")
+    assert [(d.name, d.line) for d in find_datasets(broken, "broken.py")] == [("org/c", 2)]
+
+
+def test_sharded_weights_and_card_only_folder(tmp_path: Path) -> None:
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    header = b'{"w":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}}'
+    header += b" " * (-len(header) % 8)
+    for i in (1, 2):
+        (shards / f"model-0000{i}-of-00002.safetensors").write_bytes(
+            len(header).to_bytes(8, "little") + header + bytes(8)
+        )
+    card_only = tmp_path / "card-only"
+    card_only.mkdir()
+    (card_only / "README.md").write_text("---\nlicense: mit\npipeline_tag: fill-mask\n---\n")
+    report = scan_report(tmp_path)
+    every = components(bom_of(report))
+    shard_model = every["model:shards/model.safetensors"]
+    assert {c["name"] for c in shard_model["components"]} == {
+        "shards/model-00001-of-00002.safetensors",
+        "shards/model-00002-of-00002.safetensors",
+    }
+    assert "model:card-only" in every
+    no_weights = [(f.rule_id, f.path, f.key) for f in report.findings if f.rule_id == "MLS304"]
+    assert no_weights == [("MLS304", "card-only", "no-weights")]
+
+
+def test_space_card_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(
+        "---\ntitle: Demo\nsdk: gradio\nlicense: mit\nlibrary_name: gradio\n---\n"
+    )
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    bom = bom_of(scan_report(tmp_path))
+    assert not [c for c in bom.get("components", []) if c["type"] == "machine-learning-model"]
