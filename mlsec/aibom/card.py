@@ -19,6 +19,9 @@ import yaml
 MAX_CARD_BYTES = 1024 * 1024
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_SECTION_CHARS = 2000
+# Bounds on what is taken from lists in front matter: YAML aliases let a small file describe
+# huge (shared) structures, so every loop over card data is capped.
+MAX_ITEMS = 256
 PLACEHOLDER = "[More Information Needed]"
 # Front matter keys of a model card (a Space card has "sdk"; a dataset card has none of the
 # model-only keys besides license).
@@ -59,7 +62,7 @@ def _text(value: object) -> str | None:
 
 def _texts(value: object) -> tuple[str, ...]:
     """A string or a list of strings, as a tuple of the present ones (order kept, no dupes)."""
-    items = value if isinstance(value, list) else [value]
+    items = value[:MAX_ITEMS] if isinstance(value, list) else [value]
     out: list[str] = []
     for item in items:
         text = _text(item)
@@ -159,11 +162,14 @@ def _metrics(model_index: object) -> tuple[tuple[CardMetric, ...], tuple[str, ..
     name: str | None = None
     if not isinstance(model_index, list):
         return (), (), None
-    for entry in model_index:
+    for entry in model_index[:MAX_ITEMS]:
         if not isinstance(entry, dict):
             continue
         name = name or _text(entry.get("name"))
-        for result in entry.get("results") or []:
+        results = entry.get("results")
+        for result in results[:MAX_ITEMS] if isinstance(results, list) else ():
+            if len(metrics) >= MAX_ITEMS:
+                break
             if not isinstance(result, dict):
                 continue
             dataset = result.get("dataset") if isinstance(result.get("dataset"), dict) else {}
@@ -172,7 +178,10 @@ def _metrics(model_index: object) -> tuple[tuple[CardMetric, ...], tuple[str, ..
             split = _text(dataset.get("split"))
             if dataset_id and dataset_id not in datasets:
                 datasets.append(dataset_id)
-            for metric in result.get("metrics") or []:
+            found = result.get("metrics")
+            for metric in found[:MAX_ITEMS] if isinstance(found, list) else ():
+                if len(metrics) >= MAX_ITEMS:
+                    break
                 if not isinstance(metric, dict):
                     continue
                 kind = _text(metric.get("type")) or _text(metric.get("name"))

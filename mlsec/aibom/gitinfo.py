@@ -79,7 +79,10 @@ class GitRepo:
             return None
         head = repo.head.commit
         branch = None if repo.head.is_detached else repo.active_branch.name
-        tags = sorted(t.name for t in repo.tags if _tag_commit(t) == head.hexsha)
+        try:
+            tags = sorted(repo.git.tag("--points-at", "HEAD").split())
+        except Exception:  # an old git without --points-at: no tag rather than a crash
+            tags = []
         remote_url = None
         remotes = sorted(repo.remotes, key=lambda r: (r.name != "origin", r.name))
         for remote in remotes:
@@ -115,10 +118,3 @@ class GitRepo:
             return None, False
         committed = last is not None and all(r in tracked for r in rels) and not changed
         return last, committed
-
-
-def _tag_commit(tag: object) -> str | None:
-    try:
-        return str(tag.commit.hexsha)  # type: ignore[attr-defined]
-    except Exception:  # a tag pointing at a tree or blob has no commit
-        return None

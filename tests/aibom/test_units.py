@@ -123,3 +123,18 @@ def test_space_card_is_not_a_model(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("print('hi')\n")
     bom = bom_of(scan_report(tmp_path))
     assert not [c for c in bom.get("components", []) if c["type"] == "machine-learning-model"]
+
+
+def test_yaml_alias_bomb_in_card_is_bounded(tmp_path: Path) -> None:
+    import time
+
+    metrics = "m: &m [" + ", ".join(["{type: acc, value: 1}"] * 1000) + "]\n"
+    results = "r: &r [" + ", ".join(["{metrics: *m}"] * 1000) + "]\n"
+    index = "model-index: [" + ", ".join(["{results: *r}"] * 1000) + "]\n"
+    tags = "tags: [" + ", ".join(["*t"] * 50000) + "]\n"
+    card = tmp_path / "README.md"
+    card.write_text("---\nt: &t tag\n" + metrics + results + index + tags + "---\n")
+    start = time.perf_counter()
+    parsed = parse_card(card, "README.md")
+    assert time.perf_counter() - start < 10
+    assert len(parsed.metrics) == 256 and parsed.tags == ("tag",)
