@@ -25,6 +25,7 @@ class FileKind(str, enum.Enum):
     GZIP = "gzip"
     BZIP2 = "bzip2"
     XZ = "xz"
+    LZMA = "lzma"
     LZ4 = "lz4"
     ZLIB = "zlib"
     JOBLIB_ZFILE = "joblib-zfile"
@@ -54,6 +55,18 @@ def _looks_like_safetensors(head: bytes) -> bool:
     return 2 <= n < 100 * 1024**2 and head[8:9] == b"{"
 
 
+def _looks_like_lzma_alone(head: bytes) -> bool:
+    """Raw LZMA ("alone" format, e.g. joblib's lzma compressor): properties, dictionary size,
+    uncompressed size. No magic, so require the encoder's usual values."""
+    if len(head) < 13 or head[0] != 0x5D:
+        return False
+    dict_size = int.from_bytes(head[1:5], "little")
+    if dict_size < 4096 or dict_size & (dict_size - 1):
+        return False
+    size = int.from_bytes(head[5:13], "little")
+    return size == 2**64 - 1 or size < 2**48
+
+
 def sniff(head: bytes, name: str) -> FileKind:
     """Guess the kind of a file from its first bytes (up to :data:`HEAD_SIZE`) and name."""
     lower = name.lower()
@@ -74,6 +87,8 @@ def sniff(head: bytes, name: str) -> FileKind:
         return FileKind.BZIP2
     if head.startswith(b"\xfd7zXZ\x00"):
         return FileKind.XZ
+    if _looks_like_lzma_alone(head):
+        return FileKind.LZMA
     if head.startswith(b"\x04\x22\x4d\x18"):
         return FileKind.LZ4
     if head.startswith(b"ZF0x"):

@@ -24,7 +24,7 @@ from mlsec.walk import Target
 # Registry: run in this order ("module:Class"), imported lazily so start-up stays fast.
 # Later analyzers see earlier analyzers' facts (the AIBOM runs last).
 ANALYZERS: tuple[str, ...] = (
-    "mlsec.analyzers.pickle_basic:PickleBasicAnalyzer",
+    "mlsec.analyzers.models_pickle:PickleModelsAnalyzer",
     "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
     "mlsec.analyzers.dependencies:DependencyAnalyzer",
     "mlsec.analyzers.signatures:SignaturesAnalyzer",

@@ -1,0 +1,912 @@
+"""Pickles and every container that carries them, found by content and scanned statically.
+
+One :class:`_FileScan` per file walks the container layers (zip, tar, gzip/bz2/xz/lzma/lz4/
+zlib, joblib, NumPy ``.npy``/``.npz``, PyTorch zip/legacy/TorchScript) down to each pickle
+stream, runs the static opcode machine of :mod:`mlsec.formats.pickle` on it, and judges every
+import against :mod:`mlsec.analyzers.pickle_policy`. Nothing is loaded or imported; limits
+(depth, members, expansion, opcodes, time) become MLS904 findings.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
+from mlsec.analyzers.pickle_policy import (
+    ModelsConfig,
+    PicklePolicy,
+    Tier,
+    framework_of,
+    parse_models_config,
+)
+from mlsec.facts import ModelFacts, ModelFileFact
+from mlsec.findings import Finding, join_member
+from mlsec.formats import FormatError
+from mlsec.formats.pickle import (
+    BytesRef,
+    Call,
+    Global,
+    Machine,
+    Opaque,
+    PickleError,
+    PickleHooks,
+    PickleResult,
+    Unresolved,
+    render,
+    run_pickle,
+)
+from mlsec.formats.streams import (
+    Budget,
+    ByteReader,
+    LimitExceeded,
+    Truncated,
+    Window,
+    open_decompressed,
+)
+from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
+from mlsec.sniff import HEAD_SIZE, FileKind, sniff
+from mlsec.walk import Target
+
+ACCEPTED = frozenset(
+    {
+        FileKind.PICKLE,
+        FileKind.ZIP,
+        FileKind.TAR,
+        FileKind.GZIP,
+        FileKind.BZIP2,
+        FileKind.XZ,
+        FileKind.LZMA,
+        FileKind.LZ4,
+        FileKind.ZLIB,
+        FileKind.JOBLIB_ZFILE,
+        FileKind.NUMPY,
+    }
+)
+_COMPRESSED = {
+    FileKind.GZIP: "gzip",
+    FileKind.BZIP2: "bzip2",
+    FileKind.XZ: "xz",
+    FileKind.LZMA: "lzma",
+    FileKind.LZ4: "lz4",
+    FileKind.ZLIB: "zlib",
+}
+_COMPRESSION_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".lzma", ".lz4", ".z", ".zlib", ".tgz")
+TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+_TORCH_LEGACY_TAR = {"sys_info", "pickle", "storages", "tensors"}
+_ELEMENT_SIZE = {
+    "Double": 8,
+    "Float": 4,
+    "Half": 2,
+    "BFloat16": 2,
+    "Long": 8,
+    "Int": 4,
+    "Short": 2,
+    "Char": 1,
+    "Byte": 1,
+    "Bool": 1,
+    "ComplexDouble": 16,
+    "ComplexFloat": 8,
+    "QInt8": 1,
+    "QUInt8": 1,
+    "QInt32": 4,
+}
+_MAX_CRC_CHECK = 64 * 1024**2
+_SHADOW_WINDOW = 64 * 1024
+_IDENTIFIER = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*$")
+_MAX_CODE_READ = 1024**2
+_SPOOL_MEMORY = 16 * 1024**2
+# TorchScript serializes compiled code with no imports of its own; Python-level escapes in
+# code/ files mean the archive was edited by hand.
+_SUSPICIOUS_CODE = re.compile(
+    r"^\s*(?:import|from)\s+(?!__torch__|torch\b|typing\b)[\w.]+"
+    r"|\b(?:__import__|exec|eval|compile|globals|open)\s*\("
+    r"|\b(?:os|subprocess|socket|sys|builtins|shutil|ctypes)\.\w+",
+    re.MULTILINE,
+)
+_FORMAT_RANK = {
+    "pickle": 1,
+    "zip": 1,
+    "tar": 1,
+    "numpy": 2,
+    "npz": 2,
+    "joblib": 3,
+    "pytorch-legacy": 4,
+    "pytorch-zip": 4,
+    "torchscript": 5,
+}
+
+
+class PickleModelsAnalyzer(FileAnalyzer):
+    """Static analysis of pickles and pickle-carrying containers (MLS100-MLS107, MLS904)."""
+
+    name = "models"
+    description = "Checking model files"
+
+    def __init__(self) -> None:
+        self._policy: PicklePolicy | None = None
+        self._facts: list[ModelFileFact] = []
+
+    def accepts(self, target: Target) -> bool:
+        return target.kind in ACCEPTED or _ends_like_zip(target)
+
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        origin = str(ctx.options.config_file or "[models]")
+        config: ModelsConfig = parse_models_config(ctx.options.section("models"), origin)
+        self._policy = PicklePolicy.load(config)
+        self._facts = []
+        result = super().analyze(targets, ctx)
+        result.facts = ModelFacts(files=tuple(self._facts))
+        return result
+
+    def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
+        if self._policy is None:
+            self._policy = PicklePolicy.load()
+        scan = _FileScan(target, ctx, self._policy)
+        findings = scan.run()
+        fact = scan.fact(findings)
+        if fact is not None:
+            self._facts.append(fact)
+        return findings
+
+
+@dataclass
+class _MemberImports:
+    """Imports seen in one member (all its pickles), judged once at the end."""
+
+    member: str | None
+    pickles: int = 0
+    imports: dict[str, Global | Unresolved] = field(default_factory=dict)
+
+
+class _FileScan:
+    def __init__(self, target: Target, ctx: AnalysisContext, policy: PicklePolicy) -> None:
+        self.target = target
+        self.ctx = ctx
+        self.policy = policy
+        limits = ctx.options.limits
+        self.limits = limits
+        self.budget = Budget(
+            timeout=limits.file_timeout_seconds,
+            max_ops=limits.max_pickle_ops,
+            max_uncompressed=limits.max_uncompressed_size,
+            max_ratio=limits.max_expansion_ratio,
+        )
+        self.findings: list[Finding] = []
+        self.format: str | None = None
+        self.frameworks: set[str] = set()
+        self.pickles = 0
+        self.metadata: dict[str, Any] = {}
+        self.keras_zip = False
+        self.nested_count = 0
+
+    # -- reporting ------------------------------------------------------------------------
+    def add(self, rule_id: str, message: str, member: str | None, **kw: Any) -> None:
+        self.findings.append(
+            self.ctx.finding(rule_id, self.target.relpath, message, member=member, **kw)
+        )
+
+    def limit(self, exc: LimitExceeded, member: str | None) -> None:
+        self.add("MLS904", f"Not fully scanned: {exc.message}", member, key=exc.limit)
+
+    def corrupt(self, message: str, member: str | None, offset: int | None = None) -> None:
+        self.add("MLS100", message, member, offset=offset, key="corrupt")
+
+    def set_format(self, fmt: str) -> None:
+        if self.format is None or _FORMAT_RANK.get(fmt, 0) > _FORMAT_RANK.get(self.format, 0):
+            self.format = fmt
+
+    # -- entry ----------------------------------------------------------------------------
+    def run(self) -> list[Finding]:
+        try:
+            with open(self.target.path, "rb") as handle:
+                if self.target.kind in ACCEPTED:
+                    self.scan_blob(handle, self.target.size, self.target.path.name, None, 0)
+                else:  # a zip with something else in front (polyglot, self-extractor)
+                    self.scan_zip(handle, self.target.size, None, 0)
+        except LimitExceeded as exc:
+            self.limit(exc, None)
+        except Truncated as exc:
+            self.corrupt(f"File is truncated or corrupt: {exc}", None)
+        if self.pickles:
+            self.add(
+                "MLS102",
+                "Pickle-based model format: loading it can run code; prefer safetensors",
+                None,
+                key="pickle-format",
+                details={"pickles": self.pickles},
+            )
+        return self.findings
+
+    def fact(self, findings: Sequence[Finding]) -> ModelFileFact | None:
+        if self.keras_zip or self.format is None:
+            return None
+        if self.format in ("zip", "tar") and not self.pickles:
+            return None
+        worst = max((f.severity for f in findings), key=lambda s: s.rank, default=None)
+        framework: str | None = None
+        for candidate in ("pytorch", "scikit-learn", "xgboost", "lightgbm", "catboost"):
+            if candidate in self.frameworks:
+                framework = candidate
+                break
+        if framework is None and self.frameworks:
+            framework = sorted(self.frameworks)[0]
+        if framework is None and self.format in ("numpy", "npz"):
+            framework = "numpy"
+        meta = dict(self.metadata)
+        meta["pickles"] = self.pickles
+        return ModelFileFact(
+            path=self.target.relpath,
+            format=self.format,
+            size=self.target.size,
+            framework=framework,
+            metadata=meta,
+            max_severity=worst,
+        )
+
+    # -- dispatch by content --------------------------------------------------------------
+    def scan_blob(
+        self, handle: IO[bytes], size: int | None, name: str, member: str | None, depth: int
+    ) -> None:
+        """Scan one byte stream positioned at its start (``size`` if known)."""
+        self.budget.check_time()
+        if depth > self.limits.max_archive_depth:
+            self.add(
+                "MLS904",
+                f"Not scanned: nested deeper than {self.limits.max_archive_depth} levels"
+                " (limits.max-archive-depth)",
+                member,
+                key="max-archive-depth",
+            )
+            return
+        start = handle.tell() if _seekable(handle) else None
+        head = handle.read(HEAD_SIZE)
+        if start is not None:
+            handle.seek(start)
+            stream: IO[bytes] = handle
+        else:
+            stream = io.BufferedReader(_Prefixed(head, handle))
+        kind = sniff(head, name)
+        if kind is FileKind.PICKLE:
+            if depth == 0:
+                self.set_format("pickle")
+            remaining = None if size is None else size - (start or 0)
+            self.scan_pickles(ByteReader(stream, remaining, start or 0), member, multi=True)
+        elif kind is FileKind.ZIP:
+            self.scan_zip(stream, size, member, depth)
+        elif kind is FileKind.TAR:
+            self.scan_tar(stream, member, depth)
+        elif kind in _COMPRESSED:
+            compression = _COMPRESSED[kind]
+            self.metadata.setdefault("compression", compression)
+            inner = open_decompressed(compression, stream, self.budget, size)
+            self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
+        elif kind is FileKind.JOBLIB_ZFILE:
+            self.metadata.setdefault("compression", "zlib (joblib zfile)")
+            stream.read(21)  # "ZF" + 19-byte hex length, then one zlib stream
+            inner = open_decompressed("zlib", stream, self.budget, size)
+            self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
+        elif kind is FileKind.NUMPY:
+            self.scan_npy(stream, size, member, depth)
+
+    # -- pickle streams -------------------------------------------------------------------
+    def scan_pickles(
+        self, reader: ByteReader, member: str | None, *, multi: bool, count: int | None = None
+    ) -> list[PickleResult]:
+        """Scan the pickles of one stream; ``multi``: keep going after STOP."""
+        acc = _MemberImports(member)
+        results: list[PickleResult] = []
+        legacy = False
+        try:
+            while True:
+                first = reader.peek(2)
+                res = run_pickle(reader, self.budget, self._hooks(acc))
+                results.append(res)
+                self._collect(res, acc)
+                if res.error is not None:
+                    looks_pickle = (
+                        first[:1] == b"\x80" and first[1:2] in b"\x00\x01\x02\x03\x04\x05"
+                    )
+                    if not results[:-1] or res.imports or looks_pickle:
+                        self.corrupt(
+                            f"Pickle stream is corrupt at byte {res.error_offset}: {res.error}"
+                            + _seen(res),
+                            member,
+                            res.error_offset,
+                        )
+                    else:
+                        self._trailing(res.start, member)
+                    break
+                if len(results) == 1 and res.result == TORCH_MAGIC:
+                    legacy = True
+                    self.set_format("pytorch-legacy")
+                    self.frameworks.add("pytorch")
+                if count is not None and len(results) >= count:
+                    break
+                if legacy and len(results) >= 5:
+                    break  # raw storage bytes follow; torch.load reads them as data
+                if reader.at_eof():
+                    break
+                if not multi:
+                    self._trailing(reader.tell(), member)
+                    break
+                if len(results) == 1 and not legacy:
+                    self.add(
+                        "MLS105",
+                        f"Stream continues after the pickle's STOP (byte {reader.tell()});"
+                        " what follows is scanned as further pickles",
+                        member,
+                        offset=reader.tell(),
+                        key="after-stop",
+                    )
+        except LimitExceeded as exc:
+            self.limit(exc, member)
+        except Truncated as exc:
+            self.corrupt(f"Stream is truncated: {exc}", member)
+        self._judge(acc)
+        self._scan_nested(results, reader, member)
+        return results
+
+    def _trailing(self, offset: int, member: str | None) -> None:
+        self.add(
+            "MLS105",
+            f"Data follows the end of the pickle stream at byte {offset}",
+            member,
+            offset=offset,
+            key="after-stop",
+        )
+
+    def _collect(self, res: PickleResult, acc: _MemberImports) -> None:
+        self.pickles += 1
+        acc.pickles += 1
+        for imp in res.imports:
+            key = imp.qualname if isinstance(imp, Global) else f"unresolved:{imp.detail}"
+            if key not in acc.imports or (not acc.imports[key].calls and imp.calls):
+                acc.imports[key] = imp
+
+    def _judge(self, acc: _MemberImports) -> None:
+        ml: list[str] = []
+        for key, imp in acc.imports.items():
+            call = imp.calls[0] if imp.calls else None
+            shown = render(call) if call is not None else None
+            offset = call.offset if call is not None else imp.offset
+            if isinstance(imp, Unresolved):
+                self.add(
+                    "MLS104",
+                    f"Pickle imports something that cannot be resolved statically:"
+                    f" {imp.detail}" + (f"; called as {shown}" if shown else ""),
+                    acc.member,
+                    offset=offset,
+                    key=key,
+                )
+                continue
+            verdict = self.policy.classify(imp.module, imp.name)
+            fw = framework_of(verdict.resolved)
+            if fw is not None and verdict.tier is not Tier.CRITICAL:
+                self.frameworks.add(fw)
+            if verdict.resolved.startswith("joblib.numpy_pickle."):
+                self.set_format("joblib")
+            resolved = "" if verdict.resolved == key else f" (loads {verdict.resolved})"
+            details = {"global": key, "resolved": verdict.resolved, "opcode": imp.opcode}
+            if shown:
+                details["call"] = shown
+            if verdict.tier is Tier.CRITICAL:
+                what = f"calls {shown}" if shown else f"imports {key}"
+                self.add(
+                    "MLS101",
+                    f"Pickle {what}{resolved}: {verdict.reason}",
+                    acc.member,
+                    offset=offset,
+                    key=key,
+                    details=details,
+                )
+            elif verdict.tier is Tier.UNKNOWN:
+                what = f"calls {shown}" if shown else f"imports {key}"
+                self.add(
+                    "MLS104",
+                    f"Pickle {what}{resolved}, which is {verdict.reason}",
+                    acc.member,
+                    offset=offset,
+                    key=key,
+                    details=details,
+                )
+            elif verdict.tier is Tier.ML:
+                ml.append(key)
+        if ml:
+            listed = ", ".join(ml[:6]) + (f" and {len(ml) - 6} more" if len(ml) > 6 else "")
+            self.add(
+                "MLS103",
+                f"Pickle reconstructs objects of ML/data libraries ({listed}); loading it"
+                " runs their code and requires trusting the producer",
+                acc.member,
+                key="ml-globals",
+                details={"globals": ml},
+            )
+
+    def _scan_nested(
+        self, results: list[PickleResult], reader: ByteReader, member: str | None
+    ) -> None:
+        for res in results:
+            for payload in res.nested:
+                self.nested_count += 1
+                label = join_member(member, f"<{payload.loader} payload {self.nested_count}>")
+                data = payload.data
+                if isinstance(data, BytesRef):
+                    got = reader.read_range(data.start, data.length)
+                    if got is None:
+                        self.add(
+                            "MLS904",
+                            f"Not scanned: a {data.length}-byte payload handed to"
+                            f" {payload.loader} inside a compressed stream",
+                            label,
+                            key="nested-payload",
+                        )
+                        continue
+                    data = got
+                depth = member.count("!") + 1 if member else 1
+                self.scan_blob(io.BytesIO(data), len(data), "payload.pkl", label, depth)
+
+    # -- joblib inline arrays -------------------------------------------------------------
+    def _hooks(self, acc: _MemberImports) -> PickleHooks:
+        def after_build(obj: Any, reader: ByteReader, machine: Machine) -> None:
+            if not (isinstance(obj, Call) and isinstance(obj.func, Global)):
+                return
+            if obj.func.name != "NumpyArrayWrapper" or not obj.func.module.startswith("joblib"):
+                return
+            self._joblib_array(obj, reader, machine, acc)
+
+        return PickleHooks(after_build=after_build)
+
+    def _joblib_array(
+        self, wrapper: Call, reader: ByteReader, machine: Machine, acc: _MemberImports
+    ) -> None:
+        """Skip (or scan) the array data joblib writes right after a NumpyArrayWrapper."""
+        state = wrapper.state if isinstance(wrapper.state, dict) else {}
+        shape = state.get("shape")
+        itemsize, has_object = _dtype_size(state.get("dtype"))
+        if has_object:
+            # Object arrays are a nested pickle written inline (joblib unpickles it too).
+            res = run_pickle(reader, self.budget, self._hooks(acc))
+            self._collect(res, acc)
+            if res.error is not None:
+                raise PickleError(f"inline object array pickle: {res.error}")
+        else:
+            if not isinstance(shape, tuple) or not all(
+                isinstance(n, int) and n >= 0 for n in shape
+            ):
+                raise PickleError("joblib array wrapper without a valid shape")
+            if itemsize is None:
+                raise PickleError("joblib array wrapper with an unknown dtype")
+            count = 1
+            for n in shape:
+                count *= n
+            aligned = state.get("numpy_array_alignment_bytes") is not None
+            head = reader.peek(1)
+            pad = head[0] if aligned and head else 0
+            region = (1 + pad if aligned else 0) + count * itemsize
+            self._shadow_parse(reader.peek(min(region, _SHADOW_WINDOW)), acc)
+            if aligned:
+                reader.skip(1 + pad)
+            reader.skip(count * itemsize)
+        machine.stack[-1] = Opaque("<ndarray>")
+
+    def _shadow_parse(self, data: bytes, acc: _MemberImports) -> None:
+        """Read joblib's raw array bytes as opcodes, as plain ``pickle.load`` would.
+
+        joblib skips them, but anyone loading the file with pickle.load (or
+        pandas.read_pickle) executes them: report imports that are not plain data.
+        """
+        if not data:
+            return
+        budget = Budget(timeout=1.0, max_ops=10_000, max_uncompressed=0, max_ratio=1)
+        try:
+            res = run_pickle(ByteReader(io.BytesIO(data), len(data)), budget)
+        except LimitExceeded:
+            return
+        for imp in res.imports:
+            if not isinstance(imp, Global) or not (
+                _IDENTIFIER.match(imp.module) and _IDENTIFIER.match(imp.name)
+            ):
+                continue
+            verdict = self.policy.classify(imp.module, imp.name)
+            if verdict.tier in (Tier.CRITICAL, Tier.UNKNOWN):
+                call = render(imp.calls[0]) if imp.calls else imp.qualname
+                self.add(
+                    "MLS101" if verdict.tier is Tier.CRITICAL else "MLS104",
+                    f"joblib array data doubles as pickle code that plain pickle.load runs:"
+                    f" {call} ({verdict.reason})",
+                    acc.member,
+                    key=f"joblib-array:{imp.qualname}",
+                )
+
+    # -- zip ------------------------------------------------------------------------------
+    def scan_zip(self, stream: IO[bytes], size: int | None, member: str | None, depth: int) -> None:
+        if size is None or not _seekable(stream):
+            with self._spooled(stream, member) as spooled:
+                if spooled is not None:
+                    total = spooled.seek(0, 2)
+                    spooled.seek(0)
+                    self.scan_zip(spooled, total, member, depth)
+            return
+        base = stream.tell()
+        handle: IO[bytes] = io.BufferedReader(Window(stream, base, size - base)) if base else stream
+        size = size - base
+        if depth == 0:
+            self.set_format("zip")
+        try:
+            archive = read_zip(handle, size, self.limits.max_archive_members)
+        except FormatError as exc:
+            self.corrupt(f"Zip archive cannot be read: {exc}", member)
+            return
+        self._zip_shape(archive, size, member)
+        for anomaly in archive.anomalies:
+            self.add("MLS106", f"Zip archive anomaly: {anomaly}", member, key="zip-directory")
+        for entry in archive.members:
+            if entry.is_dir:
+                continue
+            self.budget.check_time()
+            entry_member = join_member(member, entry.name)
+            try:
+                self._zip_entry(handle, size, entry, entry_member, depth)
+            except FormatError as exc:
+                self.corrupt(f"Archive member cannot be read: {exc}", entry_member)
+            except (OSError, EOFError, ValueError, Truncated) as exc:
+                self.corrupt(f"Archive member cannot be decompressed: {exc}", entry_member)
+            except LimitExceeded as exc:
+                if exc.limit == "file-timeout-seconds":
+                    raise
+                self.limit(exc, entry_member)
+            if entry.anomalies:
+                self.add(
+                    "MLS106",
+                    "Zip headers disagree: " + "; ".join(entry.anomalies),
+                    entry_member,
+                    key="zip-header-mismatch",
+                    details={"anomalies": list(entry.anomalies)},
+                )
+
+    def _zip_shape(self, archive: ZipArchive, size: int, member: str | None) -> None:
+        names = [m.name for m in archive.members]
+        if archive.declared_count > self.limits.max_archive_members:
+            self.add(
+                "MLS904",
+                f"Not fully scanned: the archive has {archive.declared_count} members, over"
+                f" limits.max-archive-members ({self.limits.max_archive_members})",
+                member,
+                key="max-archive-members",
+            )
+        declared = sum(m.size for m in archive.members)
+        if declared > max(size, 1) * self.limits.max_expansion_ratio and declared > 16 * 1024**2:
+            self.add(
+                "MLS904",
+                f"Archive declares {declared} bytes of content in {size} bytes (more than"
+                f" {self.limits.max_expansion_ratio}x, limits.max-expansion-ratio): a zip bomb?"
+                " Members are read only up to the limits",
+                member,
+                key="zip-bomb",
+            )
+        if member is not None:
+            return
+        base = {n.rsplit("/", 1)[-1] for n in names}
+        top = {n for n in names if "/" not in n}
+        if "data.pkl" in base and ("version" in base or "byteorder" in base):
+            torchscript = "constants.pkl" in base or any("/code/" in n for n in names)
+            self.set_format("torchscript" if torchscript else "pytorch-zip")
+            self.frameworks.add("pytorch")
+        elif names and all(n.endswith(".npy") for n in names):
+            self.set_format("npz")
+        elif {"config.json", "metadata.json"} <= top:
+            self.keras_zip = True  # Keras v3: the formats analyzer owns it
+
+    def _zip_entry(
+        self, handle: IO[bytes], size: int, entry: Any, entry_member: str | None, depth: int
+    ) -> None:
+        stream = open_member(handle, size, entry, self.budget)
+        head = stream.read(HEAD_SIZE)
+        kind = sniff(head, entry.name)
+        if kind is FileKind.TEXT:
+            if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
+                self._torchscript_code(head + stream.read(_MAX_CODE_READ), entry_member)
+            return
+        if kind not in ACCEPTED:
+            return
+        stream = open_member(handle, size, entry, self.budget)
+        if kind is FileKind.PICKLE:
+            if entry.method == 0 and entry.size <= _MAX_CRC_CHECK:
+                ok = crc_matches(open_member(handle, size, entry, None), entry.crc, _MAX_CRC_CHECK)
+                if ok is False:
+                    entry.anomalies.append(
+                        "CRC-32 does not match (loaders that skip CRC checks still read it)"
+                    )
+            known = entry.size if entry.method == 0 else None
+            self.scan_pickles(ByteReader(stream, known), entry_member, multi=True)
+            return
+        self.scan_blob(
+            stream, entry.size if entry.method == 0 else None, entry.name, entry_member, depth + 1
+        )
+
+    def _torchscript_code(self, data: bytes, member: str | None) -> None:
+        text = data.decode("utf-8", "replace")
+        hits = sorted({m.group(0).strip() for m in _SUSPICIOUS_CODE.finditer(text)})
+        if hits:
+            self.add(
+                "MLS107",
+                "TorchScript code file uses Python constructs TorchScript never generates: "
+                + ", ".join(hits[:5]),
+                member,
+                key="torchscript-code",
+                details={"matches": hits[:20]},
+            )
+
+    # -- tar ------------------------------------------------------------------------------
+    def scan_tar(self, stream: IO[bytes], member: str | None, depth: int) -> None:
+        if member is None:
+            self.set_format("tar")
+        try:
+            if _seekable(stream):
+                tar = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115 - closed below
+            else:
+                tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115
+        except (tarfile.TarError, OSError, EOFError, Truncated) as exc:
+            self.corrupt(f"Tar archive cannot be read: {exc}", member)
+            return
+        try:
+            seen = 0
+            for info in _tar_members(tar):
+                seen += 1
+                if seen > self.limits.max_archive_members:
+                    self.add(
+                        "MLS904",
+                        "Not fully scanned: more than"
+                        f" {self.limits.max_archive_members} members"
+                        " (limits.max-archive-members)",
+                        member,
+                        key="max-archive-members",
+                    )
+                    break
+                self.budget.check_time()
+                if not info.isfile():
+                    continue
+                entry_member = join_member(member, info.name)
+                extracted = tar.extractfile(info)
+                if extracted is None:
+                    continue
+                if info.name in _TORCH_LEGACY_TAR and member is None:
+                    self.set_format("pytorch-legacy")
+                    self.frameworks.add("pytorch")
+                try:
+                    if info.name == "storages" and self.format == "pytorch-legacy":
+                        self._legacy_storages(extracted, info.size, entry_member)
+                    elif info.name == "tensors" and self.format == "pytorch-legacy":
+                        self._legacy_tensors(extracted, info.size, entry_member)
+                    else:
+                        self.scan_blob(extracted, info.size, info.name, entry_member, depth + 1)
+                except LimitExceeded as exc:
+                    if exc.limit == "file-timeout-seconds":
+                        raise
+                    self.limit(exc, entry_member)
+        except (tarfile.TarError, OSError, EOFError, ValueError, Truncated) as exc:
+            self.corrupt(f"Tar archive is damaged: {exc}", member)
+        finally:
+            tar.close()
+
+    def _legacy_storages(self, stream: IO[bytes], size: int, member: str | None) -> None:
+        """Old torch tar 'storages': count pickle, then (pickle, numel, raw bytes) per storage."""
+        reader = ByteReader(stream, size)
+        first = self.scan_pickles(reader, member, multi=False, count=1)
+        count = first[0].result if first and first[0].error is None else None
+        if not isinstance(count, int):
+            return
+        try:
+            for _ in range(min(count, self.limits.max_archive_members)):
+                res = self.scan_pickles(reader, member, multi=False, count=1)
+                info = res[0].result if res and res[0].error is None else None
+                if not (isinstance(info, tuple) and len(info) == 3):
+                    return
+                storage_type = info[2]
+                name = storage_type.name if isinstance(storage_type, Global) else ""
+                element = _ELEMENT_SIZE.get(name.removesuffix("Storage"))
+                if element is None:
+                    self.corrupt(f"Unknown legacy storage type {name!r}", member)
+                    return
+                numel = int.from_bytes(reader.read(8), "little")
+                reader.skip(numel * element)
+            self.scan_pickles(reader, member, multi=False, count=1)  # storage views
+        except Truncated as exc:
+            self.corrupt(f"Legacy storages are truncated: {exc}", member)
+
+    def _legacy_tensors(self, stream: IO[bytes], size: int, member: str | None) -> None:
+        reader = ByteReader(stream, size)
+        first = self.scan_pickles(reader, member, multi=False, count=1)
+        count = first[0].result if first and first[0].error is None else None
+        if not isinstance(count, int):
+            return
+        try:
+            for _ in range(min(count, self.limits.max_archive_members)):
+                res = self.scan_pickles(reader, member, multi=False, count=1)
+                if not res or res[0].error is not None:
+                    return
+                ndim = int.from_bytes(reader.read(4), "little", signed=True)
+                if not 0 <= ndim <= 64:
+                    self.corrupt(f"Legacy tensor record has {ndim} dimensions", member)
+                    return
+                reader.skip(4 + 16 * ndim + 8)
+        except Truncated as exc:
+            self.corrupt(f"Legacy tensors are truncated: {exc}", member)
+
+    # -- numpy ----------------------------------------------------------------------------
+    def scan_npy(self, stream: IO[bytes], size: int | None, member: str | None, depth: int) -> None:
+        if member is None:
+            self.set_format("numpy")
+        reader = ByteReader(stream, size)
+        try:
+            magic = reader.read(8)
+            major = magic[6]
+            length = int.from_bytes(reader.read(2 if major == 1 else 4), "little")
+            if length > 1024**2:
+                raise FormatError(f"header of {length} bytes")
+            header = reader.read(length).decode("latin-1")
+        except (Truncated, FormatError, IndexError) as exc:
+            self.corrupt(f"NumPy file header is invalid: {exc}", member)
+            return
+        descr = re.search(
+            r"""['"]descr['"]\s*:\s*(.*?)\s*,\s*['"](?:fortran_order|shape)""", header, re.DOTALL
+        )
+        if descr is None:
+            self.corrupt("NumPy file header has no dtype description", member)
+            return
+        if re.search(r"""['"][|<>=]?O\d*['"]""", descr.group(1)):
+            # Object arrays are stored as a pickle after the header (numpy.save pickles them).
+            self.metadata["object_dtype"] = True
+            self.scan_pickles(reader, member, multi=False)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _spooled(self, stream: IO[bytes], member: str | None) -> _Spool:
+        return _Spool(self, stream, member)
+
+
+class _Spool:
+    """Copies a forward-only stream to a temporary file (memory first) for random access."""
+
+    def __init__(self, scan: _FileScan, stream: IO[bytes], member: str | None) -> None:
+        self.scan = scan
+        self.stream = stream
+        self.member = member
+        self.file: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes] | None:
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)
+        self.file = spool
+        try:
+            while chunk := self.stream.read(1 << 20):
+                spool.write(chunk)
+        except LimitExceeded as exc:
+            self.scan.limit(exc, self.member)
+            return None
+        except (OSError, EOFError, ValueError, Truncated) as exc:
+            self.scan.corrupt(f"Compressed data cannot be read: {exc}", self.member)
+            return None
+        spool.seek(0)
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class _Prefixed(io.RawIOBase):
+    """A forward-only stream with already-read bytes put back in front."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        super().__init__()
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _ends_like_zip(target: Target) -> bool:
+    """Whether a file of another kind ends with a zip directory record (no comment)."""
+    if target.kind not in (FileKind.BINARY, FileKind.TEXT) or target.size < 22:
+        return False
+    try:
+        with open(target.path, "rb") as handle:
+            handle.seek(target.size - 22)
+            return handle.read(4) == b"PK\x05\x06"
+    except OSError:
+        return False
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (OSError, ValueError, AttributeError):  # tarfile's stream mode has no seekable()
+        return False
+
+
+def _tar_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    while True:
+        info = tar.next()
+        if info is None:
+            return
+        yield info
+
+
+def _strip_compression(name: str) -> str:
+    lower = name.lower()
+    if lower.endswith(".tgz"):
+        return name[:-4] + ".tar"
+    for suffix in _COMPRESSION_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _seen(res: PickleResult) -> str:
+    if not res.imports:
+        return ""
+    names = [i.qualname if isinstance(i, Global) else i.detail for i in res.imports[:5]]
+    return f" (imports seen before the error: {', '.join(names)})"
+
+
+_DTYPE_CODE = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)")
+_KIND_SIZE = {
+    "?": 1,
+    "b": 1,
+    "B": 1,
+    "h": 2,
+    "H": 2,
+    "i": 4,
+    "I": 4,
+    "l": 8,
+    "L": 8,
+    "q": 8,
+    "Q": 8,
+    "e": 2,
+    "f": 4,
+    "d": 8,
+    "g": 16,
+    "F": 8,
+    "D": 16,
+    "G": 32,
+}
+
+
+def _dtype_size(dtype: Any) -> tuple[int | None, bool]:
+    """(itemsize, has_object) of a pickled ``numpy.dtype(...)`` call, as far as known."""
+    if not isinstance(dtype, Call) or not isinstance(dtype.args, tuple) or not dtype.args:
+        return None, False
+    code = dtype.args[0]
+    if not isinstance(code, str):
+        return None, False
+    state = dtype.state
+    match = _DTYPE_CODE.match(code)
+    kind = match.group(1) if match else ""
+    # Structured dtypes carry their fields in the state: object fields make it an object array.
+    flags = state[7] if isinstance(state, tuple) and len(state) >= 8 else None
+    if isinstance(flags, int) and flags & 0x01:  # NPY_ITEM_REFCOUNT: holds Python objects
+        return None, True
+    if kind == "O":
+        return None, True
+    if isinstance(state, tuple) and len(state) >= 6 and isinstance(state[5], int) and state[5] > 0:
+        return state[5], False
+    if match and match.group(2):
+        return int(match.group(2)), False
+    return _KIND_SIZE.get(kind), False

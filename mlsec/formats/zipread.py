@@ -1,0 +1,211 @@
+"""A tolerant, read-only zip reader driven by the central directory.
+
+Why not :mod:`zipfile`: PyTorch's loader (miniz) trusts the central directory and ignores
+the general-purpose flag bits, local-header names and CRCs. Python's zipfile refuses such
+archives ("File name in directory ... and header ... differ", "encrypted", "Bad CRC-32"),
+and scanners built on it give up, while ``torch.load`` still unpickles the members. This
+reader reads what a tolerant loader reads and reports every disagreement as an anomaly
+instead of failing. Members are opened as bounded streams, never read whole.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import IO, cast
+
+from mlsec.formats import FormatError
+from mlsec.formats.streams import Budget, Window, open_decompressed
+
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+_CENTRAL = b"PK\x01\x02"
+_LOCAL = b"PK\x03\x04"
+_MAX_COMMENT = 0xFFFF
+
+METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma", 93: "zstd"}
+
+
+@dataclass
+class ZipMember:
+    name: str
+    method: int
+    flags: int
+    crc: int
+    compressed_size: int
+    size: int
+    header_offset: int
+    data_offset: int | None = None  # resolved from the local header
+    anomalies: list[str] = field(default_factory=list)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/") and self.size == 0
+
+
+@dataclass
+class ZipArchive:
+    members: list[ZipMember]
+    declared_count: int
+    anomalies: list[str]
+    prefix: int  # bytes before the archive (self-extracting stubs, appended data)
+
+
+def _decode_name(raw: bytes, flags: int) -> str:
+    if flags & 0x800:
+        return raw.decode("utf-8", "replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp437")
+
+
+def _zip64_extra(extra: bytes, sizes: list[int]) -> list[int]:
+    """Replace 0xFFFFFFFF fields of ``sizes`` (size, compressed, offset) from a ZIP64 extra."""
+    i = 0
+    while i + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, i)
+        body = extra[i + 4 : i + 4 + length]
+        if tag == 0x0001:
+            j = 0
+            out = list(sizes)
+            for k, value in enumerate(sizes):
+                if value == 0xFFFFFFFF and j + 8 <= len(body):
+                    out[k] = struct.unpack_from("<Q", body, j)[0]
+                    j += 8
+            return out
+        i += 4 + length
+    return sizes
+
+
+def read_zip(handle: IO[bytes], size: int, max_members: int) -> ZipArchive:
+    """Parse the central directory of the zip in ``handle`` (``size`` bytes)."""
+    tail_len = min(size, 22 + _MAX_COMMENT + 20)
+    handle.seek(size - tail_len)
+    tail = handle.read(tail_len)
+    at = tail.rfind(_EOCD)
+    while at >= 0 and at + 22 > len(tail):
+        at = tail.rfind(_EOCD, 0, at)
+    if at < 0:
+        raise FormatError("no end-of-central-directory record (truncated or not a zip)")
+    eocd_pos = size - tail_len + at
+    (_, _, _, _, count, cd_size, cd_offset, _) = struct.unpack_from("<4sHHHHIIH", tail, at)
+    anomalies: list[str] = []
+    # ZIP64: the locator sits just before the classic record.
+    if at >= 20 and tail[at - 20 : at - 16] == _EOCD64_LOCATOR:
+        (eocd64_pos,) = struct.unpack_from("<Q", tail, at - 20 + 8)
+        if 0 <= eocd64_pos < size - 56:
+            handle.seek(eocd64_pos)
+            rec = handle.read(56)
+            if rec[:4] == _EOCD64:
+                count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
+    # Data prepended to the archive shifts every offset; find the real directory start.
+    prefix = 0
+    expected_cd = eocd_pos - cd_size
+    if cd_offset != expected_cd and expected_cd >= 0:
+        handle.seek(expected_cd)
+        if handle.read(4) == _CENTRAL:
+            prefix = expected_cd - cd_offset
+            if prefix:
+                anomalies.append(f"{prefix} bytes of data precede the archive")
+    start = cd_offset + prefix
+    if start < 0 or start + cd_size > size:
+        raise FormatError("central directory lies outside the file")
+    handle.seek(start)
+    directory = handle.read(min(cd_size, size - start))
+    members: list[ZipMember] = []
+    pos = 0
+    while pos + 46 <= len(directory) and directory[pos : pos + 4] == _CENTRAL:
+        if len(members) >= max_members:
+            break
+        fields = struct.unpack_from("<4sHHHHHHIIIHHHHHII", directory, pos)
+        flags, method, crc = fields[3], fields[4], fields[7]
+        csize, usize = fields[8], fields[9]
+        nlen, xlen, clen = fields[10], fields[11], fields[12]
+        offset = fields[16]
+        name_raw = directory[pos + 46 : pos + 46 + nlen]
+        extra = directory[pos + 46 + nlen : pos + 46 + nlen + xlen]
+        usize, csize, offset = _zip64_extra(extra, [usize, csize, offset])
+        members.append(
+            ZipMember(
+                name=_decode_name(name_raw, flags),
+                method=method,
+                flags=flags,
+                crc=crc,
+                compressed_size=csize,
+                size=usize,
+                header_offset=offset + prefix,
+            )
+        )
+        pos += 46 + nlen + xlen + clen
+    if len(members) < min(count, max_members):
+        anomalies.append(
+            f"central directory declares {count} members but {len(members)} could be read"
+        )
+    return ZipArchive(members, count, anomalies, prefix)
+
+
+def locate_data(handle: IO[bytes], size: int, member: ZipMember) -> int:
+    """The offset of ``member``'s data, checking the local header against the directory."""
+    if member.data_offset is not None:
+        return member.data_offset
+    handle.seek(member.header_offset)
+    header = handle.read(30)
+    if len(header) < 30 or header[:4] != _LOCAL:
+        raise FormatError(f"no local header for {member.name!r} at {member.header_offset}")
+    (_, _, flags, method, _, _, _, _, _, nlen, xlen) = struct.unpack("<4sHHHHHIIIHH", header)
+    local_name = handle.read(nlen)
+    if _decode_name(local_name, flags) != member.name:
+        member.anomalies.append(
+            f"local header names it {_decode_name(local_name, flags)!r}"
+            f" but the central directory names it {member.name!r}"
+        )
+    if flags != member.flags:
+        member.anomalies.append(
+            f"general-purpose flags differ (local 0x{flags:04x}, central 0x{member.flags:04x})"
+        )
+    if member.flags & 0x1:
+        member.anomalies.append("marked encrypted (flag bit 0), yet loaders read it as plain")
+    if method != member.method:
+        member.anomalies.append(
+            f"compression method differs (local {method}, central {member.method})"
+        )
+    data_offset = member.header_offset + 30 + nlen + xlen
+    if data_offset + member.compressed_size > size:
+        raise FormatError(f"member {member.name!r} extends past the end of the file")
+    member.data_offset = data_offset
+    return int(data_offset)
+
+
+def open_member(
+    handle: IO[bytes], size: int, member: ZipMember, budget: Budget | None
+) -> IO[bytes]:
+    """A stream of the member's content (stored members are a seekable window)."""
+    start = locate_data(handle, size, member)
+    window = cast(IO[bytes], Window(handle, start, member.compressed_size))
+    if member.method == 0:
+        return window
+    kind = {8: "deflate", 12: "bzip2"}.get(member.method)
+    if kind is None:
+        raise FormatError(
+            f"member {member.name!r} uses unsupported compression"
+            f" {METHODS.get(member.method, member.method)}"
+        )
+    return open_decompressed(kind, window, budget, member.compressed_size)
+
+
+def crc_matches(stream: IO[bytes], expected: int, limit: int) -> bool | None:
+    """Whether the CRC-32 of a member matches (None if it is larger than ``limit``)."""
+    crc = 0
+    total = 0
+    while True:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            return None
+        crc = zlib.crc32(chunk, crc)
+    return crc == expected
