@@ -54,6 +54,7 @@ _PACKAGED_BUILDERS = frozenset(
         "xml",
     }
 )
+_DATA_FORMATS = frozenset({"numpy", "npz", "zip", "tar"})
 # Format metadata copied into the BOM: scalar values only, bounded, tokenizer tables left out.
 _MAX_METADATA_VALUE = 512
 _SKIPPED_METADATA_PREFIXES = ("tokenizer.",)
@@ -63,6 +64,10 @@ _SKIPPED_METADATA_PREFIXES = ("tokenizer.",)
 class BomSettings:
     hash_cache: bool = True
     min_completeness: float | None = None
+    # Report MLS301-MLS306 and MLS308 (documentation gaps). Off by default: a security scan
+    # of a repository full of checkpoints should not drown in "no license" notes; teams that
+    # gate on BOM quality turn it on (or select MLS3 rules on the command line).
+    findings: bool = False
 
 
 @dataclass
@@ -190,7 +195,10 @@ class AibomBuilder:
         declared = [f for f, c in cards.items() if c.declares_model] + [
             f for f, c in configs.items() if c.architectures
         ]
-        groups = group_models(self.targets, card_folders, file_facts, declared)
+        # Arrays and plain archives the model analyzers looked into are data, not models,
+        # unless their name says weights (discover.WEIGHT_EXTENSIONS).
+        known_models = [p for p, f in file_facts.items() if f.format not in _DATA_FORMATS]
+        groups = group_models(self.targets, card_folders, known_models, declared)
 
         git_repo = GitRepo(self.root) if self.use_git else None
         provenance = git_repo.provenance() if git_repo and git_repo.available else None
@@ -472,7 +480,8 @@ class AibomBuilder:
         datasets: Mapping[str, DatasetRef],
         signatures: SignatureFacts | None,
     ) -> None:
-        add = self.result_findings.append
+        gaps: list[Finding] = []
+        add = gaps.append
         path = model.path
         if not model.license:
             add(self.finding("MLS301", path, f"Model {model.name!r} has no license", key="license"))
@@ -553,11 +562,13 @@ class AibomBuilder:
                     key="uncommitted",
                 )
             )
+        if self.settings.findings:
+            self.result_findings.extend(gaps)
         minimum = self.settings.min_completeness
         if minimum is not None:
             for result in model.completeness:
                 if result.score < minimum:
-                    add(
+                    self.result_findings.append(
                         self.finding(
                             "MLS307",
                             path,

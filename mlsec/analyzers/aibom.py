@@ -8,12 +8,16 @@ Configuration (``[bom]`` in ``.mlsec.toml``):
   path, size, modification time and inode, so a second run does not read the weights again.
 - ``min-completeness`` (number from 0 to 1): report MLS307 for a model scoring below it on a
   completeness profile.
+- ``findings`` (bool, default false): report the documentation gaps of each model (MLS301 to
+  MLS306, MLS308). Also on when the command line selects MLS3 rules (``--select MLS3``).
+  The completeness scores are in the BOM either way.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 from mlsec.aibom.build import AibomBuilder, BomSettings
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
@@ -24,20 +28,25 @@ from mlsec.walk import Target
 def bom_settings(ctx: AnalysisContext) -> BomSettings:
     section = ctx.options.section("bom")
     origin = ctx.options.config_file or "configuration"
-    settings = BomSettings()
+    selected = any(s.startswith("MLS3") for s in ctx.options.select)
+    settings = BomSettings(findings=selected)
     for key, value in section.items():
         where = f"{origin}: bom.{key}"
-        if key == "hash-cache":
+        if key in ("hash-cache", "findings"):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: expected true or false")
-            settings = BomSettings(value, settings.min_completeness)
+            if key == "hash-cache":
+                settings = replace(settings, hash_cache=value)
+            else:
+                settings = replace(settings, findings=value or selected)
         elif key == "min-completeness":
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ConfigError(f"{where}: expected a number from 0 to 1, got {value!r}")
-            settings = BomSettings(settings.hash_cache, float(value))
+            settings = replace(settings, min_completeness=float(value))
         else:
             raise ConfigError(
-                f"{where}: unknown key", hint="known keys: hash-cache, min-completeness"
+                f"{where}: unknown key",
+                hint="known keys: findings, hash-cache, min-completeness",
             )
     return settings
 

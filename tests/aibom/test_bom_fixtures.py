@@ -181,9 +181,20 @@ def test_completeness_scores_and_findings(fixture_copy: Path) -> None:
     )
 
 
+def test_gap_findings_are_opt_in(fixture_copy: Path) -> None:
+    default = scan_report(fixture_copy, select=None)
+    assert not [f for f in default.findings if f.rule_id.startswith("MLS3")]
+    # ... while the BOM still carries the scores.
+    onnx = props(components(bom_of(default))["model:classifier.onnx"])
+    assert onnx["mlsec:completeness:eu-ai-act-annex-iv"] == ["0.33"]
+    (fixture_copy / ".mlsec.toml").write_text("[bom]\nfindings = true\n")
+    enabled = scan_report(fixture_copy, select=None)
+    assert ("MLS303", "classifier.onnx") in {(f.rule_id, f.path) for f in enabled.findings}
+
+
 def test_min_completeness_config(fixture_copy: Path) -> None:
     (fixture_copy / ".mlsec.toml").write_text("[bom]\nmin-completeness = 0.9\n")
-    report = scan_report(fixture_copy)
+    report = scan_report(fixture_copy, select=None)  # MLS307 needs no opt-in beyond this
     low = {(f.rule_id, f.path, f.key) for f in report.findings if f.rule_id == "MLS307"}
     assert ("MLS307", "classifier.onnx", "completeness:eu-ai-act-annex-iv") in low
     assert not any(path == "hf-model" for _, path, _ in low)
