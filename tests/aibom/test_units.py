@@ -138,3 +138,12 @@ def test_yaml_alias_bomb_in_card_is_bounded(tmp_path: Path) -> None:
     parsed = parse_card(card, "README.md")
     assert time.perf_counter() - start < 10
     assert len(parsed.metrics) == 256 and parsed.tags == ("tag",)
+
+
+def test_config_with_several_analyzer_sections_keeps_them_all(tmp_path: Path) -> None:
+    from mlsec.config import build_options
+
+    (tmp_path / ".mlsec.toml").write_text("[bom]\nfindings = true\n\n[signatures]\nrequired = []\n")
+    options = build_options(tmp_path)
+    assert options.section("bom") == {"findings": True}
+    assert options.section("signatures") == {"required": []}
