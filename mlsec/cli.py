@@ -278,9 +278,7 @@ class BomFormat(str, Enum):
 
 @app.command("bom")
 def bom(
-    path: Annotated[Path, typer.Argument(help="Repository directory or single model file.")] = Path(
-        "."
-    ),
+    path: Annotated[Path, typer.Argument(help="Repository directory or model file.")] = Path("."),
     output: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--output", "-o", help="Write the BOM to this file instead of stdout."),
@@ -346,6 +344,8 @@ def bom(
     except MlsecError as exc:
         _fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
+
+
 @app.command("sign")
 def sign_command(
     path: Annotated[Path, typer.Argument(help="Model folder (every file in it) or model file.")],
