@@ -97,6 +97,9 @@ class ModelGroup:
     folder: bool
     weights: list[Target] = field(default_factory=list)
     sidecars: list[Target] = field(default_factory=list)
+    # Folders whose files belong to this model besides its own (a SavedModel's variables/ and
+    # assets/, the component folders of a diffusers pipeline).
+    subfolders: set[str] = field(default_factory=set)
 
     @property
     def files(self) -> list[Target]:
@@ -122,12 +125,20 @@ def group_models(
     ``declared_folders`` are folders that describe a model (a card naming a task or base
     model, a config naming an architecture) and are a model even with no weights present."""
     known = set(known_models)
+    cards = set(card_folders)
     weights = [t for t in targets if is_weight(t, known)]
     markers = {
         _parent(t.relpath) for t in targets if t.relpath.rsplit("/", 1)[-1] in _MARKERS
-    } | set(card_folders)
-    # A SavedModel's folder is the one holding saved_model.pb.
+    } | cards
+    # A SavedModel's folder is the one holding saved_model.pb; the files under its
+    # variables/ folder are its weights, whatever their names.
     saved_models = {_parent(t.relpath) for t in weights if t.kind is FileKind.TF_SAVEDMODEL}
+    weight_set = {t.relpath for t in weights}
+    for target in targets:
+        if target.relpath not in weight_set and any(
+            target.relpath.startswith(posixpath.join(sm, "variables") + "/") for sm in saved_models
+        ):
+            weights.append(target)
 
     groups: dict[str, ModelGroup] = {}
     for target in weights:
@@ -145,6 +156,29 @@ def group_models(
             group = groups.setdefault(folder, ModelGroup(path=folder, folder=True))
         group.weights.append(target)
 
+    for folder in saved_models:
+        if folder in groups:
+            groups[folder].subfolders |= {
+                posixpath.join(folder, "variables"),
+                posixpath.join(folder, "assets"),
+            }
+
+    # A model card's folder is one model with the model folders right under it (the
+    # components of a diffusers pipeline: unet/, vae/, text_encoder/ with their configs).
+    for folder in sorted(cards):
+        children = [
+            g
+            for g in list(groups.values())
+            if g.folder and g.path not in cards and g.path != folder and _parent(g.path) == folder
+        ]
+        if not children:
+            continue
+        parent = groups.setdefault(folder, ModelGroup(path=folder, folder=True))
+        for child in children:
+            parent.weights.extend(child.weights)
+            parent.subfolders |= {child.path, *child.subfolders}
+            del groups[child.path]
+
     for folder in sorted(declared_folders):
         if folder not in groups and not any(
             g.folder and _inside(folder, g.path) for g in groups.values()
@@ -158,13 +192,13 @@ def group_models(
     for target in targets:
         if target.relpath in weight_paths or _NOT_MODEL.search(target.relpath):
             continue
-        if _ext(target.relpath) not in _SIDECAR_EXTENSIONS:
-            continue
+        folder_of = _parent(target.relpath)
         for group in folders:
-            if _inside(target.relpath, group.path) and _direct_or_savedmodel(
-                target.relpath, group.path, saved_models
-            ):
-                group.sidecars.append(target)
+            if folder_of == group.path or folder_of in group.subfolders:
+                # A SavedModel's own files (fingerprint.pb, assets) belong whatever their
+                # names; elsewhere only sidecar kinds (configs, tokenizers, the card).
+                if _ext(target.relpath) in _SIDECAR_EXTENSIONS or group.path in saved_models:
+                    group.sidecars.append(target)
                 break
     return sorted(groups.values(), key=lambda g: g.path)
 
@@ -179,11 +213,6 @@ def _model_folder(relpath: str, folders: set[str]) -> str | None:
     if grand is not None and grand in folders:
         return grand
     return None
-
-
-def _direct_or_savedmodel(relpath: str, folder: str, saved_models: set[str]) -> bool:
-    parent = _parent(relpath)
-    return parent == folder or (folder in saved_models and _parent(parent) == folder)
 
 
 def card_candidates(targets: Sequence[Target]) -> Mapping[str, Target]:

@@ -9,7 +9,7 @@ import pytest
 from mlsec.aibom.card import parse_card, parse_config
 from mlsec.aibom.code_datasets import find_datasets
 from mlsec.aibom.gitinfo import strip_credentials, web_url
-from tests.aibom.helpers import bom_of, components, scan_report
+from tests.aibom.helpers import bom_of, components, props, scan_report
 
 
 @pytest.mark.parametrize(
@@ -147,3 +147,49 @@ def test_config_with_several_analyzer_sections_keeps_them_all(tmp_path: Path) ->
     options = build_options(tmp_path)
     assert options.section("bom") == {"findings": True}
     assert options.section("signatures") == {"required": []}
+
+
+def test_savedmodel_folder_is_one_model_with_its_variables(tmp_path: Path) -> None:
+    saved = tmp_path / "export" / "1"
+    (saved / "variables").mkdir(parents=True)
+    (saved / "assets").mkdir()
+    saved_pb = Path(__file__).resolve().parents[2] / "fixtures" / "formats" / "saved_model"
+    (saved / "saved_model.pb").write_bytes((saved_pb / "saved_model.pb").read_bytes())
+    (saved / "variables" / "variables.data-00000-of-00001").write_bytes(bytes(range(256)) * 4)
+    (saved / "variables" / "variables.index").write_bytes(b"\x00\x01index")
+    (saved / "assets" / "vocab.txt").write_text("a\nb\n")
+    (saved / "fingerprint.pb").write_bytes(b"\x08\x01fp")
+    every = components(bom_of(scan_report(tmp_path)))
+    model = every["model:export/1"]
+    assert {c["name"] for c in model["components"]} == {
+        "export/1/saved_model.pb",
+        "export/1/variables/variables.data-00000-of-00001",
+        "export/1/variables/variables.index",
+        "export/1/assets/vocab.txt",
+        "export/1/fingerprint.pb",
+    }
+    roles = {c["name"]: props(c)["mlsec:role"][0] for c in model["components"]}
+    assert roles["export/1/variables/variables.data-00000-of-00001"] == "weights"
+
+
+def test_diffusers_pipeline_is_one_model(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(
+        "---\nlicense: openrail++\npipeline_tag: text-to-image\nlibrary_name: diffusers\n---\n"
+    )
+    (tmp_path / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    weights = Path(__file__).resolve().parents[2] / "fixtures" / "aibom" / "hf-model"
+    for part in ("unet", "vae", "text_encoder"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "config.json").write_text('{"_class_name": "X"}')
+        (tmp_path / part / "diffusion_pytorch_model.safetensors").write_bytes(
+            (weights / "model.safetensors").read_bytes()
+        )
+    report = scan_report(tmp_path)
+    bom = bom_of(report)
+    models = [c["bom-ref"] for c in bom["components"] if c["type"] == "machine-learning-model"]
+    assert models == ["model:."]
+    names = {c["name"] for c in components(bom)["model:."]["components"]}
+    assert "unet/diffusion_pytorch_model.safetensors" in names
+    assert "vae/config.json" in names and "model_index.json" in names
+    assert not [f for f in report.findings if f.rule_id == "MLS304"]
+    assert components(bom)["model:."]["licenses"] == [{"license": {"name": "openrail++"}}]
