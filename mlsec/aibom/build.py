@@ -7,6 +7,7 @@ facts, git). Where nothing tells a value, it stays absent.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsec.aibom import completeness
-from mlsec.aibom.card import ModelCard, ModelConfig, parse_card, parse_config
+from mlsec.aibom.card import ModelCard, ModelConfig, parse_card, parse_config, read_bounded
 from mlsec.aibom.code_datasets import CodeDataset, find_datasets
 from mlsec.aibom.discover import ModelGroup, card_candidates, group_models, role_of
 from mlsec.aibom.facts import (
@@ -36,6 +37,7 @@ from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer
 from mlsec.walk import Target
 
 HF = "https://huggingface.co"
+MAX_INDEX_BYTES = 64 * 1024 * 1024  # a sharded checkpoint's index maps every tensor name
 # load_dataset("json", data_files=...) names a file loader, not a dataset.
 _PACKAGED_BUILDERS = frozenset(
     {
@@ -362,6 +364,7 @@ class AibomBuilder:
             metadata, "gguf:general.description", "onnx:doc_string"
         )
         return BomModel(
+            missing_files=_missing_shards(group),
             bom_ref=f"model:{group.path}",
             name=name,
             path=group.path,
@@ -532,6 +535,16 @@ class AibomBuilder:
                     key="no-weights",
                 )
             )
+        for missing in model.missing_files:
+            add(
+                self.finding(
+                    "MLS304",
+                    path,
+                    f"Model {model.name!r} weight shard {missing} is named by its index but is "
+                    "not in the repository (not even as a Git LFS pointer)",
+                    key=f"missing:{missing}",
+                )
+            )
         for file in weights:
             if file.sha256 is None:
                 add(
@@ -582,6 +595,31 @@ class AibomBuilder:
                             },
                         )
                     )
+
+
+def _missing_shards(group: ModelGroup) -> tuple[str, ...]:
+    """Weight files a sharded checkpoint's index (``*.index.json`` weight_map) names that are
+    not among the model's files."""
+    present = {t.relpath for t in group.files}
+    missing: set[str] = set()
+    for target in group.sidecars:
+        if not target.relpath.endswith(".index.json"):
+            continue
+        try:
+            data = json.loads(read_bounded(target.path, MAX_INDEX_BYTES))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
+        if not isinstance(weight_map, dict):
+            continue
+        folder = posixpath.dirname(target.relpath)
+        for shard in set(weight_map.values()):
+            # Only plain file names beside the index: an index cannot point elsewhere.
+            if not isinstance(shard, str) or "/" in shard or ".." in shard:
+                continue
+            if posixpath.join(folder, shard) not in present:
+                missing.add(posixpath.join(folder, shard))
+    return tuple(sorted(missing))
 
 
 def _gguf_base_models(metadata: Mapping[str, str]) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ Check = Callable[[BomModel, dict[str, DatasetRef], bool], bool]
 
 def _hashed(model: BomModel) -> bool:
     weights = [f for f in model.files if f.role == "weights"]
-    return bool(weights) and all(f.sha256 for f in weights)
+    return bool(weights) and all(f.sha256 for f in weights) and not model.missing_files
 
 
 def _datasets_with_source(model: BomModel, datasets: dict[str, DatasetRef]) -> bool:

@@ -100,6 +100,7 @@ class BomModel:
     languages: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     format_metadata: Mapping[str, str] = field(default_factory=dict)  # "gguf:general.name"
+    missing_files: tuple[str, ...] = ()  # shards an index (*.index.json) names but absent
     last_commit: str | None = None  # the last commit touching the model's files
     committed: bool = False  # every file of the model is tracked and unchanged
     completeness: tuple[Completeness, ...] = ()

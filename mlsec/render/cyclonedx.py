@@ -237,6 +237,7 @@ class BomBuilder:
             props.append(_prop("git:last-commit", model.last_commit))
             props.append(_prop("git:committed", model.committed))
         props += [_prop("language", lang) for lang in model.languages]
+        props += [_prop("missing-file", name) for name in model.missing_files]
         for result in model.completeness:
             props.append(_prop(f"completeness:{result.profile}", f"{result.score:.2f}"))
             if result.missing:

@@ -193,3 +193,23 @@ def test_diffusers_pipeline_is_one_model(tmp_path: Path) -> None:
     assert "vae/config.json" in names and "model_index.json" in names
     assert not [f for f in report.findings if f.rule_id == "MLS304"]
     assert components(bom)["model:."]["licenses"] == [{"license": {"name": "openrail++"}}]
+
+
+def test_missing_shard_named_by_index(tmp_path: Path) -> None:
+    model = tmp_path / "big"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama", "architectures": ["Llama"]}')
+    source = Path(__file__).resolve().parents[2] / "fixtures" / "aibom" / "hf-model"
+    (model / "model-00001-of-00002.safetensors").write_bytes(
+        (source / "model.safetensors").read_bytes()
+    )
+    (model / "model.safetensors.index.json").write_text(
+        '{"weight_map": {"a": "model-00001-of-00002.safetensors",'
+        ' "b": "model-00002-of-00002.safetensors", "c": "../../etc/passwd"}}'
+    )
+    report = scan_report(tmp_path)
+    found = [(f.rule_id, f.path, f.key) for f in report.findings if f.rule_id == "MLS304"]
+    assert found == [("MLS304", "big", "missing:big/model-00002-of-00002.safetensors")]
+    model_props = props(components(bom_of(report))["model:big"])
+    assert model_props["mlsec:missing-file"] == ["big/model-00002-of-00002.safetensors"]
+    assert "integrity" in model_props["mlsec:completeness:eu-ai-act-annex-iv:missing"][0]
