@@ -118,27 +118,32 @@ class Walker:
         return kept
 
     def _fs_files(self, directory: Path, prefix: str) -> Iterator[str]:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            self._error(prefix.rstrip("/") or ".", f"cannot list directory: {exc.strerror}")
-            return
-        for entry in entries:
-            rel = prefix + entry.name
+        # An explicit stack, not recursion: a hostile tree can nest deeper than Python's
+        # recursion limit.
+        stack = [(directory, prefix)]
+        while stack:
+            folder, base = stack.pop()
             try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if entry.name in DEFAULT_EXCLUDED_DIRS or _is_venv(Path(entry.path)):
-                    self._skip(rel + "/", "excluded folder (default)")
-                    continue
-                if self.options.exclude and any_match(self.options.exclude, rel):
-                    self._skip(rel + "/", "excluded by configuration")
-                    continue
-                yield from self._fs_files(Path(entry.path), rel + "/")
-            else:
-                yield rel
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                self._error(base.rstrip("/") or ".", f"cannot list directory: {exc.strerror}")
+                continue
+            subfolders: list[tuple[Path, str]] = []
+            for entry in entries:
+                rel = base + entry.name
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if not is_dir:
+                    yield rel
+                elif entry.name in DEFAULT_EXCLUDED_DIRS or _is_venv(Path(entry.path)):
+                    self._skip(display_name(rel) + "/", "excluded folder (default)")
+                elif self.options.exclude and any_match(self.options.exclude, rel):
+                    self._skip(display_name(rel) + "/", "excluded by configuration")
+                else:
+                    subfolders.append((Path(entry.path), rel + "/"))
+            stack.extend(reversed(subfolders))
 
     # -- per path -----------------------------------------------------------------------
     def _consider(self, rel: str) -> None:
