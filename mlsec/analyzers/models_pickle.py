@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import io
 import re
-import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
 from mlsec.analyzers.pickle_policy import (
@@ -29,7 +27,6 @@ from mlsec.facts import ModelFacts, ModelFileFact
 from mlsec.findings import Finding, join_member
 from mlsec.formats import FormatError
 from mlsec.formats.pickle import (
-    BytesRef,
     Call,
     Global,
     Machine,
@@ -50,8 +47,11 @@ from mlsec.formats.streams import (
     open_decompressed,
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
-from mlsec.sniff import HEAD_SIZE, FileKind, sniff
+from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, sniff
 from mlsec.walk import Target
+
+if TYPE_CHECKING:
+    import tarfile
 
 ACCEPTED = frozenset(
     {
@@ -273,10 +273,15 @@ class _FileScan:
             stream = io.BufferedReader(_Prefixed(head, handle))
         kind = sniff(head, name)
         if kind is FileKind.PICKLE:
-            if depth == 0:
-                self.set_format("pickle")
             remaining = None if size is None else size - (start or 0)
-            self.scan_pickles(ByteReader(stream, remaining, start or 0), member, multi=True)
+            self.scan_pickles(
+                ByteReader(stream, remaining, start or 0),
+                member,
+                multi=True,
+                content_only=not _pickle_name(name),
+            )
+            if depth == 0 and self.pickles:
+                self.set_format("pickle")
         elif kind is FileKind.ZIP:
             self.scan_zip(stream, size, member, depth)
         elif kind is FileKind.TAR:
@@ -296,9 +301,20 @@ class _FileScan:
 
     # -- pickle streams -------------------------------------------------------------------
     def scan_pickles(
-        self, reader: ByteReader, member: str | None, *, multi: bool, count: int | None = None
+        self,
+        reader: ByteReader,
+        member: str | None,
+        *,
+        multi: bool,
+        count: int | None = None,
+        content_only: bool = False,
     ) -> list[PickleResult]:
-        """Scan the pickles of one stream; ``multi``: keep going after STOP."""
+        """Scan the pickles of one stream; ``multi``: keep going after STOP.
+
+        ``content_only``: the stream was taken for a pickle only because it starts with a
+        PROTO opcode (no pickle-like name). Raw tensor bytes can start that way too, so if it
+        breaks before importing anything it is not a pickle, and no finding is made.
+        """
         acc = _MemberImports(member)
         results: list[PickleResult] = []
         legacy = False
@@ -307,6 +323,8 @@ class _FileScan:
                 first = reader.peek(2)
                 res = run_pickle(reader, self.budget, self._hooks(acc))
                 results.append(res)
+                if content_only and len(results) == 1 and res.error is not None and not res.imports:
+                    return results
                 self._collect(res, acc)
                 if res.error is not None:
                     looks_pickle = (
@@ -322,6 +340,15 @@ class _FileScan:
                     else:
                         self._trailing(res.start, member)
                     break
+                if len(results) == 2 and not legacy and count is None:
+                    self.add(
+                        "MLS105",
+                        f"Another pickle follows the first one's STOP (at byte {res.start});"
+                        " loaders that read on run it too",
+                        member,
+                        offset=res.start,
+                        key="after-stop",
+                    )
                 if len(results) == 1 and res.result == TORCH_MAGIC:
                     legacy = True
                     self.set_format("pytorch-legacy")
@@ -335,15 +362,6 @@ class _FileScan:
                 if not multi:
                     self._trailing(reader.tell(), member)
                     break
-                if len(results) == 1 and not legacy:
-                    self.add(
-                        "MLS105",
-                        f"Stream continues after the pickle's STOP (byte {reader.tell()});"
-                        " what follows is scanned as further pickles",
-                        member,
-                        offset=reader.tell(),
-                        key="after-stop",
-                    )
         except LimitExceeded as exc:
             self.limit(exc, member)
         except Truncated as exc:
@@ -436,20 +454,28 @@ class _FileScan:
                 self.nested_count += 1
                 label = join_member(member, f"<{payload.loader} payload {self.nested_count}>")
                 data = payload.data
-                if isinstance(data, BytesRef):
-                    got = reader.read_range(data.start, data.length)
-                    if got is None:
-                        self.add(
-                            "MLS904",
-                            f"Not scanned: a {data.length}-byte payload handed to"
-                            f" {payload.loader} inside a compressed stream",
-                            label,
-                            key="nested-payload",
-                        )
-                        continue
-                    data = got
                 depth = member.count("!") + 1 if member else 1
-                self.scan_blob(io.BytesIO(data), len(data), "payload.pkl", label, depth)
+                if isinstance(data, bytes):
+                    self.scan_blob(io.BytesIO(data), len(data), "payload.pkl", label, depth)
+                    continue
+                if not reader.seekable:
+                    self.add(
+                        "MLS904",
+                        f"Not scanned: a {data.length}-byte payload handed to"
+                        f" {payload.loader} inside a compressed stream",
+                        label,
+                        key="nested-payload",
+                    )
+                    continue
+                # A large payload is scanned in place, through a window on the same file;
+                # the outer reader's position is restored afterwards.
+                raw = reader.raw
+                here = raw.tell()
+                try:
+                    window = cast(IO[bytes], Window(raw, reader.origin + data.start, data.length))
+                    self.scan_blob(window, data.length, "payload.pkl", label, depth)
+                finally:
+                    raw.seek(here)
 
     # -- joblib inline arrays -------------------------------------------------------------
     def _hooks(self, acc: _MemberImports) -> PickleHooks:
@@ -624,7 +650,12 @@ class _FileScan:
                         "CRC-32 does not match (loaders that skip CRC checks still read it)"
                     )
             known = entry.size if entry.method == 0 else None
-            self.scan_pickles(ByteReader(stream, known), entry_member, multi=True)
+            self.scan_pickles(
+                ByteReader(stream, known),
+                entry_member,
+                multi=True,
+                content_only=not _pickle_name(entry.name),
+            )
             return
         self.scan_blob(
             stream, entry.size if entry.method == 0 else None, entry.name, entry_member, depth + 1
@@ -645,6 +676,8 @@ class _FileScan:
 
     # -- tar ------------------------------------------------------------------------------
     def scan_tar(self, stream: IO[bytes], member: str | None, depth: int) -> None:
+        import tarfile  # lazily: most scans never meet a tar, and it is slow to import
+
         if member is None:
             self.set_format("tar")
         try:
@@ -780,6 +813,8 @@ class _Spool:
         self.file: IO[bytes] | None = None
 
     def __enter__(self) -> IO[bytes] | None:
+        import tempfile
+
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)
         self.file = spool
         try:
@@ -820,6 +855,12 @@ class _Prefixed(io.RawIOBase):
         data = self._rest.read(len(view))
         view[: len(data)] = data
         return len(data)
+
+
+def _pickle_name(name: str) -> bool:
+    """Whether a file name says "pickle" (then a broken stream is a corrupt pickle)."""
+    lower = _strip_compression(name.rsplit("/", 1)[-1].lower())
+    return lower.endswith((*PICKLE_EXTENSIONS, ".debug_pkl", ".npy", ".pyt"))
 
 
 def _ends_like_zip(target: Target) -> bool:

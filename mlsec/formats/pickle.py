@@ -1,6 +1,7 @@
 """Static pickle analysis: walk every opcode of protocols 0-5 without unpickling anything.
 
-The standard library's :mod:`pickletools` describes the opcodes but its ``genops`` reads every
+The standard library's :mod:`pickletools` describes the opcodes (their table is mirrored in
+:data:`OPCODE_NAMES`) but its ``genops`` reads every
 argument into memory (a 4 GiB ``BINBYTES8`` payload included) and stops at the first error.
 This module decodes opcodes itself over a :class:`~mlsec.formats.streams.ByteReader`: payloads
 larger than :data:`KEEP_BYTES` are skipped (seeked over in files), and a small symbolic
@@ -14,7 +15,7 @@ middle of its pickle stream; the hook skips them exactly like joblib's unpickler
 
 from __future__ import annotations
 
-import pickletools
+import codecs
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ from mlsec.formats.streams import Budget, ByteReader, Truncated
 KEEP_BYTES = 1 << 20  # payloads up to this size are kept (rendering, nested pickles)
 MAX_ITEMS = 256  # items kept per container (enough to render and to read small states)
 MAX_STACK = 1_000_000
-MAX_MEMO = 1_000_000
+MAX_MEMO = 300_000
+MAX_MEMO_NAMES = 2_000_000
+MAX_MEMO_STRUCTURED = 20_000  # memoized containers/calls kept as values (memory bound)
 OPS_PER_CHECK = 4096
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
@@ -119,6 +122,9 @@ class PSet(list[Any]):
     """A set or frozenset under construction (kept as a list: items may be unhashable)."""
 
 
+_FORGOTTEN = Opaque("<memoized value not kept>")
+
+
 @dataclass
 class NestedPayload:
     """Bytes handed to a deserializer inside the pickle (``pickle.loads(b'...')``)."""
@@ -151,10 +157,88 @@ class PickleHooks:
     after_build: Callable[[Any, ByteReader, Machine], None] | None = None
 
 
-_OPS = {op.code.encode("latin-1")[0]: op for op in pickletools.opcodes}
+# Opcode byte -> name, as in pickletools.opcodes (a test keeps them equal). Spelled out so
+# the scan path does not import pickletools, pickle and their dependencies at start-up.
+OPCODE_NAMES: dict[int, str] = {
+    0x49: "INT",
+    0x4A: "BININT",
+    0x4B: "BININT1",
+    0x4D: "BININT2",
+    0x4C: "LONG",
+    0x8A: "LONG1",
+    0x8B: "LONG4",
+    0x53: "STRING",
+    0x54: "BINSTRING",
+    0x55: "SHORT_BINSTRING",
+    0x42: "BINBYTES",
+    0x43: "SHORT_BINBYTES",
+    0x8E: "BINBYTES8",
+    0x96: "BYTEARRAY8",
+    0x97: "NEXT_BUFFER",
+    0x98: "READONLY_BUFFER",
+    0x4E: "NONE",
+    0x88: "NEWTRUE",
+    0x89: "NEWFALSE",
+    0x56: "UNICODE",
+    0x8C: "SHORT_BINUNICODE",
+    0x58: "BINUNICODE",
+    0x8D: "BINUNICODE8",
+    0x46: "FLOAT",
+    0x47: "BINFLOAT",
+    0x5D: "EMPTY_LIST",
+    0x61: "APPEND",
+    0x65: "APPENDS",
+    0x6C: "LIST",
+    0x29: "EMPTY_TUPLE",
+    0x74: "TUPLE",
+    0x85: "TUPLE1",
+    0x86: "TUPLE2",
+    0x87: "TUPLE3",
+    0x7D: "EMPTY_DICT",
+    0x64: "DICT",
+    0x73: "SETITEM",
+    0x75: "SETITEMS",
+    0x8F: "EMPTY_SET",
+    0x90: "ADDITEMS",
+    0x91: "FROZENSET",
+    0x30: "POP",
+    0x32: "DUP",
+    0x28: "MARK",
+    0x31: "POP_MARK",
+    0x67: "GET",
+    0x68: "BINGET",
+    0x6A: "LONG_BINGET",
+    0x70: "PUT",
+    0x71: "BINPUT",
+    0x72: "LONG_BINPUT",
+    0x94: "MEMOIZE",
+    0x82: "EXT1",
+    0x83: "EXT2",
+    0x84: "EXT4",
+    0x63: "GLOBAL",
+    0x93: "STACK_GLOBAL",
+    0x52: "REDUCE",
+    0x62: "BUILD",
+    0x69: "INST",
+    0x6F: "OBJ",
+    0x81: "NEWOBJ",
+    0x92: "NEWOBJ_EX",
+    0x80: "PROTO",
+    0x2E: "STOP",
+    0x95: "FRAME",
+    0x50: "PERSID",
+    0x51: "BINPERSID",
+}
+
+
+_SCALARS = frozenset({str, int, bytes, float, bool, type(None)})
+_STRUCTURED = frozenset({list, dict, tuple, PSet, Call})
+_NAME_TYPES = frozenset({str, Global, Unresolved})
 
 
 def _hashable(value: Any) -> bool:
+    if type(value) in _SCALARS:
+        return True
     try:
         hash(value)
     except TypeError:
@@ -177,10 +261,11 @@ class Machine:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
+        self._memo_structured = 0
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
-        for code, op in _OPS.items():
-            method = getattr(self, "op_" + op.name, None)
+        for code, name in OPCODE_NAMES.items():
+            method = getattr(self, "op_" + name, None)
             if method is not None:
                 self._dispatch[code] = method
 
@@ -193,16 +278,26 @@ class Machine:
         ops = 0
         try:
             while True:
-                pos = r.tell()
-                code = r.byte()
-                if code < 0:
-                    raise Truncated("stream ends before STOP")
+                # Inline fast path of r.tell() and r.byte(): this loop runs once per opcode.
+                buf = r._buf
+                i = r._i
+                if i < len(buf):
+                    code = buf[i]
+                    r._i = i + 1
+                    pos = r._base + i
+                else:
+                    pos = r.tell()
+                    code = r.byte()
+                    if code < 0:
+                        raise Truncated("stream ends before STOP")
                 handler = dispatch.get(code)
                 if handler is None:
                     raise PickleError(f"invalid opcode 0x{code:02x}")
                 ops += 1
                 if ops % OPS_PER_CHECK == 0:
                     self.budget.spend_ops(OPS_PER_CHECK)
+                    if len(self.stack) + len(self.metastack) > MAX_STACK:
+                        raise PickleError(f"stack deeper than {MAX_STACK} items")
                 if handler(pos):
                     res.end = r.tell()
                     break
@@ -219,8 +314,8 @@ class Machine:
 
     # -- stack helpers -------------------------------------------------------------------------
     def push(self, value: Any) -> None:
-        if len(self.stack) >= MAX_STACK:
-            raise PickleError(f"stack deeper than {MAX_STACK} items")
+        # Depth is checked every OPS_PER_CHECK opcodes. Handlers must not inline this as
+        # self.stack.append(f()) when f pops to a MARK: that swaps self.stack.
         self.stack.append(value)
 
     def pop(self) -> Any:
@@ -294,7 +389,7 @@ class Machine:
         return False
 
     def op_BININT1(self, pos: int) -> bool:
-        self.push(self._uint(1))
+        self.stack.append(self.r.read(1)[0])
         return False
 
     def op_BININT2(self, pos: int) -> bool:
@@ -330,10 +425,10 @@ class Machine:
         if raw is None:
             self.push(Opaque("<long string>"))
             return False
-        text = raw.decode("latin-1")
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-            text = text[1:-1]
-        self.push(text)
+        if len(raw) < 2 or raw[:1] != raw[-1:] or raw[:1] not in (b"'", b'"'):
+            raise PickleError("STRING argument is not quoted")
+        # Python escapes, as the unpickler decodes them (codecs.escape_decode is pure).
+        self.push(codecs.escape_decode(raw[1:-1])[0].decode("latin-1"))
         return False
 
     def op_BINSTRING(self, pos: int) -> bool:
@@ -390,7 +485,7 @@ class Machine:
         return False
 
     def op_SHORT_BINUNICODE(self, pos: int) -> bool:
-        self.push(self._payload(self._uint(1), "str"))
+        self.stack.append(self.r.read(self.r.read(1)[0]).decode("utf-8", "surrogatepass"))
         return False
 
     def op_BINUNICODE(self, pos: int) -> bool:
@@ -507,10 +602,10 @@ class Machine:
 
     # -- stack and memo ------------------------------------------------------------------------
     def op_POP(self, pos: int) -> bool:
-        if self.stack and self.stack[-1] is MARK:
+        if self.stack:
+            self.stack.pop()
+        else:  # like the unpickler: POP on an empty frame discards the MARK
             self.pop_mark()
-        else:
-            self.pop()
         return False
 
     def op_DUP(self, pos: int) -> bool:
@@ -540,15 +635,25 @@ class Machine:
         if index < 0:
             raise PickleError("negative memo key")
         value = self.top()
-        if len(self.memo) < MAX_MEMO or index in self.memo:
+        if type(value) in _STRUCTURED:
+            # Containers and calls are only needed to render calls and read small states;
+            # past a budget the memo keeps a placeholder so memory stays bounded.
+            if self._memo_structured >= MAX_MEMO_STRUCTURED:
+                value = _FORGOTTEN
+            else:
+                self._memo_structured += 1
+        size = len(self.memo)
+        if size < MAX_MEMO or index in self.memo:
             self.memo[index] = value
+        elif size < MAX_MEMO_NAMES and type(value) in _NAME_TYPES:
+            self.memo[index] = value  # past the cap only what names are made of is kept
 
     def op_GET(self, pos: int) -> bool:
         self._get(int(self._line()))
         return False
 
     def op_BINGET(self, pos: int) -> bool:
-        self._get(self._uint(1))
+        self._get(self.r.read(1)[0])
         return False
 
     def op_LONG_BINGET(self, pos: int) -> bool:
@@ -560,7 +665,7 @@ class Machine:
         return False
 
     def op_BINPUT(self, pos: int) -> bool:
-        self._put(self._uint(1))
+        self._put(self.r.read(1)[0])
         return False
 
     def op_LONG_BINPUT(self, pos: int) -> bool:

@@ -118,10 +118,11 @@ class Window(io.RawIOBase):
         if want <= 0:
             return 0
         self._handle.seek(self._start + self._pos)
-        got = self._handle.readinto(view[:want])  # type: ignore[attr-defined]
-        got = got or 0
+        data = self._handle.read(want)  # read(), not readinto(): spooled files lack it on 3.10
+        got = len(data)
+        view[:got] = data
         self._pos += got
-        return int(got)
+        return got
 
 
 class Decompressing(io.RawIOBase):
@@ -325,6 +326,11 @@ class ByteReader:
         return self._buf[self._i - 1]
 
     def read(self, n: int) -> bytes:
+        i = self._i
+        j = i + n
+        if j <= len(self._buf):  # fast path: the bytes are buffered
+            self._i = j
+            return self._buf[i:j]
         if not self._fill(n):
             raise Truncated(f"stream ends inside a {n}-byte field")
         i = self._i

@@ -5,11 +5,13 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import lzma
 import os
 import pickle
 import struct
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import joblib
@@ -48,6 +50,10 @@ def _payloads(canary: Path) -> dict[str, bytes]:
         "model.joblib.gz": gzip.compress(jl.getvalue(), mtime=0),
         "model.joblib.bz2": bz2.compress(jl.getvalue()),
         "model.joblib.lz4": lz4.frame.compress(jl.getvalue()),
+        "model.joblib.xz": lzma.compress(jl.getvalue()),
+        "model.joblib.lzma": lzma.compress(jl.getvalue(), format=lzma.FORMAT_ALONE),
+        "model.joblib.z": zlib.compress(jl.getvalue()),
+        "weights.tar": tar_bytes({"w/model.pkl": raw}),
         "arr.npy": npy.getvalue(),
         "arr.npz": npz.getvalue(),
         "bundle.zip": plain_zip({"a/b.pkl": raw}, zipfile.ZIP_DEFLATED),

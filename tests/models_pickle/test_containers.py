@@ -210,6 +210,8 @@ def test_joblib_object_array_inline_pickle(scan_file) -> None:
         ("x.pkl.lzma", lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE)),
         ("x.pkl.z", zlib.compress),
         ("x.pkl.lz4", lz4.frame.compress),
+        # joblib < 0.10 "zfile": "ZF" + 19-byte hex length + one zlib stream
+        ("old.joblib", lambda d: b"ZF" + hex(len(d)).encode().ljust(19) + zlib.compress(d)),
     ],
 )
 def test_compressed_raw_pickles(scan_file, name: str, wrap) -> None:
@@ -313,3 +315,13 @@ def test_joblib_array_bytes_that_are_pickle_code(scan_file, monkeypatch) -> None
     report = scan_file("trick.joblib", raw)
     assert ("MLS101", "critical", "trick.joblib", None) in hits(report)
     assert any("pickle.load runs" in f.message for f in report.findings)
+
+
+def test_tensor_bytes_that_look_like_proto_are_not_corrupt_pickles(scan_file) -> None:
+    # A storage whose first bytes happen to be 0x80 0x02 (e.g. float16 data).
+    data = torch_like_zip({"archive/data/0": b"\x80\x02\xff\xfe" + bytes(60)})
+    report = scan_file("half.pt", data)
+    assert hits(report) == {("MLS102", "info", "half.pt", None)}
+    # The same bytes in a file named like a pickle are a corrupt pickle.
+    report = scan_file("broken.pkl", b"\x80\x02\xff\xfe" + bytes(60))
+    assert ("MLS100", "medium", "broken.pkl", None) in hits(report)
