@@ -417,6 +417,73 @@ def sign_command(
     typer.echo(f"signed {len(signed.files)} file(s) of {signed.model_name}: {signed.signature}")
 
 
+db_app = typer.Typer(
+    name="db",
+    help="The offline vulnerability database (osv.dev's PyPI export) used by --offline.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+
+
+def _print_database(info: object) -> None:
+    from mlsec.deps.osv import DatabaseInfo
+
+    assert isinstance(info, DatabaseInfo)
+    age = info.age_days()
+    typer.echo(f"database:  {info.path} ({info.kind})")
+    typer.echo(f"records:   {info.records} advisories for {info.packages} packages")
+    if info.bad_records:
+        typer.echo(f"skipped:   {info.bad_records} malformed record(s)")
+    if info.date is not None:
+        typer.echo(f"date:      {info.date:%Y-%m-%d %H:%M} UTC ({int(age or 0)} days old)")
+    if info.sha256:
+        typer.echo(f"sha256:    {info.sha256}")
+    if info.source_url:
+        typer.echo(f"source:    {info.source_url}")
+
+
+@db_app.command("update")
+def db_update(
+    directory: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--dir", help="Where to keep the database (default: the mlsec cache)."),
+    ] = None,
+    url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--url", help="Export to download (default: osv.dev's PyPI all.zip)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Network timeout, seconds.")] = 60,
+) -> None:
+    """Download osv.dev's PyPI advisories for offline audits (`mlsec scan --offline`)."""
+    from mlsec.deps.database import OSV_PYPI_EXPORT, update_database
+
+    try:
+        info = update_database(directory, url=url or OSV_PYPI_EXPORT, timeout=timeout)
+    except MlsecError as exc:
+        _fail(exc.diagnostic())
+        raise typer.Exit(EXIT_ERROR) from None
+    _print_database(info)
+
+
+@db_app.command("info")
+def db_info(
+    vuln_db: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--vuln-db", help="A database to describe (default: the cached one)."),
+    ] = None,
+) -> None:
+    """Describe the offline vulnerability database: records, date, checksum."""
+    from mlsec.deps.database import database_info
+
+    try:
+        info = database_info(vuln_db.resolve() if vuln_db else None)
+    except MlsecError as exc:
+        _fail(exc.diagnostic())
+        raise typer.Exit(EXIT_ERROR) from None
+    _print_database(info)
+
+
 def main() -> None:
     """Console entry point: any unexpected exception is a crash (exit 2), not a traceback."""
     try:

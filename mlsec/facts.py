@@ -8,7 +8,7 @@ Each analyzer returns one of these as ``AnalyzerResult.facts``; the scan stores 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mlsec.findings import Severity
@@ -22,6 +22,10 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
     return obj
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -83,11 +87,12 @@ class DependencyFacts:
     unaudited: tuple[str, ...] = ()  # packages the service could not answer for
 
     def to_json(self) -> Any:
+        # Shallow field copies, not asdict(): its deep copies dominate on big lock files.
         return _jsonable(
             {
                 "service": self.service,
-                "dependencies": [asdict(d) for d in self.dependencies],
-                "advisories": [asdict(a) for a in self.advisories],
+                "dependencies": [_fields(d) for d in self.dependencies],
+                "advisories": [_fields(a) for a in self.advisories],
                 "unaudited": list(self.unaudited),
             }
         )

@@ -9,6 +9,7 @@ a package it did not check.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from mlsec.errors import ConfigError, MlsecError
 from mlsec.facts import Advisory, Dependency, DependencyFacts
 from mlsec.findings import Finding, Severity
 from mlsec.hashing import default_cache_dir
+from mlsec.sniff import FileKind
 from mlsec.walk import Target
 
 _SEVERITY_RULES = {
@@ -33,11 +35,7 @@ _SEVERITY_RULES = {
     Severity.INFO: "MLS203",
 }
 UNSCORED_RULE = "MLS204"
-
-
-def default_database_dir() -> Path:
-    """Where `mlsec db update` keeps the OSV export."""
-    return default_cache_dir() / "osv"
+MALICIOUS_RULE = "MLS205"
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,12 @@ class DependencyAnalyzer(Analyzer):
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         options = ctx.options
         config = DependencyConfig.from_section(options.section("dependencies"), options.config_file)
-        files = [(t.path, t.relpath) for t in targets if manifest_kind(t.relpath)]
+        # A Git LFS pointer is not the manifest (the walker reports it as MLS903).
+        files = [
+            (t.path, t.relpath)
+            for t in targets
+            if manifest_kind(t.relpath) and t.kind is not FileKind.LFS_POINTER
+        ]
         result = AnalyzerResult()
         manifests = parse_manifests(files, ctx.root)
         if not config.dev:
@@ -111,7 +114,8 @@ class DependencyAnalyzer(Analyzer):
                         m.path,
                         f"{m.kind}: {message}",
                         line=line,
-                        key=f"problem:{message}",
+                        # digits out: positions inside the message must not change identity
+                        key="problem:" + re.sub(r"\d+", "#", message),
                     )
                 )
             for item in m.unauditable:
@@ -151,7 +155,7 @@ class DependencyAnalyzer(Analyzer):
     def _auditor(
         self, ctx: AnalysisContext, config: DependencyConfig
     ) -> tuple[Auditor, str | None]:
-        from mlsec.deps.osv import OsvDatabase
+        from mlsec.deps.osv import OsvDatabase, default_database_dir
 
         options = ctx.options
         database_path = options.vuln_db
@@ -168,14 +172,15 @@ class DependencyAnalyzer(Analyzer):
             database_path = cached
         if database_path is not None:
             database = OsvDatabase(database_path, cache_dir=default_cache_dir())
-            info = database.info()
+            info = database.summary()
             stale = None
             age = info.age_days()
             if config.max_db_age_days and age is not None and age > config.max_db_age_days:
                 stale = (
-                    f"The offline vulnerability database {info.path} is {int(age)} days old "
-                    f"(newest data {info.date:%Y-%m-%d}); advisories published since are "
-                    "not known to this audit"
+                    f"The offline vulnerability database ({info.path.name}, newest data "
+                    f"{info.date:%Y-%m-%d}) is {int(age)} days old, more than "
+                    f"max-db-age-days = {config.max_db_age_days}; advisories published since "
+                    "are not known to this audit"
                 )
             return LocalDatabaseAuditor(database, ignore=config.ignore_vulns), stale
         try:
@@ -316,7 +321,10 @@ class DependencyAnalyzer(Analyzer):
 
 def rule_for(advisories: Sequence[Advisory]) -> str:
     """The rule for one vulnerable package version: its worst scored advisory, unless an
-    unscored one may be worse (then the unscored rule, which counts as high)."""
+    unscored one may be worse (then the unscored rule, which counts as high). A known
+    malicious package (an OSV MAL- record) has its own rule."""
+    if any(i.startswith("MAL-") for a in advisories for i in (a.id, *a.aliases)):
+        return MALICIOUS_RULE
     scored = [a.severity for a in advisories if a.severity is not None]
     worst = max(scored, key=lambda s: s.rank) if scored else None
     unscored = len(scored) < len(advisories)
@@ -343,7 +351,6 @@ def _advisory_json(advisory: Advisory) -> dict[str, Any]:
         "severity": advisory.severity.value if advisory.severity else None,
         "cvss_vector": advisory.cvss_vector,
         "cvss_score": advisory.cvss_score,
-        "references": list(advisory.references),
     }
 
 

@@ -42,8 +42,10 @@ class LocalDatabaseAuditor:
         self.ignore = frozenset(ignore)
 
     def audit(self, packages: Iterable[Package]) -> AuditOutcome:
-        outcome = AuditOutcome(service=self.database.info().describe())
-        for name, version in sorted(set(packages)):
+        todo = sorted(set(packages))
+        self.database.prefetch(name for name, _ in todo)
+        outcome = AuditOutcome(service=self.database.summary().describe())
+        for name, version in todo:
             found = [
                 a
                 for a in self.database.advisories(name, version)

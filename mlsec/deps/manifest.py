@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from mlsec.facts import Dependency
+
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ def normalise(name: str) -> str:
 
 def exact_version(specifier: SpecifierSet | str) -> str | None:
     """The one version a specifier allows (``==1.2.3`` or ``===1.2.3``), else None."""
+    from packaging.specifiers import SpecifierSet
+
     specs = list(specifier if isinstance(specifier, SpecifierSet) else SpecifierSet(specifier))
     if len(specs) != 1:
         return None
@@ -79,6 +83,9 @@ def from_requirement_string(
     direct: bool = True,
 ) -> None:
     """Parse one PEP 508 string into ``manifest`` (dependency, unauditable or problem)."""
+    # Imported here: lock files never need it, and it is the slowest import of the audit.
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:

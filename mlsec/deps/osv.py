@@ -19,27 +19,34 @@ import functools
 import hashlib
 import json
 import os
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from mlsec.errors import MlsecError
 from mlsec.facts import Advisory
 from mlsec.findings import Severity
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 3
 METADATA_FILE = "mlsec-db.json"  # written by `mlsec db update` beside all.zip
 EXPORT_FILE = "all.zip"
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 _RECORD_SUFFIXES = (".json", ".yaml", ".yml")
 _PARALLEL_THRESHOLD = 400  # files; below this a process pool costs more than it saves
+
+
+def default_database_dir() -> Path:
+    """Where `mlsec db update` keeps the export, and where `--offline` looks for it."""
+    from mlsec.hashing import default_cache_dir
+
+    return default_cache_dir() / "osv"
 
 
 # -- the compact record ----------------------------------------------------------------------
@@ -53,16 +60,21 @@ class AffectedRange:
     """One affected[] entry of a record, for one package (ECOSYSTEM ranges only)."""
 
     ranges: tuple[tuple[Event, ...], ...]
+    # Listed versions as equality keys (see equality_key), computed once when indexing;
+    # strings that are not PEP 440 versions are kept as written.
     versions: tuple[str, ...]
+
+    @functools.cached_property
+    def _listed(self) -> frozenset[str]:
+        return frozenset(self.versions)
 
     def affects(self, version: str) -> bool:
         parsed = parse_version(version)
-        if parsed is not None:
-            for listed in self.versions:
-                if parse_version(listed) == parsed:
-                    return True
-            return any(_in_range(parsed, events) for events in self.ranges)
-        return version in self.versions  # not PEP 440: only an exact listing can match
+        if parsed is None:
+            return version in self.versions  # not PEP 440: only an exact listing can match
+        if any(_in_range(parsed, events) for events in self.ranges):
+            return True
+        return bool(self.versions) and equality_key(version) in self._listed
 
     def fixed_versions(self) -> Iterator[str]:
         for events in self.ranges:
@@ -125,6 +137,25 @@ def parse_version(text: str) -> Version | None:
 
 
 _ZERO = Version("0")
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_CANONICAL = re.compile(
+    rf"^({_NUMBER}(?:\.{_NUMBER})*)((?:a|b|rc){_NUMBER})?(\.post{_NUMBER})?(\.dev{_NUMBER})?$"
+)
+
+
+def equality_key(text: str) -> str | None:
+    """A string equal for PEP 440-equal versions (``1.13`` and ``1.13.0``), like
+    ``packaging.utils.canonicalize_version``, with a fast path for versions already written in
+    canonical form: records list hundreds of versions each, and parsing them all costs more
+    than the rest of the audit."""
+    match = _CANONICAL.match(text)
+    if match is None:
+        parsed = parse_version(text)
+        return canonicalize_version(parsed) if parsed is not None else None
+    release = match.group(1).split(".")
+    while len(release) > 1 and release[-1] == "0":
+        release.pop()
+    return ".".join(release) + "".join(g for g in match.groups()[1:] if g)
 
 
 def version_key(text: str) -> Version:
@@ -191,7 +222,9 @@ def compact_records(doc: object) -> dict[str, list[Any]]:
                             events.append((kind, str(event[kind])))
             if events:
                 ranges.append(tuple(events))
-        versions = tuple(str(v) for v in entry.get("versions") or [] if v is not None)
+        versions = tuple(
+            sorted({equality_key(str(v)) or str(v) for v in entry.get("versions") or [] if v})
+        )
         if ranges or versions:
             per_package.setdefault(canonicalize_name(name), []).append(
                 AffectedRange(tuple(ranges), versions)
@@ -331,8 +364,94 @@ def _record_files(directory: Path) -> list[tuple[str, int, int]]:
     return found
 
 
+_TIMESTAMP = re.compile(rb"\s*:\s*[\"']?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")
+
+
+def _newest_modified(paths: Sequence[str]) -> str:
+    """The newest ``modified`` timestamp of the records, found without parsing them.
+
+    Only the database's age is derived from this (never a match), so looking for the key in
+    the raw text is enough, and much faster than parsing thousands of YAML files."""
+    newest = b""
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_RECORD_BYTES)
+        except OSError:
+            continue
+        at = data.find(b"modified")
+        while at != -1:
+            match = _TIMESTAMP.match(data, at + 8 + (data[at + 8 : at + 9] in (b'"', b"'")))
+            if match is not None and match.group(1) > newest:
+                newest = match.group(1)
+            at = data.find(b"modified", at + 8)
+    return newest.decode("ascii")
+
+
+def _affected_names(path: str) -> set[str] | None:
+    """Normalised PyPI package names a record file is about (None if it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            doc = _load_document(handle.read(MAX_RECORD_BYTES), path)
+    except Exception:  # unreadable or malformed: the caller falls back to a full index
+        return None
+    names: set[str] = set()
+    if isinstance(doc, dict):
+        for entry in doc.get("affected") or []:
+            package = entry.get("package") if isinstance(entry, dict) else None
+            if isinstance(package, dict) and isinstance(package.get("name"), str):
+                names.add(canonicalize_name(package["name"]))
+    return names
+
+
+FileStat = tuple[str, int, int]  # (path, size, mtime_ns)
+
+
+def _package_folders(
+    root: Path, files: Sequence[FileStat], *, verified: bool = False
+) -> dict[str, list[FileStat]] | None:
+    """Record files by package when the directory uses the PyPA layout (one folder per package
+    holding that package's records, e.g. ``vulns/<package>/PYSEC-*.yaml``), else None.
+
+    The layout is only trusted when every record sits one folder deep at the same depth and a
+    sample of folders holds records about the package the folder is named after; anything
+    else (flat folders, ecosystem folders, date folders) gets a full index. ``verified``
+    skips the sampling (an unchanged database whose layout was checked before)."""
+    groups: dict[str, list[FileStat]] = {}
+    for stat in files:
+        parent = os.path.dirname(stat[0])
+        if Path(parent) == root:
+            return None
+        groups.setdefault(parent, []).append(stat)
+    if len(groups) < 2 or len({p.count(os.sep) for p in groups}) != 1:
+        return None
+    ordered = sorted(groups)
+    step = max(1, len(ordered) // 3)
+    for parent in [] if verified else ordered[::step][:4]:
+        names = _affected_names(groups[parent][0][0])
+        if names is None or canonicalize_name(os.path.basename(parent)) not in names:
+            return None
+    by_package: dict[str, list[FileStat]] = {}
+    for parent, stats in groups.items():
+        by_package.setdefault(canonicalize_name(os.path.basename(parent)), []).extend(stats)
+    return by_package
+
+
+def _fingerprint(files: Sequence[FileStat]) -> str:
+    digest = hashlib.sha256()
+    for path, size, mtime in files:
+        digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+    return f"{len(files)}:{digest.hexdigest()}"
+
+
 class OsvDatabase:
-    """A local OSV database, indexed once and cached."""
+    """A local OSV database, indexed once and cached.
+
+    Exports and arbitrary record folders get one index of the whole database. A folder in the
+    PyPA layout (one sub-folder per package) is indexed per package instead, on demand: a scan
+    parses only the folders of the packages it audits, so even a first scan with an empty cache
+    stays fast, and later scans reuse the cached entries of unchanged folders.
+    """
 
     def __init__(self, path: Path, *, cache_dir: Path | None = None) -> None:
         self.path = path.resolve()
@@ -349,6 +468,114 @@ class OsvDatabase:
         self._date: datetime | None = None
         self._kind = "osv-directory"
         self._cache: dict[str, tuple[OsvRecord, ...]] = {}
+        self._files: list[FileStat] | None = None
+        self._folders: dict[str, list[FileStat]] | None = None
+        self._folder_index: dict[str, dict[str, Any]] = {}
+        self._summary: dict[str, Any] = {}
+        self._folder_index_dirty = False
+        self._layout_checked = False
+
+    # -- the per-package (PyPA) layout ---------------------------------------------------------
+    def _package_layout(self) -> dict[str, list[FileStat]] | None:
+        if not self._layout_checked:
+            self._layout_checked = True
+            if self.path.is_dir() and _export_file(self.path) is None:
+                self._files = _record_files(self.path)
+                self._read_folder_index()
+                # The sampling parses a few records; skip it when the cached index describes
+                # this very set of files.
+                known = self._summary.get("fingerprint") == _fingerprint(self._files)
+                self._folders = _package_folders(self.path, self._files, verified=known)
+                if self._folders is None:
+                    self._folder_index, self._summary = {}, {}
+        return self._folders
+
+    def _read_folder_index(self) -> None:
+        index_file = self._index_file()
+        if index_file is None:
+            return
+        try:
+            data = json.loads(index_file.read_bytes())
+        except (OSError, ValueError):
+            return
+        if (
+            isinstance(data, dict)
+            and data.get("format") == INDEX_FORMAT
+            and data.get("layout") == "folders"
+            and isinstance(data.get("folders"), dict)
+        ):
+            self._folder_index = data["folders"]
+            summary = data.get("summary")
+            self._summary = summary if isinstance(summary, dict) else {}
+
+    def _save_folder_index(self) -> None:
+        index_file = self._index_file()
+        if index_file is None or not self._folder_index_dirty:
+            return
+        payload = {
+            "format": INDEX_FORMAT,
+            "layout": "folders",
+            "database": str(self.path),
+            "summary": self._summary,
+            "folders": self._folder_index,
+        }
+        _write_json(index_file, payload)
+        self._folder_index_dirty = False
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Index the packages about to be queried in one go (parallel when there are many)."""
+        folders = self._package_layout()
+        if folders is None:
+            self._load()
+            return
+        todo: dict[str, list[FileStat]] = {}
+        for key in {str(canonicalize_name(n)) for n in names}:
+            stats = folders.get(key)
+            if stats is None:
+                continue
+            entry = self._folder_index.get(key)
+            if entry is None or entry.get("fingerprint") != _fingerprint(stats):
+                todo[key] = stats
+        if todo:
+            paths = [p for stats in todo.values() for p, _, _ in stats]
+            index, bad, _newest = self._build_from_files(paths)
+            for name, stats in todo.items():
+                self._folder_index[name] = {
+                    "fingerprint": _fingerprint(stats),
+                    # A record is filed under the package it is about; ignore any others.
+                    "records": index.get(name, []),
+                }
+            self._bad += bad
+            self._folder_index_dirty = True
+        self._save_folder_index()
+
+    def _folder_records(self, name: str) -> list[list[Any]]:
+        self.prefetch([name])
+        entry = self._folder_index.get(name)
+        return list(entry["records"]) if entry else []
+
+    def summary(self) -> DatabaseInfo:
+        """What a scan reports about the database, without indexing all of it."""
+        folders = self._package_layout()
+        if folders is None:
+            return self.info()
+        files = self._files or []
+        fingerprint = _fingerprint(files)
+        if self._summary.get("fingerprint") != fingerprint:
+            self._summary = {
+                "fingerprint": fingerprint,
+                "newest": _newest_modified([p for p, _, _ in files]),
+            }
+            self._folder_index_dirty = True
+            self._save_folder_index()
+        return DatabaseInfo(
+            path=self.path,
+            kind="osv-directory",
+            records=len(files),
+            packages=len(folders),
+            bad_records=self._bad,
+            date=_timestamp(str(self._summary.get("newest", ""))),
+        )
 
     # -- loading -----------------------------------------------------------------------------
     def _load(self) -> dict[str, list[list[Any]]]:
@@ -388,6 +615,8 @@ class OsvDatabase:
     def _build_from_files(self, paths: list[str]) -> Built:
         if len(paths) < _PARALLEL_THRESHOLD or (os.cpu_count() or 1) < 2:
             return _parse_files(paths)
+        from concurrent.futures import ProcessPoolExecutor
+
         workers = min(4, os.cpu_count() or 1)
         chunks = [paths[i::workers] for i in range(workers)]
         index: dict[str, list[list[Any]]] = {}
@@ -465,16 +694,27 @@ class OsvDatabase:
             "newest": newest,
             "packages": index,
         }
-        try:
-            index_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, index_file)
-        except OSError:
-            pass  # an index that cannot be cached only costs time on the next run
+        _write_json(index_file, payload)
 
     # -- queries -----------------------------------------------------------------------------
     def info(self) -> DatabaseInfo:
+        """Everything about the database (indexes all of it)."""
+        folders = self._package_layout()
+        if folders is not None:
+            self.prefetch(folders)
+            summary = self.summary()
+            index: Mapping[str, list[list[Any]]] = {
+                name: entry["records"] for name, entry in self._folder_index.items()
+            }
+            ids = {record[0] for records in index.values() for record in records}
+            return DatabaseInfo(
+                path=self.path,
+                kind="osv-directory",
+                records=len(ids),
+                packages=sum(1 for records in index.values() if records),
+                bad_records=self._bad,
+                date=summary.date,
+            )
         index = self._load()
         ids = {record[0] for records in index.values() for record in records}
         return DatabaseInfo(
@@ -491,14 +731,45 @@ class OsvDatabase:
     def records(self, name: str) -> tuple[OsvRecord, ...]:
         key = canonicalize_name(name)
         if key not in self._cache:
-            raw = self._load().get(key, [])
-            self._cache[key] = tuple(OsvRecord.from_compact(r) for r in raw)
+            try:
+                self._cache[key] = self._decode(key)
+            except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+                # The cached index is damaged (or written by something else): drop it and
+                # index the database again rather than trust or crash on it.
+                self._discard_index()
+                self._cache[key] = self._decode(key)
         return self._cache[key]
+
+    def _decode(self, key: str) -> tuple[OsvRecord, ...]:
+        if self._package_layout() is not None:
+            raw = self._folder_records(key)
+        else:
+            raw = self._load().get(key, [])
+        return tuple(OsvRecord.from_compact(r) for r in raw)
+
+    def _discard_index(self) -> None:
+        index_file = self._index_file()
+        if index_file is not None:
+            index_file.unlink(missing_ok=True)
+        self.cache_dir = None
+        self._index = None
+        self._folder_index = {}
+        self._summary = {}
 
     def advisories(self, name: str, version: str) -> list[Advisory]:
         """Every advisory affecting ``name`` at ``version``, aliases merged."""
         matched = [r for r in self.records(name) if r.affects(version)]
         return merge_advisories(canonicalize_name(name), version, matched)
+
+
+def _write_json(target: Path, payload: Any) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        pass  # an index that cannot be cached only costs time on the next run
 
 
 def _metadata_date(meta: Mapping[str, Any]) -> datetime | None:

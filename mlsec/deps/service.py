@@ -5,6 +5,7 @@ contract test (``tests/deps/test_service_contract.py``) checks that surface; ``p
 pins a compatible range. Used for:
 
 * online audits with pip-audit's ``OsvService`` or ``PyPIService``: queries are deduplicated,
+  (with the OSV service, severities and the smallest fix come from the raw records),
   run on a few threads, cached on disk (pip-audit's HTTP cache under our cache directory) and
   time out; the first connection failure stops the remaining queries, and every package left
   unanswered is reported as unaudited, never as clean;
@@ -15,14 +16,24 @@ pins a compatible range. Used for:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mlsec.deps.audit import AuditOutcome, Package
-from mlsec.deps.osv import OsvDatabase, parse_version, version_key
+from mlsec.deps.osv import (
+    OsvDatabase,
+    OsvRecord,
+    compact_records,
+    group_severity,
+    parse_version,
+    smallest_fix,
+    version_key,
+)
 from mlsec.errors import MlsecError
 from mlsec.facts import Advisory
 
@@ -48,6 +59,49 @@ except Exception as exc:  # pragma: no cover - depends on the installation
 SERVICES = ("osv", "pypi")
 DEFAULT_TIMEOUT = 15
 WORKERS = 8
+
+
+class _RecordingSession:
+    """pip-audit's HTTP session, keeping the last raw OSV answer.
+
+    pip-audit's results drop the records' severity vectors and ranges; the raw answer gives
+    online findings the same severity and smallest-fix computation as the offline ones."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.answer: Any = None
+
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        self.answer = None
+        response = self._session.post(*args, **kwargs)
+        try:
+            self.answer = response.json()
+        except ValueError:
+            self.answer = None
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def _raw_records(name: str, answer: Any) -> list[OsvRecord]:
+    if not isinstance(answer, dict) or not isinstance(answer.get("vulns"), list):
+        return []
+    records: list[OsvRecord] = []
+    for vuln in answer["vulns"]:
+        compact = compact_records(vuln).get(name)
+        if compact is not None:
+            records.append(OsvRecord.from_compact(compact))
+    return records
+
+
+def _with_severity(advisory: Advisory, records: list[OsvRecord]) -> Advisory:
+    ids = {advisory.id, *advisory.aliases}
+    same = [r for r in records if ids.intersection((r.id, *r.aliases))]
+    severity, vector, score = group_severity(same)
+    if severity is None:
+        return advisory
+    return replace(advisory, severity=severity, cvss_vector=vector, cvss_score=score)
 
 
 def _to_advisory(name: str, version: str, result: VulnerabilityResult) -> Advisory:
@@ -116,6 +170,8 @@ class PipAuditAuditor:
         if service is None:
             cls: Any = OsvService if self.service_name == "osv" else PyPIService
             service = cls(cache_dir=self.cache_dir, timeout=self.timeout)
+            if self.service_name == "osv":
+                service.session = _RecordingSession(service.session)
             self._local.service = service
         return service
 
@@ -125,7 +181,9 @@ class PipAuditAuditor:
         failed = threading.Event()
         failure: list[str] = []
 
-        def one(package: Package) -> tuple[Package, list[VulnerabilityResult] | str]:
+        Answer = tuple[list[VulnerabilityResult], list[OsvRecord]]
+
+        def one(package: Package) -> tuple[Package, Answer | str]:
             if failed.is_set():
                 return package, failure[0] if failure else "service unavailable"
             name, version = package
@@ -133,7 +191,8 @@ class PipAuditAuditor:
             if parsed is None:
                 return package, f"version {version!r} is not a PEP 440 version"
             try:
-                dep, results = self._service().query(ResolvedDependency(name, parsed))
+                svc = self._service()
+                dep, results = svc.query(ResolvedDependency(name, parsed))
             except (ServiceError, requests.RequestException, OSError) as exc:
                 reason = f"{self.service_name} service unavailable: {_describe(exc)}"
                 if not failure:
@@ -142,27 +201,43 @@ class PipAuditAuditor:
                 return package, reason
             if isinstance(dep, SkippedDependency):
                 return package, f"skipped by the service: {dep.skip_reason}"
-            return package, results
+            answer = getattr(getattr(svc, "session", None), "answer", None)
+            return package, (results, _raw_records(name, answer))
 
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             for package, answer in pool.map(one, todo):
                 if isinstance(answer, str):
                     outcome.unaudited[package] = answer
                     continue
+                results, records = answer
                 kept = [
-                    _to_advisory(package[0], package[1], r)
-                    for r in _merge_aliases(answer)
+                    _with_severity(_to_advisory(package[0], package[1], r), records)
+                    for r in _merge_aliases(results)
                     if not r.has_any_id(set(self.ignore))
                 ]
                 if kept:
                     outcome.advisories[package] = kept
-                    outcome.smallest_fix[package] = smallest_common_fix(kept)
+                    outcome.smallest_fix[package] = (
+                        smallest_fix(package[1], kept, records)
+                        if records
+                        else smallest_common_fix(kept)
+                    )
         if failure:
             outcome.notes.append(failure[0])
         return outcome
 
 
 def _describe(exc: BaseException) -> str:
+    """A one-line reason for the user (requests' messages nest several exceptions deep)."""
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        host = re.search(r"host='([^']+)'", text)
+        where = host.group(1) if host else "the service"
+        if "resolve" in text.lower():
+            return f"cannot resolve {where} (no network or DNS)"
+        return f"cannot connect to {where}"
     text = str(exc) or type(exc).__name__
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, ServiceError) and not str(exc) and cause is not None:
