@@ -268,7 +268,7 @@ class SignaturesAnalyzer(Analyzer):
                 f"File is in a signed model folder but not covered by its signature ({bundle_rel})",
                 key=bundle_rel,
             )
-        intact = [prefix + rel for rel in comparison.intact]
+        intact = [prefix + rel for rel in [*comparison.intact, *comparison.lfs_pointers]]
         verified = not (
             manifest.rejected or comparison.modified or comparison.missing or comparison.not_covered
         )

@@ -296,6 +296,18 @@ class Comparison:
     missing: list[str] = field(default_factory=list)
     not_covered: list[str] = field(default_factory=list)
     unsupported: str | None = None
+    lfs_pointers: list[str] = field(default_factory=list)  # intact by their LFS oid
+
+
+def _lfs_pointer(path: Path) -> tuple[str, int] | None:
+    from mlsec.sniff import parse_lfs_pointer
+
+    try:
+        if path.stat().st_size > 1024:
+            return None
+        return parse_lfs_pointer(path.read_bytes())
+    except OSError:
+        return None
 
 
 def _inside(folder: Path, path: Path) -> bool:
@@ -367,7 +379,15 @@ def compare(
         if got is None:
             bad[shown] = "could not be read"
         elif got != expected:
-            bad[shown] = "content differs from the signed digest"
+            pointer = _lfs_pointer(path)
+            if pointer is None:
+                bad[shown] = "content differs from the signed digest"
+            elif pointer[0] == expected:
+                # A Git LFS pointer names its content by sha256: this one commits to exactly
+                # the signed bytes (git-lfs checks the oid when it fetches them).
+                result.lfs_pointers.append(shown)
+            else:
+                bad[shown] = f"is a Git LFS pointer to other content (oid {pointer[0][:16]})"
 
     def one(item: tuple[str, Entry, Path]) -> tuple[str, bool]:
         shown, entry, path = item
@@ -387,6 +407,7 @@ def compare(
             result.unsupported = f"cannot read a signed file: {exc.strerror}"
             return result
     checked = set(sha_whole) | {shown for shown, _, _ in ranged}
+    checked -= set(result.lfs_pointers)
     for shown in sorted(checked):
         if shown in bad:
             result.modified.append((shown, bad[shown]))

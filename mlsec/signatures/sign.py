@@ -35,17 +35,23 @@ class Signed:
     model_name: str
 
 
-def _collect(model: Path, exempt: Sequence[str], patterns: Sequence[str]) -> list[str]:
-    """Regular files below ``model`` (relative, '/'-separated), minus the ignored ones."""
+def _collect(
+    model: Path, exempt: Sequence[str], patterns: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Regular files below ``model`` (relative, '/'-separated) minus the ignored ones, and the
+    paths the ``patterns`` left out (recorded literally: model-signing reads no globs)."""
     found: list[str] = []
+    left_out: list[str] = []
     for directory, dirnames, filenames in os.walk(model, followlinks=False):
         base = Path(directory)
         rel_dir = base.relative_to(model).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"
-        for name in list(dirnames):
+        for name in sorted(dirnames):
             rel = prefix + name
             if rel in exempt or any_match(patterns, rel):
                 dirnames.remove(name)
+                if rel not in exempt:
+                    left_out.append(rel)
             elif (base / name).is_symlink():
                 raise MlsecError(
                     f"{base / name} is a symlink; model signatures cover regular files only"
@@ -53,13 +59,15 @@ def _collect(model: Path, exempt: Sequence[str], patterns: Sequence[str]) -> lis
         for name in filenames:
             rel = prefix + name
             if rel in exempt or any_match(patterns, rel):
+                if rel not in exempt:
+                    left_out.append(rel)
                 continue
             path = base / name
             if path.is_symlink() or not path.is_file():
                 what = "a symlink" if path.is_symlink() else "not a regular file"
                 raise MlsecError(f"{path} is {what}; model signatures cover regular files only")
             found.append(rel)
-    return sorted(found, key=lambda r: PurePosixPath(r).parts)
+    return sorted(found, key=lambda r: PurePosixPath(r).parts), sorted(left_out)
 
 
 def statement_for(
@@ -233,12 +241,15 @@ def sign_model(
             exempt.append(inside)
         except ValueError:
             inside = None
-        files = _collect(path, exempt, ignore)
+        files, left_out = _collect(path, exempt, ignore)
         if not files:
             raise MlsecError(f"{path} has no files to sign")
         digests = hash_files([path / f for f in files])
+        missing = [f for f in files if path / f not in digests]
+        if missing:
+            raise MlsecError(f"cannot read {path / missing[0]}")
         resources = [(f, digests[path / f]) for f in files]
-        ignore_paths = [*(p for p in [inside] if p), *GIT_PATHS, *ignore]
+        ignore_paths = [*(p for p in [inside] if p), *GIT_PATHS, *left_out]
     else:
         if not path.is_file():
             raise MlsecError(f"{path} is neither a folder nor a regular file")

@@ -324,3 +324,54 @@ def test_certificate_signing_roundtrip(tmp_path, scan_repo):
         .set_hashing_config(model_signing.hashing.Config().set_ignored_paths(paths=["model.sig"]))
         .verify(model, model / "model.sig")
     )
+
+
+def test_ignore_globs_are_recorded_as_paths_model_signing_understands(tmp_path, keypair):
+    """model-signing reads recorded ignore paths literally, so globs are expanded."""
+    model_signing = pytest.importorskip("model_signing")
+    pytest.importorskip("OpenSSL")
+    from mlsec.signatures.sign import sign_model
+
+    model = _model(tmp_path / "r")
+    (model / "notes.md").write_text("n")
+    (model / "logs").mkdir()
+    (model / "logs" / "a.log").write_text("l")
+    signed = sign_model(model, key=keypair.private, ignore=["*.md", "logs"])
+    payload = json.loads(
+        __import__("base64").b64decode(
+            json.loads((model / "model.sig").read_text())["dsseEnvelope"]["payload"]
+        )
+    )
+    recorded = payload["predicate"]["serialization"]["ignore_paths"]
+    assert "notes.md" in recorded and "logs" in recorded and "*.md" not in recorded
+    assert "notes.md" not in signed.files
+    # model-signing, guessing its configuration from the signature, accepts the folder
+    model_signing.verifying.Config().use_elliptic_key_verifier(public_key=keypair.public).verify(
+        model, model / "model.sig"
+    )
+
+
+def test_lfs_pointer_to_the_signed_content_counts_as_signed(tmp_path, keypair, scan_repo):
+    """CI checkouts without LFS hold pointers; a pointer whose oid is the signed sha256
+    commits to the signed bytes, a pointer to other content is a modification."""
+    import hashlib
+
+    root, model = _signed_repo(tmp_path, keypair)
+    weights = model / "weights.safetensors"
+    data = weights.read_bytes()
+
+    def pointer(oid: str, size: int) -> bytes:
+        return (
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
+        ).encode()
+
+    weights.write_bytes(pointer(hashlib.sha256(data).hexdigest(), len(data)))
+    report = scan_repo(root)
+    assert [f for f in findings(report) if f[0].startswith("MLS4")] == []
+    assert "models/bert/weights.safetensors" in _fact(report).files
+    weights.write_bytes(pointer(hashlib.sha256(b"other").hexdigest(), 5))
+    report = scan_repo(root)
+    assert [f for f in findings(report) if f[0].startswith("MLS4")] == [
+        ("MLS405", "high", "models/bert/weights.safetensors")
+    ]
+    assert "LFS pointer" in report.findings[0].message
