@@ -213,17 +213,28 @@ class AibomBuilder:
         datasets: dict[str, DatasetRef] = {}
         models: list[BomModel] = []
         for group in groups:
-            model = self._model(
-                group,
-                cards.get(group.path) if group.folder else None,
-                configs.get(group.path) if group.folder else None,
-                file_facts,
-                digests,
-                provenance,
-                git_repo,
-                code_datasets,
-                datasets,
-            )
+            try:
+                model = self._model(
+                    group,
+                    cards.get(group.path) if group.folder else None,
+                    configs.get(group.path) if group.folder else None,
+                    file_facts,
+                    digests,
+                    provenance,
+                    git_repo,
+                    code_datasets,
+                    datasets,
+                )
+            except Exception as exc:  # a bug: keep the rest of the BOM, report this model
+                self.errors.append(
+                    ScanError(
+                        group.path,
+                        f"internal error ({type(exc).__name__}: {exc}); this model is missing "
+                        "from the BOM; please report this",
+                        analyzer="aibom",
+                    )
+                )
+                continue
             models.append(model)
         # Datasets named only by code outside any model folder still belong in the BOM.
         for found in code_datasets:
@@ -607,7 +618,7 @@ def _missing_shards(group: ModelGroup) -> tuple[str, ...]:
             continue
         try:
             data = json.loads(read_bounded(target.path, MAX_INDEX_BYTES))
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, RecursionError):  # deep nesting is hostile input
             continue
         weight_map = data.get("weight_map") if isinstance(data, dict) else None
         if not isinstance(weight_map, dict):

@@ -28,7 +28,9 @@ PLACEHOLDER = "[More Information Needed]"
 _MODEL_KEYS = ("pipeline_tag", "base_model", "model-index", "library_name", "model_name")
 
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# Linear on hostile input: no lazy group followed by optional tails (trailing #s are
+# stripped in Python).
+_HEADING = re.compile(r"^#{1,6}[ \t]+([^\n]*)$", re.MULTILINE)
 
 # Card sections (headings of the Hugging Face card template and common variants), by what
 # the CycloneDX model card calls them.
@@ -117,9 +119,23 @@ def split_front_matter(text: str) -> tuple[Mapping[str, Any] | None, str]:
         return None, text
     try:
         data = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # deep nesting is hostile input, not a crash
         return None, text[match.end() :]
     return (data if isinstance(data, dict) else None), text[match.end() :]
+
+
+def _strip_comments(text: str) -> str:
+    """Text without HTML comments (an unclosed one runs to the end), in linear time."""
+    parts: list[str] = []
+    position = 0
+    while (start := text.find("<!--", position)) != -1:
+        parts.append(text[position:start])
+        end = text.find("-->", start + 4)
+        if end == -1:
+            return "".join(parts)
+        position = end + 3
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def _sections(body: str) -> dict[str, list[str]]:
@@ -127,11 +143,10 @@ def _sections(body: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     headings = list(_HEADING.finditer(body))
     for index, heading in enumerate(headings):
-        title = heading.group(2).strip()
+        title = heading.group(1).strip().rstrip("#").strip()
         end = headings[index + 1].start() if index + 1 < len(headings) else len(body)
-        content = body[heading.end() : end].replace(PLACEHOLDER, "").strip()
-        # Drop HTML comments the template leaves as instructions.
-        content = re.sub(r"<!--.*?-->", "", content, flags=re.DOTALL).strip()
+        # Drop the placeholder and the HTML comments the template leaves as instructions.
+        content = _strip_comments(body[heading.end() : end].replace(PLACEHOLDER, "")).strip()
         if not content:
             continue
         for role, pattern in _SECTION_ROLES:
@@ -144,7 +159,7 @@ def _sections(body: str) -> dict[str, list[str]]:
 
 def _first_paragraph(body: str) -> str | None:
     """The first prose paragraph of the card (not a heading, list, table, image or comment)."""
-    body = re.sub(r"<!--.*?-->", "", body, flags=re.DOTALL)
+    body = _strip_comments(body)
     for block in re.split(r"\n\s*\n", body):
         text = block.strip()
         if not text or text[0] in "#|-*!<>[`" or text.startswith("```"):
@@ -247,7 +262,7 @@ def parse_config(path: Path, relpath: str) -> ModelConfig | None:
     """The architecture fields of a config.json, or None if it is not a JSON object."""
     try:
         data = json.loads(read_bounded(path, MAX_CONFIG_BYTES))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(data, dict):
         return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlsec.aibom.card import parse_card, parse_config
 from mlsec.aibom.code_datasets import find_datasets
@@ -213,3 +215,52 @@ def test_missing_shard_named_by_index(tmp_path: Path) -> None:
     model_props = props(components(bom_of(report))["model:big"])
     assert model_props["mlsec:missing-file"] == ["big/model-00002-of-00002.safetensors"]
     assert "integrity" in model_props["mlsec:completeness:eu-ai-act-annex-iv:missing"][0]
+
+
+def test_hostile_model_folder_scans_without_errors(tmp_path: Path) -> None:
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000)  # deep nesting
+    (folder / "README.md").write_bytes(b"---\nlicense: mit\n" + b"x" * (3 * 1024 * 1024))
+    (folder / "model.safetensors").write_bytes(b"\xff" * 64)  # not a valid header
+    (folder / "tokenizer_config.json").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "train.py").write_text("load_dataset(" * 50_000)  # does not parse
+    report = scan_report(tmp_path)
+    assert not [e for e in report.errors if e.analyzer == "aibom"]
+    bom = bom_of(report)
+    assert "model:evil" in components(bom) or "model:evil/model.safetensors" in components(bom)
+
+
+@given(st.binary(max_size=2048))
+@settings(max_examples=150, deadline=None)
+def test_card_parser_never_raises(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    card = tmp_path_factory.mktemp("card") / "README.md"
+    card.write_bytes(b"---\n" + data + b"\n---\nbody\n")
+    parse_card(card, "README.md")
+    card.write_bytes(data)
+    parse_card(card, "README.md")
+    find_datasets(card, "README.md")
+
+
+def test_deeply_nested_front_matter(tmp_path: Path) -> None:
+    card = tmp_path / "README.md"
+    card.write_text("---\nx: " + "[" * 50_000 + "]" * 50_000 + "\n---\nbody\n")
+    assert parse_card(card, "README.md").front_matter is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "# x" + " " * 200_000 + "y\n",  # heading regexes used to backtrack quadratically
+        "<!--" * 200_000,  # unclosed comments
+        "## Limitations\n" + "<!--" * 100_000,
+    ],
+)
+def test_card_text_is_parsed_in_linear_time(tmp_path: Path, body: str) -> None:
+    import time
+
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: mit\n---\n" + body)
+    start = time.perf_counter()
+    assert parse_card(card, "README.md").license == "mit"
+    assert time.perf_counter() - start < 2
