@@ -271,71 +271,79 @@ def list_rules(
         raise typer.Exit(EXIT_ERROR)
 
 
-db_app = typer.Typer(
-    name="db",
-    help="The offline vulnerability database (osv.dev's PyPI export) used by --offline.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(db_app, name="db")
+class BomFormat(str, Enum):
+    json = "json"
+    xml = "xml"
 
 
-def _print_database(info: object) -> None:
-    from mlsec.deps.osv import DatabaseInfo
-
-    assert isinstance(info, DatabaseInfo)
-    age = info.age_days()
-    typer.echo(f"database:  {info.path} ({info.kind})")
-    typer.echo(f"records:   {info.records} advisories for {info.packages} packages")
-    if info.bad_records:
-        typer.echo(f"skipped:   {info.bad_records} malformed record(s)")
-    if info.date is not None:
-        typer.echo(f"date:      {info.date:%Y-%m-%d %H:%M} UTC ({int(age or 0)} days old)")
-    if info.sha256:
-        typer.echo(f"sha256:    {info.sha256}")
-    if info.source_url:
-        typer.echo(f"source:    {info.source_url}")
-
-
-@db_app.command("update")
-def db_update(
-    directory: Annotated[
+@app.command("bom")
+def bom(
+    path: Annotated[Path, typer.Argument(help="Repository directory or model file.")] = Path("."),
+    output: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--dir", help="Where to keep the database (default: the mlsec cache)."),
+        typer.Option("--output", "-o", help="Write the BOM to this file instead of stdout."),
     ] = None,
-    url: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--url", help="Export to download (default: osv.dev's PyPI all.zip)."),
+    spec_version: Annotated[
+        str, typer.Option("--spec-version", help="CycloneDX specification version (1.6 or 1.5).")
+    ] = "1.6",
+    fmt: Annotated[BomFormat, typer.Option("--format", "-f", help="json or xml.")] = (
+        BomFormat.json
+    ),
+    reproducible: Annotated[
+        bool,
+        typer.Option(
+            "--reproducible",
+            help="Byte-identical output for the same repository: serial number from the "
+            "content, timestamp from SOURCE_DATE_EPOCH (else the HEAD commit time). Also on "
+            "when SOURCE_DATE_EPOCH is set.",
+        ),
+    ] = False,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--config", help="Configuration file (default: .mlsec.toml or pyproject)."),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Network timeout, seconds.")] = 60,
-) -> None:
-    """Download osv.dev's PyPI advisories for offline audits (`mlsec scan --offline`)."""
-    from mlsec.deps.database import OSV_PYPI_EXPORT, update_database
-
-    try:
-        info = update_database(directory, url=url or OSV_PYPI_EXPORT, timeout=timeout)
-    except MlsecError as exc:
-        _fail(exc.diagnostic())
-        raise typer.Exit(EXIT_ERROR) from None
-    _print_database(info)
-
-
-@db_app.command("info")
-def db_info(
+    offline: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--offline/--online", help="Never use the network (default: online)."),
+    ] = None,
     vuln_db: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--vuln-db", help="A database to describe (default: the cached one)."),
+        typer.Option("--vuln-db", help="Local OSV database for the vulnerabilities section."),
     ] = None,
+    no_git: Annotated[
+        bool, typer.Option("--no-git", help="Walk the file system even inside a git work tree.")
+    ] = False,
 ) -> None:
-    """Describe the offline vulnerability database: records, date, checksum."""
-    from mlsec.deps.database import database_info
+    """Write a CycloneDX ML-BOM (AI bill of materials) of a repository.
+
+    Exit code 0 when the BOM was written (findings do not fail this command), 2 when it
+    could not be produced.
+    """
+    from mlsec.config import build_options
+    from mlsec.hashing import default_cache_dir
+    from mlsec.render.cyclonedx import ValidationMemo, render_bom
+    from mlsec.scan import scan as run_scan
 
     try:
-        info = database_info(vuln_db.resolve() if vuln_db else None)
+        show_progress = sys.stderr.isatty()
+        options = build_options(
+            path,
+            config_file=config,
+            offline=offline,
+            vuln_db=vuln_db.resolve() if vuln_db else None,
+            show_progress=show_progress,
+            use_git=False if no_git else None,
+            reproducible=True if reproducible else None,
+        )
+        with _progress(show_progress) as progress:
+            report = run_scan(options, progress=progress)
+        memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
+        _write(render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo), output)
+        if report.errors:
+            typer.echo(f"mlsec: {len(report.errors)} file(s) could not be fully scanned", err=True)
     except MlsecError as exc:
         _fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
-    _print_database(info)
 
 
 @app.command("sign")
@@ -407,6 +415,73 @@ def sign_command(
         _fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
     typer.echo(f"signed {len(signed.files)} file(s) of {signed.model_name}: {signed.signature}")
+
+
+db_app = typer.Typer(
+    name="db",
+    help="The offline vulnerability database (osv.dev's PyPI export) used by --offline.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+
+
+def _print_database(info: object) -> None:
+    from mlsec.deps.osv import DatabaseInfo
+
+    assert isinstance(info, DatabaseInfo)
+    age = info.age_days()
+    typer.echo(f"database:  {info.path} ({info.kind})")
+    typer.echo(f"records:   {info.records} advisories for {info.packages} packages")
+    if info.bad_records:
+        typer.echo(f"skipped:   {info.bad_records} malformed record(s)")
+    if info.date is not None:
+        typer.echo(f"date:      {info.date:%Y-%m-%d %H:%M} UTC ({int(age or 0)} days old)")
+    if info.sha256:
+        typer.echo(f"sha256:    {info.sha256}")
+    if info.source_url:
+        typer.echo(f"source:    {info.source_url}")
+
+
+@db_app.command("update")
+def db_update(
+    directory: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--dir", help="Where to keep the database (default: the mlsec cache)."),
+    ] = None,
+    url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--url", help="Export to download (default: osv.dev's PyPI all.zip)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Network timeout, seconds.")] = 60,
+) -> None:
+    """Download osv.dev's PyPI advisories for offline audits (`mlsec scan --offline`)."""
+    from mlsec.deps.database import OSV_PYPI_EXPORT, update_database
+
+    try:
+        info = update_database(directory, url=url or OSV_PYPI_EXPORT, timeout=timeout)
+    except MlsecError as exc:
+        _fail(exc.diagnostic())
+        raise typer.Exit(EXIT_ERROR) from None
+    _print_database(info)
+
+
+@db_app.command("info")
+def db_info(
+    vuln_db: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--vuln-db", help="A database to describe (default: the cached one)."),
+    ] = None,
+) -> None:
+    """Describe the offline vulnerability database: records, date, checksum."""
+    from mlsec.deps.database import database_info
+
+    try:
+        info = database_info(vuln_db.resolve() if vuln_db else None)
+    except MlsecError as exc:
+        _fail(exc.diagnostic())
+        raise typer.Exit(EXIT_ERROR) from None
+    _print_database(info)
 
 
 def main() -> None:

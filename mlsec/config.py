@@ -227,7 +227,8 @@ def apply_config(options: ScanOptions, data: Mapping[str, Any], origin: Path) ->
         elif key in ANALYZER_SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where(key)}: expected a table")
-            sections = dict(options.sections)
+            # Several sections in one file: add to those already taken from it.
+            sections = dict(changes.get("sections", options.sections))
             sections[key] = value
             changes["sections"] = sections
         else:

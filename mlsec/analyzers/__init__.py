@@ -29,6 +29,7 @@ ANALYZERS: tuple[str, ...] = (
     "mlsec.analyzers.modelscan_opinion:ModelscanAnalyzer",
     "mlsec.analyzers.dependencies:DependencyAnalyzer",
     "mlsec.analyzers.signatures:SignaturesAnalyzer",
+    "mlsec.analyzers.aibom:AibomAnalyzer",
 )
 
 

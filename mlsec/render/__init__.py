@@ -16,6 +16,7 @@ RENDERERS: dict[str, str] = {
     "json": "mlsec.render.json:render",
     "sarif": "mlsec.render.sarif:render",
     "markdown": "mlsec.render.markdown:render",
+    "cyclonedx": "mlsec.render.cyclonedx:render",
 }
 
 

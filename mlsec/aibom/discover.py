@@ -1,0 +1,224 @@
+"""Which files form which model.
+
+A Hugging Face style folder (weights beside a ``config.json``, a model card with front matter,
+or a ``model_index.json``) is ONE model with all its files (weights, config, tokenizer, card).
+A TensorFlow SavedModel is one model (``saved_model.pb`` plus ``variables/``). Shards such as
+``model-00001-of-00003.safetensors`` outside such a folder form one model. Any other weight
+file (a ``.gguf``, an ``.onnx``, a ``.pt``) is a model of its own.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mlsec.sniff import FileKind
+from mlsec.walk import Target
+
+# Weight files recognised from content whatever their name.
+_ALWAYS_WEIGHTS = {FileKind.SAFETENSORS, FileKind.GGUF, FileKind.ONNX, FileKind.TF_SAVEDMODEL}
+# Kinds that are weights only with a model-ish extension (a .zip or .npy may be anything).
+_MAYBE_WEIGHTS = {
+    FileKind.PICKLE,
+    FileKind.ZIP,
+    FileKind.HDF5,
+    FileKind.JOBLIB_ZFILE,
+    FileKind.NUMPY,
+    FileKind.ZLIB,
+    FileKind.BINARY,
+    FileKind.LFS_POINTER,
+}
+WEIGHT_EXTENSIONS = frozenset(
+    {
+        ".safetensors",
+        ".gguf",
+        ".ggml",
+        ".onnx",
+        ".pt",
+        ".pth",
+        ".bin",
+        ".ckpt",
+        ".pkl",
+        ".pickle",
+        ".joblib",
+        ".h5",
+        ".hdf5",
+        ".keras",
+        ".pb",
+        ".tflite",
+        ".msgpack",
+        ".mlmodel",
+        ".npz",
+        ".model",
+    }
+)
+# Files that make a folder a model folder.
+_MARKERS = {"config.json", "model_index.json", "adapter_config.json"}
+# Sidecar files of a model folder that belong to the model.
+_SIDECAR_EXTENSIONS = {".json", ".txt", ".model", ".md", ".yaml", ".yml", ".jinja", ".tiktoken"}
+_NOT_MODEL = re.compile(
+    r"(^|/)(requirements[^/]*\.txt|constraints[^/]*\.txt|pyproject\.toml|setup\.(py|cfg)|"
+    r"[^/]*\.lock|package(-lock)?\.json|\.mlsec\.toml|model\.sig|[^/]*\.sigstore(\.json)?)$"
+)
+_SHARD = re.compile(r"^(?P<stem>.+?)-\d{5}-of-\d{5}(?P<ext>\.[A-Za-z0-9]+)$")
+
+
+def _ext(relpath: str) -> str:
+    name = relpath.rsplit("/", 1)[-1].lower()
+    return name[name.rfind(".") :] if "." in name else ""
+
+
+def is_weight(target: Target, known_models: Iterable[str] = ()) -> bool:
+    if target.relpath in known_models:
+        return True
+    if target.kind in _ALWAYS_WEIGHTS:
+        return True
+    return target.kind in _MAYBE_WEIGHTS and _ext(target.relpath) in WEIGHT_EXTENSIONS
+
+
+def role_of(relpath: str, is_weights: bool) -> str:
+    name = relpath.rsplit("/", 1)[-1].lower()
+    if is_weights:
+        return "weights"
+    if name == "readme.md":
+        return "card"
+    if "tokenizer" in name or name in ("vocab.txt", "vocab.json", "merges.txt"):
+        return "tokenizer"
+    if name.endswith(".json") or name.endswith((".yaml", ".yml")):
+        return "config"
+    return "other"
+
+
+@dataclass
+class ModelGroup:
+    path: str  # folder or file, relative to the scan root ("." for the root folder)
+    folder: bool
+    weights: list[Target] = field(default_factory=list)
+    sidecars: list[Target] = field(default_factory=list)
+    # Folders whose files belong to this model besides its own (a SavedModel's variables/ and
+    # assets/, the component folders of a diffusers pipeline).
+    subfolders: set[str] = field(default_factory=set)
+
+    @property
+    def files(self) -> list[Target]:
+        return sorted([*self.weights, *self.sidecars], key=lambda t: t.relpath)
+
+
+def _parent(relpath: str) -> str:
+    return posixpath.dirname(relpath) or "."
+
+
+def _inside(relpath: str, folder: str) -> bool:
+    return folder == "." or relpath.startswith(folder + "/")
+
+
+def group_models(
+    targets: Sequence[Target],
+    card_folders: Iterable[str],
+    known_models: Iterable[str] = (),
+    declared_folders: Iterable[str] = (),
+) -> list[ModelGroup]:
+    """Group the walked files into models. ``card_folders`` are folders whose README.md has
+    model card front matter; ``known_models`` are paths the model analyzers recognised;
+    ``declared_folders`` are folders that describe a model (a card naming a task or base
+    model, a config naming an architecture) and are a model even with no weights present."""
+    known = set(known_models)
+    cards = set(card_folders)
+    weights = [t for t in targets if is_weight(t, known)]
+    markers = {
+        _parent(t.relpath) for t in targets if t.relpath.rsplit("/", 1)[-1] in _MARKERS
+    } | cards
+    # A SavedModel's folder is the one holding saved_model.pb; the files under its
+    # variables/ folder are its weights, whatever their names.
+    saved_models = {_parent(t.relpath) for t in weights if t.kind is FileKind.TF_SAVEDMODEL}
+    weight_set = {t.relpath for t in weights}
+    for target in targets:
+        if target.relpath not in weight_set and any(
+            target.relpath.startswith(posixpath.join(sm, "variables") + "/") for sm in saved_models
+        ):
+            weights.append(target)
+
+    groups: dict[str, ModelGroup] = {}
+    for target in weights:
+        folder = _model_folder(target.relpath, markers | saved_models)
+        if folder is None:
+            match = _SHARD.match(target.relpath.rsplit("/", 1)[-1])
+            if match:
+                key = posixpath.join(_parent(target.relpath), match["stem"] + match["ext"])
+                group = groups.setdefault(key, ModelGroup(path=key, folder=False))
+            else:
+                group = groups.setdefault(
+                    target.relpath, ModelGroup(path=target.relpath, folder=False)
+                )
+        else:
+            group = groups.setdefault(folder, ModelGroup(path=folder, folder=True))
+        group.weights.append(target)
+
+    for folder in saved_models:
+        if folder in groups:
+            groups[folder].subfolders |= {
+                posixpath.join(folder, "variables"),
+                posixpath.join(folder, "assets"),
+            }
+
+    # A model card's folder is one model with the model folders right under it (the
+    # components of a diffusers pipeline: unet/, vae/, text_encoder/ with their configs).
+    for folder in sorted(cards):
+        children = [
+            g
+            for g in list(groups.values())
+            if g.folder and g.path not in cards and g.path != folder and _parent(g.path) == folder
+        ]
+        if not children:
+            continue
+        parent = groups.setdefault(folder, ModelGroup(path=folder, folder=True))
+        for child in children:
+            parent.weights.extend(child.weights)
+            parent.subfolders |= {child.path, *child.subfolders}
+            del groups[child.path]
+
+    for folder in sorted(declared_folders):
+        if folder not in groups and not any(
+            g.folder and _inside(folder, g.path) for g in groups.values()
+        ):
+            groups[folder] = ModelGroup(path=folder, folder=True)
+
+    # A folder's sidecars: its config, tokenizer and card files, not code or manifests, and
+    # not files of a deeper model folder.
+    folders = sorted((g for g in groups.values() if g.folder), key=lambda g: -len(g.path))
+    weight_paths = {t.relpath for t in weights}
+    for target in targets:
+        if target.relpath in weight_paths or _NOT_MODEL.search(target.relpath):
+            continue
+        folder_of = _parent(target.relpath)
+        for group in folders:
+            if folder_of == group.path or folder_of in group.subfolders:
+                # A SavedModel's own files (fingerprint.pb, assets) belong whatever their
+                # names; elsewhere only sidecar kinds (configs, tokenizers, the card).
+                if _ext(target.relpath) in _SIDECAR_EXTENSIONS or group.path in saved_models:
+                    group.sidecars.append(target)
+                break
+    return sorted(groups.values(), key=lambda g: g.path)
+
+
+def _model_folder(relpath: str, folders: set[str]) -> str | None:
+    """The nearest model folder holding ``relpath`` (its own folder, or for SavedModels and
+    sub-folders such as ``onnx/`` or ``variables/``, one level up)."""
+    parent = _parent(relpath)
+    if parent in folders:
+        return parent
+    grand = _parent(parent) if parent != "." else None
+    if grand is not None and grand in folders:
+        return grand
+    return None
+
+
+def card_candidates(targets: Sequence[Target]) -> Mapping[str, Target]:
+    """README.md files by folder (the caller checks which have front matter)."""
+    return {
+        _parent(t.relpath): t
+        for t in targets
+        if t.relpath.rsplit("/", 1)[-1].lower() == "readme.md" and t.kind is FileKind.TEXT
+    }

@@ -1,0 +1,71 @@
+"""The AIBOM analyzer: runs last, gathers what the repository and the other analyzers tell
+about each model (see :mod:`mlsec.aibom.build`) and hashes every model file, so the CycloneDX
+renderer has everything; reports MLS3xx findings for what a complete BOM would need.
+
+Configuration (``[bom]`` in ``.mlsec.toml``):
+
+- ``hash-cache`` (bool, default true): keep file hashes in the user cache folder, keyed on
+  path, size, modification time and inode, so a second run does not read the weights again.
+- ``min-completeness`` (number from 0 to 1): report MLS307 for a model scoring below it on a
+  completeness profile.
+- ``findings`` (bool, default false): report the documentation gaps of each model (MLS301 to
+  MLS306, MLS308). Also on when the command line selects MLS3 rules (``--select MLS3``).
+  The completeness scores are in the BOM either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+
+from mlsec.aibom.build import AibomBuilder, BomSettings
+from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
+from mlsec.errors import ConfigError
+from mlsec.walk import Target
+
+
+def bom_settings(ctx: AnalysisContext) -> BomSettings:
+    section = ctx.options.section("bom")
+    origin = ctx.options.config_file or "configuration"
+    selected = any(s.startswith("MLS3") for s in ctx.options.select)
+    settings = BomSettings(findings=selected)
+    for key, value in section.items():
+        where = f"{origin}: bom.{key}"
+        if key in ("hash-cache", "findings"):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: expected true or false")
+            if key == "hash-cache":
+                settings = replace(settings, hash_cache=value)
+            else:
+                settings = replace(settings, findings=value or selected)
+        elif key == "min-completeness":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ConfigError(f"{where}: expected a number from 0 to 1, got {value!r}")
+            settings = replace(settings, min_completeness=float(value))
+        else:
+            raise ConfigError(
+                f"{where}: unknown key",
+                hint="known keys: findings, hash-cache, min-completeness",
+            )
+    return settings
+
+
+class AibomAnalyzer(Analyzer):
+    name = "aibom"
+    description = "Building the AI bill of materials"
+
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        reproducible = ctx.options.reproducible or bool(os.environ.get("SOURCE_DATE_EPOCH"))
+        builder = AibomBuilder(
+            ctx.root,
+            targets,
+            ctx.facts,
+            ctx.finding,
+            settings=bom_settings(ctx),
+            reproducible=reproducible,
+            use_git=ctx.options.use_git,
+        )
+        built = builder.build()
+        ctx.progress(len(targets))
+        return AnalyzerResult(findings=built.findings, errors=built.errors, facts=built.facts)
