@@ -203,6 +203,7 @@ def scan(
             "show_progress": show_progress,
             "use_git": False if no_git else None,
             "reproducible": None,
+            "build_bom": True if fmt is OutputFormat.cyclonedx else None,
         }
         options = build_options(path, config_file=config, **flags)
         if fail_on is not None:
@@ -334,6 +335,7 @@ def bom(
             show_progress=show_progress,
             use_git=False if no_git else None,
             reproducible=True if reproducible else None,
+            build_bom=True,
         )
         with _progress(show_progress) as progress:
             report = run_scan(options, progress=progress)

@@ -101,6 +101,9 @@ class ScanOptions:
     use_git: bool = True
     show_progress: bool = False
     reproducible: bool = False
+    # Build the AI bill of materials (hash every model file, read cards and git): needed for
+    # `--format cyclonedx` and `mlsec bom`, skipped otherwise unless BOM findings are on.
+    build_bom: bool = False
 
     @property
     def root(self) -> Path:

@@ -51,6 +51,12 @@ def scan_dir(tmp_path: Path) -> Callable[..., Any]:
     return _scan
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Hash caches, database indexes and BOM memos go to a temporary folder, not ~/.cache."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 def network_enabled() -> bool:
     return os.environ.get("MLSEC_NETWORK_TESTS") == "1"
 

@@ -30,6 +30,7 @@ from mlsec.aibom.facts import (
     Metric,
 )
 from mlsec.aibom.gitinfo import GitRepo, repository_name, web_url
+from mlsec.aibom.settings import BomSettings
 from mlsec.facts import ModelFacts, ModelFileFact, SignatureFacts
 from mlsec.findings import Finding, ScanError
 from mlsec.hashing import HashCache, default_cache_dir, hash_files
@@ -60,16 +61,6 @@ _DATA_FORMATS = frozenset({"numpy", "npz", "zip", "tar"})
 # Format metadata copied into the BOM: scalar values only, bounded, tokenizer tables left out.
 _MAX_METADATA_VALUE = 512
 _SKIPPED_METADATA_PREFIXES = ("tokenizer.",)
-
-
-@dataclass(frozen=True)
-class BomSettings:
-    hash_cache: bool = True
-    min_completeness: float | None = None
-    # Report MLS301-MLS306 and MLS308 (documentation gaps). Off by default: a security scan
-    # of a repository full of checkpoints should not drown in "no license" notes; teams that
-    # gate on BOM quality turn it on (or select MLS3 rules on the command line).
-    findings: bool = False
 
 
 @dataclass
@@ -140,7 +131,7 @@ class AibomBuilder:
         facts: Mapping[str, Any],
         finding: FindingFactory,
         *,
-        settings: BomSettings = BomSettings(),
+        settings: BomSettings | None = None,
         reproducible: bool = False,
         use_git: bool = True,
     ) -> None:
@@ -148,7 +139,7 @@ class AibomBuilder:
         self.targets = targets
         self.facts = facts
         self.finding = finding
-        self.settings = settings
+        self.settings = settings or BomSettings()
         self.reproducible = reproducible
         self.use_git = use_git
         self.result_findings: list[Finding] = []

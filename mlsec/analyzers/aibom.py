@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mlsec.aibom.build import AibomBuilder, BomSettings
+from mlsec.aibom.settings import BomSettings
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.errors import ConfigError
 from mlsec.walk import Target
@@ -56,13 +56,19 @@ class AibomAnalyzer(Analyzer):
     description = "Building the AI bill of materials"
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        settings = bom_settings(ctx)
+        if not (ctx.options.build_bom or settings.findings or settings.min_completeness):
+            # Nothing asks for the BOM: do not hash every model file on every scan.
+            return AnalyzerResult()
+        from mlsec.aibom.build import AibomBuilder  # git, YAML, card parsing: only when used
+
         reproducible = ctx.options.reproducible or bool(os.environ.get("SOURCE_DATE_EPOCH"))
         builder = AibomBuilder(
             ctx.root,
             targets,
             ctx.facts,
             ctx.finding,
-            settings=bom_settings(ctx),
+            settings=settings,
             reproducible=reproducible,
             use_git=ctx.options.use_git,
         )

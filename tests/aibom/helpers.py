@@ -29,6 +29,7 @@ def scan_report(path: Path, *, extra_facts: dict[str, Any] | None = None, **flag
     from mlsec.scan import scan
 
     flags.setdefault("use_git", False)
+    flags.setdefault("build_bom", True)  # as `--format cyclonedx` and `mlsec bom` ask
     # Documentation-gap findings (MLS301-MLS308) are opt-in; these tests look at them.
     flags.setdefault("select", ("MLS3",))
     report = scan(build_options(path, **flags))

@@ -264,3 +264,20 @@ def test_card_text_is_parsed_in_linear_time(tmp_path: Path, body: str) -> None:
     start = time.perf_counter()
     assert parse_card(card, "README.md").license == "mit"
     assert time.perf_counter() - start < 2
+
+
+def test_plain_scan_builds_no_bom_and_hashes_nothing(tmp_path: Path, monkeypatch) -> None:
+    """A security scan that outputs no BOM must not pay for one (hashing every weight file)."""
+    from mlsec import hashing
+    from mlsec.config import build_options
+    from mlsec.scan import scan
+
+    (tmp_path / "model.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
+    calls: list[object] = []
+    monkeypatch.setattr(hashing, "sha256_file", lambda path: calls.append(path) or "0" * 64)
+    report = scan(build_options(tmp_path, use_git=False))
+    assert "aibom" not in report.facts
+    assert calls == []
+    with_bom = scan(build_options(tmp_path, use_git=False, build_bom=True))
+    assert "aibom" in with_bom.facts
+    assert calls == [tmp_path / "model.safetensors"]

@@ -35,3 +35,17 @@ def test_cli_start_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_scan_without_models_or_signatures_stays_light(tmp_path: Path) -> None:
+    """Analyzers import their heavy libraries only when the repository gives them work."""
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from mlsec.config import build_options; from mlsec.scan import scan\n"
+        f"scan(build_options(Path({str(tmp_path)!r}), use_git=False))\n"
+        "heavy = {'sigstore', 'cryptography', 'cyclonedx', 'modelscan', 'git', 'numpy', 'yaml'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.strip() == "[]", out.stderr

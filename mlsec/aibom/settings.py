@@ -1,0 +1,16 @@
+"""``[bom]`` settings, in a module of their own so the analyzer can read them without
+importing the BOM builder (git, YAML, card parsing) on scans that build no BOM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BomSettings:
+    hash_cache: bool = True
+    min_completeness: float | None = None
+    # Report MLS301-MLS306 and MLS308 (documentation gaps). Off by default: a security scan
+    # of a repository full of checkpoints should not drown in "no license" notes; teams that
+    # gate on BOM quality turn it on (or select MLS3 rules on the command line).
+    findings: bool = False
