@@ -11,7 +11,7 @@ import functools
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,19 +109,46 @@ def _unwrap(text: str) -> str:
 
 
 class RuleSet(Mapping[str, Rule]):
-    """All rules by id, with per-rule severity overrides from configuration applied."""
+    """All rules by id, with per-rule severity overrides from configuration applied.
 
-    def __init__(self, rules: Mapping[str, Rule]) -> None:
-        self._rules = dict(sorted(rules.items()))
+    Built from a directory, a rule file is read and validated the first time its rule is
+    used: a scan pays for the few rules it reports, not for parsing every file at start-up.
+    """
+
+    def __init__(
+        self,
+        rules: Mapping[str, Rule] | None = None,
+        *,
+        directory: Path | None = None,
+        overrides: Mapping[str, Severity] | None = None,
+    ) -> None:
+        self._loaded = dict(rules or {})
+        self._directory = directory
+        ids = set(self._loaded)
+        if directory is not None:
+            ids.update(p.stem for p in directory.glob("MLS*.toml"))
+        self._ids = sorted(ids)
+        self._id_set = frozenset(ids)
+        self._overrides = dict(overrides or {})
 
     def __getitem__(self, rule_id: str) -> Rule:
-        return self._rules[rule_id]
+        rule = self._loaded.get(rule_id)
+        if rule is None:
+            if self._directory is None or rule_id not in self._id_set:
+                raise KeyError(rule_id)
+            rule = _read_rule(self._directory / f"{rule_id}.toml")
+            self._loaded[rule_id] = rule
+        severity = self._overrides.get(rule_id)
+        return rule if severity is None else replace(rule, severity=severity)
+
+    def __contains__(self, rule_id: object) -> bool:
+        return rule_id in self._id_set
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._rules)
+        return iter(self._ids)
 
     def __len__(self) -> int:
-        return len(self._rules)
+        return len(self._ids)
 
     def finding(
         self,
@@ -138,12 +165,11 @@ class RuleSet(Mapping[str, Rule]):
         details: Mapping[str, Any] | None = None,
     ) -> Finding:
         """A finding of ``rule_id`` with the rule's (possibly overridden) severity."""
-        rule = self._rules.get(rule_id)
-        if rule is None:
+        if rule_id not in self:
             raise RuleError(f"internal error: no rule {rule_id} (add rules/{rule_id}.toml)")
         return Finding(
             rule_id=rule_id,
-            severity=severity or rule.severity,
+            severity=severity or self[rule_id].severity,
             message=message,
             path=path,
             member=member,
@@ -155,31 +181,36 @@ class RuleSet(Mapping[str, Rule]):
         )
 
     def with_severities(self, overrides: Mapping[str, Severity]) -> RuleSet:
-        from dataclasses import replace
+        unknown = sorted(set(overrides) - self._id_set)
+        if unknown:
+            raise KeyError(unknown[0])
+        ruleset = RuleSet(self._loaded, overrides={**self._overrides, **overrides})
+        ruleset._directory, ruleset._ids, ruleset._id_set = (
+            self._directory,
+            self._ids,
+            self._id_set,
+        )
+        return ruleset
 
-        rules = dict(self._rules)
-        for rule_id, severity in overrides.items():
-            rules[rule_id] = replace(rules[rule_id], severity=severity)
-        return RuleSet(rules)
+
+def _read_rule(path: Path) -> Rule:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RuleError(f"rule file {path.name} cannot be read: {exc}") from None
+    rule = parse_rule(data, path.name)
+    if path.stem != rule.id:
+        raise RuleError(f"rule file {path.name} declares id {rule.id}; name it {rule.id}.toml")
+    return rule
 
 
 @functools.lru_cache(maxsize=4)
 def load_rules(directory: Path | None = None) -> RuleSet:
-    """Load and validate every ``MLS*.toml`` rule file."""
-    directory = directory or rules_dir()
-    rules: dict[str, Rule] = {}
-    for path in sorted(directory.glob("MLS*.toml")):
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise RuleError(f"rule file {path.name} cannot be read: {exc}") from None
-        rule = parse_rule(data, path.name)
-        if path.stem != rule.id:
-            raise RuleError(f"rule file {path.name} declares id {rule.id}; name it {rule.id}.toml")
-        rules[rule.id] = rule
-    if not rules:
-        raise RuleError(f"no rule files found in {directory}")
-    return RuleSet(rules)
+    """The rules in ``directory`` (default: mlsec's own), each validated when first used."""
+    ruleset = RuleSet(directory=directory or rules_dir())
+    if not ruleset:
+        raise RuleError(f"no rule files found in {directory or rules_dir()}")
+    return ruleset
 
 
 @functools.lru_cache(maxsize=32)

@@ -14,18 +14,20 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.deps import manifest_kind, parse_manifests
-from mlsec.deps.audit import Auditor, AuditOutcome, LocalDatabaseAuditor, Package
-from mlsec.deps.manifest import ParsedManifest, Unauditable
 from mlsec.errors import ConfigError, MlsecError
 from mlsec.facts import Advisory, Dependency, DependencyFacts
 from mlsec.findings import Finding, Severity
 from mlsec.hashing import default_cache_dir
 from mlsec.sniff import FileKind
 from mlsec.walk import Target
+
+if TYPE_CHECKING:  # the audit machinery is imported only when there are manifests
+    from mlsec.deps.audit import Auditor, AuditOutcome, Package
+    from mlsec.deps.manifest import ParsedManifest, Unauditable
 
 _SEVERITY_RULES = {
     Severity.CRITICAL: "MLS200",
@@ -99,6 +101,10 @@ class DependencyAnalyzer(Analyzer):
             for t in targets
             if manifest_kind(t.relpath) and t.kind is not FileKind.LFS_POINTER
         ]
+        if not files:
+            return AnalyzerResult(facts=DependencyFacts())
+        from mlsec.deps.audit import AuditOutcome
+
         result = AnalyzerResult()
         manifests = parse_manifests(files, ctx.root)
         if not config.dev:
@@ -182,6 +188,8 @@ class DependencyAnalyzer(Analyzer):
                     f"max-db-age-days = {config.max_db_age_days}; advisories published since "
                     "are not known to this audit"
                 )
+            from mlsec.deps.audit import LocalDatabaseAuditor
+
             return LocalDatabaseAuditor(database, ignore=config.ignore_vulns), stale
         try:
             from mlsec.deps.service import PipAuditAuditor
@@ -373,6 +381,8 @@ class _Unavailable:
         self.reason = reason
 
     def audit(self, packages: Any) -> AuditOutcome:
+        from mlsec.deps.audit import AuditOutcome
+
         outcome = AuditOutcome(service="unavailable")
         for package in packages:
             outcome.unaudited[package] = self.reason

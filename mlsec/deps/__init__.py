@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from mlsec.deps.manifest import ParsedManifest
+if TYPE_CHECKING:  # parsing pulls in `packaging`; knowing which files are manifests must not
+    from mlsec.deps.manifest import ParsedManifest
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
@@ -51,6 +53,7 @@ def parse_manifest(
     path: Path, relpath: str, kind: str, *, root: Path, standalone: set[Path]
 ) -> ParsedManifest:
     """Parse one manifest; problems are recorded in the result, never raised."""
+    from mlsec.deps.manifest import ParsedManifest
     from mlsec.deps.requirements import RequirementsParser
 
     parser = RequirementsParser(root, standalone=standalone)

@@ -44,7 +44,8 @@ def test_scan_without_models_or_signatures_stays_light(tmp_path: Path) -> None:
         "import sys; from pathlib import Path\n"
         "from mlsec.config import build_options; from mlsec.scan import scan\n"
         f"scan(build_options(Path({str(tmp_path)!r}), use_git=False))\n"
-        "heavy = {'sigstore', 'cryptography', 'cyclonedx', 'modelscan', 'git', 'numpy', 'yaml'}\n"
+        "heavy = {'sigstore', 'cryptography', 'cyclonedx', 'modelscan', 'git', 'numpy', 'yaml',"
+        " 'packaging', 'pip_audit'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -59,7 +59,7 @@ def test_file_name_must_match_id(tmp_path: Path) -> None:
         "\n".join(f"{k} = {json.dumps(v)}" for k, v in GOOD.items())
     )
     with pytest.raises(RuleError, match=r"name it MLS150\.toml"):
-        load_rules.__wrapped__(tmp_path)
+        list(load_rules.__wrapped__(tmp_path).values())
 
 
 def test_rules_dir_is_the_source_rules_in_a_checkout() -> None:
