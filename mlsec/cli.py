@@ -6,6 +6,7 @@ do its job (bad flags, unreadable PATH, invalid configuration, a crash).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -217,7 +218,9 @@ def scan(
 
             from mlsec.render.table import build
 
-            Console(soft_wrap=False).print(build(report))
+            # Piped output (CI logs) gets a readable width rather than rich's 80 columns.
+            wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+            Console(soft_wrap=False, width=wide).print(build(report))
         else:
             _write(render(report, fmt.value), output)
         if report.errors and fmt is not OutputFormat.table:
