@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from mlsec import __version__
 from mlsec.errors import MlsecError
+
+if TYPE_CHECKING:
+    from mlsec.report import ScanReport
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -109,6 +112,52 @@ def _write(text: str, output: Path | None) -> None:
         raise MlsecError(f"cannot write {output}: {exc.strerror}") from None
 
 
+# Options that `scan` and `bom` share (typer needs Optional on Python 3.10).
+ConfigOption = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--config",
+        help="Configuration file (default: .mlsec.toml, else [tool.mlsec] in pyproject.toml, "
+        "in the scanned directory).",
+    ),
+]
+OfflineOption = Annotated[
+    Optional[bool],  # noqa: UP045
+    typer.Option("--offline/--online", help="Never use the network (default: online)."),
+]
+VulnDbOption = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--vuln-db",
+        help="Local OSV vulnerability database (osv.dev PyPI all.zip or a directory of OSV "
+        "JSON/YAML records) used instead of online services.",
+    ),
+]
+NoGitOption = Annotated[
+    bool, typer.Option("--no-git", help="Walk the file system even inside a git work tree.")
+]
+
+
+def _run_scan(path: Path, config: Path | None, **flags: Any) -> ScanReport:
+    """Options from the config file and flags, then the scan, with progress on a terminal."""
+    from mlsec.config import build_options
+    from mlsec.scan import scan as run_scan
+
+    show_progress = sys.stderr.isatty()
+    options = build_options(path, config_file=config, show_progress=show_progress, **flags)
+    with _progress(show_progress) as progress:
+        return run_scan(options, progress=progress)
+
+
+def _warn_errors(report: ScanReport) -> None:
+    if report.errors:
+        typer.echo(
+            f"mlsec: {len(report.errors)} file(s) could not be fully scanned; "
+            "see 'errors' in a JSON report",
+            err=True,
+        )
+
+
 @app.command()
 def scan(
     path: Annotated[
@@ -130,26 +179,9 @@ def scan(
             "config file's fail-on). 'none' never fails on findings.",
         ),
     ] = None,
-    config: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--config",
-            help="Configuration file (default: .mlsec.toml, else [tool.mlsec] in "
-            "pyproject.toml, in the scanned directory).",
-        ),
-    ] = None,
-    offline: Annotated[
-        Optional[bool],  # noqa: UP045
-        typer.Option("--offline/--online", help="Never use the network (default: online)."),
-    ] = None,
-    vuln_db: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--vuln-db",
-            help="Local OSV vulnerability database (osv.dev PyPI all.zip or a directory of "
-            "OSV JSON/YAML records) used instead of online services.",
-        ),
-    ] = None,
+    config: ConfigOption = None,
+    offline: OfflineOption = None,
+    vuln_db: VulnDbOption = None,
     baseline: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -174,45 +206,34 @@ def scan(
             "bundled with sigstore-python, offline).",
         ),
     ] = None,
-    no_git: Annotated[
-        bool,
-        typer.Option("--no-git", help="Walk the file system even inside a git work tree."),
-    ] = False,
+    no_git: NoGitOption = False,
 ) -> None:
     """Scan a repository or file and report findings.
 
     Exit code 0: nothing at or above --fail-on; 1: at least one such finding; 2: mlsec could
     not do its job (bad flags, unreadable path, invalid configuration).
     """
-    from mlsec.config import build_options
+    from dataclasses import replace
+
     from mlsec.findings import Severity
     from mlsec.render import render
-    from mlsec.scan import scan as run_scan
 
     try:
-        show_progress = sys.stderr.isatty()
-        fail_level: Severity | None = None
+        report = _run_scan(
+            path,
+            config,
+            offline=offline,
+            vuln_db=vuln_db.resolve() if vuln_db else None,
+            trusted_root=trusted_root.resolve() if trusted_root else None,
+            baseline=baseline.resolve() if baseline else None,
+            select=_split_ids(select),
+            ignore=_split_ids(ignore),
+            use_git=False if no_git else None,
+            build_bom=True if fmt is OutputFormat.cyclonedx else None,
+        )
         if fail_on is not None:
             fail_level = None if fail_on is FailOn.none else Severity(fail_on.value)
-        flags: dict[str, object] = {
-            "offline": offline,
-            "vuln_db": vuln_db.resolve() if vuln_db else None,
-            "trusted_root": trusted_root.resolve() if trusted_root else None,
-            "baseline": baseline.resolve() if baseline else None,
-            "select": _split_ids(select),
-            "ignore": _split_ids(ignore),
-            "show_progress": show_progress,
-            "use_git": False if no_git else None,
-            "reproducible": None,
-            "build_bom": True if fmt is OutputFormat.cyclonedx else None,
-        }
-        options = build_options(path, config_file=config, **flags)
-        if fail_on is not None:
-            from dataclasses import replace
-
-            options = replace(options, fail_on=fail_level)
-        with _progress(show_progress) as progress:
-            report = run_scan(options, progress=progress)
+            report = replace(report, fail_on=fail_level)
         if fmt is OutputFormat.table and output is None:
             from rich.console import Console
 
@@ -223,12 +244,7 @@ def scan(
             Console(soft_wrap=False, width=wide).print(build(report))
         else:
             _write(render(report, fmt.value), output)
-        if report.errors and fmt is not OutputFormat.table:
-            typer.echo(
-                f"mlsec: {len(report.errors)} file(s) could not be fully scanned; "
-                "see 'errors' in the report",
-                err=True,
-            )
+            _warn_errors(report)
     except MlsecError as exc:
         _fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
@@ -302,50 +318,32 @@ def bom(
             "when SOURCE_DATE_EPOCH is set.",
         ),
     ] = False,
-    config: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--config", help="Configuration file (default: .mlsec.toml or pyproject)."),
-    ] = None,
-    offline: Annotated[
-        Optional[bool],  # noqa: UP045
-        typer.Option("--offline/--online", help="Never use the network (default: online)."),
-    ] = None,
-    vuln_db: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--vuln-db", help="Local OSV database for the vulnerabilities section."),
-    ] = None,
-    no_git: Annotated[
-        bool, typer.Option("--no-git", help="Walk the file system even inside a git work tree.")
-    ] = False,
+    config: ConfigOption = None,
+    offline: OfflineOption = None,
+    vuln_db: VulnDbOption = None,
+    no_git: NoGitOption = False,
 ) -> None:
     """Write a CycloneDX ML-BOM (AI bill of materials) of a repository.
 
     Exit code 0 when the BOM was written (findings do not fail this command), 2 when it
     could not be produced.
     """
-    from mlsec.config import build_options
     from mlsec.hashing import default_cache_dir
     from mlsec.render.cyclonedx import ValidationMemo, render_bom
-    from mlsec.scan import scan as run_scan
 
     try:
-        show_progress = sys.stderr.isatty()
-        options = build_options(
+        report = _run_scan(
             path,
-            config_file=config,
+            config,
             offline=offline,
             vuln_db=vuln_db.resolve() if vuln_db else None,
-            show_progress=show_progress,
             use_git=False if no_git else None,
             reproducible=True if reproducible else None,
             build_bom=True,
         )
-        with _progress(show_progress) as progress:
-            report = run_scan(options, progress=progress)
         memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
         _write(render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo), output)
-        if report.errors:
-            typer.echo(f"mlsec: {len(report.errors)} file(s) could not be fully scanned", err=True)
+        _warn_errors(report)
     except MlsecError as exc:
         _fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
