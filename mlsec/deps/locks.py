@@ -73,6 +73,23 @@ def _reachable(roots: Iterable[str], edges: Mapping[str, Iterable[str]]) -> set[
     return seen
 
 
+def _add_locked(
+    manifest: ParsedManifest, name: str, version: str, line: int | None, **fields: Any
+) -> None:
+    """A lock file's entry: pinned to exactly the version it locks."""
+    manifest.dependencies.append(
+        Dependency(
+            name=name,
+            version=version,
+            specifier=f"=={version}",
+            source=manifest.path,
+            line=line,
+            pinned=True,
+            **fields,
+        )
+    )
+
+
 def _version_or_problem(
     package: Mapping[str, Any], line: int | None, manifest: ParsedManifest
 ) -> str | None:
@@ -124,18 +141,14 @@ def parse_uv_lock(text: str, relpath: str) -> ParsedManifest:
         version = _version_or_problem(package, line, manifest)
         if version is None:
             continue
-        manifest.dependencies.append(
-            Dependency(
-                name=name,
-                version=version,
-                specifier=f"=={version}",
-                source=relpath,
-                line=line,
-                pinned=True,
-                direct=name in main_roots or name in dev_roots,
-                depends_on=edges.get(name, ()),
-                dev=bool(roots) and name not in runtime,
-            )
+        _add_locked(
+            manifest,
+            name,
+            version,
+            line,
+            direct=name in main_roots or name in dev_roots,
+            depends_on=edges.get(name, ()),
+            dev=bool(roots) and name not in runtime,
         )
     return manifest
 
@@ -172,18 +185,14 @@ def parse_poetry_lock(text: str, relpath: str) -> ParsedManifest:
             continue
         groups = package.get("groups")
         in_main = "main" in groups if isinstance(groups, list) else package.get("category") != "dev"
-        manifest.dependencies.append(
-            Dependency(
-                name=name,
-                version=version,
-                specifier=f"=={version}",
-                source=relpath,
-                line=line,
-                pinned=True,
-                direct=False,
-                depends_on=_edge_names(package.get("dependencies")),
-                dev=not in_main,
-            )
+        _add_locked(
+            manifest,
+            name,
+            version,
+            line,
+            direct=False,
+            depends_on=_edge_names(package.get("dependencies")),
+            dev=not in_main,
         )
     return manifest
 
@@ -213,17 +222,13 @@ def parse_pylock(text: str, relpath: str) -> ParsedManifest:
         version = _version_or_problem(package, line, manifest)
         if version is None:
             continue
-        manifest.dependencies.append(
-            Dependency(
-                name=name,
-                version=version,
-                specifier=f"=={version}",
-                source=relpath,
-                line=line,
-                pinned=True,
-                direct=False,
-                depends_on=_edge_names(package.get("dependencies")),
-            )
+        _add_locked(
+            manifest,
+            name,
+            version,
+            line,
+            direct=False,
+            depends_on=_edge_names(package.get("dependencies")),
         )
     return manifest
 
@@ -271,16 +276,12 @@ def parse_pipfile_lock(text: str, relpath: str) -> ParsedManifest:
             if not exact:
                 manifest.problems.append((line, f"locked package {raw_name!r} has no ==version"))
                 continue
-            manifest.dependencies.append(
-                Dependency(
-                    name=name,
-                    version=exact,
-                    specifier=f"=={exact}",
-                    source=relpath,
-                    line=line,
-                    pinned=True,
-                    direct=False,
-                    dev=dev,
-                )
+            _add_locked(
+                manifest,
+                name,
+                exact,
+                line,
+                direct=False,
+                dev=dev,
             )
     return manifest
