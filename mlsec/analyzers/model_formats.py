@@ -353,33 +353,18 @@ class ModelFormatsAnalyzer(FileAnalyzer):
                 continue
             hint = ", ".join(layer.strings[:12])
             if dangerous:
-                yield ctx.finding(
-                    "MLS151",
-                    target.relpath,
-                    f"Lambda layer {layer.name!r} carries Python bytecode naming"
-                    f" {', '.join(dangerous)} (strings in the code: {hint})",
-                    member=member,
-                    key=f"lambda:{layer.where}",
-                    details={
-                        "layer": layer.name,
-                        "where": layer.where,
-                        "strings": list(layer.strings),
-                    },
-                )
+                rule, what = "MLS151", f"naming {', '.join(dangerous)}"
             else:
-                yield ctx.finding(
-                    "MLS150",
-                    target.relpath,
-                    f"Lambda layer {layer.name!r} carries Python bytecode that runs on load"
-                    f" (strings in the code: {hint or 'none'})",
-                    member=member,
-                    key=f"lambda:{layer.where}",
-                    details={
-                        "layer": layer.name,
-                        "where": layer.where,
-                        "strings": list(layer.strings),
-                    },
-                )
+                rule, what = "MLS150", "that runs on load"
+            yield ctx.finding(
+                rule,
+                target.relpath,
+                f"Lambda layer {layer.name!r} carries Python bytecode {what}"
+                f" (strings in the code: {hint or 'none'})",
+                member=member,
+                key=f"lambda:{layer.where}",
+                details={"layer": layer.name, "where": layer.where, "strings": list(layer.strings)},
+            )
         for ref in info.references:
             yield from self._reference(
                 target, ctx, ref.module, f"{ref.module}.{ref.name}", ref.where, member

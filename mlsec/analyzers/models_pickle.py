@@ -418,26 +418,13 @@ class _FileScan:
             details = {"global": key, "resolved": verdict.resolved, "opcode": imp.opcode}
             if shown:
                 details["call"] = shown
-            if verdict.tier is Tier.CRITICAL:
-                what = f"calls {shown}" if shown else f"imports {key}"
-                self.add(
-                    "MLS101",
-                    f"Pickle {what}{resolved}: {verdict.reason}",
-                    acc.member,
-                    offset=offset,
-                    key=key,
-                    details=details,
-                )
-            elif verdict.tier is Tier.UNKNOWN:
-                what = f"calls {shown}" if shown else f"imports {key}"
-                self.add(
-                    "MLS104",
-                    f"Pickle {what}{resolved}, which is {verdict.reason}",
-                    acc.member,
-                    offset=offset,
-                    key=key,
-                    details=details,
-                )
+            if verdict.tier in (Tier.CRITICAL, Tier.UNKNOWN):
+                what = f"Pickle {'calls ' + shown if shown else 'imports ' + key}{resolved}"
+                if verdict.tier is Tier.CRITICAL:
+                    rule, message = "MLS101", f"{what}: {verdict.reason}"
+                else:
+                    rule, message = "MLS104", f"{what}, which is {verdict.reason}"
+                self.add(rule, message, acc.member, offset=offset, key=key, details=details)
             elif verdict.tier is Tier.ML:
                 ml.append(key)
         if ml:
