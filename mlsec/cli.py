@@ -100,14 +100,15 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], No
         yield start
 
 
-def _write(text: str, output: Path | None) -> None:
+def _write(text: str, output: Path | None, *, append: bool = False) -> None:
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        with open(output, "a" if append else "w", encoding="utf-8") as handle:
+            handle.write(text)
     except OSError as exc:
         raise MlsecError(f"cannot write {output}: {exc.strerror}") from None
 
@@ -207,6 +208,14 @@ def scan(
         ),
     ] = None,
     no_git: NoGitOption = False,
+    summary: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--summary",
+            help='Also append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY"), '
+            "so one run gives both the report and the job summary.",
+        ),
+    ] = None,
 ) -> None:
     """Scan a repository or file and report findings.
 
@@ -245,6 +254,8 @@ def scan(
         else:
             _write(render(report, fmt.value), output)
             _warn_errors(report)
+        if summary is not None:
+            _write(render(report, "markdown"), summary, append=True)
     except MlsecError as exc:
         _fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None

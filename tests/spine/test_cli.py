@@ -148,3 +148,15 @@ def test_help_explains_exit_codes(cli) -> None:
     proc = cli("scan", "--help")
     assert proc.returncode == 0
     assert "--fail-on" in proc.stdout and "Exit code" in proc.stdout
+
+
+def test_summary_is_appended_alongside_the_report(evil_repo: Path, tmp_path: Path, cli) -> None:
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("# earlier step\n")
+    out = tmp_path / "report.sarif"
+    proc = cli("scan", evil_repo, "--format", "sarif", "--output", out, "--summary", summary)
+    assert proc.returncode == 1
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n")
+    assert "## mlsec scan" in text and "`MLS101`" in text
+    assert json.loads(out.read_text())["version"] == "2.1.0"
