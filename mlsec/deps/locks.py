@@ -74,9 +74,28 @@ def _reachable(roots: Iterable[str], edges: Mapping[str, Iterable[str]]) -> set[
 
 
 def _add_locked(
-    manifest: ParsedManifest, name: str, version: str, line: int | None, **fields: Any
+    manifest: ParsedManifest,
+    package: Mapping[str, Any] | None,
+    name: str,
+    line: int | None,
+    *,
+    version: str | None = None,
+    unauditable: str | None = None,
+    label: str | None = None,
+    **fields: Any,
 ) -> None:
-    """A lock file's entry: pinned to exactly the version it locks."""
+    """One lock file entry. ``unauditable`` (why: "VCS checkout", ...) makes it an entry no
+    database can audit; otherwise it is pinned to ``version``, or to the version the
+    ``package`` table records (a missing one is a problem of the manifest)."""
+    if unauditable is not None:
+        manifest.unauditable.append(
+            Unauditable(name, label or f"{name} ({unauditable})", manifest.path, line, unauditable)
+        )
+        return
+    if version is None and package is not None:
+        version = _version_or_problem(package, line, manifest)
+    if version is None:
+        return
     manifest.dependencies.append(
         Dependency(
             name=name,
@@ -133,19 +152,12 @@ def parse_uv_lock(text: str, relpath: str) -> ParsedManifest:
             continue
         source = package.get("source") or {}
         reason = _source_reason(source) if isinstance(source, dict) else None
-        if reason is not None:
-            manifest.unauditable.append(
-                Unauditable(name, f"{name} ({reason})", relpath, line, reason)
-            )
-            continue
-        version = _version_or_problem(package, line, manifest)
-        if version is None:
-            continue
         _add_locked(
             manifest,
+            package,
             name,
-            version,
             line,
+            unauditable=reason,
             direct=name in main_roots or name in dev_roots,
             depends_on=edges.get(name, ()),
             dev=bool(roots) and name not in runtime,
@@ -176,19 +188,15 @@ def parse_poetry_lock(text: str, relpath: str) -> ParsedManifest:
         if isinstance(source, dict) and source.get("type") in ("git", "url", "directory", "file"):
             kind = str(source.get("type"))
             reason = {"git": "VCS checkout", "url": "direct URL"}.get(kind, "local path")
-            manifest.unauditable.append(
-                Unauditable(name, f"{name} ({kind} {source.get('url', '')})", relpath, line, reason)
-            )
-            continue
-        version = _version_or_problem(package, line, manifest)
-        if version is None:
+            label = f"{name} ({kind} {source.get('url', '')})"
+            _add_locked(manifest, package, name, line, unauditable=reason, label=label)
             continue
         groups = package.get("groups")
         in_main = "main" in groups if isinstance(groups, list) else package.get("category") != "dev"
         _add_locked(
             manifest,
+            package,
             name,
-            version,
             line,
             direct=False,
             depends_on=_edge_names(package.get("dependencies")),
@@ -214,19 +222,12 @@ def parse_pylock(text: str, relpath: str) -> ParsedManifest:
         elif isinstance(package.get("archive"), dict):
             archive = package["archive"]
             reason = "direct URL" if "url" in archive else "local path"
-        if reason is not None:
-            manifest.unauditable.append(
-                Unauditable(name, f"{name} ({reason})", relpath, line, reason)
-            )
-            continue
-        version = _version_or_problem(package, line, manifest)
-        if version is None:
-            continue
         _add_locked(
             manifest,
+            package,
             name,
-            version,
             line,
+            unauditable=reason,
             direct=False,
             depends_on=_edge_names(package.get("dependencies")),
         )
@@ -278,9 +279,10 @@ def parse_pipfile_lock(text: str, relpath: str) -> ParsedManifest:
                 continue
             _add_locked(
                 manifest,
+                None,
                 name,
-                exact,
                 line,
+                version=exact,
                 direct=False,
                 dev=dev,
             )
