@@ -227,7 +227,9 @@ class Walker:
             )
             return
         if size == 0:
-            self._skip(shown, "empty file")
+            # Still a target: an empty file can matter (a file added to a signed model folder,
+            # an empty model.sig); analyzers that read content do not accept FileKind.EMPTY.
+            self.result.targets.append(Target(full, shown, 0, FileKind.EMPTY))
             return
         try:
             with open(full, "rb") as handle:

@@ -135,10 +135,6 @@ def test_malformed_bundle(tmp_path, keypair, scan_repo, content):
     root, model = _signed_repo(tmp_path, keypair)
     (model / "model.sig").write_text(content, encoding="utf-8", errors="surrogateescape")
     report = scan_repo(root)
-    if content == "":
-        # the walker skips empty files: the signature is gone, which `required` would catch
-        assert findings(report) == []
-        return
     assert findings(report) == [("MLS400", "high", "models/bert/model.sig")]
     assert report.errors == ()
 
@@ -375,3 +371,9 @@ def test_lfs_pointer_to_the_signed_content_counts_as_signed(tmp_path, keypair, s
         ("MLS405", "high", "models/bert/weights.safetensors")
     ]
     assert "LFS pointer" in report.findings[0].message
+
+
+def test_added_empty_file_is_not_covered(tmp_path, keypair, scan_repo):
+    root, model = _signed_repo(tmp_path, keypair)
+    (model / "empty.bin").write_bytes(b"")
+    assert findings(scan_repo(root)) == [("MLS407", "medium", "models/bert/empty.bin")]

@@ -66,11 +66,11 @@ def test_symlink_inside_tree_not_scanned_twice(tmp_path: Path) -> None:
     assert result.findings == []
 
 
-def test_empty_file_is_skipped_with_reason(tmp_path: Path) -> None:
+def test_empty_file_is_a_target_with_no_findings(tmp_path: Path) -> None:
     (tmp_path / "empty.pt").write_bytes(b"")
     result = _walk(tmp_path)
-    assert result.targets == []
-    assert _skipped(result, "empty.pt") == "empty file"
+    assert [(t.relpath, t.kind) for t in result.targets] == [("empty.pt", FileKind.EMPTY)]
+    assert scan(build_options(tmp_path)).findings == ()
 
 
 def test_non_utf8_name_is_scanned_and_printable(tmp_path: Path, cli) -> None:
