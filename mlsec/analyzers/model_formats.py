@@ -14,6 +14,10 @@ rendered, unmarshalled or imported) and checked for what makes the format danger
   read files (MLS155-MLS157).
 
 Every model file also yields a :class:`~mlsec.facts.ModelFileFact` for the AIBOM.
+
+The same checks run on members of archives: the pickle analyzer's container walk hands each
+member in one of these formats to :func:`check_member` (see :func:`wants_member`), and the
+findings name the archive as ``path`` and the nested member as ``member``.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
 from mlsec.facts import ModelFacts, ModelFileFact
-from mlsec.findings import Finding, Severity
+from mlsec.findings import Finding, Severity, join_member
 from mlsec.formats import FormatError
 from mlsec.rules import load_list
 from mlsec.sniff import FileKind
@@ -82,6 +87,58 @@ _DANGEROUS_CODE_NAMES = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class Subject:
+    """One thing to check: a file on disk and how its findings name it.
+
+    ``path``: the bytes on disk (the scanned file, or a temporary copy of an archive member);
+    ``relpath``: the finding's path (for a member, the archive that holds it); ``member``: the
+    member path inside that archive (None for a top-level file), prefixed to the members the
+    checks name themselves; ``name``: the name extensions are read from.
+    """
+
+    path: Path
+    relpath: str
+    member: str | None
+    name: str
+    size: int
+    kind: FileKind
+
+    @classmethod
+    def of(cls, target: Target) -> Subject:
+        return cls(target.path, target.relpath, None, target.relpath, target.size, target.kind)
+
+    def within(self, inner: str | None) -> str | None:
+        """The finding member for ``inner`` (a member the check itself names) or the file."""
+        return join_member(self.member, inner)
+
+
+_FORMAT_KINDS = frozenset(
+    {FileKind.SAFETENSORS, FileKind.GGUF, FileKind.HDF5, FileKind.ONNX, FileKind.TF_SAVEDMODEL}
+)
+
+
+def wants_member(kind: FileKind, name: str) -> bool:
+    """Whether an archive member (sniffed ``kind``, ``name``) is one of the formats checked here.
+
+    Zip members are left to the container walk (a nested ``.keras`` is recognised there by its
+    member names); the name counts only where content cannot tell (protobufs, broken headers).
+    """
+    if kind in _FORMAT_KINDS:
+        return True
+    if kind not in (FileKind.BINARY, FileKind.TEXT):
+        return False
+    return name.lower().endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",))
+
+
+def check_member(
+    ctx: AnalysisContext, path: Path, relpath: str, member: str, name: str, kind: FileKind
+) -> list[Finding]:
+    """The findings of the format checks for an archive member copied to ``path``."""
+    subject = Subject(path, relpath, member, name, path.stat().st_size, kind)
+    return list(FormatChecks(ctx, facts=None).dispatch(subject))
+
+
 class ModelFormatsAnalyzer(FileAnalyzer):
     name = "model-formats"
     description = "Checking safetensors, GGUF, ONNX, Keras and SavedModel files"
@@ -120,11 +177,23 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         return result
 
     def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
-        return list(self._dispatch(target, ctx))
+        return list(FormatChecks(ctx, self._facts).dispatch(Subject.of(target)))
 
-    def _dispatch(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+
+class FormatChecks:
+    """The per-format checks, for top-level files and archive members alike.
+
+    ``facts``: where model facts go (None for archive members: the AIBOM lists files).
+    """
+
+    def __init__(self, ctx: AnalysisContext, facts: list[ModelFileFact] | None) -> None:
+        self.ctx = ctx
+        self._facts = facts
+
+    def dispatch(self, target: Subject) -> Iterator[Finding]:
+        ctx = self.ctx
         kind = target.kind
-        name = target.relpath.lower()
+        name = target.name.lower()
         if name.endswith(_TEMPLATE_FILES) and kind is FileKind.TEXT:
             yield from self._template_file(target, ctx)
         elif kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
@@ -140,9 +209,10 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         elif kind is FileKind.ZIP:
             yield from self._keras_zip(target, ctx)
         elif name.endswith(_KERAS_EXT):
-            yield ctx.finding(
+            yield _finding(
+                ctx,
+                target,
                 "MLS149",
-                target.relpath,
                 "File is named .keras but is neither a zip archive nor HDF5",
                 key="not-keras",
             )
@@ -154,15 +224,16 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             yield from self._onnx(target, ctx, sniffed=True)
 
     # -- safetensors ------------------------------------------------------------------
-    def _safetensors(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+    def _safetensors(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.formats.safetensors import read_header
 
         try:
             header = read_header(target.path)
         except FormatError as exc:
-            yield ctx.finding(
+            yield _finding(
+                ctx,
+                target,
                 "MLS140",
-                target.relpath,
                 f"Invalid safetensors header: {exc}",
                 key="header",
             )
@@ -171,9 +242,10 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         if header.gaps:
             hidden = sum(end - begin for begin, end in header.gaps)
             first = header.gaps[0][0] + header.data_start
-            yield ctx.finding(
+            yield _finding(
+                ctx,
+                target,
                 "MLS141",
-                target.relpath,
                 f"{hidden} bytes of the data area belong to no tensor"
                 f" ({len(header.gaps)} range(s), the first at file offset {first})",
                 offset=first,
@@ -191,23 +263,24 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         self._fact(target, "safetensors", framework, header.parameter_count, metadata)
 
     # -- GGUF -------------------------------------------------------------------------------
-    def _gguf(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+    def _gguf(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.analyzers.chat_template import template_issues
         from mlsec.formats.gguf import read_gguf
 
         try:
             info = read_gguf(target.path)
         except FormatError as exc:
-            yield ctx.finding("MLS142", target.relpath, f"Invalid GGUF header: {exc}", key="header")
+            yield _finding(ctx, target, "MLS142", f"Invalid GGUF header: {exc}", key="header")
             self._fact(target, "gguf", "gguf", None, {})
             return
         for key, template in info.chat_templates.items():
             if key in info.truncated_keys:
-                yield ctx.finding(
+                yield _finding(
+                    ctx,
+                    target,
                     "MLS144",
-                    target.relpath,
                     f"Chat template {key} is too large to check (over {len(template)} bytes)",
-                    member=key,
+                    inner=key,
                     key=f"{key}:syntax",
                 )
                 continue
@@ -219,7 +292,7 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             metadata["chat_templates"] = sorted(info.chat_templates)
         self._fact(target, "gguf", "gguf", info.parameter_count, metadata)
 
-    def _template_file(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+    def _template_file(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         """Chat templates shipped beside the weights (Hugging Face tokenizer files)."""
         from mlsec.analyzers.chat_template import template_issues
 
@@ -227,7 +300,7 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             return
         text = target.path.read_bytes().decode("utf-8", "replace")
         templates: dict[str, str] = {}
-        if target.relpath.lower().endswith(".jinja"):
+        if target.name.lower().endswith(".jinja"):
             templates["chat_template"] = text
         else:
             try:
@@ -245,7 +318,7 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             yield from _template_findings(ctx, target, key, template, template_issues(template))
 
     # -- ONNX -------------------------------------------------------------------------------
-    def _onnx(self, target: Target, ctx: AnalysisContext, sniffed: bool) -> Iterator[Finding]:
+    def _onnx(self, target: Subject, ctx: AnalysisContext, sniffed: bool) -> Iterator[Finding]:
         from mlsec.formats.onnx import read_onnx
 
         if sniffed:  # a binary of unknown kind: only if it starts like a ModelProto
@@ -256,17 +329,18 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             info = read_onnx(target.path)
         except FormatError as exc:
             if not sniffed:
-                yield ctx.finding(
-                    "MLS146", target.relpath, f"ONNX model cannot be parsed: {exc}", key="parse"
+                yield _finding(
+                    ctx, target, "MLS146", f"ONNX model cannot be parsed: {exc}", key="parse"
                 )
                 self._fact(target, "onnx", "onnx", None, {})
             return
         known = load_list("onnx_domains").get("known", {})
         for domain in sorted(info.custom_domains - set(known)):
             ops = sorted(op for d, op in info.operators if d == domain)
-            yield ctx.finding(
+            yield _finding(
+                ctx,
+                target,
                 "MLS148",
-                target.relpath,
                 f"Operators from custom domain {domain!r} ({', '.join(ops[:8])}) need a custom"
                 " operator library to run",
                 key=f"domain:{domain}",
@@ -280,9 +354,10 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             seen.add(external.location)
             reason = _escape_reason(model_dir, external.location)
             if reason:
-                yield ctx.finding(
+                yield _finding(
+                    ctx,
+                    target,
                     "MLS147",
-                    target.relpath,
                     f"External data of tensor {external.tensor[:80]!r} is read from"
                     f" {external.location[:200]!r}, {reason}",
                     key=f"external:{external.location}",
@@ -296,14 +371,15 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         self._fact(target, "onnx", "onnx", info.parameter_count, metadata)
 
     # -- Keras ------------------------------------------------------------------------------
-    def _keras_zip(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+    def _keras_zip(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.formats.keras import is_keras_zip, read_keras_zip
 
         if not is_keras_zip(target.path):
-            if target.relpath.lower().endswith(_KERAS_EXT):
-                yield ctx.finding(
+            if target.name.lower().endswith(_KERAS_EXT):
+                yield _finding(
+                    ctx,
+                    target,
                     "MLS149",
-                    target.relpath,
                     "The .keras archive has no config.json/metadata.json",
                     key="not-keras",
                 )
@@ -311,37 +387,35 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         try:
             info = read_keras_zip(target.path)
         except FormatError as exc:
-            yield ctx.finding("MLS149", target.relpath, f"Keras archive: {exc}", key="config")
+            yield _finding(ctx, target, "MLS149", f"Keras archive: {exc}", key="config")
             self._fact(target, "keras", "keras", None, {})
             return
         yield from self._keras_findings(target, ctx, info, member="config.json")
 
-    def _keras_h5(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+    def _keras_h5(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.formats.keras import read_keras_h5
 
         try:
             info = read_keras_h5(target.path)
         except FormatError as exc:
-            yield ctx.finding("MLS149", target.relpath, f"Keras HDF5 file: {exc}", key="config")
+            yield _finding(ctx, target, "MLS149", f"Keras HDF5 file: {exc}", key="config")
             return
         if info.config is None and info.keras_version is None:
             return  # an HDF5 file, but not a Keras model (or weights only)
         yield from self._keras_findings(target, ctx, info, member=None)
 
-    def _keras_saved_metadata(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+    def _keras_saved_metadata(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.formats.keras import read_keras_saved_metadata
 
         try:
             info = read_keras_saved_metadata(target.path)
         except FormatError as exc:
-            yield ctx.finding(
-                "MLS149", target.relpath, f"Keras SavedModel metadata: {exc}", key="config"
-            )
+            yield _finding(ctx, target, "MLS149", f"Keras SavedModel metadata: {exc}", key="config")
             return
         yield from self._keras_findings(target, ctx, info, member=None)
 
     def _keras_findings(
-        self, target: Target, ctx: AnalysisContext, info: Any, member: str | None
+        self, target: Subject, ctx: AnalysisContext, info: Any, member: str | None
     ) -> Iterator[Finding]:
         for layer in info.lambdas:
             dangerous = sorted(set(layer.strings) & _DANGEROUS_CODE_NAMES)
@@ -356,12 +430,13 @@ class ModelFormatsAnalyzer(FileAnalyzer):
                 rule, what = "MLS151", f"naming {', '.join(dangerous)}"
             else:
                 rule, what = "MLS150", "that runs on load"
-            yield ctx.finding(
+            yield _finding(
+                ctx,
+                target,
                 rule,
-                target.relpath,
                 f"Lambda layer {layer.name!r} carries Python bytecode {what}"
                 f" (strings in the code: {hint or 'none'})",
-                member=member,
+                inner=member,
                 key=f"lambda:{layer.where}",
                 details={"layer": layer.name, "where": layer.where, "strings": list(layer.strings)},
             )
@@ -379,7 +454,7 @@ class ModelFormatsAnalyzer(FileAnalyzer):
 
     def _reference(
         self,
-        target: Target,
+        target: Subject,
         ctx: AnalysisContext,
         module: str,
         shown: str,
@@ -389,27 +464,29 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         dangerous = load_list("keras_modules").get("dangerous", {})
         root = module.split(".", 1)[0]
         if root in dangerous:
-            yield ctx.finding(
+            yield _finding(
+                ctx,
+                target,
                 "MLS153",
-                target.relpath,
                 f"Keras config references {shown} ({dangerous[root]}) at {where}",
-                member=member,
+                inner=member,
                 key=f"module:{shown}",
                 details={"module": module, "where": where},
             )
         else:
-            yield ctx.finding(
+            yield _finding(
+                ctx,
+                target,
                 "MLS152",
-                target.relpath,
                 f"Keras config references {shown}, outside Keras: loading imports or needs"
                 f" that code (at {where})",
-                member=member,
+                inner=member,
                 key=f"module:{shown}",
                 details={"module": module, "where": where},
             )
 
     # -- SavedModel -------------------------------------------------------------------------
-    def _graph_def(self, target: Target, ctx: AnalysisContext) -> Iterator[Finding]:
+    def _graph_def(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         """A ``.pb`` that is not ``saved_model.pb``: a frozen GraphDef, if it parses as one."""
         from mlsec.formats.savedmodel import read_graph_def
 
@@ -422,31 +499,32 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         self._fact(target, "tf-graphdef", "tensorflow", None, {"op_types": len(info.ops)})
 
     def _saved_model(
-        self, target: Target, ctx: AnalysisContext, text: bool = False
+        self, target: Subject, ctx: AnalysisContext, text: bool = False
     ) -> Iterator[Finding]:
         from mlsec.formats.savedmodel import read_saved_model, read_saved_model_text
 
         try:
             info = read_saved_model_text(target.path) if text else read_saved_model(target.path)
         except FormatError as exc:
-            yield ctx.finding(
-                "MLS154", target.relpath, f"SavedModel cannot be parsed: {exc}", key="parse"
+            yield _finding(
+                ctx, target, "MLS154", f"SavedModel cannot be parsed: {exc}", key="parse"
             )
             self._fact(target, "tf-savedmodel", "tensorflow", None, {})
             return
         yield from self._op_findings(target, ctx, info)
         self._fact(target, "tf-savedmodel", "tensorflow", None, info.metadata_json())
 
-    def _op_findings(self, target: Target, ctx: AnalysisContext, info: Any) -> Iterator[Finding]:
+    def _op_findings(self, target: Subject, ctx: AnalysisContext, info: Any) -> Iterator[Finding]:
         ops = load_list("tensorflow_ops")
         for table, rule in (("python", "MLS155"), ("write", "MLS156"), ("read", "MLS157")):
             listed: Mapping[str, str] = ops.get(table, {})
             for op in sorted(set(info.ops) & set(listed)):
                 node = info.ops[op]
                 where = f" (node {node[:120]!r})" if node else ""
-                yield ctx.finding(
+                yield _finding(
+                    ctx,
+                    target,
                     rule,
-                    target.relpath,
                     f"Graph uses {op}{where}: {listed[op]}",
                     key=f"op:{op}",
                     details={"op": op, "node": node, "count": info.op_counts.get(op, 0)},
@@ -455,12 +533,14 @@ class ModelFormatsAnalyzer(FileAnalyzer):
     # -- facts ------------------------------------------------------------------------------
     def _fact(
         self,
-        target: Target,
+        target: Subject,
         fmt: str,
         framework: str | None,
         parameter_count: int | None,
         metadata: Mapping[str, Any],
     ) -> None:
+        if self._facts is None:
+            return
         self._facts.append(
             ModelFileFact(
                 path=target.relpath,
@@ -473,6 +553,18 @@ class ModelFormatsAnalyzer(FileAnalyzer):
         )
 
 
+def _finding(
+    ctx: AnalysisContext,
+    target: Subject,
+    rule_id: str,
+    message: str,
+    inner: str | None = None,
+    **kwargs: Any,
+) -> Finding:
+    """A finding on ``target``; ``inner``: what in it (a Keras archive member, a GGUF key)."""
+    return ctx.finding(rule_id, target.relpath, message, member=target.within(inner), **kwargs)
+
+
 def _with_severity(fact: ModelFileFact, severity: Severity) -> ModelFileFact:
     from dataclasses import replace
 
@@ -480,7 +572,7 @@ def _with_severity(fact: ModelFileFact, severity: Severity) -> ModelFileFact:
 
 
 def _template_findings(
-    ctx: AnalysisContext, target: Target, key: str, template: str, issues: Sequence[Any]
+    ctx: AnalysisContext, target: Subject, key: str, template: str, issues: Sequence[Any]
 ) -> Iterator[Finding]:
     internals = [i for i in issues if i.kind == "internals"]
     dynamic = [i for i in issues if i.kind == "dynamic"]
@@ -488,32 +580,35 @@ def _template_findings(
     details: dict[str, Any] = {"metadata_key": key, "template_excerpt": template[:300]}
     if internals:
         names = ", ".join(i.name for i in internals[:10])
-        yield ctx.finding(
+        yield _finding(
+            ctx,
+            target,
             "MLS143",
-            target.relpath,
             f"Chat template {key} accesses Python internals ({names}): template injection"
             " that runs code in loaders rendering it outside Jinja's sandbox",
-            member=key,
+            inner=key,
             key=f"{key}:internals",
             details={**details, "names": [i.name for i in internals], "line": internals[0].line},
         )
     if dynamic:
         names = ", ".join(i.name for i in dynamic[:6])
-        yield ctx.finding(
+        yield _finding(
+            ctx,
+            target,
             "MLS145",
-            target.relpath,
             f"Chat template {key} builds attribute names dynamically or spells Python"
             f" internals in strings ({names})",
-            member=key,
+            inner=key,
             key=f"{key}:dynamic",
             details={**details, "names": [i.name for i in dynamic], "line": dynamic[0].line},
         )
     if syntax:
-        yield ctx.finding(
+        yield _finding(
+            ctx,
+            target,
             "MLS144",
-            target.relpath,
             f"Chat template {key} is not valid Jinja: {syntax[0].name}",
-            member=key,
+            inner=key,
             key=f"{key}:syntax",
             details={**details, "line": syntax[0].line},
         )
