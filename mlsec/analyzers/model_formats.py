@@ -132,7 +132,7 @@ def wants_member(kind: FileKind, name: str) -> bool:
 
 
 def check_member(
-    ctx: AnalysisContext, path: Path, relpath: str, member: str, name: str, kind: FileKind
+    ctx: AnalysisContext, path: Path, relpath: str, member: str | None, name: str, kind: FileKind
 ) -> list[Finding]:
     """The findings of the format checks for an archive member copied to ``path``."""
     subject = Subject(path, relpath, member, name, path.stat().st_size, kind)

@@ -4,7 +4,8 @@ One :class:`_FileScan` per file walks the container layers (zip, tar, gzip/bz2/x
 zlib, joblib, NumPy ``.npy``/``.npz``, PyTorch zip/legacy/TorchScript) down to each pickle
 stream, runs the static opcode machine of :mod:`mlsec.formats.pickle` on it, and judges every
 import against :mod:`mlsec.analyzers.pickle_policy`. Nothing is loaded or imported; limits
-(depth, members, expansion, opcodes, time) become MLS904 findings.
+(depth, members, expansion, opcodes, time) become MLS904 findings. Members in the other model
+formats (GGUF, safetensors, ONNX, Keras, SavedModel) get the format analyzer's checks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
+from mlsec.analyzers.model_formats import check_member, wants_member
 from mlsec.analyzers.pickle_policy import (
     ModelsConfig,
     PicklePolicy,
@@ -272,7 +274,9 @@ class _FileScan:
         else:
             stream = io.BufferedReader(_Prefixed(head, handle))
         kind = sniff(head, name)
-        if kind is FileKind.PICKLE:
+        if depth > 0 and wants_member(kind, name):
+            self.scan_format(stream, name, member, kind)
+        elif kind is FileKind.PICKLE:
             remaining = None if size is None else size - (start or 0)
             self.scan_pickles(
                 ByteReader(stream, remaining, start or 0),
@@ -564,13 +568,18 @@ class _FileScan:
         self._zip_shape(archive, size, member)
         for anomaly in archive.anomalies:
             self.add("MLS106", f"Zip archive anomaly: {anomaly}", member, key="zip-directory")
+        names = {m.name for m in archive.members}
+        keras = "config.json" in names and bool({"metadata.json", "model.weights.h5"} & names)
+        if keras and member is not None:  # a nested .keras (top-level ones: format analyzer)
+            whole = cast(IO[bytes], Window(handle, 0, size))
+            self.scan_format(whole, member.rsplit("!", 1)[-1], member, FileKind.ZIP)
         for entry in archive.members:
             if entry.is_dir:
                 continue
             self.budget.check_time()
             entry_member = join_member(member, entry.name)
             try:
-                self._zip_entry(handle, size, entry, entry_member, depth)
+                self._zip_entry(handle, size, entry, entry_member, depth, keras)
             except FormatError as exc:
                 self.corrupt(f"Archive member cannot be read: {exc}", entry_member)
             except (OSError, EOFError, ValueError, Truncated) as exc:
@@ -622,11 +631,24 @@ class _FileScan:
             self.keras_zip = True  # Keras v3: the formats analyzer owns it
 
     def _zip_entry(
-        self, handle: IO[bytes], size: int, entry: Any, entry_member: str | None, depth: int
+        self,
+        handle: IO[bytes],
+        size: int,
+        entry: Any,
+        entry_member: str | None,
+        depth: int,
+        keras: bool = False,
     ) -> None:
         stream = open_member(handle, size, entry, self.budget)
         head = stream.read(HEAD_SIZE)
         kind = sniff(head, entry.name)
+        if wants_member(kind, entry.name):
+            # Keras reads only weights from a .keras archive's model.weights.h5, never a
+            # model config: no need to copy it out and open it with h5py.
+            if not (keras and entry.name == "model.weights.h5"):
+                member_stream = open_member(handle, size, entry, self.budget)
+                self.scan_format(member_stream, entry.name, entry_member, kind)
+            return
         if kind is FileKind.TEXT:
             if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
                 self._torchscript_code(head + stream.read(_MAX_CODE_READ), entry_member)
@@ -670,6 +692,30 @@ class _FileScan:
                 key="torchscript-code",
                 details={"matches": hits[:20]},
             )
+
+    # -- other model formats --------------------------------------------------------------
+    def scan_format(self, stream: IO[bytes], name: str, member: str | None, kind: FileKind) -> None:
+        """Run the format analyzer's checks on a GGUF/safetensors/ONNX/Keras/SavedModel member.
+
+        Those parsers read files on disk (memory maps, h5py), so the member is copied to a
+        temporary file first, deleted as soon as the checks are done. The copy reads the same
+        bounded stream as every other member: decompressed bytes count against
+        limits.max-uncompressed-size and the expansion ratio, and a limit hit raises
+        LimitExceeded to the caller, which reports it (MLS904) as for any member.
+        """
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="mlsec-member-") as folder:
+            copy = Path(folder) / "member"
+            with open(copy, "wb") as out:
+                while chunk := stream.read(1 << 20):
+                    self.budget.check_time()
+                    out.write(chunk)
+            findings = check_member(
+                self.ctx, copy, self.target.relpath, member, name.rsplit("/", 1)[-1], kind
+            )
+        self.findings.extend(findings)
 
     # -- tar ------------------------------------------------------------------------------
     def scan_tar(self, stream: IO[bytes], member: str | None, depth: int) -> None:

@@ -1,0 +1,176 @@
+"""Model formats inside archives: the container walk hands members to the format checks."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import tarfile
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fixtures.generate_formats import (
+    MALICIOUS_TEMPLATE,
+    keras3_config,
+    keras_zip,
+    onnx_model_bytes,
+    write_gguf,
+)
+from mlsec.findings import Severity
+
+FORMATS = Path(__file__).resolve().parents[2] / "fixtures" / "formats"
+BOTH = (
+    "mlsec.analyzers.models_pickle:PickleModelsAnalyzer",
+    "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
+)
+Scan = Callable[..., Any]
+
+
+def rules_of(report: Any) -> list[tuple[str, str, str, str | None]]:
+    return sorted((f.rule_id, f.severity.value, f.path, f.member) for f in report.findings)
+
+
+def zip_bytes(members: Mapping[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def tar_bytes(members: Mapping[str, bytes], mode: str = "w") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def gguf_bytes(tmp_path: Path, template: str) -> bytes:
+    path = tmp_path / "build.gguf"
+    write_gguf(path, template)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def test_gguf_chat_template_in_zip_and_tgz(tmp_path: Path, scan_formats: Scan) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    evil = gguf_bytes(tmp_path, MALICIOUS_TEMPLATE)
+    (repo / "bundle.zip").write_bytes(zip_bytes({"models/chat.gguf": evil}))
+    (repo / "bundle.tar.gz").write_bytes(tar_bytes({"llm/chat.gguf": evil}, mode="w:gz"))
+    report = scan_formats(repo, analyzers=BOTH)
+    assert rules_of(report) == [
+        ("MLS143", "critical", "bundle.tar.gz", "llm/chat.gguf!tokenizer.chat_template"),
+        ("MLS143", "critical", "bundle.zip", "models/chat.gguf!tokenizer.chat_template"),
+    ]
+    assert "__globals__" in report.findings[0].message
+    assert report.errors == ()
+
+
+def test_keras_lambda_in_zip(tmp_path: Path, scan_formats: Scan) -> None:
+    code = b"\xe3\x00\x00\x00\xda\x02os\xda\x06system"
+    lam = {
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "registered_name": None,
+        "config": {
+            "name": "lam",
+            "function": {
+                "class_name": "__lambda__",
+                "config": {"code": base64.b64encode(code).decode(), "defaults": None},
+            },
+        },
+    }
+    inner = keras_zip(keras3_config([lam]))
+    (tmp_path / "bundle.zip").write_bytes(zip_bytes({"export/evil.keras": inner}))
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    assert rules_of(report) == [
+        ("MLS151", "critical", "bundle.zip", "export/evil.keras!config.json"),
+    ]
+    assert "os, system" in report.findings[0].message
+
+
+def test_onnx_external_data_escape_in_tar(tmp_path: Path, scan_formats: Scan) -> None:
+    import onnx
+    from onnx import TensorProto
+
+    model = onnx.load_from_string(onnx_model_bytes())
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    (tmp_path / "bundle.tar").write_bytes(tar_bytes({"onnx/m.onnx": model.SerializeToString()}))
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    assert rules_of(report) == [("MLS147", "high", "bundle.tar", "onnx/m.onnx")]
+    assert report.findings[0].details["location"] == "../../etc/passwd"
+
+
+def test_safetensors_bad_header_in_zip(tmp_path: Path, scan_formats: Scan) -> None:
+    bad = struct.pack("<Q", 10) + b'{"a": [1,}'
+    (tmp_path / "bundle.zip").write_bytes(zip_bytes({"w.safetensors": bad}))
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    assert rules_of(report) == [("MLS140", "medium", "bundle.zip", "w.safetensors")]
+    assert "not valid JSON" in report.findings[0].message
+
+
+def test_benign_formats_nested_stay_clean(
+    tmp_path: Path, scan_formats: Scan, monkeypatch: Any
+) -> None:
+    import mlsec.analyzers.models_pickle as walker
+
+    checked: list[tuple[str, str | None]] = []
+    check_member = walker.check_member
+
+    def spy(ctx: Any, path: Path, relpath: str, member: str | None, *rest: Any) -> Any:
+        checked.append((relpath, member))
+        return check_member(ctx, path, relpath, member, *rest)
+
+    monkeypatch.setattr(walker, "check_member", spy)
+    files = {
+        p.relative_to(FORMATS).as_posix(): p.read_bytes()
+        for p in sorted(FORMATS.rglob("*"))
+        if p.is_file()
+    }
+    assert {"model.gguf", "model.h5", "model.keras", "saved_model/saved_model.pb"} <= set(files)
+    (tmp_path / "formats.zip").write_bytes(zip_bytes(files))
+    (tmp_path / "formats.tar.gz").write_bytes(tar_bytes(files, mode="w:gz"))
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    assert not [f for f in report.findings if f.severity.rank > Severity.LOW.rank]
+    assert report.errors == ()
+    # Every member was really handed to the format checks (the .keras as a whole archive).
+    assert sorted(checked) == sorted(
+        (a, m) for a in ("formats.tar.gz", "formats.zip") for m in files
+    )
+
+
+def test_nested_format_bomb_is_still_a_limit(tmp_path: Path, scan_formats: Scan) -> None:
+    # A GGUF header followed by 64 MiB of zeros: inflating it trips the expansion ratio.
+    header = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
+    bomb = zip_bytes({"big.gguf": header + bytes(64 * 1024**2)})
+    assert len(bomb) < 1024**2
+    (tmp_path / "bomb.zip").write_bytes(bomb)
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    limits = {(f.rule_id, f.severity.value, f.path, f.member, f.key) for f in report.findings}
+    assert ("MLS904", "medium", "bomb.zip", "big.gguf", "max-expansion-ratio") in limits
+    assert not [f for f in report.findings if f.rule_id == "MLS142"]
+
+
+def test_compressed_gguf_is_checked(tmp_path: Path, scan_formats: Scan) -> None:
+    import gzip
+
+    data = gzip.compress(gguf_bytes(tmp_path, MALICIOUS_TEMPLATE), mtime=0)
+    (tmp_path / "chat.gguf.gz").write_bytes(data)
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    assert rules_of(report) == [
+        ("MLS143", "critical", "chat.gguf.gz", "tokenizer.chat_template"),
+    ]
+    assert json.dumps(report.findings[0].details)
