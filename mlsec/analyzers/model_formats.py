@@ -113,6 +113,9 @@ class Subject:
         return join_member(self.member, inner)
 
 
+# PyTorch zip checkpoints keep raw tensor bytes in ``<folder>/data/<n>``: small int64 values
+# can look like a safetensors header length followed by "{", so those are never taken for one.
+_TORCH_STORAGE = re.compile(r"(?:^|/)data/\d+$")
 _FORMAT_KINDS = frozenset(
     {FileKind.SAFETENSORS, FileKind.GGUF, FileKind.HDF5, FileKind.ONNX, FileKind.TF_SAVEDMODEL}
 )
@@ -124,6 +127,8 @@ def wants_member(kind: FileKind, name: str) -> bool:
     Zip members are left to the container walk (a nested ``.keras`` is recognised there by its
     member names); the name counts only where content cannot tell (protobufs, broken headers).
     """
+    if _TORCH_STORAGE.search(name):
+        return False
     if kind in _FORMAT_KINDS:
         return True
     if kind not in (FileKind.BINARY, FileKind.TEXT):

@@ -706,15 +706,26 @@ class _FileScan:
         import tempfile
         from pathlib import Path
 
-        with tempfile.TemporaryDirectory(prefix="mlsec-member-") as folder:
-            copy = Path(folder) / "member"
-            with open(copy, "wb") as out:
-                while chunk := stream.read(1 << 20):
-                    self.budget.check_time()
-                    out.write(chunk)
-            findings = check_member(
-                self.ctx, copy, self.target.relpath, member, name.rsplit("/", 1)[-1], kind
+        try:
+            with tempfile.TemporaryDirectory(prefix="mlsec-member-") as folder:
+                copy = Path(folder) / "member"
+                with open(copy, "wb") as out:
+                    while chunk := stream.read(1 << 20):
+                        self.budget.check_time()
+                        out.write(chunk)
+                findings = check_member(
+                    self.ctx, copy, self.target.relpath, member, name.rsplit("/", 1)[-1], kind
+                )
+        except (LimitExceeded, Truncated):
+            raise  # reported by the caller, like for any member
+        except Exception as exc:  # no room for the copy, or a bug: keep the archive's findings
+            self.add(
+                "MLS901",
+                f"Member was not checked as {kind.value}: {type(exc).__name__}: {exc}",
+                member,
+                key="format-check",
             )
+            return
         self.findings.extend(findings)
 
     # -- tar ------------------------------------------------------------------------------

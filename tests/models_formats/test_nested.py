@@ -174,3 +174,36 @@ def test_compressed_gguf_is_checked(tmp_path: Path, scan_formats: Scan) -> None:
         ("MLS143", "critical", "chat.gguf.gz", "tokenizer.chat_template"),
     ]
     assert json.dumps(report.findings[0].details)
+
+
+def test_torch_storages_are_not_taken_for_formats(tmp_path: Path, scan_formats: Scan) -> None:
+    # int64 storage [5, 123, ...]: eight bytes of a small length, then "{" (0x7b)
+    storage = struct.pack("<3q", 5, 123, 7)
+    archive = zip_bytes({"model/data.pkl": b"\x80\x02}q\x00.", "model/data/0": storage})
+    (tmp_path / "model.pt").write_bytes(archive)
+    (tmp_path / "other.zip").write_bytes(zip_bytes({"w.bin": storage}))
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    # The same bytes outside a checkpoint's data/ folder are taken for a safetensors header.
+    header_findings = [r for r in rules_of(report) if r[0] == "MLS140"]
+    assert header_findings == [("MLS140", "medium", "other.zip", "w.bin")]
+
+
+def test_a_failing_member_check_keeps_the_archive_findings(
+    tmp_path: Path, scan_formats: Scan, monkeypatch: Any
+) -> None:
+    import mlsec.analyzers.models_pickle as walker
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(walker, "check_member", broken)
+    evil = (
+        b"\x80\x04\x95\x1f\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R."
+    )
+    bad = struct.pack("<Q", 10) + b'{"a": [1,}'
+    (tmp_path / "b.zip").write_bytes(zip_bytes({"w.safetensors": bad, "p.pkl": evil}))
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    found = {(f.rule_id, f.member) for f in report.findings}
+    assert ("MLS901", "w.safetensors") in found
+    assert ("MLS101", "p.pkl") in found
+    assert report.errors == ()
