@@ -207,3 +207,23 @@ def test_a_failing_member_check_keeps_the_archive_findings(
     assert ("MLS901", "w.safetensors") in found
     assert ("MLS101", "p.pkl") in found
     assert report.errors == ()
+
+
+def test_nested_formats_import_h5py_only_for_hdf5(tmp_path: Path) -> None:
+    """(modelscan, a later analyzer, imports h5py for any zip itself: not run here.)"""
+    import subprocess
+    import sys
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    members = {n: (FORMATS / n).read_bytes() for n in ("model.gguf", "model.safetensors")}
+    (repo / "bundle.zip").write_bytes(zip_bytes(members))
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from mlsec.config import build_options; from mlsec.scan import scan\n"
+        f"report = scan(build_options(Path({str(repo)!r}), use_git=False), analyzers={BOTH!r})\n"
+        "print(len(report.findings), 'h5py' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert out.stdout.split() == ["0", "False"], out.stderr
