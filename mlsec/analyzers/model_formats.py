@@ -133,7 +133,10 @@ def wants_member(kind: FileKind, name: str) -> bool:
         return True
     if kind not in (FileKind.BINARY, FileKind.TEXT):
         return False
-    return name.lower().endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",))
+    lower = name.lower()
+    if kind is FileKind.TEXT and lower.endswith(_TEMPLATE_FILES):
+        return True  # Hugging Face chat templates, as beside the weights
+    return lower.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",))
 
 
 def check_member(

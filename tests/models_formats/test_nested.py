@@ -227,3 +227,17 @@ def test_nested_formats_import_h5py_only_for_hdf5(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+def test_tokenizer_chat_template_in_tgz(tmp_path: Path, scan_formats: Scan) -> None:
+    evil = json.dumps({"chat_template": "{{ ''.__class__.__mro__[1].__subclasses__() }}"})
+    benign = json.dumps({"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"})
+    members = {
+        "hf/tokenizer_config.json": evil.encode(),
+        "ok/tokenizer_config.json": benign.encode(),
+    }
+    (tmp_path / "snapshot.tgz").write_bytes(tar_bytes(members, mode="w:gz"))
+    report = scan_formats(tmp_path, analyzers=BOTH)
+    assert rules_of(report) == [
+        ("MLS143", "critical", "snapshot.tgz", "hf/tokenizer_config.json!chat_template"),
+    ]
