@@ -25,6 +25,7 @@ from mlsec.analyzers.pickle_policy import (
     framework_of,
     parse_models_config,
 )
+from mlsec.errors import MlsecError
 from mlsec.facts import ModelFacts, ModelFileFact
 from mlsec.findings import Finding, join_member
 from mlsec.formats import FormatError
@@ -716,8 +717,8 @@ class _FileScan:
                 findings = check_member(
                     self.ctx, copy, self.target.relpath, member, name.rsplit("/", 1)[-1], kind
                 )
-        except (LimitExceeded, Truncated):
-            raise  # reported by the caller, like for any member
+        except (LimitExceeded, Truncated, MlsecError):
+            raise  # limits and damage: reported by the caller, like for any member
         except Exception as exc:  # no room for the copy, or a bug: keep the archive's findings
             self.add(
                 "MLS901",
