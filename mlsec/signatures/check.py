@@ -74,6 +74,30 @@ class _Run:
     def trust_description(self) -> str | None:
         return self.verifier.trust.description if self.verifier and self.verifier.trust else None
 
+    def add_fact(
+        self,
+        path: str,
+        kind: str,
+        bundle: str,
+        verified: bool,
+        outcome: Outcome | None,
+        files: Sequence[str] = (),
+    ) -> None:
+        """Record one signature; the trusted root matters only for keyless signatures."""
+        keyless = outcome is not None and outcome.kind == "keyless"
+        self.facts.append(
+            SignatureFact(
+                path=path,
+                kind=kind,
+                bundle=bundle,
+                verified=verified,
+                signer=outcome.signer if outcome else None,
+                issuer=outcome.issuer if outcome else None,
+                files=tuple(files),
+                trusted_root=self.trust_description() if keyless else None,
+            )
+        )
+
     def failed(self, outcome: Outcome, bundle_rel: str, what: str) -> None:
         rule = _STATE_RULES[outcome.state]
         hint = ""
@@ -157,19 +181,7 @@ class SignatureCheck(Analyzer):
             run.claimed.update(prefix + rel for rel in present)
 
         def fact(verified: bool, outcome: Outcome | None, files: Sequence[str] = ()) -> None:
-            keyless = outcome is not None and outcome.kind == "keyless"
-            run.facts.append(
-                SignatureFact(
-                    path=shown_folder,
-                    kind="model-signing",
-                    bundle=bundle_rel,
-                    verified=verified,
-                    signer=outcome.signer if outcome else None,
-                    issuer=outcome.issuer if outcome else None,
-                    files=tuple(files),
-                    trusted_root=run.trust_description() if keyless else None,
-                )
-            )
+            run.add_fact(shown_folder, "model-signing", bundle_rel, verified, outcome, files)
 
         try:
             raw = load_bundle(target.path)
@@ -268,19 +280,8 @@ class SignatureCheck(Analyzer):
         run.claimed.add(artifact_rel)
 
         def fact(verified: bool, outcome: Outcome | None) -> None:
-            keyless = outcome is not None and outcome.kind == "keyless"
-            run.facts.append(
-                SignatureFact(
-                    path=artifact_rel,
-                    kind="sigstore-bundle",
-                    bundle=bundle_rel,
-                    verified=verified,
-                    signer=outcome.signer if outcome else None,
-                    issuer=outcome.issuer if outcome else None,
-                    files=(artifact_rel,) if verified else (),
-                    trusted_root=run.trust_description() if keyless else None,
-                )
-            )
+            files = (artifact_rel,) if verified else ()
+            run.add_fact(artifact_rel, "sigstore-bundle", bundle_rel, verified, outcome, files)
 
         try:
             raw = load_bundle(target.path)
