@@ -783,12 +783,17 @@ class _FileScan:
         finally:
             tar.close()
 
+    def _legacy_count(self, reader: ByteReader, member: str | None) -> int | None:
+        """The entry count a legacy tar member starts with (a pickled int), if it is one."""
+        first = self.scan_pickles(reader, member, multi=False, count=1)
+        count = first[0].result if first and first[0].error is None else None
+        return count if isinstance(count, int) else None
+
     def _legacy_storages(self, stream: IO[bytes], size: int, member: str | None) -> None:
         """Old torch tar 'storages': count pickle, then (pickle, numel, raw bytes) per storage."""
         reader = ByteReader(stream, size)
-        first = self.scan_pickles(reader, member, multi=False, count=1)
-        count = first[0].result if first and first[0].error is None else None
-        if not isinstance(count, int):
+        count = self._legacy_count(reader, member)
+        if count is None:
             return
         try:
             for _ in range(min(count, self.limits.max_archive_members)):
@@ -810,9 +815,8 @@ class _FileScan:
 
     def _legacy_tensors(self, stream: IO[bytes], size: int, member: str | None) -> None:
         reader = ByteReader(stream, size)
-        first = self.scan_pickles(reader, member, multi=False, count=1)
-        count = first[0].result if first and first[0].error is None else None
-        if not isinstance(count, int):
+        count = self._legacy_count(reader, member)
+        if count is None:
             return
         try:
             for _ in range(min(count, self.limits.max_archive_members)):
