@@ -1,3 +1,3 @@
-from mlsec.cli import main
+from mlsec.launch import main
 
 main()

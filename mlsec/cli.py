@@ -1,28 +1,29 @@
-"""Command line: flags -> ScanOptions -> scan() -> renderer -> exit code.
+"""Command line: the typer app that defines every command, its options and its help.
 
-Exit codes: 0 nothing at or above --fail-on, 1 at least one such finding, 2 mlsec could not
-do its job (bad flags, unreadable PATH, invalid configuration, a crash).
+The commands parse their flags and hand over to mlsec.commands (scan, bom) or the library.
+`mlsec scan` with plain options does not even come here: mlsec/launch.py parses it from a
+table generated out of this app (scripts/sync_cli.py), to start without importing typer.
+Exit codes are in mlsec.commands.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from mlsec import __version__
+from mlsec.commands import (
+    EXIT_ERROR,
+    fail,
+    run_scan,
+    scan_command,
+    warn_errors,
+    write_output,
+)
 from mlsec.errors import MlsecError
-
-if TYPE_CHECKING:
-    from mlsec.report import ScanReport
-
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 app = typer.Typer(
     name="mlsec",
@@ -72,47 +73,6 @@ def _root(
     """mlsec: security checks for ML repositories."""
 
 
-def _split_ids(values: list[str] | None) -> tuple[str, ...] | None:
-    if not values:
-        return None
-    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"mlsec: error: {message}", err=True)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
-    if not enabled:
-        yield lambda description, total: lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-
-        def start(description: str, total: int) -> Callable[[int], None]:
-            task = progress.add_task(description, total=total or None)
-            return lambda n: progress.advance(task, n)
-
-        yield start
-
-
-def _write(text: str, output: Path | None, *, append: bool = False) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with open(output, "a" if append else "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise MlsecError(f"cannot write {output}: {exc.strerror}") from None
-
-
 # Options that `scan` and `bom` share (typer needs Optional on Python 3.10).
 ConfigOption = Annotated[
     Optional[Path],  # noqa: UP045
@@ -137,26 +97,6 @@ VulnDbOption = Annotated[
 NoGitOption = Annotated[
     bool, typer.Option("--no-git", help="Walk the file system even inside a git work tree.")
 ]
-
-
-def _run_scan(path: Path, config: Path | None, **flags: Any) -> ScanReport:
-    """Options from the config file and flags, then the scan, with progress on a terminal."""
-    from mlsec.config import build_options
-    from mlsec.scan import scan as run_scan
-
-    show_progress = sys.stderr.isatty()
-    options = build_options(path, config_file=config, show_progress=show_progress, **flags)
-    with _progress(show_progress) as progress:
-        return run_scan(options, progress=progress)
-
-
-def _warn_errors(report: ScanReport) -> None:
-    if report.errors:
-        typer.echo(
-            f"mlsec: {len(report.errors)} file(s) could not be fully scanned; "
-            "see 'errors' in a JSON report",
-            err=True,
-        )
 
 
 @app.command()
@@ -222,44 +162,23 @@ def scan(
     Exit code 0: nothing at or above --fail-on; 1: at least one such finding; 2: mlsec could
     not do its job (bad flags, unreadable path, invalid configuration).
     """
-    from dataclasses import replace
-
-    from mlsec.findings import Severity
-    from mlsec.render import render
-
-    try:
-        report = _run_scan(
-            path,
-            config,
+    raise typer.Exit(
+        scan_command(
+            path=path,
+            fmt=fmt.value,
+            output=output,
+            fail_on=fail_on.value if fail_on else None,
+            config=config,
             offline=offline,
-            vuln_db=vuln_db.resolve() if vuln_db else None,
-            trusted_root=trusted_root.resolve() if trusted_root else None,
-            baseline=baseline.resolve() if baseline else None,
-            select=_split_ids(select),
-            ignore=_split_ids(ignore),
-            use_git=False if no_git else None,
-            build_bom=True if fmt is OutputFormat.cyclonedx else None,
+            vuln_db=vuln_db,
+            baseline=baseline,
+            select=select,
+            ignore=ignore,
+            trusted_root=trusted_root,
+            no_git=no_git,
+            summary=summary,
         )
-        if fail_on is not None:
-            fail_level = None if fail_on is FailOn.none else Severity(fail_on.value)
-            report = replace(report, fail_on=fail_level)
-        if fmt is OutputFormat.table and output is None:
-            from rich.console import Console
-
-            from mlsec.render.table import build
-
-            # Piped output (CI logs) gets a readable width rather than rich's 80 columns.
-            wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-            Console(soft_wrap=False, width=wide).print(build(report))
-        else:
-            _write(render(report, fmt.value), output)
-            _warn_errors(report)
-        if summary is not None:
-            _write(render(report, "markdown"), summary, append=True)
-    except MlsecError as exc:
-        _fail(exc.diagnostic())
-        raise typer.Exit(EXIT_ERROR) from None
-    raise typer.Exit(report.exit_code)
+    )
 
 
 @app.command("rules")
@@ -272,7 +191,7 @@ def list_rules(
     try:
         rules = load_rules()
     except MlsecError as exc:
-        _fail(exc.diagnostic())
+        fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
     if fmt == "json":
         import json
@@ -298,7 +217,7 @@ def list_rules(
         for r in rules.values():
             typer.echo(f"{r.id}  {r.severity.value:<8}  {r.title}")
     else:
-        _fail(f"unknown format {fmt!r} for rules (use table, json or markdown)")
+        fail(f"unknown format {fmt!r} for rules (use table, json or markdown)")
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -343,7 +262,7 @@ def bom(
     from mlsec.render.cyclonedx import ValidationMemo, render_bom
 
     try:
-        report = _run_scan(
+        report = run_scan(
             path,
             config,
             offline=offline,
@@ -353,10 +272,11 @@ def bom(
             build_bom=True,
         )
         memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
-        _write(render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo), output)
-        _warn_errors(report)
+        bom_text = render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo)
+        write_output(bom_text, output)
+        warn_errors(report)
     except MlsecError as exc:
-        _fail(exc.diagnostic())
+        fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
 
 
@@ -426,7 +346,7 @@ def sign_command(
             ignore=tuple(ignore or ()),
         )
     except MlsecError as exc:
-        _fail(exc.diagnostic())
+        fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
     typer.echo(f"signed {len(signed.files)} file(s) of {signed.model_name}: {signed.signature}")
 
@@ -475,7 +395,7 @@ def db_update(
     try:
         info = update_database(directory, url=url or OSV_PYPI_EXPORT, timeout=timeout)
     except MlsecError as exc:
-        _fail(exc.diagnostic())
+        fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
     _print_database(info)
 
@@ -493,20 +413,6 @@ def db_info(
     try:
         info = database_info(vuln_db.resolve() if vuln_db else None)
     except MlsecError as exc:
-        _fail(exc.diagnostic())
+        fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None
     _print_database(info)
-
-
-def main() -> None:
-    """Console entry point: any unexpected exception is a crash (exit 2), not a traceback."""
-    try:
-        app()
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
-        _fail("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # last line of defence: a bug in mlsec
-        _fail(f"internal error: {type(exc).__name__}: {exc} (please report this)")
-        sys.exit(EXIT_ERROR)
