@@ -7,6 +7,7 @@ no reliable magic (ONNX and TensorFlow protobufs, protocol 0/1 pickles) fall bac
 from __future__ import annotations
 
 import enum
+import os
 import re
 
 HEAD_SIZE = 1024
@@ -140,3 +141,23 @@ def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
     if not oid or not size:
         return None
     return oid.group(1).decode(), int(size.group(1))
+
+
+# Enough for any real Keras archive (a handful of members); a directory beyond it is not one.
+_KERAS_MAX_MEMBERS = 4096
+
+
+def is_keras_zip(path: str | os.PathLike[str]) -> bool:
+    """Whether the zip at ``path`` is a Keras v3 archive (config.json at the top level, beside
+    metadata.json or the weights). Reads only the central directory, with mlsec's tolerant
+    zip reader, so checking a large PyTorch checkpoint costs nothing."""
+    from mlsec.formats import FormatError
+    from mlsec.formats.zipread import read_zip
+
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            names = {m.name for m in read_zip(handle, size, _KERAS_MAX_MEMBERS).members}
+    except (OSError, FormatError):
+        return False
+    return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)

@@ -21,7 +21,6 @@ from mlsec.deps import manifest_kind, parse_manifests
 from mlsec.errors import ConfigError, MlsecError
 from mlsec.facts import Advisory, Dependency, DependencyFacts
 from mlsec.findings import Finding, Severity
-from mlsec.hashing import default_cache_dir
 from mlsec.sniff import FileKind
 from mlsec.walk import Target
 
@@ -162,6 +161,7 @@ class DependencyAnalyzer(Analyzer):
         self, ctx: AnalysisContext, config: DependencyConfig
     ) -> tuple[Auditor, str | None]:
         from mlsec.deps.osv import OsvDatabase, default_database_dir
+        from mlsec.hashing import default_cache_dir
 
         options = ctx.options
         database_path = options.vuln_db

@@ -35,7 +35,7 @@ from mlsec.facts import ModelFacts, ModelFileFact
 from mlsec.findings import Finding, Severity, join_member
 from mlsec.formats import FormatError
 from mlsec.rules import load_list
-from mlsec.sniff import FileKind
+from mlsec.sniff import FileKind, is_keras_zip
 from mlsec.walk import Target
 
 _SAFETENSORS_EXT = (".safetensors",)
@@ -380,8 +380,6 @@ class FormatChecks:
 
     # -- Keras ------------------------------------------------------------------------------
     def _keras_zip(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
-        from mlsec.formats.keras import is_keras_zip, read_keras_zip
-
         if not is_keras_zip(target.path):
             if target.name.lower().endswith(_KERAS_EXT):
                 yield _finding(
@@ -392,6 +390,8 @@ class FormatChecks:
                     key="not-keras",
                 )
             return
+        from mlsec.formats.keras import read_keras_zip
+
         try:
             info = read_keras_zip(target.path)
         except FormatError as exc:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.errors import ConfigError
 from mlsec.findings import Finding, ScanError
-from mlsec.sniff import FileKind
+from mlsec.sniff import FileKind, is_keras_zip
 from mlsec.walk import Target
 
 MAX_BYTES = 256 * 1024**2
@@ -77,6 +76,8 @@ class ModelscanAnalyzer(Analyzer):
                 ScanError(".", f"modelscan unavailable: {exc}", analyzer=self.name)
             )
             return result
+        import logging  # modelscan brings it; a scan without model files does not need it
+
         logging.getLogger("modelscan").addHandler(logging.NullHandler())
         logging.getLogger("modelscan").propagate = False
         known = _known_by_path(ctx.findings)
@@ -116,8 +117,6 @@ def _enabled(ctx: AnalysisContext) -> bool:
 
 
 def _zip_worth_checking(target: Target, ctx: AnalysisContext) -> bool:
-    from mlsec.formats.keras import is_keras_zip
-
     if is_keras_zip(target.path) and importlib.util.find_spec("tensorflow") is None:
         return False  # only modelscan's Keras scanner reads these, and it needs TensorFlow
     return _zip_within_bounds(target, ctx)

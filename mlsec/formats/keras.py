@@ -104,16 +104,6 @@ class KerasInfo:
         return out
 
 
-def is_keras_zip(path: str | os.PathLike[str]) -> bool:
-    """Whether the zip at ``path`` is a Keras v3 archive (config.json at the top level)."""
-    try:
-        with zipfile.ZipFile(Path(path)) as archive:
-            names = set(archive.namelist())
-    except ZIP_ERRORS:
-        return False
-    return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
-
-
 def read_keras(path: str | os.PathLike[str]) -> KerasInfo:
     """The configuration of a ``.keras`` archive or a Keras HDF5 file."""
     with open(Path(path), "rb") as handle:

@@ -20,10 +20,11 @@ from fixtures.generate_formats import (
 )
 from mlsec.formats import FormatError
 from mlsec.formats.gguf import read_gguf
-from mlsec.formats.keras import is_keras_zip, read_keras
+from mlsec.formats.keras import read_keras
 from mlsec.formats.onnx import parse_onnx, read_onnx
 from mlsec.formats.safetensors import parse_header, read_header
 from mlsec.formats.savedmodel import parse_saved_model, read_saved_model
+from mlsec.sniff import is_keras_zip
 
 FORMATS = Path(__file__).resolve().parents[2] / "fixtures" / "formats"
 
