@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsec.errors import ConfigError, MlsecError
 from mlsec.findings import Severity
@@ -47,8 +47,7 @@ def parse_size(value: object) -> int:
     return int(number * scale)
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """Bounds on what one scan reads; hitting one is reported (MLS904), never silent."""
 
     max_file_size: int = 64 * 1024**3
@@ -61,7 +60,7 @@ class Limits:
     file_timeout_seconds: float = 120.0
 
 
-_LIMIT_KEYS = {f.name.replace("_", "-"): f.name for f in fields(Limits)}
+_LIMIT_KEYS = {name.replace("_", "-"): name for name in Limits._fields}
 _SIZE_LIMITS = {"max_file_size", "max_uncompressed_size"}
 
 DEFAULT_EXCLUDED_DIRS = (
@@ -281,7 +280,7 @@ def _limits(current: Limits, value: object, where: str) -> Limits:
                 changes[name] = raw
         except ValueError as exc:
             raise ConfigError(f"{where}.{key}: {exc}") from None
-    return replace(current, **changes)
+    return current._replace(**changes)
 
 
 def build_options(

@@ -2,14 +2,15 @@
 
 Each analyzer returns one of these as ``AnalyzerResult.facts``; the scan stores it in
 ``ScanReport.facts`` under the analyzer's name ("models", "dependencies", "signatures",
-"aibom"). They are plain frozen data with a ``to_json`` for the JSON report.
+"aibom"). They are plain immutable records (``NamedTuple``; :mod:`mlsec.findings` says why)
+with a ``to_json`` for the JSON report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from mlsec.findings import Severity
 
@@ -24,13 +25,11 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _fields(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
 # -- models ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelFileFact:
+class ModelFileFact(NamedTuple):
     """One model artifact as the model analyzers understood it."""
 
     path: str  # relative to the scan root, '/'-separated
@@ -39,23 +38,21 @@ class ModelFileFact:
     size: int
     framework: str | None = None  # pytorch, scikit-learn, tensorflow, keras, onnx, gguf, numpy
     parameter_count: int | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)  # format metadata, as found
+    metadata: Mapping[str, Any] = _NO_METADATA  # format metadata, as found
     # (pickle family: "pickles" count, "compression", "tensors" and "tensor_elements" for
     # PyTorch files: every tensor in the file, optimizer state included)
     max_severity: Severity | None = None  # worst finding on this file, if any
 
 
-@dataclass(frozen=True)
-class ModelFacts:
+class ModelFacts(NamedTuple):
     files: tuple[ModelFileFact, ...] = ()
 
     def to_json(self) -> Any:
-        return _jsonable([asdict(f) for f in self.files])
+        return _jsonable([f._asdict() for f in self.files])
 
 
 # -- dependencies ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(NamedTuple):
     name: str  # PEP 503 normalised
     version: str | None  # the exact version when pinned or locked, else None
     specifier: str  # as written, e.g. ">=2.0,<3" or "==1.2.3"
@@ -67,8 +64,7 @@ class Dependency:
     dev: bool = False  # from a development group (PEP 735, Poetry groups, Pipfile develop)
 
 
-@dataclass(frozen=True)
-class Advisory:
+class Advisory(NamedTuple):
     id: str  # the primary id (PYSEC/GHSA/...)
     aliases: tuple[str, ...]
     package: str
@@ -81,28 +77,25 @@ class Advisory:
     references: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class DependencyFacts:
+class DependencyFacts(NamedTuple):
     dependencies: tuple[Dependency, ...] = ()
     advisories: tuple[Advisory, ...] = ()
     service: str | None = None  # e.g. "osv-db:<path> (<date>)", "pypi", "osv"
     unaudited: tuple[str, ...] = ()  # packages the service could not answer for
 
     def to_json(self) -> Any:
-        # Shallow field copies, not asdict(): its deep copies dominate on big lock files.
         return _jsonable(
             {
                 "service": self.service,
-                "dependencies": [_fields(d) for d in self.dependencies],
-                "advisories": [_fields(a) for a in self.advisories],
+                "dependencies": [d._asdict() for d in self.dependencies],
+                "advisories": [a._asdict() for a in self.advisories],
                 "unaudited": list(self.unaudited),
             }
         )
 
 
 # -- signatures -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SignatureFact:
+class SignatureFact(NamedTuple):
     path: str  # the signed model directory or file, relative to the scan root
     kind: str  # "model-signing" or "sigstore-bundle"
     bundle: str  # the signature file, relative to the scan root
@@ -113,8 +106,7 @@ class SignatureFact:
     trusted_root: str | None = None  # "<source> sha256:<digest>" of the trust material used
 
 
-@dataclass(frozen=True)
-class SignatureFacts:
+class SignatureFacts(NamedTuple):
     signatures: tuple[SignatureFact, ...] = ()
     trusted_root: str | None = None
 
@@ -122,6 +114,6 @@ class SignatureFacts:
         return _jsonable(
             {
                 "trusted_root": self.trusted_root,
-                "signatures": [asdict(s) for s in self.signatures],
+                "signatures": [s._asdict() for s in self.signatures],
             }
         )

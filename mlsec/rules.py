@@ -11,9 +11,8 @@ import functools
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsec.errors import RuleError
 from mlsec.findings import Finding, Severity
@@ -36,8 +35,7 @@ TOPICS = {
 }
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     id: str
     name: str
     severity: Severity
@@ -139,7 +137,7 @@ class RuleSet(Mapping[str, Rule]):
             rule = _read_rule(self._directory / f"{rule_id}.toml")
             self._loaded[rule_id] = rule
         severity = self._overrides.get(rule_id)
-        return rule if severity is None else replace(rule, severity=severity)
+        return rule if severity is None else rule._replace(severity=severity)
 
     def __contains__(self, rule_id: object) -> bool:
         return rule_id in self._id_set

@@ -13,6 +13,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from mlsec.config import DEFAULT_EXCLUDED_DIRS, ScanOptions
 from mlsec.findings import Finding, ScanError, Skipped
@@ -21,8 +22,7 @@ from mlsec.rules import RuleSet
 from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer, sniff
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """A regular file to analyze."""
 
     path: Path

@@ -3,11 +3,10 @@ importing the BOM builder (git, YAML, card parsing) on scans that build no BOM."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class BomSettings:
+class BomSettings(NamedTuple):
     hash_cache: bool = True
     min_completeness: float | None = None
     # Report MLS301-MLS306 and MLS308 (documentation gaps). Off by default: a security scan

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 
 from mlsec.aibom.settings import BomSettings
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
@@ -36,13 +35,13 @@ def bom_settings(ctx: AnalysisContext) -> BomSettings:
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: expected true or false")
             if key == "hash-cache":
-                settings = replace(settings, hash_cache=value)
+                settings = settings._replace(hash_cache=value)
             else:
-                settings = replace(settings, findings=value or selected)
+                settings = settings._replace(findings=value or selected)
         elif key == "min-completeness":
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ConfigError(f"{where}: expected a number from 0 to 1, got {value!r}")
-            settings = replace(settings, min_completeness=float(value))
+            settings = settings._replace(min_completeness=float(value))
         else:
             raise ConfigError(
                 f"{where}: unknown key",

@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.deps import manifest_kind, parse_manifests
@@ -39,8 +38,7 @@ UNSCORED_RULE = "MLS204"
 MALICIOUS_RULE = "MLS205"
 
 
-@dataclass(frozen=True)
-class DependencyConfig:
+class DependencyConfig(NamedTuple):
     """The ``[dependencies]`` configuration section."""
 
     ignore_vulns: tuple[str, ...] = ()
@@ -80,7 +78,7 @@ class DependencyConfig:
                     f"{at}: unknown key",
                     hint="known keys: dev, ignore-vulns, max-db-age-days, service, timeout",
                 )
-        return replace(cls(), **changes)
+        return cls()._replace(**changes)
 
 
 def _plural(n: int, word: str) -> str:

@@ -26,9 +26,8 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
 from mlsec.facts import ModelFacts, ModelFileFact
@@ -87,8 +86,7 @@ _DANGEROUS_CODE_NAMES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Subject:
+class Subject(NamedTuple):
     """One thing to check: a file on disk and how its findings name it.
 
     ``path``: the bytes on disk (the scanned file, or a temporary copy of an archive member);
@@ -574,9 +572,8 @@ def _finding(
 
 
 def _with_severity(fact: ModelFileFact, severity: Severity) -> ModelFileFact:
-    from dataclasses import replace
 
-    return replace(fact, max_severity=severity)
+    return fact._replace(max_severity=severity)
 
 
 def _template_findings(

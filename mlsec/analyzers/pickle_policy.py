@@ -13,7 +13,7 @@ import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsec.errors import ConfigError
 from mlsec.findings import Severity
@@ -37,15 +37,13 @@ TIER_SEVERITY = {
 }
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     tier: Tier
     resolved: str  # "module.name" after Python 2 mapping and aliases
     reason: str
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     """Patterns sharing one reason, pre-sorted so matching needs no regular expressions
     (compiling a few hundred fnmatch regexes would cost more than scanning a checkpoint)."""
 
@@ -95,8 +93,7 @@ def _glob_match(parts: tuple[str, ...], text: str) -> bool:
 
 
 # -- [models] configuration ------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelsConfig:
+class ModelsConfig(NamedTuple):
     """The validated ``[models]`` section."""
 
     allow: tuple[str, ...] = ()  # extra safe globals ("module.name" or patterns)

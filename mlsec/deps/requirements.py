@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from mlsec.deps.manifest import (
@@ -97,7 +96,7 @@ class RequirementsParser:
         if dep.pinned or pinned is None:
             return dep
         # The constraints file decides the version pip installs for this requirement.
-        return replace(dep, version=pinned[0], pinned=True)
+        return dep._replace(version=pinned[0], pinned=True)
 
     def parse_line(
         self, path: Path, relpath: str, line: int, content: str, manifest: ParsedManifest

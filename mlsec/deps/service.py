@@ -20,7 +20,6 @@ import re
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,7 @@ def _with_severity(advisory: Advisory, records: list[OsvRecord]) -> Advisory:
     severity, vector, score = group_severity(same)
     if severity is None:
         return advisory
-    return replace(advisory, severity=severity, cvss_vector=vector, cvss_score=score)
+    return advisory._replace(severity=severity, cvss_vector=vector, cvss_score=score)
 
 
 def _to_advisory(name: str, version: str, result: VulnerabilityResult) -> Advisory:

@@ -11,7 +11,6 @@ import pickle
 import struct
 import zipfile
 import zlib
-from dataclasses import replace
 
 import joblib
 import lz4.frame
@@ -279,11 +278,11 @@ def test_depth_and_member_limits(scan_file) -> None:
     data = evil("echo d")
     for i in range(4):
         data = plain_zip({f"level{i}.zip" if i else "m.pkl": data})
-    limits = replace(Limits(), max_archive_depth=2)
+    limits = Limits(max_archive_depth=2)
     report = scan_file("deep.zip", data, limits=limits)
     assert any(f.rule_id == "MLS904" and f.key == "max-archive-depth" for f in report.findings)
     many = plain_zip({f"f{i}.txt": b"x" for i in range(20)} | {"z.pkl": evil()})
-    report = scan_file("many.zip", many, limits=replace(Limits(), max_archive_members=5))
+    report = scan_file("many.zip", many, limits=Limits(max_archive_members=5))
     assert ("MLS904", "medium", "many.zip", None) in hits(report)
 
 

@@ -185,11 +185,10 @@ def test_op_limit_is_a_finding(scan_file) -> None:
     data = pickle.dumps(list(range(50_000)), protocol=2)
     report = scan_file("ops.pkl", data, limits=None)
     assert not [f for f in report.findings if f.rule_id == "MLS904"]
-    from dataclasses import replace
 
     from mlsec.config import Limits, ScanOptions
 
-    limits = replace(Limits(), max_pickle_ops=10_000)
+    limits = Limits(max_pickle_ops=10_000)
     report = scan_file("ops.pkl", data, limits=limits)
     assert ("MLS904", "medium", "ops.pkl", None) in hits(report)
     assert ScanOptions  # imported for the type of `limits`
@@ -214,12 +213,11 @@ def test_nested_payload_behind_decoders(scan_file) -> None:
 
 
 def test_timeout_is_a_finding(scan_file) -> None:
-    from dataclasses import replace
 
     from mlsec.config import Limits
 
     data = pickle.dumps(list(range(200_000)), protocol=2)
-    report = scan_file("slow.pkl", data, limits=replace(Limits(), file_timeout_seconds=1e-6))
+    report = scan_file("slow.pkl", data, limits=Limits(file_timeout_seconds=1e-6))
     limit = [f for f in report.findings if f.rule_id == "MLS904"]
     assert [(f.severity.value, f.key) for f in limit] == [("medium", "file-timeout-seconds")]
 
