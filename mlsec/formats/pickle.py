@@ -19,6 +19,7 @@ import codecs
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from reprlib import recursive_repr
 from typing import Any
 
 from mlsec.formats.streams import Budget, ByteReader, Truncated
@@ -67,55 +68,78 @@ class Mark:
 MARK = Mark()
 
 
-@dataclass(eq=False)
-class Global:
+class _Value:
+    """Base of the machine's stack values. They are created per opcode and imported on every
+    scan, so they are slotted classes without generated methods (on Python 3.11 a dataclass
+    costs about half a millisecond to create, and one more dict per instance)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    @recursive_repr()  # a Global lists its Calls, and each Call names its Global
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Global(_Value):
     """An imported object: ``module`` and ``name`` exactly as written in the pickle."""
 
-    module: str
-    name: str
-    offset: int
-    opcode: str
-    calls: list[Call] = field(default_factory=list)
+    __slots__ = ("calls", "module", "name", "offset", "opcode")
+
+    def __init__(self, module: str, name: str, offset: int, opcode: str) -> None:
+        self.module = module
+        self.name = name
+        self.offset = offset
+        self.opcode = opcode
+        self.calls: list[Call] = []
 
     @property
     def qualname(self) -> str:
         return f"{self.module}.{self.name}"
 
 
-@dataclass(eq=False)
-class Unresolved:
+class Unresolved(_Value):
     """An import whose module or name is not a constant string (computed, or an EXT code)."""
 
-    detail: str
-    offset: int
-    opcode: str
-    calls: list[Call] = field(default_factory=list)
+    __slots__ = ("calls", "detail", "offset", "opcode")
+
+    def __init__(self, detail: str, offset: int, opcode: str) -> None:
+        self.detail = detail
+        self.offset = offset
+        self.opcode = opcode
+        self.calls: list[Call] = []
 
 
-@dataclass(eq=False)
-class Call:
+class Call(_Value):
     """The result of calling ``func`` with ``args`` (REDUCE/NEWOBJ/OBJ/INST)."""
 
-    func: Any
-    args: Any
-    offset: int
-    kwargs: Any = None
-    state: Any = None
+    __slots__ = ("args", "func", "kwargs", "offset", "state")
+
+    def __init__(self, func: Any, args: Any, offset: int, kwargs: Any = None) -> None:
+        self.func = func
+        self.args = args
+        self.offset = offset
+        self.kwargs = kwargs
+        self.state: Any = None
 
 
-@dataclass(eq=False)
-class BytesRef:
+class BytesRef(_Value):
     """A payload too large to keep: where it is in the stream and how long it is."""
 
-    start: int
-    length: int
+    __slots__ = ("length", "start")
+
+    def __init__(self, start: int, length: int) -> None:
+        self.start = start
+        self.length = length
 
 
-@dataclass(eq=False)
-class Opaque:
+class Opaque(_Value):
     """Something the machine does not model (persistent ids, out-of-band buffers)."""
 
-    label: str
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        self.label = label
 
 
 class PSet(list[Any]):
