@@ -8,7 +8,8 @@ then times whole processes on each file, one tool after the other, and prints wa
 
   picklescan -p FILE
   modelscan -p FILE
-  python -m mlsec scan FILE --format json          (the real CLI, start-up included)
+  mlsec scan FILE --format json                    (the console script: the real CLI)
+  python -m mlsec scan FILE --format json          (the same, through runpy)
   python -c 'mlsec.scan.scan(...)'                 (the library path, without the CLI)
 
 Usage: python benchmarks/bench_models.py [--runs 3] [--work DIR]
@@ -74,7 +75,9 @@ def tools(path: Path) -> dict[str, list[str]]:
     return {
         "picklescan": [str(BIN / "picklescan"), "-p", str(path)],
         "modelscan": [str(BIN / "modelscan"), "-p", str(path)],
-        "mlsec (CLI)": [python, "-m", "mlsec", "scan", str(path), "--format", "json"],
+        # The console script, as users and CI run it (PYTHONPATH points it at this checkout).
+        "mlsec (CLI)": [str(BIN / "mlsec"), "scan", str(path), "--format", "json"],
+        "python -m mlsec": [python, "-m", "mlsec", "scan", str(path), "--format", "json"],
         "mlsec (library)": [python, "-c", LIBRARY_SNIPPET, str(path)],
     }
 
@@ -126,8 +129,8 @@ def main() -> None:
                 codes[tool].add(code)
         for tool in commands:
             print(
-                f"{label:38} {tool:16} {min(walls[tool]):7.2f}"
-                f" {statistics.median(walls[tool]):8.2f} {max(peaks[tool]) / 1024**2:9.0f}"
+                f"{label:38} {tool:16} {min(walls[tool]):7.3f}"
+                f" {statistics.median(walls[tool]):8.3f} {max(peaks[tool]) / 1024**2:9.0f}"
                 f" {','.join(map(str, sorted(codes[tool])))}"
             )
 

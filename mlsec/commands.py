@@ -113,8 +113,6 @@ def scan_command(
 
     Returns the exit code; user errors are printed here and give 2.
     """
-    from dataclasses import replace
-
     from mlsec.findings import Severity
     from mlsec.render import render
 
@@ -132,7 +130,7 @@ def scan_command(
             build_bom=True if fmt == "cyclonedx" else None,
         )
         if fail_on is not None:
-            report = replace(report, fail_on=None if fail_on == "none" else Severity(fail_on))
+            report = report._replace(fail_on=None if fail_on == "none" else Severity(fail_on))
         if fmt == "table" and output is None:
             from rich.console import Console
 

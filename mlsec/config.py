@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from mlsec.errors import ConfigError, MlsecError
@@ -79,8 +79,7 @@ DEFAULT_EXCLUDED_DIRS = (
 )
 
 
-@dataclass(frozen=True)
-class ScanOptions:
+class ScanOptions(NamedTuple):
     """Everything one scan needs; built by :func:`build_options` or directly by library users."""
 
     path: Path
@@ -91,11 +90,11 @@ class ScanOptions:
     baseline: Path | None = None
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
-    severity_overrides: Mapping[str, Severity] = field(default_factory=dict)
+    severity_overrides: Mapping[str, Severity] = MappingProxyType({})
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    limits: Limits = field(default_factory=Limits)
-    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    limits: Limits = Limits()
+    sections: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
     config_file: Path | None = None
     use_git: bool = True
     show_progress: bool = False
@@ -254,7 +253,7 @@ def apply_config(options: ScanOptions, data: Mapping[str, Any], origin: Path) ->
             )
             raise ConfigError(f"{where(key)}: unknown key", hint=f"known keys: {known}")
     changes["config_file"] = origin
-    return replace(options, **changes)
+    return options._replace(**changes)
 
 
 def _limits(current: Limits, value: object, where: str) -> Limits:
@@ -305,4 +304,4 @@ def build_options(
     for key in ("select", "ignore"):
         if key in given:
             given[key] = _rule_ids(list(given[key]), f"--{key}")
-    return replace(options, **given)
+    return options._replace(**given)

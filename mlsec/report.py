@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from mlsec.findings import Finding, ScanError, Severity, Skipped
 from mlsec.rules import RuleSet
 
 
-@dataclass(frozen=True)
-class ScanReport:
+class ScanReport(NamedTuple):
     tool_version: str
     root: str
     findings: tuple[Finding, ...]
@@ -23,7 +22,7 @@ class ScanReport:
     fail_on: Severity | None = Severity.HIGH
     suppressed: int = 0
     git: bool = False
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, Any] = MappingProxyType({})
 
     def counts(self) -> dict[str, int]:
         counted = Counter(f.severity for f in self.findings)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,13 +33,17 @@ class Target(NamedTuple):
         return self.path
 
 
-@dataclass
 class WalkResult:
-    targets: list[Target] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[ScanError] = field(default_factory=list)
-    git: bool = False
+    """What the walk found (the walker fills it in)."""
+
+    __slots__ = ("errors", "findings", "git", "skipped", "targets")
+
+    def __init__(self) -> None:
+        self.targets: list[Target] = []
+        self.skipped: list[Skipped] = []
+        self.findings: list[Finding] = []
+        self.errors: list[ScanError] = []
+        self.git = False  # the file list came from git
 
 
 def display_name(name: str) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple
 
 from mlsec.config import ScanOptions
 from mlsec.errors import MlsecError
@@ -33,20 +33,34 @@ ANALYZERS: tuple[str, ...] = (
 )
 
 
-@dataclass
 class AnalyzerResult:
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[ScanError] = field(default_factory=list)
-    facts: Any = None
+    """What one analyzer returns; analyzers fill it as they go."""
+
+    __slots__ = ("errors", "facts", "findings")
+
+    def __init__(
+        self,
+        findings: list[Finding] | None = None,
+        errors: list[ScanError] | None = None,
+        facts: Any = None,
+    ) -> None:
+        self.findings: list[Finding] = findings if findings is not None else []
+        self.errors: list[ScanError] = errors if errors is not None else []
+        self.facts = facts
+
+    def __repr__(self) -> str:
+        return (
+            f"AnalyzerResult(findings={self.findings!r}, errors={self.errors!r}, "
+            f"facts={self.facts!r})"
+        )
 
 
-@dataclass
-class AnalysisContext:
+class AnalysisContext(NamedTuple):
     """What an analyzer may use: options, rules, and the facts of analyzers that ran before."""
 
     options: ScanOptions
     rules: RuleSet
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, Any] = MappingProxyType({})
     findings: Sequence[Finding] = ()  # what earlier analyzers reported (for deduplication)
     progress: Callable[[int], None] = lambda n: None
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
@@ -158,13 +157,15 @@ class PickleModelsAnalyzer(FileAnalyzer):
         return findings
 
 
-@dataclass
 class _MemberImports:
     """Imports seen in one member (all its pickles), judged once at the end."""
 
-    member: str | None
-    pickles: int = 0
-    imports: dict[str, Global | Unresolved] = field(default_factory=dict)
+    __slots__ = ("imports", "member", "pickles")
+
+    def __init__(self, member: str | None) -> None:
+        self.member = member
+        self.pickles = 0
+        self.imports: dict[str, Global | Unresolved] = {}
 
 
 class _FileScan:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from mlsec.errors import ConfigError
@@ -131,13 +130,21 @@ def parse_models_config(section: Mapping[str, Any], origin: str = "[models]") ->
 
 
 # -- the policy ----------------------------------------------------------------------------------
-@dataclass
 class PicklePolicy:
-    aliases: Mapping[str, str]
-    critical: tuple[_Entry, ...]
-    safe: tuple[_Entry, ...]
-    ml: tuple[_Entry, ...]
-    _cache: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    """The tiers of pickle_globals.toml (plus configuration), and verdicts on imports."""
+
+    def __init__(
+        self,
+        aliases: Mapping[str, str],
+        critical: tuple[_Entry, ...],
+        safe: tuple[_Entry, ...],
+        ml: tuple[_Entry, ...],
+    ) -> None:
+        self.aliases = aliases
+        self.critical = critical
+        self.safe = safe
+        self.ml = ml
+        self._cache: dict[tuple[str, str], Verdict] = {}
 
     @classmethod
     def load(cls, config: ModelsConfig | None = None) -> PicklePolicy:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import codecs
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from reprlib import recursive_repr
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsec.formats.streams import Budget, ByteReader, Truncated
 
@@ -149,8 +148,7 @@ class PSet(list[Any]):
 _FORGOTTEN = Opaque("<memoized value not kept>")
 
 
-@dataclass
-class NestedPayload:
+class NestedPayload(NamedTuple):
     """Bytes handed to a deserializer inside the pickle (``pickle.loads(b'...')``)."""
 
     loader: str
@@ -158,26 +156,40 @@ class NestedPayload:
     offset: int
 
 
-@dataclass
-class PickleResult:
-    """What one pickle (one PROTO..STOP program) imports and calls."""
+class PickleResult(_Value):
+    """What one pickle (one PROTO..STOP program) imports and calls; the machine fills it in."""
 
-    start: int
-    end: int | None = None  # offset after STOP; None if the stream broke first
-    protocol: int | None = None
-    ops: int = 0
-    imports: list[Global | Unresolved] = field(default_factory=list)
-    nested: list[NestedPayload] = field(default_factory=list)
-    error: str | None = None
-    error_offset: int | None = None
-    persistent_ids: int = 0
-    tensors: int = 0  # torch tensor rebuild calls (torch._utils._rebuild_tensor*)
-    tensor_elements: int = 0  # elements of those tensors (product of their sizes)
-    result: Any = None  # what STOP returned
+    __slots__ = (
+        "end",
+        "error",
+        "error_offset",
+        "imports",
+        "nested",
+        "ops",
+        "persistent_ids",
+        "protocol",
+        "result",
+        "start",
+        "tensor_elements",
+        "tensors",
+    )
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.end: int | None = None  # offset after STOP; None if the stream broke first
+        self.protocol: int | None = None
+        self.ops = 0
+        self.imports: list[Global | Unresolved] = []
+        self.nested: list[NestedPayload] = []
+        self.error: str | None = None
+        self.error_offset: int | None = None
+        self.persistent_ids = 0
+        self.tensors = 0  # torch tensor rebuild calls (torch._utils._rebuild_tensor*)
+        self.tensor_elements = 0  # elements of those tensors (product of their sizes)
+        self.result: Any = None  # what STOP returned
 
 
-@dataclass
-class PickleHooks:
+class PickleHooks(NamedTuple):
     """Container-specific behaviour at BUILD (joblib inline arrays)."""
 
     after_build: Callable[[Any, ByteReader, Machine], None] | None = None

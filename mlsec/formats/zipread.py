@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
-from typing import IO, cast
+from typing import IO, NamedTuple, cast
 
 from mlsec.formats import FormatError
 from mlsec.formats.streams import Budget, Window, open_decompressed
@@ -28,25 +27,50 @@ _MAX_COMMENT = 0xFFFF
 METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma", 93: "zstd"}
 
 
-@dataclass
 class ZipMember:
-    name: str
-    method: int
-    flags: int
-    crc: int
-    compressed_size: int
-    size: int
-    header_offset: int
-    data_offset: int | None = None  # resolved from the local header
-    anomalies: list[str] = field(default_factory=list)
+    """One central-directory entry (slotted: a checkpoint has hundreds of them)."""
+
+    __slots__ = (
+        "anomalies",
+        "compressed_size",
+        "crc",
+        "data_offset",
+        "flags",
+        "header_offset",
+        "method",
+        "name",
+        "size",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        method: int,
+        flags: int,
+        crc: int,
+        compressed_size: int,
+        size: int,
+        header_offset: int,
+    ) -> None:
+        self.name = name
+        self.method = method
+        self.flags = flags
+        self.crc = crc
+        self.compressed_size = compressed_size
+        self.size = size
+        self.header_offset = header_offset
+        self.data_offset: int | None = None  # resolved from the local header
+        self.anomalies: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"ZipMember({self.name!r}, method={self.method}, size={self.size})"
 
     @property
     def is_dir(self) -> bool:
         return self.name.endswith("/") and self.size == 0
 
 
-@dataclass
-class ZipArchive:
+class ZipArchive(NamedTuple):
     members: list[ZipMember]
     declared_count: int
     anomalies: list[str]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ def scan_report(path: Path, *, extra_facts: dict[str, Any] | None = None, **flag
     flags.setdefault("select", ("MLS3",))
     report = scan(build_options(path, **flags))
     if extra_facts:
-        report = replace(report, facts={**report.facts, **extra_facts})
+        report = report._replace(facts={**report.facts, **extra_facts})
     return report
 
 
