@@ -24,7 +24,10 @@ def test_wheel_contains_rules_not_fixtures(tmp_path: Path) -> None:
     )
     assert shipped == expected
     assert not [n for n in names if n.startswith(("tests/", "fixtures/", "benchmarks/"))]
-    assert "mlsec/cli.py" in names
+    assert {"mlsec/cli.py", "mlsec/launch.py", "mlsec/scan_args.py"} <= set(names)
+    [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "mlsec = mlsec.launch:main" in scripts
 
 
 def test_cli_start_does_not_import_heavy_libraries() -> None:
