@@ -33,6 +33,17 @@ def run_cli(
     )
 
 
+def load_script(name: str) -> Any:
+    """A module of scripts/ (they are not a package), e.g. the generators tests compare with."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli

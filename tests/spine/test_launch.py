@@ -6,7 +6,6 @@ would; everything else must be left to typer (help, errors, other commands).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,8 +19,7 @@ from typer.testing import CliRunner
 
 from mlsec import cli
 from mlsec.launch import parse_scan
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO, load_script
 
 
 def _typer_arguments(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any] | None:
@@ -47,12 +45,8 @@ def _normalised(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_generated_option_table_is_current() -> None:
-    spec = importlib.util.spec_from_file_location("sync_cli", REPO / "scripts/sync_cli.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     current = (REPO / "mlsec/scan_args.py").read_text(encoding="utf-8")
-    assert current == module.rendered(), "run: python scripts/sync_cli.py"
+    assert current == load_script("sync_cli").rendered(), "run: python scripts/sync_cli.py"
 
 
 ACCEPTED = [
