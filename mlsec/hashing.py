@@ -43,10 +43,17 @@ def _stat_key(path: Path) -> str:
 
 class HashCache:
     """sha256 by (absolute path, size, mtime, inode), persisted as JSON; never trusted blindly:
-    any change to the key re-hashes the file."""
+    any change to the key re-hashes the file.
 
-    def __init__(self, file: Path | None) -> None:
+    Saving drops entries of files that are gone and keeps the ``max_entries`` most recently
+    used, so the file does not grow with every checkout a machine ever scanned.
+    """
+
+    MAX_ENTRIES = 20_000
+
+    def __init__(self, file: Path | None, *, max_entries: int = MAX_ENTRIES) -> None:
         self.file = file
+        self.max_entries = max_entries
         self._entries: dict[str, list[str]] = {}
         self._dirty = False
         if file is not None:
@@ -66,20 +73,34 @@ class HashCache:
         if entry is None:
             return None
         try:
-            return entry[1] if entry[0] == _stat_key(path) else None
+            if entry[0] != _stat_key(path):
+                return None
         except OSError:
             return None
+        # Most recently used last: the order save() trims by. A run that only reads the cache
+        # does not rewrite it for that.
+        self._entries[str(path)] = self._entries.pop(str(path))
+        return entry[1]
 
     def put(self, path: Path, digest: str) -> None:
         try:
-            self._entries[str(path)] = [_stat_key(path), digest]
-            self._dirty = True
+            key = _stat_key(path)
         except OSError:
-            pass
+            return
+        self._entries.pop(str(path), None)
+        self._entries[str(path)] = [key, digest]
+        self._dirty = True
+
+    def _prune(self) -> None:
+        kept = {k: v for k, v in self._entries.items() if os.path.exists(k)}
+        if len(kept) > self.max_entries:
+            kept = dict(list(kept.items())[-self.max_entries :])
+        self._entries = kept
 
     def save(self) -> None:
         if self.file is None or not self._dirty:
             return
+        self._prune()
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.file.with_suffix(".tmp")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,26 @@ def test_plain_scan_builds_no_bom_and_hashes_nothing(tmp_path: Path, monkeypatch
     with_bom = scan(build_options(tmp_path, use_git=False, build_bom=True))
     assert "aibom" in with_bom.facts
     assert calls == [tmp_path / "model.safetensors"]
+
+
+def test_hash_cache_forgets_deleted_files_and_keeps_the_most_recent(tmp_path: Path) -> None:
+    from mlsec.hashing import HashCache, hash_files
+
+    files = []
+    for i in range(7):
+        f = tmp_path / f"w{i}.bin"
+        f.write_bytes(bytes([i]) * 100)
+        files.append(f)
+    store = tmp_path / "cache" / "hashes.json"
+    first = hash_files(files[:5], cache=HashCache(store, max_entries=3))
+    assert len(first) == 5
+    kept = json.loads(store.read_text())["entries"]
+    assert sorted(kept) == sorted(str(f) for f in files[2:5])  # the three hashed last
+
+    cache = HashCache(store, max_entries=3)
+    assert cache.get(files[2]) == first[files[2]]  # a hit makes w2 the most recent
+    files[4].unlink()
+    hash_files(files[5:], cache=cache)  # new digests: the cache is pruned and rewritten
+    kept = json.loads(store.read_text())["entries"]
+    # w4 is gone from disk, w3 is the least recently used; w2 was just used.
+    assert sorted(kept) == sorted(str(files[i]) for i in (2, 5, 6))
