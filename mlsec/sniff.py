@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+from collections.abc import Collection
 
 HEAD_SIZE = 1024
 
@@ -160,4 +161,9 @@ def is_keras_zip(path: str | os.PathLike[str]) -> bool:
             names = {m.name for m in read_zip(handle, size, _KERAS_MAX_MEMBERS).members}
     except (OSError, FormatError):
         return False
+    return is_keras_archive(names)
+
+
+def is_keras_archive(names: Collection[str]) -> bool:
+    """Whether zip member ``names`` are those of a Keras v3 archive."""
     return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)

@@ -49,7 +49,7 @@ from mlsec.formats.streams import (
     open_decompressed,
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
-from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, sniff
+from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, is_keras_archive, sniff
 from mlsec.walk import Target
 
 if TYPE_CHECKING:
@@ -555,8 +555,15 @@ class _FileScan:
                 if spooled is not None:
                     total = spooled.seek(0, 2)
                     spooled.seek(0)
-                    self.scan_zip(spooled, total, member, depth)
+                    # Not scan_zip again: Python 3.10's SpooledTemporaryFile seeks but has
+                    # no seekable(), and asking would spool forever.
+                    self._scan_zip_seekable(spooled, total, member, depth)
             return
+        self._scan_zip_seekable(stream, size, member, depth)
+
+    def _scan_zip_seekable(
+        self, stream: IO[bytes], size: int, member: str | None, depth: int
+    ) -> None:
         base = stream.tell()
         handle: IO[bytes] = io.BufferedReader(Window(stream, base, size - base)) if base else stream
         size = size - base
@@ -570,8 +577,7 @@ class _FileScan:
         self._zip_shape(archive, size, member)
         for anomaly in archive.anomalies:
             self.add("MLS106", f"Zip archive anomaly: {anomaly}", member, key="zip-directory")
-        names = {m.name for m in archive.members}
-        keras = "config.json" in names and bool({"metadata.json", "model.weights.h5"} & names)
+        keras = is_keras_archive({m.name for m in archive.members})
         if keras and member is not None:  # a nested .keras (top-level ones: format analyzer)
             whole = cast(IO[bytes], Window(handle, 0, size))
             self.scan_format(whole, member.rsplit("!", 1)[-1], member, FileKind.ZIP)

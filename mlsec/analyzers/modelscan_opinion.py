@@ -71,10 +71,20 @@ class ModelscanAnalyzer(Analyzer):
         try:
             from modelscan.modelscan import ModelScan
             from modelscan.settings import DEFAULT_SETTINGS
-        except Exception as exc:  # a broken installation: an error entry, not a crash
-            result.errors.append(
-                ScanError(".", f"modelscan unavailable: {exc}", analyzer=self.name)
-            )
+        except Exception as exc:
+            if isinstance(exc, ModuleNotFoundError) and exc.name == "modelscan":
+                # Not installed (mlsec depends on it only where modelscan 0.8 installs, on
+                # Python 3.10-3.12): say so once.
+                message = (
+                    "modelscan is not installed (mlsec installs it on Python 3.10-3.12 only), so"
+                    " there is no second opinion; mlsec's own checks of the model files are"
+                    " complete"
+                )
+                result.findings.append(_notice(ctx, ".", message, key="modelscan-missing"))
+            else:  # a broken installation: an error entry, not a crash
+                result.errors.append(
+                    ScanError(".", f"modelscan unavailable: {exc}", analyzer=self.name)
+                )
             return result
         import logging  # modelscan brings it; a scan without model files does not need it
 

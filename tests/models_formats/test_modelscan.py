@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("modelscan", reason="modelscan 0.8 installs on Python 3.10-3.12 only")
+
 from mlsec.analyzers import AnalysisContext
 from mlsec.analyzers.modelscan_opinion import ModelscanAnalyzer
 from mlsec.config import build_options

@@ -254,6 +254,16 @@ def test_nested_archives_member_paths(scan_file) -> None:
     assert ("MLS101", "critical", "release.zip", member) in hits(report)
 
 
+def test_nested_archives_where_spooled_files_lack_seekable(scan_file, monkeypatch) -> None:
+    """Python 3.10's SpooledTemporaryFile seeks but has no seekable(): a zip read from a
+    compressed tar is spooled, and must then be read, not spooled again without end."""
+    import tempfile
+
+    if hasattr(tempfile.SpooledTemporaryFile, "seekable"):
+        monkeypatch.delattr(tempfile.SpooledTemporaryFile, "seekable")
+    test_nested_archives_member_paths(scan_file)
+
+
 def test_plain_tar_and_tgz(scan_file) -> None:
     report = scan_file("a.tar", tar_bytes({"x/evil.bin": evil("echo tar")}))
     assert ("MLS101", "critical", "a.tar", "x/evil.bin") in hits(report)
