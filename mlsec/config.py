@@ -12,11 +12,10 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from mlsec.errors import ConfigError, MlsecError
-from mlsec.findings import Severity
+from mlsec.findings import EMPTY_MAPPING, Severity
 from mlsec.rules import RULE_ID
 
 if sys.version_info >= (3, 11):
@@ -90,11 +89,11 @@ class ScanOptions(NamedTuple):
     baseline: Path | None = None
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
-    severity_overrides: Mapping[str, Severity] = MappingProxyType({})
+    severity_overrides: Mapping[str, Severity] = EMPTY_MAPPING
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     limits: Limits = Limits()
-    sections: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
+    sections: Mapping[str, Mapping[str, Any]] = EMPTY_MAPPING
     config_file: Path | None = None
     use_git: bool = True
     show_progress: bool = False

@@ -9,10 +9,9 @@ with a ``to_json`` for the JSON report.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from mlsec.findings import Severity
+from mlsec.findings import EMPTY_MAPPING, Severity
 
 
 def _jsonable(obj: Any) -> Any:
@@ -25,9 +24,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
-
-
 # -- models ---------------------------------------------------------------------------------
 class ModelFileFact(NamedTuple):
     """One model artifact as the model analyzers understood it."""
@@ -38,7 +34,7 @@ class ModelFileFact(NamedTuple):
     size: int
     framework: str | None = None  # pytorch, scikit-learn, tensorflow, keras, onnx, gguf, numpy
     parameter_count: int | None = None
-    metadata: Mapping[str, Any] = _NO_METADATA  # format metadata, as found
+    metadata: Mapping[str, Any] = EMPTY_MAPPING  # format metadata, as found
     # (pickle family: "pickles" count, "compression", "tensors" and "tensor_elements" for
     # PyTorch files: every tensor in the file, optimizer state included)
     max_severity: Severity | None = None  # worst finding on this file, if any

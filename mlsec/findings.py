@@ -53,7 +53,8 @@ def join_member(*parts: str | None) -> str | None:
     return "!".join(kept) if kept else None
 
 
-NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
+# The default of mapping fields in the NamedTuple records: shared, so it must be read-only.
+EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 
 class Finding(NamedTuple):
@@ -74,7 +75,7 @@ class Finding(NamedTuple):
     offset: int | None = None
     key: str = ""
     source: str = "mlsec"
-    details: Mapping[str, Any] = NO_DETAILS
+    details: Mapping[str, Any] = EMPTY_MAPPING
 
     @property
     def fingerprint(self) -> str:

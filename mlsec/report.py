@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from mlsec.findings import Finding, ScanError, Severity, Skipped
+from mlsec.findings import EMPTY_MAPPING, Finding, ScanError, Severity, Skipped
 from mlsec.rules import RuleSet
 
 
@@ -22,7 +21,7 @@ class ScanReport(NamedTuple):
     fail_on: Severity | None = Severity.HIGH
     suppressed: int = 0
     git: bool = False
-    facts: Mapping[str, Any] = MappingProxyType({})
+    facts: Mapping[str, Any] = EMPTY_MAPPING
 
     def counts(self) -> dict[str, int]:
         counted = Counter(f.severity for f in self.findings)

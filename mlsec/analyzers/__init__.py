@@ -12,12 +12,11 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
 from mlsec.config import ScanOptions
 from mlsec.errors import MlsecError
-from mlsec.findings import Finding, ScanError
+from mlsec.findings import EMPTY_MAPPING, Finding, ScanError
 from mlsec.rules import RuleSet
 from mlsec.walk import Target
 
@@ -60,7 +59,7 @@ class AnalysisContext(NamedTuple):
 
     options: ScanOptions
     rules: RuleSet
-    facts: Mapping[str, Any] = MappingProxyType({})
+    facts: Mapping[str, Any] = EMPTY_MAPPING
     findings: Sequence[Finding] = ()  # what earlier analyzers reported (for deduplication)
     progress: Callable[[int], None] = lambda n: None
 
