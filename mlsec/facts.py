@@ -19,6 +19,8 @@ def _jsonable(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_asdict"):  # a record: an object, not a list
+        return _jsonable(obj._asdict())
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
     return obj

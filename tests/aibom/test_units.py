@@ -305,3 +305,13 @@ def test_hash_cache_forgets_deleted_files_and_keeps_the_most_recent(tmp_path: Pa
     kept = json.loads(store.read_text())["entries"]
     # w4 is gone from disk, w3 is the least recently used; w2 was just used.
     assert sorted(kept) == sorted(str(files[i]) for i in (2, 5, 6))
+
+
+def test_facts_json_keeps_nested_records_as_objects() -> None:
+    from mlsec.facts import Dependency, DependencyFacts, ModelFacts, ModelFileFact
+
+    dep = Dependency("torch", "2.0.0", "==2.0.0", "requirements.txt", line=3)
+    nested = ModelFileFact("m.pt", "pytorch-zip", 10, metadata={"first": dep})
+    [as_json] = ModelFacts(files=(nested,)).to_json()
+    assert as_json["metadata"]["first"]["name"] == "torch"  # not a bare list of values
+    assert DependencyFacts(dependencies=(dep,)).to_json()["dependencies"][0]["line"] == 3
