@@ -5,7 +5,7 @@ the start-up fast path (mlsec/launch.py), so a scan behaves the same whichever o
 arguments. Nothing here imports typer.
 
 Exit codes: 0 nothing at or above --fail-on, 1 at least one such finding, 2 mlsec could not
-do its job (bad flags, unreadable PATH, invalid configuration, a crash).
+do its job (bad flags, unreadable PATH, invalid configuration, a crash), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mlsec.report import ScanReport
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT
 
 
 def fail(message: str) -> None:
@@ -147,4 +148,8 @@ def scan_command(
     except MlsecError as exc:
         fail(exc.diagnostic())
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        # Handled here, not by click (which exits 1, the code for "findings" in mlsec).
+        fail("interrupted")
+        return EXIT_INTERRUPTED
     return report.exit_code

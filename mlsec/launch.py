@@ -61,7 +61,7 @@ def parse_scan(argv: list[str]) -> dict[str, Any] | None:
 
 def main() -> None:
     """Run the command line; an unexpected exception is a crash (exit 2), not a traceback."""
-    from mlsec.commands import EXIT_ERROR, fail
+    from mlsec.commands import EXIT_ERROR, EXIT_INTERRUPTED, fail
 
     try:
         request = parse_scan(sys.argv[1:])
@@ -77,7 +77,7 @@ def main() -> None:
         raise
     except KeyboardInterrupt:
         fail("interrupted")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         # The reader went away (`mlsec scan | head`): exit like click does, without a
         # second error when Python flushes stdout at exit.

@@ -177,3 +177,29 @@ def test_closed_stdout_is_not_a_crash(tmp_path: Path) -> None:
         os.close(write_end)
     assert proc.returncode == 1
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "typer"])
+def test_interrupted_scan_exits_130_on_both_paths(
+    fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C is not exit 1 (click's code for it, and mlsec's code for findings)."""
+    import mlsec.commands
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mlsec.commands, "run_scan", interrupted)
+    argv = ["scan", str(tmp_path), "--format", "json"]
+    if fast:
+        monkeypatch.setattr(sys, "argv", ["mlsec", *argv])
+        from mlsec.launch import main
+
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 130
+        assert capsys.readouterr().err == "mlsec: error: interrupted\n"
+    else:
+        result = CliRunner().invoke(cli.app, argv)
+        assert result.exit_code == 130
+        assert "mlsec: error: interrupted" in result.output
