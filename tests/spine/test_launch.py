@@ -6,6 +6,7 @@ would; everything else must be left to typer (help, errors, other commands).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -131,20 +132,31 @@ def _run_entry_point(code: str, tmp_path: Path) -> subprocess.CompletedProcess[s
     )
 
 
-def test_scan_starts_without_typer(tmp_path: Path) -> None:
-    (tmp_path / "train.py").write_text("print('hi')\n")
+def test_scan_of_a_model_starts_without_typer_or_dataclasses(tmp_path: Path) -> None:
+    """The start-up budget: no typer/click/rich for JSON output, no dataclasses (see
+    mlsec/findings.py) on the path a checkpoint scan takes. (modelscan, which brings its own
+    imports, is off here: it skips large checkpoints anyway.)"""
+    import zipfile
+
+    (tmp_path / ".mlsec.toml").write_text("[models]\nmodelscan = false\n")
+
+    with zipfile.ZipFile(tmp_path / "model.pt", "w") as archive:  # a minimal torch.save zip
+        archive.writestr("model/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("model/version", b"3\n")
     code = (
         "import sys\n"
         f"sys.argv = ['mlsec', 'scan', {str(tmp_path)!r}, '--format', 'json', '--no-git']\n"
         "import mlsec.launch\n"
         "try:\n    mlsec.launch.main()\n"
         "except SystemExit as exc:\n"
-        "    loaded = {m.split('.')[0] for m in sys.modules} & {'typer', 'click', 'rich'}\n"
+        "    heavy = {'typer', 'click', 'rich', 'dataclasses'}\n"
+        "    loaded = {m.split('.')[0] for m in sys.modules} & heavy\n"
         "    print('exit', exc.code, sorted(loaded), file=sys.stderr)\n"
     )
     proc = _run_entry_point(code, tmp_path)
     assert proc.stderr.strip() == "exit 0 []", proc.stderr
-    assert '"findings": []' in proc.stdout
+    report = json.loads(proc.stdout)
+    assert [(f["rule_id"], f["path"]) for f in report["findings"]] == [("MLS102", "model.pt")]
 
 
 def test_fast_path_crash_is_exit_2_without_traceback(tmp_path: Path) -> None:
