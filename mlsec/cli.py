@@ -18,6 +18,7 @@ from mlsec import __version__
 from mlsec.commands import (
     EXIT_ERROR,
     fail,
+    resolved,
     run_scan,
     scan_command,
     warn_errors,
@@ -266,7 +267,7 @@ def bom(
             path,
             config,
             offline=offline,
-            vuln_db=vuln_db.resolve() if vuln_db else None,
+            vuln_db=resolved(vuln_db),
             use_git=False if no_git else None,
             reproducible=True if reproducible else None,
             build_bom=True,
@@ -411,7 +412,7 @@ def db_info(
     from mlsec.deps.database import database_info
 
     try:
-        info = database_info(vuln_db.resolve() if vuln_db else None)
+        info = database_info(resolved(vuln_db))
     except MlsecError as exc:
         fail(exc.diagnostic())
         raise typer.Exit(EXIT_ERROR) from None

@@ -90,7 +90,8 @@ def warn_errors(report: ScanReport) -> None:
         )
 
 
-def _resolved(path: Path | None) -> Path | None:
+def resolved(path: Path | None) -> Path | None:
+    """An option's path made absolute (None stays None)."""
     return path.resolve() if path else None
 
 
@@ -122,9 +123,9 @@ def scan_command(
             path,
             config,
             offline=offline,
-            vuln_db=_resolved(vuln_db),
-            trusted_root=_resolved(trusted_root),
-            baseline=_resolved(baseline),
+            vuln_db=resolved(vuln_db),
+            trusted_root=resolved(trusted_root),
+            baseline=resolved(baseline),
             select=split_ids(select),
             ignore=split_ids(ignore),
             use_git=False if no_git else None,

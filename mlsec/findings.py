@@ -4,8 +4,9 @@ On the scan path (what every `mlsec scan` imports), immutable records are ``Name
 classes rather than frozen dataclasses: on Python 3.11 each frozen dataclass costs about a
 millisecond to create at import (its methods are generated and compiled) and the dataclasses
 module pulls in inspect, ast and dis (10 ms more). `mlsec scan` would pay 25 ms of its 0.1 s
-start-up for them, on every commit. Mutable records there are small slotted classes for the
-same reason. Modules off that path (BOM, signatures, dependency audit) use dataclasses.
+start-up for them, on every commit. Mutable records there are small slotted classes
+(:class:`mlsec.records.Slotted`) for the same reason. Modules off that path (BOM, signatures,
+dependency audit) use dataclasses.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ no reliable magic (ONNX and TensorFlow protobufs, protocol 0/1 pickles) fall bac
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import re
 from collections.abc import Collection
@@ -152,12 +153,20 @@ def is_keras_zip(path: str | os.PathLike[str]) -> bool:
     """Whether the zip at ``path`` is a Keras v3 archive (config.json at the top level, beside
     metadata.json or the weights). Reads only the central directory, with mlsec's tolerant
     zip reader, so checking a large PyTorch checkpoint costs nothing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return _keras_zip(os.fspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)  # the formats and modelscan analyzers ask about one zip
+def _keras_zip(path: str, size: int, mtime_ns: int) -> bool:
     from mlsec.formats import FormatError
     from mlsec.formats.zipread import read_zip
 
     try:
         with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
             names = {m.name for m in read_zip(handle, size, _KERAS_MAX_MEMBERS).members}
     except (OSError, FormatError):
         return False

@@ -17,6 +17,7 @@ from typing import NamedTuple
 from mlsec.config import DEFAULT_EXCLUDED_DIRS, ScanOptions
 from mlsec.findings import Finding, ScanError, Skipped
 from mlsec.globs import any_match
+from mlsec.records import Slotted
 from mlsec.rules import RuleSet
 from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer, sniff
 
@@ -33,7 +34,7 @@ class Target(NamedTuple):
         return self.path
 
 
-class WalkResult:
+class WalkResult(Slotted):
     """What the walk found (the walker fills it in)."""
 
     __slots__ = ("errors", "findings", "git", "skipped", "targets")

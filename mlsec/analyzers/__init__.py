@@ -17,6 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 from mlsec.config import ScanOptions
 from mlsec.errors import MlsecError
 from mlsec.findings import EMPTY_MAPPING, Finding, ScanError
+from mlsec.records import Slotted
 from mlsec.rules import RuleSet
 from mlsec.walk import Target
 
@@ -32,7 +33,7 @@ ANALYZERS: tuple[str, ...] = (
 )
 
 
-class AnalyzerResult:
+class AnalyzerResult(Slotted):
     """What one analyzer returns; analyzers fill it as they go."""
 
     __slots__ = ("errors", "facts", "findings")
@@ -46,12 +47,6 @@ class AnalyzerResult:
         self.findings: list[Finding] = findings if findings is not None else []
         self.errors: list[ScanError] = errors if errors is not None else []
         self.facts = facts
-
-    def __repr__(self) -> str:
-        return (
-            f"AnalyzerResult(findings={self.findings!r}, errors={self.errors!r}, "
-            f"facts={self.facts!r})"
-        )
 
 
 class AnalysisContext(NamedTuple):

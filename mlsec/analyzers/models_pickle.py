@@ -49,6 +49,7 @@ from mlsec.formats.streams import (
     open_decompressed,
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
+from mlsec.records import Slotted
 from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, is_keras_archive, sniff
 from mlsec.walk import Target
 
@@ -157,7 +158,7 @@ class PickleModelsAnalyzer(FileAnalyzer):
         return findings
 
 
-class _MemberImports:
+class _MemberImports(Slotted):
     """Imports seen in one member (all its pickles), judged once at the end."""
 
     __slots__ = ("imports", "member", "pickles")

@@ -18,10 +18,10 @@ from __future__ import annotations
 import codecs
 import struct
 from collections.abc import Callable
-from reprlib import recursive_repr
 from typing import Any, NamedTuple
 
 from mlsec.formats.streams import Budget, ByteReader, Truncated
+from mlsec.records import Slotted
 
 KEEP_BYTES = 1 << 20  # payloads up to this size are kept (rendering, nested pickles)
 MAX_ITEMS = 256  # items kept per container (enough to render and to read small states)
@@ -67,20 +67,8 @@ class Mark:
 MARK = Mark()
 
 
-class _Value:
-    """Base of the machine's stack values. They are created per opcode and imported on every
-    scan, so they are slotted classes without generated methods (on Python 3.11 a dataclass
-    costs about half a millisecond to create, and one more dict per instance)."""
-
-    __slots__: tuple[str, ...] = ()
-
-    @recursive_repr()  # a Global lists its Calls, and each Call names its Global
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-
-class Global(_Value):
+# The machine's stack values are created per opcode: slotted records, no generated methods.
+class Global(Slotted):
     """An imported object: ``module`` and ``name`` exactly as written in the pickle."""
 
     __slots__ = ("calls", "module", "name", "offset", "opcode")
@@ -97,7 +85,7 @@ class Global(_Value):
         return f"{self.module}.{self.name}"
 
 
-class Unresolved(_Value):
+class Unresolved(Slotted):
     """An import whose module or name is not a constant string (computed, or an EXT code)."""
 
     __slots__ = ("calls", "detail", "offset", "opcode")
@@ -109,7 +97,7 @@ class Unresolved(_Value):
         self.calls: list[Call] = []
 
 
-class Call(_Value):
+class Call(Slotted):
     """The result of calling ``func`` with ``args`` (REDUCE/NEWOBJ/OBJ/INST)."""
 
     __slots__ = ("args", "func", "kwargs", "offset", "state")
@@ -122,7 +110,7 @@ class Call(_Value):
         self.state: Any = None
 
 
-class BytesRef(_Value):
+class BytesRef(Slotted):
     """A payload too large to keep: where it is in the stream and how long it is."""
 
     __slots__ = ("length", "start")
@@ -132,7 +120,7 @@ class BytesRef(_Value):
         self.length = length
 
 
-class Opaque(_Value):
+class Opaque(Slotted):
     """Something the machine does not model (persistent ids, out-of-band buffers)."""
 
     __slots__ = ("label",)
@@ -156,7 +144,7 @@ class NestedPayload(NamedTuple):
     offset: int
 
 
-class PickleResult(_Value):
+class PickleResult(Slotted):
     """What one pickle (one PROTO..STOP program) imports and calls; the machine fills it in."""
 
     __slots__ = (

@@ -16,6 +16,7 @@ from typing import IO, NamedTuple, cast
 
 from mlsec.formats import FormatError
 from mlsec.formats.streams import Budget, Window, open_decompressed
+from mlsec.records import Slotted
 
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
@@ -27,7 +28,7 @@ _MAX_COMMENT = 0xFFFF
 METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma", 93: "zstd"}
 
 
-class ZipMember:
+class ZipMember(Slotted):
     """One central-directory entry (slotted: a checkpoint has hundreds of them)."""
 
     __slots__ = (
@@ -61,9 +62,6 @@ class ZipMember:
         self.header_offset = header_offset
         self.data_offset: int | None = None  # resolved from the local header
         self.anomalies: list[str] = []
-
-    def __repr__(self) -> str:
-        return f"ZipMember({self.name!r}, method={self.method}, size={self.size})"
 
     @property
     def is_dir(self) -> bool:
