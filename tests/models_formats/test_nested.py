@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import struct
-import tarfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from fixtures.generate_formats import (
     write_gguf,
 )
 from mlsec.findings import Severity
+from tests.models_pickle.conftest import plain_zip, tar_bytes
 
 FORMATS = Path(__file__).resolve().parents[2] / "fixtures" / "formats"
 BOTH = (
@@ -33,22 +32,8 @@ def rules_of(report: Any) -> list[tuple[str, str, str, str | None]]:
     return sorted((f.rule_id, f.severity.value, f.path, f.member) for f in report.findings)
 
 
-def zip_bytes(members: Mapping[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def tar_bytes(members: Mapping[str, bytes], mode: str = "w") -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    return plain_zip(members, zipfile.ZIP_DEFLATED)
 
 
 def gguf_bytes(tmp_path: Path, template: str) -> bytes:
