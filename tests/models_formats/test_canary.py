@@ -16,21 +16,15 @@ from fixtures.generate_formats import (
     write_gguf,
     write_keras_h5,
 )
+from tests.models_formats.helpers import lambda_layer
 
 
 def test_canaries_never_fire(tmp_path: Path, cli: Callable[..., Any]) -> None:
     canary = tmp_path / "CANARY"
     command = f"open({str(canary)!r}, 'w').write('fired')"
-    code = base64.b64encode(marshal.dumps(compile(command, "<lambda>", "exec"))).decode()
-    lam3 = {
-        "module": "keras.layers",
-        "class_name": "Lambda",
-        "registered_name": None,
-        "config": {
-            "name": "lam",
-            "function": {"class_name": "__lambda__", "config": {"code": code}},
-        },
-    }
+    marshalled = marshal.dumps(compile(command, "<lambda>", "exec"))
+    code = base64.b64encode(marshalled).decode()
+    lam3 = lambda_layer(marshalled)
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "m.keras").write_bytes(keras_zip(keras3_config([lam3])))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import struct
 import zipfile
@@ -18,6 +17,7 @@ from fixtures.generate_formats import (
     write_gguf,
 )
 from mlsec.findings import Severity
+from tests.models_formats.helpers import lambda_layer
 from tests.models_pickle.conftest import plain_zip, tar_bytes
 
 FORMATS = Path(__file__).resolve().parents[2] / "fixtures" / "formats"
@@ -60,19 +60,7 @@ def test_gguf_chat_template_in_zip_and_tgz(tmp_path: Path, scan_formats: Scan) -
 
 
 def test_keras_lambda_in_zip(tmp_path: Path, scan_formats: Scan) -> None:
-    code = b"\xe3\x00\x00\x00\xda\x02os\xda\x06system"
-    lam = {
-        "module": "keras.layers",
-        "class_name": "Lambda",
-        "registered_name": None,
-        "config": {
-            "name": "lam",
-            "function": {
-                "class_name": "__lambda__",
-                "config": {"code": base64.b64encode(code).decode(), "defaults": None},
-            },
-        },
-    }
+    lam = lambda_layer(b"\xe3\x00\x00\x00\xda\x02os\xda\x06system")
     inner = keras_zip(keras3_config([lam]))
     (tmp_path / "bundle.zip").write_bytes(zip_bytes({"export/evil.keras": inner}))
     report = scan_formats(tmp_path, analyzers=BOTH)

@@ -25,6 +25,7 @@ from mlsec.formats.onnx import parse_onnx, read_onnx
 from mlsec.formats.safetensors import parse_header, read_header
 from mlsec.formats.savedmodel import parse_saved_model, read_saved_model
 from mlsec.sniff import is_keras_zip
+from tests.models_formats.helpers import lambda_layer
 
 FORMATS = Path(__file__).resolve().parents[2] / "fixtures" / "formats"
 
@@ -219,18 +220,7 @@ def test_keras_h5_fixture() -> None:
 
 
 def test_keras_lambda_and_references(tmp_path: Path) -> None:
-    import base64
-
-    code = base64.b64encode(b"\xe3\x00\x00os\x00system\x00echo hi").decode()
-    lam = {
-        "module": "keras.layers",
-        "class_name": "Lambda",
-        "registered_name": None,
-        "config": {
-            "name": "lam",
-            "function": {"class_name": "__lambda__", "config": {"code": code}},
-        },
-    }
+    lam = lambda_layer(b"\xe3\x00\x00os\x00system\x00echo hi")
     custom = {
         "module": "evil_pkg.layers",
         "class_name": "Backdoor",
