@@ -58,6 +58,19 @@ def join_member(*parts: str | None) -> str | None:
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 
+class Suppression(NamedTuple):
+    """Why a finding does not gate: it stays in the report, marked, never silently dropped.
+
+    ``kind`` follows SARIF: ``inSource`` for what the scanned repository itself says (its own
+    configuration, an inline ``# mlsec: ignore[...]`` comment), ``external`` for what the
+    operator says (a baseline, a ``--config`` file outside the tree).
+    """
+
+    kind: str  # "inSource" or "external"
+    justification: str  # the reason given, or what the suppression is (e.g. "in baseline")
+    source: str  # where it was said: "ml/.mlsec.toml: suppress[0]", "requirements.txt:3"
+
+
 class Finding(NamedTuple):
     """One problem found in one place.
 
@@ -77,6 +90,12 @@ class Finding(NamedTuple):
     key: str = ""
     source: str = "mlsec"
     details: Mapping[str, Any] = EMPTY_MAPPING
+    # Non-empty: the finding is suppressed (reported as such, never counted for the gate).
+    suppressions: tuple[Suppression, ...] = ()
+
+    @property
+    def suppressed(self) -> bool:
+        return bool(self.suppressions)
 
     @property
     def fingerprint(self) -> str:
@@ -107,6 +126,8 @@ class Finding(NamedTuple):
         }
         if self.details:
             out["details"] = dict(self.details)
+        if self.suppressions:
+            out["suppressions"] = [s._asdict() for s in self.suppressions]
         return out
 
 
@@ -117,6 +138,8 @@ class ScanError(NamedTuple):
     message: str
     member: str | None = None
     analyzer: str | None = None
+    # A bug in mlsec (an analyzer raised), not a property of the input: the scan exits 2.
+    internal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +147,7 @@ class ScanError(NamedTuple):
             "member": self.member,
             "message": self.message,
             "analyzer": self.analyzer,
+            "internal": self.internal,
         }
 
 

@@ -34,7 +34,14 @@ class ScanReport(NamedTuple):
         return [f for f in self.findings if f.severity.rank >= self.fail_on.rank]
 
     @property
+    def incomplete(self) -> bool:
+        """An analyzer failed internally: what it would have checked was not checked."""
+        return any(e.internal for e in self.errors)
+
+    @property
     def exit_code(self) -> int:
+        if self.incomplete:
+            return 2  # never a pass for what was not checked (the report is still written)
         return 1 if self.failing() else 0
 
     def summary(self) -> dict[str, Any]:

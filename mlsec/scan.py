@@ -99,6 +99,7 @@ def scan(
                     ".",
                     f"internal error ({type(exc).__name__}: {exc}); please report this",
                     analyzer=analyzer.name,
+                    internal=True,
                 )
             )
             continue

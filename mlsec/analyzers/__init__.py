@@ -105,6 +105,7 @@ class FileAnalyzer(Analyzer):
                         target.relpath,
                         f"internal error ({type(exc).__name__}: {exc}); please report this",
                         analyzer=self.name,
+                        internal=True,
                     )
                 )
             ctx.progress(1)

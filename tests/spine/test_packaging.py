@@ -17,7 +17,9 @@ def test_wheel_contains_rules_not_fixtures(tmp_path: Path) -> None:
     [wheel] = builders.WheelBuilder(str(REPO)).build(directory=str(tmp_path), versions=["standard"])
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(
-        n.removeprefix("mlsec/_rules/") for n in names if n.startswith("mlsec/_rules/")
+        n.removeprefix("mlsec/_rules/")
+        for n in names
+        if n.startswith("mlsec/_rules/") and n.endswith(".toml")
     )
     expected = sorted(
         p.relative_to(REPO / "rules").as_posix() for p in (REPO / "rules").rglob("*.toml")
