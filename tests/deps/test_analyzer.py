@@ -275,7 +275,7 @@ def test_cli_db_info_and_update_from_a_local_url(cli, tmp_path: Path, isolated_c
     assert proc.returncode == 2 and "mlsec db update" in proc.stderr
     proc = cli("db", "update", "--url", export.as_uri(), env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "22 advisories" in proc.stdout and "sha256:" in proc.stdout
+    assert "24 advisories" in proc.stdout and "sha256:" in proc.stdout
     meta = json.loads((isolated_cache / "osv" / "mlsec-db.json").read_text())
     assert meta["url"] == export.as_uri() and len(meta["sha256"]) == 64
     proc = cli("db", "info", env=env)
