@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
@@ -1023,3 +1023,60 @@ def group_severity(
     if levels:
         return max(levels, key=lambda s: s.rank), None, None
     return None, None, None
+
+
+# -- what a range allows -----------------------------------------------------------------------
+class RangeExposure(NamedTuple):
+    """Known-vulnerable releases a version range allows, and the floor that avoids them."""
+
+    lowest: str  # the lowest known release the range allows (affected)
+    vulnerable: int  # known releases the range allows that some advisory affects
+    floor: str | None  # the lowest release above every affected one, itself unaffected
+    ids: tuple[str, ...]  # advisories affecting the allowed releases (primary ids)
+
+
+def range_exposure(specifier: str, records: Sequence[OsvRecord]) -> RangeExposure | None:
+    """What ``specifier`` allows of the releases the package's records name, when its lowest
+    allowed one is known-vulnerable; None otherwise (or when nothing is known).
+
+    An offline database has no list of every release; the records' listed, introduced and
+    fixed versions are the releases known here. Pre-, dev- and post-releases are left out
+    (an installer skips pre-releases, and a floor is a final release)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        spec = SpecifierSet(specifier)
+    except InvalidSpecifier:
+        return None
+    live = [r for r in records if not r.withdrawn]
+    if not live:
+        return None
+    known: set[Version] = set()
+    for record in live:
+        for affected in record.affected:
+            for events in affected.ranges:
+                known.update(b for _, v in events if v != "0" and (b := parse_version(v)))
+            known.update(b for v in affected.versions if (b := parse_version(v)))
+    releases = sorted(
+        public_version(v)
+        for v in known
+        if not (v.is_prerelease or v.is_devrelease or v.is_postrelease)
+    )
+    allowed = [v for v in releases if spec.contains(v)]
+    if not allowed:
+        return None
+    by_release = {v: [r for r in live if r.affects(str(v))] for v in allowed}
+    if not by_release[allowed[0]]:
+        return None
+    affected_allowed = [v for v in allowed if by_release[v]]
+    worst = max(affected_allowed)
+    floor = next(
+        (v for v in releases if v > worst and not any(r.affects(str(v)) for r in live)), None
+    )
+    ids = sorted({r.id for v in affected_allowed for r in by_release[v]}, key=_id_rank)
+    return RangeExposure(
+        lowest=str(allowed[0]),
+        vulnerable=len(affected_allowed),
+        floor=str(floor) if floor is not None else None,
+        ids=tuple(ids),
+    )
