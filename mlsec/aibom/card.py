@@ -15,6 +15,7 @@ their headings mean ("Intended uses", "Direct Use", "Bias, Risks, and Limitation
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,7 @@ MAX_CARD_BYTES = 1024 * 1024
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_SECTION_CHARS = 2000
 MAX_SECTIONS = 512  # headings looked at per card
+MAX_BLOCKS = 10_000  # Markdown blocks looked at per card (real cards have a few hundred)
 # Bounds on what is taken from lists in front matter: YAML aliases let a small file describe
 # huge (shared) structures, so every loop over card data is capped.
 MAX_ITEMS = 256
@@ -45,7 +47,12 @@ _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _LINK = re.compile(r"!?\[([^\]\n]{0,500})\]\([^)\n]{0,2000}\)")
 _EMPHASIS = re.compile(r"(\*\*|__|`)")
 # A template placeholder left unrendered ({{ model_summary }}) is no description.
-_TEMPLATE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+_TEMPLATE_TAG = re.compile(r"\{\{[^}\n]{0,500}\}\}|\{%[^%\n]{0,500}%\}")
+# Inline patterns are bounded, and applied to bounded text only (MAX_INLINE_CHARS), so a
+# hostile card of one long line costs linear time.
+MAX_INLINE_CHARS = 4 * MAX_SECTION_CHARS
+# Instructions a generated card leaves for its author ("[TODO: describe the data ...]").
+_TODO = re.compile(r"\[TODO\b[^\]\n]{0,2000}\]|^[ \t]*TODO\b[^\n]*$", re.MULTILINE | re.IGNORECASE)
 
 # Sections by meaning. Each heading (lower-cased, "[optional]" and punctuation removed) is
 # matched against these in order; a heading may fill several roles ("Bias, Risks, and
@@ -267,7 +274,7 @@ def _prose(block: _Block) -> str | None:
     """The block's plain text if it is a prose paragraph worth calling a description."""
     if block.kind != "paragraph":
         return None
-    text = _plain(_TEMPLATE_TAG.sub("", block.text))
+    text = _plain(_TODO.sub("", _TEMPLATE_TAG.sub("", block.text[:MAX_INLINE_CHARS])))
     if is_missing(text) or not any(c.isalpha() for c in text):
         return None
     if text.startswith(("[!", "[[")):  # admonitions, doc-builder directives
@@ -289,8 +296,12 @@ def _first_paragraph(blocks: list[_Block]) -> str | None:
     "How to Get Started" or "Citation" describes something else."""
     seen_heading = False
     allowed = True
+    headings = 0
     for block in blocks:
         if block.kind == "heading":
+            headings += 1
+            if headings > MAX_SECTIONS:
+                return None
             heading = _normalise_heading(block.text)
             allowed = not seen_heading or bool(_DESCRIPTION_HEADING.match(heading))
             seen_heading = True
@@ -305,7 +316,7 @@ def _first_paragraph(blocks: list[_Block]) -> str | None:
 
 
 def _normalise_heading(title: str) -> str:
-    title = _plain(title).lower()
+    title = _plain(title[:500]).lower()
     title = re.sub(r"\[optional\]", " ", title)
     title = title.replace("&", " and ")
     title = re.sub(r"[^a-z0-9]+", " ", title)
@@ -329,14 +340,19 @@ def _roles(title: str) -> list[str]:
 def _section_text(blocks: list[_Block]) -> str:
     """A section's text: its prose, lists and tables (not its code), placeholders dropped."""
     parts = []
+    size = 0
     for block in blocks:
         if block.kind in ("code", "html", "rule"):
             continue
-        text = _TEMPLATE_TAG.sub("", block.text).replace(PLACEHOLDER, "").strip()
+        if size > MAX_SECTION_CHARS:
+            break
+        raw = block.text[:MAX_INLINE_CHARS]
+        text = _TODO.sub("", _TEMPLATE_TAG.sub("", raw)).replace(PLACEHOLDER, "").strip()
         if block.kind == "paragraph":
             text = _plain(text)
         if text and any(c.isalpha() for c in text):
             parts.append(text)
+            size += len(text)
     joined = "\n\n".join(parts)
     return joined[:MAX_SECTION_CHARS]
 
@@ -431,7 +447,7 @@ def parse_card(path: Path, relpath: str) -> ModelCard:
 
 def parse_card_text(text: str, relpath: str) -> ModelCard:
     meta, body = split_front_matter(text)
-    blocks = list(_blocks(body))
+    blocks = list(itertools.islice(_blocks(body), MAX_BLOCKS))
     sections = _sections(blocks)
     base = ModelCard(
         path=relpath,
