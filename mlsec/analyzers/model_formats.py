@@ -454,7 +454,7 @@ class FormatChecks:
             target,
             info.format,
             "keras",
-            None,
+            getattr(info, "parameter_count", None),
             {**info.metadata_json(), "lambda_layers": len(info.lambdas)},
         )
 

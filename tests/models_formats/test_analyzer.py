@@ -48,7 +48,7 @@ def test_benign_fixtures_clean_and_facts(tmp_path: Path, scan_formats: Scan) -> 
     by_path = {f.path: f for f in facts.files}
     assert {p: (f.format, f.framework, f.parameter_count) for p, f in by_path.items()} == {
         "model.gguf": ("gguf", "gguf", 256),
-        "model.h5": ("keras-h5", "keras", None),
+        "model.h5": ("keras-h5", "keras", 10),  # kernel 4x2 and bias 2: weight shapes
         "model.keras": ("keras", "keras", None),
         "model.onnx": ("onnx", "onnx", 12),
         "model.safetensors": ("safetensors", "pytorch", 36),
