@@ -22,7 +22,6 @@ findings name the archive as ``path`` and the nested member as ``member``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NamedTuple
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
+from mlsec.analyzers.chat_template import is_template_file
 from mlsec.facts import ModelFacts, ModelFileFact
 from mlsec.findings import Finding, Severity, join_member
 from mlsec.formats import FormatError
@@ -39,9 +39,6 @@ from mlsec.walk import Target
 
 _SAFETENSORS_EXT = (".safetensors",)
 _GGUF_EXT = (".gguf",)
-# Hugging Face files that carry chat templates (rendered by loaders as Jinja).
-_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.json", "chat_template.jinja")
-_MAX_TEMPLATE_FILE = 64 * 1024 * 1024
 # safetensors ``__metadata__["format"]`` values written by the frameworks' savers.
 _SAFETENSORS_FRAMEWORKS = {
     "pt": "pytorch",
@@ -132,7 +129,7 @@ def wants_member(kind: FileKind, name: str) -> bool:
     if kind not in (FileKind.BINARY, FileKind.TEXT):
         return False
     lower = name.lower()
-    if kind is FileKind.TEXT and lower.endswith(_TEMPLATE_FILES):
+    if is_template_file(lower):
         return True  # Hugging Face chat templates, as beside the weights
     return lower.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",))
 
@@ -163,8 +160,10 @@ class ModelFormatsAnalyzer(FileAnalyzer):
             return True  # decided in analyze_file: Keras or not
         name = target.relpath.lower()
         # A broken header can defeat content sniffing; the extension still says what it is.
-        return kind is FileKind.BINARY or name.endswith(
-            _SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",) + _TEMPLATE_FILES
+        return (
+            kind is FileKind.BINARY
+            or is_template_file(name)
+            or name.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",))
         )
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
@@ -200,7 +199,7 @@ class FormatChecks:
         ctx = self.ctx
         kind = target.kind
         name = target.name.lower()
-        if name.endswith(_TEMPLATE_FILES) and kind is FileKind.TEXT:
+        if is_template_file(name) and kind in (FileKind.TEXT, FileKind.BINARY):
             yield from self._template_file(target, ctx)
         elif kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
             yield from self._safetensors(target, ctx)
@@ -270,7 +269,7 @@ class FormatChecks:
 
     # -- GGUF -------------------------------------------------------------------------------
     def _gguf(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
-        from mlsec.analyzers.chat_template import template_issues
+        from mlsec.analyzers.chat_template import template_findings
         from mlsec.formats.gguf import read_gguf
 
         try:
@@ -280,17 +279,10 @@ class FormatChecks:
             self._fact(target, "gguf", "gguf", None, {})
             return
         for key, template in info.chat_templates.items():
-            if key in info.truncated_keys:
-                yield _finding(
-                    ctx,
-                    target,
-                    "MLS144",
-                    f"Chat template {key} is too large to check (over {len(template)} bytes)",
-                    inner=key,
-                    key=f"{key}:syntax",
-                )
-                continue
-            yield from _template_findings(ctx, target, key, template, template_issues(template))
+            cut = len(template) if key in info.truncated_keys else None
+            yield from template_findings(
+                ctx, target.relpath, target.within(key), key, template, truncated_at=cut
+            )
         metadata = info.metadata_json()
         metadata["gguf_version"] = info.version
         metadata["tensor_count"] = info.tensor_count
@@ -300,28 +292,11 @@ class FormatChecks:
 
     def _template_file(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         """Chat templates shipped beside the weights (Hugging Face tokenizer files)."""
-        from mlsec.analyzers.chat_template import template_issues
+        from mlsec.analyzers.chat_template import template_file_findings
 
-        if target.size > _MAX_TEMPLATE_FILE:
-            return
-        text = target.path.read_bytes().decode("utf-8", "replace")
-        templates: dict[str, str] = {}
-        if target.name.lower().endswith(".jinja"):
-            templates["chat_template"] = text
-        else:
-            try:
-                document = json.loads(text)
-            except (json.JSONDecodeError, RecursionError):
-                return  # not JSON: not a tokenizer configuration this check understands
-            value = document.get("chat_template") if isinstance(document, dict) else None
-            if isinstance(value, str):
-                templates["chat_template"] = value
-            elif isinstance(value, list):
-                for entry in value:
-                    if isinstance(entry, dict) and isinstance(entry.get("template"), str):
-                        templates[f"chat_template.{entry.get('name', '')}"] = entry["template"]
-        for key, template in templates.items():
-            yield from _template_findings(ctx, target, key, template, template_issues(template))
+        yield from template_file_findings(
+            ctx, target.path, target.relpath, target.member, target.name
+        )
 
     # -- ONNX -------------------------------------------------------------------------------
     def _onnx(self, target: Subject, ctx: AnalysisContext, sniffed: bool) -> Iterator[Finding]:
@@ -574,49 +549,6 @@ def _finding(
 def _with_severity(fact: ModelFileFact, severity: Severity) -> ModelFileFact:
 
     return fact._replace(max_severity=severity)
-
-
-def _template_findings(
-    ctx: AnalysisContext, target: Subject, key: str, template: str, issues: Sequence[Any]
-) -> Iterator[Finding]:
-    internals = [i for i in issues if i.kind == "internals"]
-    dynamic = [i for i in issues if i.kind == "dynamic"]
-    syntax = [i for i in issues if i.kind == "syntax"]
-    details: dict[str, Any] = {"metadata_key": key, "template_excerpt": template[:300]}
-    if internals:
-        names = ", ".join(i.name for i in internals[:10])
-        yield _finding(
-            ctx,
-            target,
-            "MLS143",
-            f"Chat template {key} accesses Python internals ({names}): template injection"
-            " that runs code in loaders rendering it outside Jinja's sandbox",
-            inner=key,
-            key=f"{key}:internals",
-            details={**details, "names": [i.name for i in internals], "line": internals[0].line},
-        )
-    if dynamic:
-        names = ", ".join(i.name for i in dynamic[:6])
-        yield _finding(
-            ctx,
-            target,
-            "MLS145",
-            f"Chat template {key} builds attribute names dynamically or spells Python"
-            f" internals in strings ({names})",
-            inner=key,
-            key=f"{key}:dynamic",
-            details={**details, "names": [i.name for i in dynamic], "line": dynamic[0].line},
-        )
-    if syntax:
-        yield _finding(
-            ctx,
-            target,
-            "MLS144",
-            f"Chat template {key} is not valid Jinja: {syntax[0].name}",
-            inner=key,
-            key=f"{key}:syntax",
-            details={**details, "line": syntax[0].line},
-        )
 
 
 def _escape_reason(model_dir: Path, location: str) -> str | None:
