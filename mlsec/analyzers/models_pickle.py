@@ -17,11 +17,11 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
 from mlsec.analyzers.model_formats import check_member, wants_member
+from mlsec.analyzers.pickle_judge import MemberImports, judge
 from mlsec.analyzers.pickle_policy import (
     ModelsConfig,
     PicklePolicy,
     Tier,
-    framework_of,
     parse_models_config,
 )
 from mlsec.errors import MlsecError
@@ -36,7 +36,6 @@ from mlsec.formats.pickle import (
     PickleError,
     PickleHooks,
     PickleResult,
-    Unresolved,
     render,
     run_pickle,
 )
@@ -49,7 +48,6 @@ from mlsec.formats.streams import (
     open_decompressed,
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
-from mlsec.records import Slotted
 from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, is_keras_archive, sniff
 from mlsec.walk import Target
 
@@ -112,6 +110,8 @@ _SUSPICIOUS_CODE = re.compile(
     r"|\b(?:os|subprocess|socket|sys|builtins|shutil|ctypes)\.\w+",
     re.MULTILINE,
 )
+# joblib's array wrapper, also under its old name vendored in scikit-learn (< 0.23)
+_JOBLIB_MODULES = frozenset({"joblib.numpy_pickle", "sklearn.externals.joblib.numpy_pickle"})
 _FORMAT_RANK = {
     "pickle": 1,
     "zip": 1,
@@ -156,17 +156,6 @@ class PickleModelsAnalyzer(FileAnalyzer):
         if fact is not None:
             self._facts.append(fact)
         return findings
-
-
-class _MemberImports(Slotted):
-    """Imports seen in one member (all its pickles), judged once at the end."""
-
-    __slots__ = ("imports", "member", "pickles")
-
-    def __init__(self, member: str | None) -> None:
-        self.member = member
-        self.pickles = 0
-        self.imports: dict[str, Global | Unresolved] = {}
 
 
 class _FileScan:
@@ -322,7 +311,7 @@ class _FileScan:
         PROTO opcode (no pickle-like name). Raw tensor bytes can start that way too, so if it
         breaks before importing anything it is not a pickle, and no finding is made.
         """
-        acc = _MemberImports(member)
+        acc = MemberImports(member)
         results: list[PickleResult] = []
         legacy = False
         try:
@@ -386,64 +375,23 @@ class _FileScan:
             key="after-stop",
         )
 
-    def _collect(self, res: PickleResult, acc: _MemberImports) -> None:
+    def _collect(self, res: PickleResult, acc: MemberImports) -> None:
         self.pickles += 1
-        acc.pickles += 1
         if res.tensors:
             self.metadata["tensors"] = self.metadata.get("tensors", 0) + res.tensors
             self.metadata["tensor_elements"] = (
                 self.metadata.get("tensor_elements", 0) + res.tensor_elements
             )
-        for imp in res.imports:
-            key = imp.qualname if isinstance(imp, Global) else f"unresolved:{imp.detail}"
-            if key not in acc.imports or (not acc.imports[key].calls and imp.calls):
-                acc.imports[key] = imp
+        acc.add(res)
 
-    def _judge(self, acc: _MemberImports) -> None:
-        ml: list[str] = []
-        for key, imp in acc.imports.items():
-            call = imp.calls[0] if imp.calls else None
-            shown = render(call) if call is not None else None
-            offset = call.offset if call is not None else imp.offset
-            if isinstance(imp, Unresolved):
-                self.add(
-                    "MLS104",
-                    f"Pickle imports something that cannot be resolved statically:"
-                    f" {imp.detail}" + (f"; called as {shown}" if shown else ""),
-                    acc.member,
-                    offset=offset,
-                    key=key,
-                )
-                continue
-            verdict = self.policy.classify(imp.module, imp.name)
-            fw = framework_of(verdict.resolved)
-            if fw is not None and verdict.tier is not Tier.CRITICAL:
-                self.frameworks.add(fw)
-            if verdict.resolved.startswith("joblib.numpy_pickle."):
-                self.set_format("joblib")
-            resolved = "" if verdict.resolved == key else f" (loads {verdict.resolved})"
-            details = {"global": key, "resolved": verdict.resolved, "opcode": imp.opcode}
-            if shown:
-                details["call"] = shown
-            if verdict.tier in (Tier.CRITICAL, Tier.UNKNOWN):
-                what = f"Pickle {'calls ' + shown if shown else 'imports ' + key}{resolved}"
-                if verdict.tier is Tier.CRITICAL:
-                    rule, message = "MLS101", f"{what}: {verdict.reason}"
-                else:
-                    rule, message = "MLS104", f"{what}, which is {verdict.reason}"
-                self.add(rule, message, acc.member, offset=offset, key=key, details=details)
-            elif verdict.tier is Tier.ML:
-                ml.append(key)
-        if ml:
-            listed = ", ".join(ml[:6]) + (f" and {len(ml) - 6} more" if len(ml) > 6 else "")
-            self.add(
-                "MLS103",
-                f"Pickle reconstructs objects of ML/data libraries ({listed}); loading it"
-                " runs their code and requires trusting the producer",
-                acc.member,
-                key="ml-globals",
-                details={"globals": ml},
-            )
+    def _judge(self, acc: MemberImports) -> None:
+        judgement = judge(acc, self.policy)
+        self.frameworks.update(judgement.frameworks)
+        if judgement.joblib:
+            self.set_format("joblib")
+        for j in judgement.findings:
+            self.add(j.rule_id, j.message, acc.member, offset=j.offset, key=j.key,
+                     details=j.details)
 
     def _scan_nested(
         self, results: list[PickleResult], reader: ByteReader, member: str | None
@@ -477,18 +425,18 @@ class _FileScan:
                     raw.seek(here)
 
     # -- joblib inline arrays -------------------------------------------------------------
-    def _hooks(self, acc: _MemberImports) -> PickleHooks:
+    def _hooks(self, acc: MemberImports) -> PickleHooks:
         def after_build(obj: Any, reader: ByteReader, machine: Machine) -> None:
             if not (isinstance(obj, Call) and isinstance(obj.func, Global)):
                 return
-            if obj.func.name != "NumpyArrayWrapper" or not obj.func.module.startswith("joblib"):
+            if obj.func.name != "NumpyArrayWrapper" or obj.func.module not in _JOBLIB_MODULES:
                 return
             self._joblib_array(obj, reader, machine, acc)
 
         return PickleHooks(after_build=after_build)
 
     def _joblib_array(
-        self, wrapper: Call, reader: ByteReader, machine: Machine, acc: _MemberImports
+        self, wrapper: Call, reader: ByteReader, machine: Machine, acc: MemberImports
     ) -> None:
         """Skip (or scan) the array data joblib writes right after a NumpyArrayWrapper."""
         state = wrapper.state if isinstance(wrapper.state, dict) else {}
@@ -520,7 +468,7 @@ class _FileScan:
             reader.skip(count * itemsize)
         machine.stack[-1] = Opaque("<ndarray>")
 
-    def _shadow_parse(self, data: bytes, acc: _MemberImports) -> None:
+    def _shadow_parse(self, data: bytes, acc: MemberImports) -> None:
         """Read joblib's raw array bytes as opcodes, as plain ``pickle.load`` would.
 
         joblib skips them, but anyone loading the file with pickle.load (or
