@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
-from mlsec.analyzers.model_formats import check_member, wants_member
 from mlsec.analyzers.pickle_policy import (
     ModelsConfig,
     PicklePolicy,
@@ -49,37 +48,38 @@ from mlsec.formats.streams import (
     open_decompressed,
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
+from mlsec.models.checks import check_member, wants_member
+from mlsec.models.registry import PICKLE_EXTENSIONS, WALKED, FileKind
+from mlsec.models.sniff import HEAD_SIZE, is_keras_archive, sniff
 from mlsec.records import Slotted
-from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, is_keras_archive, sniff
 from mlsec.walk import Target
 
 if TYPE_CHECKING:
     import tarfile
 
-ACCEPTED = frozenset(
-    {
-        FileKind.PICKLE,
-        FileKind.ZIP,
-        FileKind.TAR,
-        FileKind.GZIP,
-        FileKind.BZIP2,
-        FileKind.XZ,
-        FileKind.LZMA,
-        FileKind.LZ4,
-        FileKind.ZLIB,
-        FileKind.JOBLIB_ZFILE,
-        FileKind.NUMPY,
-    }
-)
+ACCEPTED = WALKED  # the kinds the container walk opens (rows of mlsec.models.registry)
 _COMPRESSED = {
     FileKind.GZIP: "gzip",
     FileKind.BZIP2: "bzip2",
     FileKind.XZ: "xz",
     FileKind.LZMA: "lzma",
     FileKind.LZ4: "lz4",
+    FileKind.ZSTD: "zstd",
     FileKind.ZLIB: "zlib",
 }
-_COMPRESSION_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".lzma", ".lz4", ".z", ".zlib", ".tgz")
+_COMPRESSION_SUFFIXES = (
+    ".gz",
+    ".gzip",
+    ".bz2",
+    ".xz",
+    ".lzma",
+    ".lz4",
+    ".zst",
+    ".zstd",
+    ".z",
+    ".zlib",
+    ".tgz",
+)
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_TAR = {"sys_info", "pickle", "storages", "tensors"}
 _ELEMENT_SIZE = {
