@@ -300,7 +300,9 @@ class _FileScan:
             self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
         elif kind is FileKind.JOBLIB_ZFILE:
             self.metadata.setdefault("compression", "zlib (joblib zfile)")
-            stream.read(21)  # "ZF" + 19-byte hex length, then one zlib stream
+            if not _skip_zfile_header(stream):
+                self.corrupt("joblib zfile header has no valid length", member)
+                return
             inner = open_decompressed("zlib", stream, self.budget, size)
             self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
         elif kind is FileKind.NUMPY:
@@ -955,6 +957,27 @@ def _tar_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         if info is None:
             return
         yield info
+
+
+# joblib's read_zfile: "ZF", the length in hex left-justified to 19 bytes, one more space
+# from joblib <= 0.8.4 on Python 2 (a zlib stream never starts with a space), then zlib.
+_ZFILE_LENGTH = re.compile(rb"^ZF0x[0-9a-fA-F]+L? *$")
+
+
+def _skip_zfile_header(stream: IO[bytes]) -> bool:
+    """Read past a joblib zfile header, as joblib does; False if it is not one."""
+    header = stream.read(21)
+    if not _ZFILE_LENGTH.match(header):
+        return False
+    if _seekable(stream):
+        here = stream.tell()
+        if stream.read(1) != b" ":
+            stream.seek(here)
+        return True
+    peek = getattr(stream, "peek", None)  # a BufferedReader: look without consuming
+    if peek is not None and peek(1)[:1] == b" ":
+        stream.read(1)
+    return True
 
 
 def _strip_compression(name: str) -> str:

@@ -25,8 +25,9 @@ _LFS_OID = re.compile(rb"^oid sha256:([0-9a-f]{64})$", re.MULTILINE)
 _LFS_SIZE = re.compile(rb"^size (\d+)$", re.MULTILINE)
 
 
-def sniff(head: bytes, name: str) -> FileKind:
-    """The kind of a file from its first bytes (up to :data:`HEAD_SIZE`) and name.
+def sniff(head: bytes, name: str, size: int | None = None) -> FileKind:
+    """The kind of a file from its first bytes (up to :data:`HEAD_SIZE`), name and ``size``
+    (if known: it lets the pickle probe reject arguments longer than the file).
 
     Magic numbers first, in the registry's order; then the pickle probe, whatever the name
     and first byte; then the formats only a name tells (ONNX, SavedModel protobufs, which
@@ -39,7 +40,7 @@ def sniff(head: bytes, name: str) -> FileKind:
     for magic, kind in MAGIC:
         if magic(head):
             return kind
-    if looks_like_pickle(head, complete=len(head) < HEAD_SIZE):
+    if looks_like_pickle(head, len(head) < HEAD_SIZE, size):
         return FileKind.PICKLE
     lower = name.lower()
     if lower.endswith(_ONNX.names):

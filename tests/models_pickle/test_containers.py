@@ -336,7 +336,10 @@ def test_tensor_bytes_that_look_like_proto_are_not_corrupt_pickles(scan_file) ->
     report = scan_file("broken.pkl", b"\x80\x02\xff\xfe" + bytes(60))
     assert {h for h in hits(report) if h[2] == "broken.pkl"} == set()
     # A stream that decodes as a pickle and then breaks is a corrupt one.
-    report = scan_file("cut.pkl", b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01\xff" + bytes(60))
+    report = scan_file(
+        "cut.pkl",
+        b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01X\x01\x00\x00\x00bq\x02\xff" + bytes(60),
+    )
     assert ("MLS100", "medium", "cut.pkl", None) in hits(report)
 
 
