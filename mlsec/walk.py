@@ -246,7 +246,7 @@ class Walker:
                 )
             )
             return
-        kind = sniff(head, full.name)
+        kind = sniff(head, full.name, size)
         if kind is FileKind.LFS_POINTER:
             pointer = parse_lfs_pointer(head)
             if pointer is not None:

@@ -23,45 +23,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mlsec.sniff import FileKind
+from mlsec.models.registry import ALWAYS_WEIGHTS, MAYBE_WEIGHTS, WEIGHT_EXTENSIONS, FileKind
 from mlsec.walk import Target
 
-# Weight files recognised from content whatever their name.
-_ALWAYS_WEIGHTS = {FileKind.SAFETENSORS, FileKind.GGUF, FileKind.ONNX, FileKind.TF_SAVEDMODEL}
-# Kinds that are weights only with a model-ish extension (a .zip or .npy may be anything).
-_MAYBE_WEIGHTS = {
-    FileKind.PICKLE,
-    FileKind.ZIP,
-    FileKind.HDF5,
-    FileKind.JOBLIB_ZFILE,
-    FileKind.NUMPY,
-    FileKind.ZLIB,
-    FileKind.BINARY,
-    FileKind.LFS_POINTER,
-}
-WEIGHT_EXTENSIONS = frozenset(
-    {
-        ".safetensors",
-        ".gguf",
-        ".ggml",
-        ".onnx",
-        ".pt",
-        ".pth",
-        ".bin",
-        ".ckpt",
-        ".pkl",
-        ".pickle",
-        ".joblib",
-        ".h5",
-        ".hdf5",
-        ".keras",
-        ".pb",
-        ".tflite",
-        ".msgpack",
-        ".mlmodel",
-        ".model",
-    }
-)
+# Which kinds are weights, always or by name: the format registry says (mlsec.models.registry).
+_ALWAYS_WEIGHTS = ALWAYS_WEIGHTS
+_MAYBE_WEIGHTS = MAYBE_WEIGHTS
 # Arrays files are weights by name only when the name says weights.
 _ARRAY_KINDS = {FileKind.NUMPY}
 _ARRAY_EXTENSIONS = frozenset({".npy", ".npz"})

@@ -27,21 +27,17 @@ from typing import Any
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.errors import ConfigError
 from mlsec.findings import Finding, ScanError
-from mlsec.sniff import FileKind, is_keras_zip
+from mlsec.models.registry import MODELSCAN_ROUTES, FileKind
+from mlsec.models.sniff import is_keras_zip
 from mlsec.walk import Target
 
 MAX_BYTES = 256 * 1024**2
 MAX_UNCOMPRESSED_BYTES = 1024**3  # for zips: what modelscan would expand in memory
 _RULES = {"CRITICAL": "MLS190", "HIGH": "MLS191", "MEDIUM": "MLS192", "LOW": "MLS193"}
 # Kinds modelscan understands, and the modelscan format to assume when the extension does not
-# say (so a renamed pickle still gets the second opinion). Zips are opened by modelscan itself.
-_KIND_FORMATS: Mapping[FileKind, str | None] = {
-    FileKind.PICKLE: "PICKLE",
-    FileKind.NUMPY: "NUMPY",
-    FileKind.HDF5: "KERAS_H5",
-    FileKind.ZIP: None,
-    FileKind.TF_SAVEDMODEL: "TENSORFLOW",
-}
+# say (so a renamed pickle still gets the second opinion); None: modelscan opens it itself
+# (zips). The format registry's ``modelscan`` column (mlsec.models.registry).
+_KIND_FORMATS: Mapping[FileKind, str | None] = MODELSCAN_ROUTES
 _NEEDS = {
     "modelscan.scanners.H5LambdaDetectScan": "h5py",
     "modelscan.scanners.KerasLambdaDetectScan": "tensorflow",

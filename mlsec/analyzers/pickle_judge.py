@@ -185,9 +185,7 @@ def judge(acc: MemberImports, policy: PicklePolicy) -> Judgement:
                 why = verdict.reason
             via = f" through {helper}, which calls it" if helper else ""
             details["use"] = "call"
-            out.append(
-                Judged("MLS104", f"{what}{via}, which is {why}", offset, key, details)
-            )
+            out.append(Judged("MLS104", f"{what}{via}, which is {why}", offset, key, details))
         elif level == LEVEL_CONSTRUCT:
             constructed.append(key)
         else:

@@ -861,9 +861,9 @@ class Machine:
                 imp = Global(args[0], args[1], pos, "_ufunc_reconstruct")
                 self.result.imports.append(imp)
                 return imp
-        elif (
-            name == "type" and func.module in _BUILTINS and len(args) == 1
-        ) and type(args[0]) in _SCALARS:  # type(None): the type of a constant
+        elif (name == "type" and func.module in _BUILTINS and len(args) == 1) and type(
+            args[0]
+        ) in _SCALARS:  # type(None): the type of a constant
             func.uses |= USE_MODELLED
             return Call(func, args, pos)
         return None

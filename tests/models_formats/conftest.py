@@ -15,7 +15,7 @@ def scan_formats() -> Callable[..., Any]:
     from mlsec.scan import scan
 
     def _scan(path: Path, analyzers: tuple[str, ...] | None = None, **flags: Any) -> Any:
-        names = analyzers or ("mlsec.analyzers.model_formats:ModelFormatsAnalyzer",)
+        names = analyzers or ("mlsec.models.checks:ModelFormatsAnalyzer",)
         return scan(build_options(path, **flags), analyzers=names)
 
     return _scan

@@ -419,8 +419,8 @@ def test_templates_inside_archives(tmp_path: Path, scan_formats: Scan) -> None:
     report = scan_formats(
         repo,
         analyzers=(
-            "mlsec.analyzers.models_pickle:PickleModelsAnalyzer",
-            "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
+            "mlsec.models.containers:PickleModelsAnalyzer",
+            "mlsec.models.checks:ModelFormatsAnalyzer",
         ),
     )
     assert rules_of(report) == [

@@ -15,30 +15,30 @@ rendered, unmarshalled or imported) and checked for what makes the format danger
 
 Every model file also yields a :class:`~mlsec.facts.ModelFileFact` for the AIBOM.
 
-The same checks run on members of archives: the pickle analyzer's container walk hands each
-member in one of these formats to :func:`check_member` (see :func:`wants_member`), and the
-findings name the archive as ``path`` and the nested member as ``member``.
+Which check a file gets is the registry's answer (:func:`mlsec.models.registry.leaf_format`:
+each row names its ``check``, a method ``_<check>`` of :class:`FormatChecks`). The same checks
+run on members of archives: the container walk hands each member in one of these formats to
+:func:`check_member` (see :func:`wants_member`), and the findings name the archive as
+``path`` and the nested member as ``member``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NamedTuple
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
-from mlsec.analyzers.chat_template import is_template_file
 from mlsec.facts import ModelFacts, ModelFileFact
 from mlsec.findings import Finding, Severity, join_member
 from mlsec.formats import FormatError
+from mlsec.models.registry import FileKind, leaf_format, member_format
+from mlsec.models.sniff import is_keras_zip
 from mlsec.rules import load_list
-from mlsec.sniff import FileKind, is_keras_zip
 from mlsec.walk import Target
 
-_SAFETENSORS_EXT = (".safetensors",)
-_GGUF_EXT = (".gguf",)
 # safetensors ``__metadata__["format"]`` values written by the frameworks' savers.
 _SAFETENSORS_FRAMEWORKS = {
     "pt": "pytorch",
@@ -48,7 +48,6 @@ _SAFETENSORS_FRAMEWORKS = {
     "mlx": "mlx",
     "paddle": "paddle",
 }
-_KERAS_EXT = (".keras",)
 # ONNX has no magic; a ModelProto almost always starts with ir_version (field 1, varint).
 _ONNX_HEAD = re.compile(rb"^\x08[\x01-\x20]")
 # Lambda bytecode naming any of these is reported as critical (MLS151).
@@ -111,9 +110,6 @@ class Subject(NamedTuple):
 # PyTorch zip checkpoints keep raw tensor bytes in ``<folder>/data/<n>``: small int64 values
 # can look like a safetensors header length followed by "{", so those are never taken for one.
 _TORCH_STORAGE = re.compile(r"(?:^|/)data/\d+$")
-_FORMAT_KINDS = frozenset(
-    {FileKind.SAFETENSORS, FileKind.GGUF, FileKind.HDF5, FileKind.ONNX, FileKind.TF_SAVEDMODEL}
-)
 
 
 def wants_member(kind: FileKind, name: str) -> bool:
@@ -124,14 +120,7 @@ def wants_member(kind: FileKind, name: str) -> bool:
     """
     if _TORCH_STORAGE.search(name):
         return False
-    if kind in _FORMAT_KINDS:
-        return True
-    if kind not in (FileKind.BINARY, FileKind.TEXT):
-        return False
-    lower = name.lower()
-    if is_template_file(lower):
-        return True  # Hugging Face chat templates, as beside the weights
-    return lower.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",))
+    return member_format(kind, name) is not None
 
 
 def check_member(
@@ -151,20 +140,7 @@ class ModelFormatsAnalyzer(FileAnalyzer):
 
     # -- which files ------------------------------------------------------------------
     def accepts(self, target: Target) -> bool:
-        kind = target.kind
-        if kind in (FileKind.EMPTY, FileKind.LFS_POINTER):
-            return False
-        if kind in (FileKind.SAFETENSORS, FileKind.GGUF, FileKind.ONNX, FileKind.TF_SAVEDMODEL):
-            return True
-        if kind is FileKind.HDF5 or kind is FileKind.ZIP:
-            return True  # decided in analyze_file: Keras or not
-        name = target.relpath.lower()
-        # A broken header can defeat content sniffing; the extension still says what it is.
-        return (
-            kind is FileKind.BINARY
-            or is_template_file(name)
-            or name.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",))
-        )
+        return leaf_format(target.kind, target.relpath) is not None
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         self._facts = []
@@ -196,37 +172,20 @@ class FormatChecks:
         self._facts = facts
 
     def dispatch(self, target: Subject) -> Iterator[Finding]:
-        ctx = self.ctx
-        kind = target.kind
-        name = target.name.lower()
-        if is_template_file(name) and kind in (FileKind.TEXT, FileKind.BINARY):
-            yield from self._template_file(target, ctx)
-        elif kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
-            yield from self._safetensors(target, ctx)
-        elif kind is FileKind.GGUF or name.endswith(_GGUF_EXT):
-            yield from self._gguf(target, ctx)
-        elif kind is FileKind.ONNX:
-            yield from self._onnx(target, ctx, sniffed=False)
-        elif kind is FileKind.TF_SAVEDMODEL:
-            yield from self._saved_model(target, ctx, text=name.endswith(".pbtxt"))
-        elif kind is FileKind.HDF5:
-            yield from self._keras_h5(target, ctx)
-        elif kind is FileKind.ZIP:
-            yield from self._keras_zip(target, ctx)
-        elif name.endswith(_KERAS_EXT):
-            yield _finding(
-                ctx,
-                target,
-                "MLS149",
-                "File is named .keras but is neither a zip archive nor HDF5",
-                key="not-keras",
-            )
-        elif name.endswith("keras_metadata.pb"):
-            yield from self._keras_saved_metadata(target, ctx)
-        elif name.endswith(".pb"):  # small protobufs can even look like text
-            yield from self._graph_def(target, ctx)
-        elif kind is FileKind.BINARY:
-            yield from self._onnx(target, ctx, sniffed=True)
+        row = leaf_format(target.kind, target.name)
+        if row is not None and row.check is not None:
+            check: Callable[[Subject, AnalysisContext], Iterator[Finding]]
+            check = getattr(self, "_" + row.check)
+            yield from check(target, self.ctx)
+
+    def _not_keras(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
+        yield _finding(
+            ctx,
+            target,
+            "MLS149",
+            "File is named .keras but is neither a zip archive nor HDF5",
+            key="not-keras",
+        )
 
     # -- safetensors ------------------------------------------------------------------
     def _safetensors(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
@@ -299,9 +258,10 @@ class FormatChecks:
         )
 
     # -- ONNX -------------------------------------------------------------------------------
-    def _onnx(self, target: Subject, ctx: AnalysisContext, sniffed: bool) -> Iterator[Finding]:
+    def _onnx(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.formats.onnx import read_onnx
 
+        sniffed = target.kind is not FileKind.ONNX
         if sniffed:  # a binary of unknown kind: only if it starts like a ModelProto
             with open(target.path, "rb") as handle:
                 if not _ONNX_HEAD.match(handle.read(2)):
@@ -354,7 +314,7 @@ class FormatChecks:
     # -- Keras ------------------------------------------------------------------------------
     def _keras_zip(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         if not is_keras_zip(target.path):
-            if target.name.lower().endswith(_KERAS_EXT):
+            if target.name.lower().endswith(".keras"):
                 yield _finding(
                     ctx,
                     target,
@@ -474,16 +434,16 @@ class FormatChecks:
         try:
             info = read_graph_def(target.path)
         except FormatError:
-            yield from self._onnx(target, ctx, sniffed=True)  # or an ONNX model named .pb
+            # or an ONNX model named .pb
+            yield from self._onnx(target._replace(kind=FileKind.BINARY), ctx)
             return
         yield from self._op_findings(target, ctx, info)
         self._fact(target, "tf-graphdef", "tensorflow", None, {"op_types": len(info.ops)})
 
-    def _saved_model(
-        self, target: Subject, ctx: AnalysisContext, text: bool = False
-    ) -> Iterator[Finding]:
+    def _saved_model(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.formats.savedmodel import read_saved_model, read_saved_model_text
 
+        text = target.name.lower().endswith(".pbtxt")
         try:
             info = read_saved_model_text(target.path) if text else read_saved_model(target.path)
         except FormatError as exc:

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
-from mlsec.analyzers.model_formats import check_member, wants_member
 from mlsec.analyzers.pickle_judge import MemberImports, judge
 from mlsec.analyzers.pickle_policy import (
     ModelsConfig,
@@ -48,36 +47,37 @@ from mlsec.formats.streams import (
     open_decompressed,
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
-from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, is_keras_archive, sniff
+from mlsec.models.checks import check_member, wants_member
+from mlsec.models.registry import PICKLE_EXTENSIONS, WALKED, FileKind
+from mlsec.models.sniff import HEAD_SIZE, is_keras_archive, sniff
 from mlsec.walk import Target
 
 if TYPE_CHECKING:
     import tarfile
 
-ACCEPTED = frozenset(
-    {
-        FileKind.PICKLE,
-        FileKind.ZIP,
-        FileKind.TAR,
-        FileKind.GZIP,
-        FileKind.BZIP2,
-        FileKind.XZ,
-        FileKind.LZMA,
-        FileKind.LZ4,
-        FileKind.ZLIB,
-        FileKind.JOBLIB_ZFILE,
-        FileKind.NUMPY,
-    }
-)
+ACCEPTED = WALKED  # the kinds the container walk opens (rows of mlsec.models.registry)
 _COMPRESSED = {
     FileKind.GZIP: "gzip",
     FileKind.BZIP2: "bzip2",
     FileKind.XZ: "xz",
     FileKind.LZMA: "lzma",
     FileKind.LZ4: "lz4",
+    FileKind.ZSTD: "zstd",
     FileKind.ZLIB: "zlib",
 }
-_COMPRESSION_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".lzma", ".lz4", ".z", ".zlib", ".tgz")
+_COMPRESSION_SUFFIXES = (
+    ".gz",
+    ".gzip",
+    ".bz2",
+    ".xz",
+    ".lzma",
+    ".lz4",
+    ".zst",
+    ".zstd",
+    ".z",
+    ".zlib",
+    ".tgz",
+)
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_TAR = {"sys_info", "pickle", "storages", "tensors"}
 _ELEMENT_SIZE = {
@@ -289,7 +289,9 @@ class _FileScan:
             self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
         elif kind is FileKind.JOBLIB_ZFILE:
             self.metadata.setdefault("compression", "zlib (joblib zfile)")
-            stream.read(21)  # "ZF" + 19-byte hex length, then one zlib stream
+            if not _skip_zfile_header(stream):
+                self.corrupt("joblib zfile header has no valid length", member)
+                return
             inner = open_decompressed("zlib", stream, self.budget, size)
             self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
         elif kind is FileKind.NUMPY:
@@ -390,8 +392,9 @@ class _FileScan:
         if judgement.joblib:
             self.set_format("joblib")
         for j in judgement.findings:
-            self.add(j.rule_id, j.message, acc.member, offset=j.offset, key=j.key,
-                     details=j.details)
+            self.add(
+                j.rule_id, j.message, acc.member, offset=j.offset, key=j.key, details=j.details
+            )
 
     def _scan_nested(
         self, results: list[PickleResult], reader: ByteReader, member: str | None
@@ -903,6 +906,27 @@ def _tar_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         if info is None:
             return
         yield info
+
+
+# joblib's read_zfile: "ZF", the length in hex left-justified to 19 bytes, one more space
+# from joblib <= 0.8.4 on Python 2 (a zlib stream never starts with a space), then zlib.
+_ZFILE_LENGTH = re.compile(rb"^ZF0x[0-9a-fA-F]+L? *$")
+
+
+def _skip_zfile_header(stream: IO[bytes]) -> bool:
+    """Read past a joblib zfile header, as joblib does; False if it is not one."""
+    header = stream.read(21)
+    if not _ZFILE_LENGTH.match(header):
+        return False
+    if _seekable(stream):
+        here = stream.tell()
+        if stream.read(1) != b" ":
+            stream.seek(here)
+        return True
+    peek = getattr(stream, "peek", None)  # a BufferedReader: look without consuming
+    if peek is not None and peek(1)[:1] == b" ":
+        stream.read(1)
+    return True
 
 
 def _strip_compression(name: str) -> str:
