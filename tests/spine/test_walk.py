@@ -94,14 +94,14 @@ def test_unreadable_file_is_an_error_and_a_finding(tmp_path: Path, monkeypatch) 
     target.write_bytes(pickle.dumps([1]))
     from mlsec import walk as walk_module
 
-    real_open = walk_module.open_regular
+    real_read = walk_module.read_head_and_tail
 
-    def fake_open(file):  # root can read anything; simulate EACCES
+    def fake_read(file):  # root can read anything; simulate EACCES
         if Path(file) == target:
             raise PermissionError(13, "Permission denied")
-        return real_open(file)
+        return real_read(file)
 
-    monkeypatch.setattr(walk_module, "open_regular", fake_open)
+    monkeypatch.setattr(walk_module, "read_head_and_tail", fake_read)
     result = _walk(tmp_path)
     assert result.targets == []
     assert [(e.path, e.message) for e in result.errors] == [
