@@ -214,6 +214,38 @@ def _signer(value: object, where: str, base: Path) -> SignerPolicy:
     return KeylessSigner(**claims)
 
 
+def _names_who(policy: SignerPolicy) -> bool:
+    """Whether a policy pins down a signer: an identity, a repository, a key or a CA. An
+    issuer or a ref alone admits anyone that issuer vouches for (any GitHub repository's
+    main branch), so sigstore-python's own CLI refuses both, and so does mlsec."""
+    if isinstance(policy, KeylessSigner):
+        return bool(policy.identity or policy.github_repository)
+    if isinstance(policy, AnyOf):
+        return all(_names_who(child) for child in policy.children)
+    if isinstance(policy, AllOf):
+        return any(_names_who(child) for child in policy.children)
+    return True
+
+
+def _require_who(policy: SignerPolicy, where: str) -> None:
+    if _names_who(policy):
+        return
+    if isinstance(policy, KeylessSigner):
+        given = "github-ref" if policy.github_ref else "issuer"
+        raise ConfigError(
+            f"{where}: {given} alone does not say who may sign (anyone the issuer vouches for"
+            " would pass)",
+            hint='add identity = "<the signer\'s certificate identity>" (with its issuer) or'
+            ' github-repository = "org/repo" to this entry',
+        )
+    raise ConfigError(
+        f"{where}: this signer entry does not say who may sign (one of its alternatives names"
+        " only an issuer or a ref)",
+        hint="give every alternative an identity, a github-repository, a public-key or a"
+        " certificate-chain",
+    )
+
+
 def _check_public_key(pem: bytes, where: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -268,6 +300,8 @@ def parse_policy(
     if not isinstance(raw_signers, list):
         raise ConfigError(f"{where}: expected an array of tables ([[signatures.signers]])")
     signers = tuple(_signer(s, f"{where}[{i}]", base) for i, s in enumerate(raw_signers))
+    for i, signer in enumerate(signers):
+        _require_who(signer, f"{where}[{i}]")
     return SignaturePolicy(
         signers=signers[0] if len(signers) == 1 else AnyOf(signers),
         required=required,
