@@ -11,13 +11,13 @@ distinct state is its own rule (MLS400-MLS409), and every verified signature bec
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlsec import boundedjson
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.analyzers.signatures import MODEL_SIGNATURE, detached_artifact, is_signature_file
 from mlsec.facts import SignatureFact, SignatureFacts
@@ -215,9 +215,9 @@ class SignatureCheck(Analyzer):
             run.add(
                 "MLS408",
                 bundle_rel,
-                f"Signed manifest entry {name!r} is absolute or leaves the model folder; "
-                "it was not read",
-                key=name,
+                f"Signed manifest entry {_clip(name)!r} is absolute, leaves the model folder,"
+                " or is not a usable file name; it was not read",
+                key=_clip(name),
             )
         if manifest.single_file:
             run.claimed.add(prefix + manifest.model_name)
@@ -419,6 +419,11 @@ def _short(signer: str | None) -> str:
     return re.sub(r"sha256:([0-9a-f]{16})[0-9a-f]{48}", r"sha256:\1", signer or "?")
 
 
+def _clip(text: str, limit: int = 200) -> str:
+    """A name from a signature, cut for messages (a hostile one can be megabytes long)."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def _links_under(folder: Path, limit: int = 100_000) -> list[str]:
     """Symlinks under ``folder`` (relative, ``/``-separated): the walk scans a link at its
     target's path or not at all, so a signed folder's own links are listed here."""
@@ -443,8 +448,8 @@ def _inside(root: Path, path: Path) -> bool:
 
 def _statement_subject_digests(payload: bytes) -> set[str] | None:
     try:
-        statement = json.loads(payload)
-    except ValueError:
+        statement = boundedjson.loads(payload)
+    except boundedjson.JsonLimitError:
         return None
     if not isinstance(statement, dict) or not isinstance(statement.get("subject"), list):
         return None
