@@ -96,6 +96,10 @@ class ScanOptions(NamedTuple):
     sections: Mapping[str, Mapping[str, Any]] = EMPTY_MAPPING
     config_file: Path | None = None
     use_git: bool = True
+    # Read symlinks that point out of the scanned tree (off: they are findings, not read).
+    follow_symlinks: bool = False
+    # Leave gitignored files out of a work-tree scan (each listed in ``skipped``).
+    respect_gitignore: bool = False
     show_progress: bool = False
     reproducible: bool = False
     # Build the AI bill of materials (hash every model file, read cards and git): needed for

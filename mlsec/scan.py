@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,32 +22,50 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
     return lambda n: None
 
 
+MAX_BASELINE_BYTES = 256 * 1024 * 1024
+
+
 def load_baseline(options: ScanOptions) -> set[str]:
-    """Fingerprints of accepted findings from a previous JSON or SARIF report."""
+    """Fingerprints of accepted findings from a previous JSON or SARIF report.
+
+    Read bounded (a regular file, at most :data:`MAX_BASELINE_BYTES`, nesting capped):
+    ``--baseline /dev/zero`` or a deeply nested file is a clear error, not a hang or a crash.
+    """
     if options.baseline is None:
         return set()
+    from mlsec import boundedjson
+
+    where = f"baseline {display_name(str(options.baseline))}"
+    hint = "create one with `mlsec scan --format json --output baseline.json`"
     try:
-        data = json.loads(options.baseline.read_text(encoding="utf-8"))
+        data = boundedjson.read_file(options.baseline, max_bytes=MAX_BASELINE_BYTES)
     except OSError as exc:
-        raise ConfigError(f"cannot read baseline {options.baseline}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"baseline {options.baseline} is not JSON: {exc}",
-            hint="create one with `mlsec scan --format json --output baseline.json`",
-        ) from None
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}", hint=hint) from None
+    except boundedjson.JsonLimitError as exc:
+        raise ConfigError(f"{where} is refused: {exc}", hint=hint) from None
     prints: set[str] = set()
     if isinstance(data, dict) and isinstance(data.get("findings"), list):
-        prints.update(str(f.get("fingerprint")) for f in data["findings"] if isinstance(f, dict))
+        prints.update(
+            f["fingerprint"]
+            for f in data["findings"]
+            if isinstance(f, dict) and isinstance(f.get("fingerprint"), str)
+        )
     elif isinstance(data, dict) and isinstance(data.get("runs"), list):
         for run in data["runs"]:
-            for result in run.get("results", []):
-                fp = result.get("partialFingerprints", {}).get("mlsecFingerprint/v1")
-                if fp:
-                    prints.add(str(fp))
+            results = run.get("results") if isinstance(run, dict) else None
+            for result in results if isinstance(results, list) else ():
+                fingerprints = (
+                    result.get("partialFingerprints") if isinstance(result, dict) else None
+                )
+                fp = (
+                    fingerprints.get("mlsecFingerprint/v1")
+                    if isinstance(fingerprints, dict)
+                    else None
+                )
+                if isinstance(fp, str) and fp:
+                    prints.add(fp)
     else:
-        raise ConfigError(
-            f"baseline {options.baseline} is neither an mlsec JSON nor a SARIF report"
-        )
+        raise ConfigError(f"{where} is neither an mlsec JSON nor a SARIF report", hint=hint)
     return prints
 
 

@@ -334,10 +334,17 @@ class FormatChecks:
         yield from self._keras_findings(target, ctx, info, member="config.json")
 
     def _keras_h5(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
-        from mlsec.formats.keras import read_keras_h5
+        from mlsec import native
 
-        try:
-            info = read_keras_h5(target.path)
+        try:  # libhdf5 runs in the bounded worker: a hang or blow-up costs this file only
+            info = native.read_keras_h5(
+                target.path, timeout=ctx.options.limits.file_timeout_seconds
+            )
+        except native.NativeFailure as exc:
+            yield _finding(
+                ctx, target, exc.rule_id, f"Keras HDF5 file not checked: {exc}", key=f"h5-{exc.key}"
+            )
+            return
         except FormatError as exc:
             yield _finding(ctx, target, "MLS149", f"Keras HDF5 file: {exc}", key="config")
             return

@@ -885,6 +885,8 @@ def _ends_like_zip(target: Target) -> bool:
     """Whether a file of another kind ends with a zip directory record (no comment)."""
     if target.kind not in (FileKind.BINARY, FileKind.TEXT) or target.size < 22:
         return False
+    if target.tail:  # read by the walk in the same open as the head
+        return target.tail[-22:-18] == b"PK\x05\x06"
     try:
         with open(target.path, "rb") as handle:
             handle.seek(target.size - 22)
