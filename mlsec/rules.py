@@ -67,7 +67,7 @@ def rules_dir() -> Path:
         return source
     raise RuleError(
         "mlsec's rule data is missing from this installation",
-        hint="reinstall mlsec (pip install --force-reinstall mlsec)",
+        hint="reinstall mlsec (pip install --force-reinstall mlsec-scanner)",
     )
 
 
