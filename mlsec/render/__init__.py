@@ -1,7 +1,7 @@
 """Renderers: pure functions from a :class:`ScanReport` to text (no clock, no I/O).
 
-Every renderer takes the report and keyword options (``verbose`` for the human formats);
-text from scanned files goes through :mod:`mlsec.render.escape` for its format.
+Every renderer takes the report and keyword options (:data:`OPTIONS`); text from scanned
+files goes through :mod:`mlsec.render.escape` for its format.
 """
 
 from __future__ import annotations
@@ -23,8 +23,13 @@ RENDERERS: dict[str, str] = {
     "markdown": "mlsec.render.markdown:render",
     "cyclonedx": "mlsec.render.cyclonedx:render",
 }
-# The formats that take ``verbose`` (the others always carry everything).
-VERBOSE_FORMATS = frozenset({"table", "markdown"})
+# The keyword options each renderer takes; :func:`render` drops the others, so a caller can
+# pass the same options (``verbose=``, ``category=``) whatever the format.
+OPTIONS: dict[str, frozenset[str]] = {
+    "table": frozenset({"verbose", "width", "color"}),
+    "markdown": frozenset({"verbose"}),
+    "sarif": frozenset({"category"}),
+}
 
 
 def get_renderer(fmt: str) -> Renderer:
@@ -34,11 +39,11 @@ def get_renderer(fmt: str) -> Renderer:
 
 
 def render(report: ScanReport, fmt: str, **options: Any) -> str:
-    """``report`` in format ``fmt``; ``verbose=True`` lists what the human formats only count
-    (ignored by the other formats)."""
-    if fmt not in VERBOSE_FORMATS:
-        options.pop("verbose", None)
-    return get_renderer(fmt)(report, **options)
+    """``report`` in format ``fmt``. Options: ``verbose=True`` lists what the table and
+    Markdown only count; ``category=`` is the SARIF ``automationDetails.id`` (default: the
+    report's ``category``, else ``mlsec/``). Options a format does not take are ignored."""
+    accepted = OPTIONS.get(fmt, frozenset())
+    return get_renderer(fmt)(report, **{k: v for k, v in options.items() if k in accepted})
 
 
 def location(finding: Finding) -> str:
@@ -88,3 +93,8 @@ def is_note(finding: Finding) -> bool:
 def suppressed_total(report: ScanReport) -> int:
     """Suppressed findings in the report plus those a baseline left out (counted only)."""
     return len(suppressed(report)) + report.suppressed
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -7,9 +7,22 @@ Scanned text goes through :func:`mlsec.render.escape.markdown`: no HTML, link, i
 from __future__ import annotations
 
 from mlsec.findings import Finding, Severity
-from mlsec.render import active, counts, gating, is_note, location, suppressed, suppressed_total
+from mlsec.render import (
+    active,
+    counts,
+    gating,
+    is_note,
+    location,
+    plural,
+    suppressed,
+    suppressed_total,
+)
 from mlsec.render.escape import markdown as md
 from mlsec.report import ScanReport
+
+# GitHub keeps at most 1 MiB of job summary per step and fails the step beyond: a section
+# lists this many rows, then says how many more the SARIF and JSON reports hold.
+MAX_ROWS = 200
 
 _ICON = {
     Severity.CRITICAL: "🛑",
@@ -26,7 +39,8 @@ def _rows(report: ScanReport, findings: list[Finding], *, reason: bool = False) 
     if reason:
         head, rule = head + " Suppressed because |", rule + "---|"
     lines = [head, rule]
-    for f in sorted(findings, key=Finding.sort_key):
+    ordered = sorted(findings, key=Finding.sort_key)
+    for f in ordered[:MAX_ROWS]:
         title = report.rules[f.rule_id].title if f.rule_id in report.rules else ""
         row = (
             f"| {_ICON[f.severity]} {f.severity.value} | `{f.rule_id}` {md(title)} "
@@ -36,11 +50,17 @@ def _rows(report: ScanReport, findings: list[Finding], *, reason: bool = False) 
             row += " " + "; ".join(md(f"{s.justification} ({s.source})") for s in f.suppressions)
             row += " |"
         lines.append(row)
-    return [*lines, ""]
+    lines.append("")
+    if len(ordered) > MAX_ROWS:
+        lines += [f"{len(ordered) - MAX_ROWS} more are listed in the SARIF and JSON reports.", ""]
+    return lines
 
 
 def _details(summary: str, items: list[str]) -> list[str]:
-    return [f"<details><summary>{summary}</summary>", "", *items, "", "</details>", ""]
+    shown = items[:MAX_ROWS]
+    if len(items) > MAX_ROWS:
+        shown.append(f"- {len(items) - MAX_ROWS} more are listed in the JSON report.")
+    return [f"<details><summary>{summary}</summary>", "", *shown, "", "</details>", ""]
 
 
 def render(report: ScanReport, *, verbose: bool = False) -> str:
@@ -82,12 +102,15 @@ def render(report: ScanReport, *, verbose: bool = False) -> str:
     if not findings:
         lines += ["No findings.", ""]
     if notes:
-        lines += [f"{notes} info and documentation notes are not listed here.", ""]
+        lines += [f"{plural(notes, 'info or documentation note')} not listed here.", ""]
     if hidden:
         if verbose:
             lines += _details(f"{len(hidden)} suppressed", _rows(report, hidden, reason=True))
         else:
-            lines += [f"{len(hidden)} suppressed findings are listed in the JSON and SARIF.", ""]
+            lines += [
+                f"{plural(len(hidden), 'suppressed finding')} (listed in the JSON and SARIF).",
+                "",
+            ]
     if report.errors:
         items = [f"- {md(e.path)}: {md(e.message)}" for e in report.errors]
         lines += _details(f"{len(report.errors)} errors", items)

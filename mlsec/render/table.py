@@ -15,7 +15,16 @@ from rich.table import Table
 from rich.text import Text
 
 from mlsec.findings import Finding, Severity
-from mlsec.render import active, counts, gating, is_note, location, suppressed, suppressed_total
+from mlsec.render import (
+    active,
+    counts,
+    gating,
+    is_note,
+    location,
+    plural,
+    suppressed,
+    suppressed_total,
+)
 from mlsec.render.escape import terminal
 from mlsec.report import ScanReport
 
@@ -63,8 +72,7 @@ def _verdict(report: ScanReport, gate: list[Finding]) -> Text:
     if gate:
         return Text.assemble(
             ("FAILED", "bold red"),
-            f": {len(gate)} finding{'s' if len(gate) != 1 else ''} at or above {level} "
-            f"(fail-on {level}).",
+            f": {plural(len(gate), 'finding')} at or above {level} (fail-on {level}).",
         )
     return Text.assemble(("passed", "bold green"), f": no findings at or above {level}.")
 
@@ -100,16 +108,16 @@ def build(report: ScanReport, *, verbose: bool = False) -> Group:
         parts.append(Text(f"error: {terminal(e.path)}: {terminal(e.message)}", style="red"))
 
     by_severity = ", ".join(f"{n} {s}" for s, n in counts(findings).items() if n)
-    tail = [f"{report.files_scanned} files scanned, {len(findings)} findings"]
+    tail = [f"{plural(report.files_scanned, 'file')} scanned, {plural(len(findings), 'finding')}"]
     if by_severity:
         tail.append(f" ({by_severity})")
-    tail.append(f", {len(report.errors)} errors, {len(report.skipped)} skipped")
+    tail.append(f", {plural(len(report.errors), 'error')}, {len(report.skipped)} skipped")
     total_suppressed = suppressed_total(report)
     if total_suppressed:
         tail.append(f", {total_suppressed} suppressed")
     tail.append(".")
     if notes:
-        tail.append(f" {notes} info/documentation notes not listed (-v lists them).")
+        tail.append(f" {plural(notes, 'info or documentation note')} not listed (-v lists them).")
     if hidden and not verbose:
         tail.append(" Suppressed findings are listed with -v and in JSON and SARIF.")
     parts.append(Text.assemble("\n" + "".join(tail) + " ", _verdict(report, gate)))
