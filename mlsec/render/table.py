@@ -87,14 +87,15 @@ def build(report: ScanReport, *, verbose: bool = False) -> Group:
     notes = len(rest) - len(listed)
     hidden = suppressed(report)
 
-    parts: list[Table | Text] = [_verdict(report, gate)]
-    if report.incomplete:
+    parts: list[Table | Text] = []
+    if report.incomplete:  # first: this, not the findings, decides the exit code (2)
         parts.append(
             Text(
                 "INCOMPLETE: an analyzer failed; what it checks was not checked (exit 2).",
                 style="bold red",
             )
         )
+    parts.append(_verdict(report, gate))
     if gate:
         parts.append(_table("Failing the scan", "bold red", gate))
     if listed:

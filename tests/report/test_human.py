@@ -90,3 +90,14 @@ def test_render_takes_the_same_options_for_every_format(mixed_report: ScanReport
         assert render(mixed_report, fmt, verbose=True, category="ml/")
     sarif = json.loads(render(mixed_report, "sarif", verbose=True, category="ml/"))
     assert sarif["runs"][0]["automationDetails"]["id"] == "ml/"
+
+
+def test_incomplete_scan_says_so_first() -> None:
+    from mlsec.findings import ScanError
+
+    crash = ScanError(".", "analyzer deps failed", analyzer="deps", internal=True)
+    report = make_report([MEDIUM], errors=(crash,))
+    table = render(report, "table", width=200)
+    assert table.startswith("INCOMPLETE: an analyzer failed")
+    assert "error: .: analyzer deps failed" in table
+    assert "incomplete: an analyzer failed (exit 2)" in render(report, "markdown")
