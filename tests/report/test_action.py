@@ -199,3 +199,25 @@ def test_zizmor_is_clean() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_install_uses_its_own_environment_and_the_actions_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("action_run", RUN)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    created: list[Path] = []
+    calls: list[list[str]] = []
+    monkeypatch.setattr(module.venv.EnvBuilder, "create", lambda self, d: created.append(Path(d)))
+    monkeypatch.setattr(module.subprocess, "call", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setenv("MLSEC_VENV", str(tmp_path / "venv"))
+    monkeypatch.setenv("GITHUB_ACTION_PATH", "/actions/mlsec-dev/mlsec/v0.1.0")
+    assert module.install() == 0
+    assert created == [tmp_path / "venv"]
+    [argv] = calls
+    assert argv[0] == str(tmp_path / "venv" / "bin" / "python")
+    assert argv[1:4] == ["-m", "pip", "install"] and argv[-1] == "/actions/mlsec-dev/mlsec/v0.1.0"

@@ -71,3 +71,27 @@ def test_a_real_scan_validates(tmp_path: Path, cli) -> None:
 def test_schema_rejects_what_is_not_a_report() -> None:
     with pytest.raises(jsonschema.ValidationError):
         _validate({"tool": {"name": "mlsec", "version": "1"}, "findings": []})
+
+
+def test_demo_repository_report_validates_in_json_and_sarif() -> None:
+    """Every analyzer's facts and findings (the demo has planted problems of each kind)."""
+    from mlsec.config import build_options
+    from mlsec.scan import scan
+
+    report = scan(build_options(REPO / "fixtures" / "demo-repo", use_git=False))
+    data = json.loads(render(report, "json"))
+    _validate(data)
+    assert {"aibom", "dependencies", "signatures"} <= set(data.get("facts", {}))
+    sarif = json.loads(render(report, "sarif"))
+    sarif_schema = json.loads(
+        (REPO / "fixtures" / "schemas" / "sarif-schema-2.1.0.json").read_text()
+    )
+    jsonschema.Draft4Validator(sarif_schema).validate(sarif)
+    results = sarif["runs"][0]["results"]
+    assert {"MLS101", "MLS143"} <= {r["ruleId"] for r in results}
+    by_rule = {r["ruleId"]: r["locations"][0]["physicalLocation"] for r in results}
+    assert "region" not in by_rule["MLS101"]  # a binary checkpoint: no lines
+    pins = [r for r in results if r["ruleId"].startswith("MLS20")]
+    assert pins and all(
+        r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1 for r in pins
+    )
