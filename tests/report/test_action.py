@@ -221,3 +221,127 @@ def test_install_uses_its_own_environment_and_the_actions_checkout(
     [argv] = calls
     assert argv[0] == str(tmp_path / "venv" / "bin" / "python")
     assert argv[1:4] == ["-m", "pip", "install"] and argv[-1] == "/actions/mlsec-dev/mlsec/v0.1.0"
+
+
+# -- action.yml's own steps, run as the runner would (bash, env from the step's `env:`) ------
+
+
+def _expression(text: str, context: dict[str, str]) -> str:
+    """Evaluate the few GitHub expression forms action.yml uses (our own file, not input)."""
+
+    def lookup(name: str) -> str:
+        return context.get(name, "")
+
+    def fmt(template: str, *args: str) -> str:
+        return template.format(*args)
+
+    code = re.sub(r"\b((?:inputs|steps|runner)\.[\w.-]+)", r'lookup("\1")', text)
+    code = code.replace("&&", " and ").replace("||", " or ").replace("format(", "fmt(")
+    return str(eval(code, {"__builtins__": {}}, {"lookup": lookup, "fmt": fmt}))
+
+
+def _substitute(text: str, context: dict[str, str]) -> str:
+    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: _expression(m.group(1), context), text)
+
+
+def _run_action(
+    tmp_path: Path, work: Path, preset: dict[str, str] | None = None, **inputs: str
+) -> tuple[dict[str, str], list[str], str]:
+    """Run action.yml's `run:` steps in order; `uses:` steps are skipped (setup-python is
+    this interpreter, the cache and the upload are GitHub's). Returns the context (inputs,
+    step outputs), the names of the steps that ran, and the job summary."""
+    action = yaml.safe_load((REPO / "action.yml").read_text())
+    temp = tmp_path / "runner-temp"
+    (temp / "mlsec-venv" / "bin").mkdir(parents=True)
+    # The install step's virtual environment: this interpreter (a symlink would lose its venv).
+    wrapper = temp / "mlsec-venv" / "bin" / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    summary = tmp_path / "summary.md"
+    context = {f"inputs.{k}": str(v.get("default", "")) for k, v in action["inputs"].items()}
+    context.update({f"inputs.{k.replace('_', '-')}": v for k, v in inputs.items()})
+    context["runner.temp"] = str(temp)
+    context.update(preset or {})
+    ran: list[str] = []
+    for index, step in enumerate(action["runs"]["steps"]):
+        name = step.get("id") or step.get("name") or str(index)
+        condition = step.get("if")
+        if condition and _expression(condition, context) in ("False", ""):
+            continue
+        if "uses" in step or name == "Install mlsec (its own virtual environment)":
+            continue  # GitHub's actions; the install needs the package index
+        output = tmp_path / f"output-{index}"
+        output.write_text("")
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "MLSEC_"))
+        }
+        env.update({k: _substitute(str(v), context) for k, v in step.get("env", {}).items()})
+        env.update(
+            {
+                "GITHUB_OUTPUT": str(output),
+                "GITHUB_STEP_SUMMARY": str(summary),
+                "GITHUB_ACTION_PATH": str(REPO),
+                "RUNNER_TEMP": str(temp),
+                "PYTHONPATH": str(REPO),
+                "NO_COLOR": "1",
+            }
+        )
+        proc = subprocess.run(
+            ["bash", "-e", "-c", step["run"]],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        ran.append(name)
+        for line in output.read_text().splitlines():
+            key, _, value = line.partition("=")
+            context[f"steps.{step.get('id', index)}.outputs.{key}"] = value
+        if proc.returncode != 0:
+            context["failed-step"] = name
+            context["failed-code"] = str(proc.returncode)
+            break
+    return context, ran, summary.read_text() if summary.exists() else ""
+
+
+def test_action_steps_findings_fail_the_gate_after_the_scan(tmp_path: Path) -> None:
+    work = _workspace(tmp_path)
+    context, ran, summary = _run_action(tmp_path, work, path="ml", fail_on="critical")
+    assert ran == ["scan", "Gate"]
+    assert context["steps.scan.outputs.exit-code"] == "1"
+    assert context["steps.scan.outputs.critical"] == "1"
+    assert Path(context["steps.scan.outputs.sarif-file"]).is_file()
+    assert context["failed-step"] == "Gate" and context["failed-code"] == "1"
+    assert "MLS101" in summary
+
+
+def test_action_steps_injection_fails_the_scan_step_with_mlsecs_message(tmp_path: Path) -> None:
+    work = _workspace(tmp_path)
+    context, ran, summary = _run_action(
+        tmp_path, work, path='"; touch pwned; "', args="$(touch pwned2)"
+    )
+    assert not list(tmp_path.rglob("pwned*"))
+    assert ran == ["scan"] and context["failed-code"] == "2"
+    assert "steps.scan.outputs.sarif-file" not in context  # nothing to upload
+    assert "could not run" in summary
+
+
+def test_action_steps_offline_database_is_passed(tmp_path: Path) -> None:
+    work = _workspace(tmp_path)
+    (work / "requirements.txt").write_text("mlflow==2.9.0\n")
+    temp = tmp_path / "runner-temp"
+    # The cache step restored the database (a hit): the download step is skipped.
+    shutil.copytree(REPO / "fixtures" / "osv-mini", temp / "mlsec-osv")
+    context, ran, _ = _run_action(
+        tmp_path,
+        work,
+        offline_db="true",
+        fail_on="none",
+        preset={"steps.db-cache.outputs.cache-hit": "true"},
+    )
+    assert ran == ["db-key", "scan", "Gate"], context
+    assert "failed-step" not in context and context["steps.scan.outputs.exit-code"] == "0"
+    assert context["steps.db-key.outputs.key"].startswith("mlsec-osv-pypi-")
+    sarif = json.loads(Path(context["steps.scan.outputs.sarif-file"]).read_text())
+    assert "MLS201" in {r["ruleId"] for r in sarif["runs"][0]["results"]}
