@@ -21,13 +21,15 @@ def _cell(text: str) -> str:
 
 def render(report: ScanReport) -> str:
     counts = report.counts()
+    active = report.active()
+    suppressed = len(report.findings) - len(active)
     verdict = "❌ failed" if report.failing() else "✅ passed"
     fail_on = report.fail_on.value if report.fail_on else "none"
     lines = [
         "## mlsec scan",
         "",
         f"**{verdict}** (fail on: {fail_on}) · {report.files_scanned} files scanned · "
-        f"{len(report.findings)} findings · {len(report.errors)} errors · "
+        f"{len(active)} findings · {suppressed} suppressed · {len(report.errors)} errors · "
         f"{len(report.skipped)} skipped",
         "",
         "| " + " | ".join(s.value for s in Severity) + " |",
@@ -35,9 +37,9 @@ def render(report: ScanReport) -> str:
         "| " + " | ".join(str(counts[s.value]) for s in Severity) + " |",
         "",
     ]
-    if report.findings:
+    if active:
         lines += ["| Severity | Rule | Location | Message |", "|---|---|---|---|"]
-        for f in report.findings:
+        for f in active:
             rule = report.rules[f.rule_id]
             lines.append(
                 f"| {_ICON[f.severity]} {f.severity.value} | `{f.rule_id}` {_cell(rule.title)} "

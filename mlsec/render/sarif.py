@@ -69,7 +69,7 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
         properties["member"] = finding.member
     if finding.offset is not None:
         properties["offset"] = finding.offset
-    return {
+    result: dict[str, Any] = {
         "ruleId": finding.rule_id,
         "ruleIndex": index,
         "level": LEVEL[finding.severity],
@@ -85,6 +85,11 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
         "partialFingerprints": {FINGERPRINT_KEY: finding.fingerprint},
         "properties": properties,
     }
+    if finding.suppressions:
+        result["suppressions"] = [
+            {"kind": s.kind, "justification": s.justification} for s in finding.suppressions
+        ]
+    return result
 
 
 def to_data(report: ScanReport) -> dict[str, Any]:
@@ -108,8 +113,13 @@ def to_data(report: ScanReport) -> dict[str, Any]:
                 "rules": [_descriptor(report.rules[r]) for r in rule_ids],
             }
         },
-        "automationDetails": {"id": "mlsec/"},
-        "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
+        "automationDetails": {"id": report.category},
+        "invocations": [
+            {
+                "executionSuccessful": not report.incomplete,
+                "toolExecutionNotifications": notifications,
+            }
+        ],
         "results": [_result(f, index[f.rule_id]) for f in report.findings],
         "columnKind": "unicodeCodePoints",
         "properties": {"summary": report.summary()},

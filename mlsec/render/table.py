@@ -24,8 +24,10 @@ STYLE = {
 
 def build(report: ScanReport) -> Group:
     parts: list[Table | Text] = []
+    active = report.active()
+    suppressed = len(report.findings) - len(active)
     for severity in Severity:
-        group = [f for f in report.findings if f.severity is severity]
+        group = [f for f in active if f.severity is severity]
         if not group:
             continue
         table = Table(
@@ -40,7 +42,7 @@ def build(report: ScanReport) -> Group:
         for f in group:
             table.add_row(f.rule_id, location(f), f.message)
         parts.append(table)
-    if not report.findings:
+    if not active:
         parts.append(Text("No findings.", style="green"))
     for e in report.errors:
         parts.append(Text(f"error: {e.path}: {e.message}", style="red"))
@@ -51,8 +53,9 @@ def build(report: ScanReport) -> Group:
     fail_on = report.fail_on.value if report.fail_on else "none"
     parts.append(
         Text.assemble(
-            f"\n{report.files_scanned} files scanned, {len(report.findings)} findings",
+            f"\n{report.files_scanned} files scanned, {len(active)} findings",
             f" ({counts})" if counts else "",
+            f", {suppressed} suppressed" if suppressed else "",
             f", {len(report.errors)} errors, {len(report.skipped)} skipped. ",
             f"fail-on {fail_on}: ",
             verdict,

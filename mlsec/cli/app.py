@@ -1,9 +1,10 @@
-"""Command line: the typer app that defines every command, its options and its help.
+"""The typer app: every command, its options and its help.
 
-The commands parse their flags and hand over to mlsec.commands (scan, bom) or the library.
-`mlsec scan` with plain options does not even come here: mlsec/launch.py parses it from a
-table generated out of this app (scripts/sync_cli.py), to start without importing typer.
-Exit codes are in mlsec.commands.
+The commands parse their flags and hand over to mlsec.cli.run (scan, bom) or the library;
+they raise :class:`~mlsec.errors.MlsecError` and leave it to the one error boundary
+(mlsec.cli.launch.run). `mlsec scan` with plain options does not even come here: launch.py
+parses it from a table generated out of this app (scripts/sync_cli.py), to start without
+importing typer. Exit codes are in mlsec.cli.run.
 """
 
 from __future__ import annotations
@@ -15,15 +16,8 @@ from typing import Annotated, Optional
 import typer
 
 from mlsec import __version__
-from mlsec.commands import (
-    EXIT_ERROR,
-    fail,
-    resolved,
-    run_scan,
-    scan_command,
-    warn_errors,
-    write_output,
-)
+from mlsec.cli.outputs import Format
+from mlsec.cli.run import resolved, run_scan, scan_command, warn_errors, write_output
 from mlsec.errors import MlsecError
 
 app = typer.Typer(
@@ -40,20 +34,26 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-    sarif = "sarif"
-    cyclonedx = "cyclonedx"
-    markdown = "markdown"
-
-
 class FailOn(str, Enum):
     critical = "critical"
     high = "high"
     medium = "medium"
     low = "low"
     none = "none"
+
+
+class MinSeverity(str, Enum):
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+    info = "info"
+
+
+class Color(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
 
 
 def _version(value: bool) -> None:
@@ -74,13 +74,19 @@ def _root(
     """mlsec: security checks for ML repositories."""
 
 
-# Options that `scan` and `bom` share (typer needs Optional on Python 3.10).
+# Options that several commands share (typer needs Optional on Python 3.10).
 ConfigOption = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(
         "--config",
-        help="Configuration file (default: .mlsec.toml, else [tool.mlsec] in pyproject.toml, "
-        "in the scanned directory).",
+        help="Configuration file (default: the first .mlsec.toml, or pyproject.toml with "
+        "[tool.mlsec], from PATH up to the repository root).",
+    ),
+]
+NoConfigOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-config", help="Leave out configuration inside the scanned tree (the repository's)."
     ),
 ]
 OfflineOption = Annotated[
@@ -98,48 +104,150 @@ VulnDbOption = Annotated[
 NoGitOption = Annotated[
     bool, typer.Option("--no-git", help="Walk the file system even inside a git work tree.")
 ]
+PathsArgument = Annotated[
+    Optional[list[Path]],  # noqa: UP045
+    typer.Argument(
+        help="Repositories, folders or files to scan (default: the current directory). "
+        "Report paths are relative to the repository root (the git top level, else the "
+        "working directory).",
+        show_default=False,
+    ),
+]
+SelectOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--select", help="Only these rule ids or prefixes (comma-separated)."),
+]
+IgnoreOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--ignore", help="Skip these rule ids or prefixes (comma-separated)."),
+]
+
+SCAN_HELP = """Scan repositories, folders or files and report findings.
+
+Exit code 0: nothing at or above --fail-on; 1: at least one such finding; 2: mlsec could
+not do its job (bad flags, unreadable path, invalid configuration, an analyzer that failed;
+the report is still written where it could be); 130: interrupted.
+
+Every option can also come from an environment variable named MLSEC_ and the option's name
+(MLSEC_FAIL_ON=medium, MLSEC_OFFLINE=1, MLSEC_VULN_DB=..., MLSEC_FORMAT=sarif); flags
+override the environment.
+"""
 
 
-@app.command()
+@app.command(help=SCAN_HELP)
 def scan(
-    path: Annotated[
-        Path, typer.Argument(help="Repository directory or single file to scan.")
-    ] = Path("."),
+    paths: PathsArgument = None,
     fmt: Annotated[
-        OutputFormat,
-        typer.Option("--format", "-f", help="Output format written to stdout or --output."),
-    ] = OutputFormat.table,
+        Optional[Format],  # noqa: UP045
+        typer.Option(
+            "--format",
+            "-f",
+            help="Format on stdout (default: table), and of --output files without a known "
+            "extension.",
+        ),
+    ] = None,
     output: Annotated[
-        Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10
-        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write a report to FILE (repeatable). The format comes from the extension "
+            "(.sarif, .json, .md, .cdx.json, .txt), else --format; FORMAT=FILE says it. "
+            "Standard output then gets --format only when it is given and no file takes it.",
+        ),
     ] = None,
     fail_on: Annotated[
         Optional[FailOn],  # noqa: UP045
         typer.Option(
             "--fail-on",
-            help="Exit 1 when a finding is at or above this severity (default: high, or the "
-            "config file's fail-on). 'none' never fails on findings.",
+            help="Exit 1 when an active finding is at or above this severity (default: high, "
+            "or the config file's fail-on). 'none' never fails on findings.",
+        ),
+    ] = None,
+    min_severity: Annotated[
+        Optional[MinSeverity],  # noqa: UP045
+        typer.Option(
+            "--min-severity",
+            help="Report only findings at or above this severity (default: info); --fail-on "
+            "stays the gate.",
         ),
     ] = None,
     config: ConfigOption = None,
+    no_config: NoConfigOption = False,
     offline: OfflineOption = None,
     vuln_db: VulnDbOption = None,
     baseline: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
             "--baseline",
-            help="A previous JSON or SARIF report: findings with the same fingerprint are "
-            "suppressed.",
+            help="A previous JSON or SARIF report (`mlsec baseline create`): its findings stay "
+            "in the report as suppressed; entries that no longer occur are reported.",
         ),
     ] = None,
-    select: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--select", help="Only these rule ids or prefixes (comma-separated)."),
+    select: SelectOption = None,
+    ignore: IgnoreOption = None,
+    diff: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--diff",
+            metavar="REF",
+            help="Only files changed since this git revision (renames followed, untracked "
+            "files included), plus what their checks need: the rest of a signed folder, the "
+            "manifests that include a changed requirements file.",
+        ),
     ] = None,
-    ignore: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--ignore", help="Skip these rule ids or prefixes (comma-separated)."),
+    category: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--category",
+            metavar="ID",
+            help="SARIF automationDetails.id, one per kind of scan of a repository "
+            "(default: mlsec/).",
+        ),
     ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="Read symlinks that point outside the tree."),
+    ] = False,
+    respect_gitignore: Annotated[
+        bool,
+        typer.Option(
+            "--respect-gitignore", help="Leave out files git ignores (they are listed as skipped)."
+        ),
+    ] = False,
+    jobs: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--jobs", "-j", metavar="N", help="Worker processes (default: 1)."),
+    ] = None,
+    shard: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--shard",
+            metavar="K/N",
+            help="Scan only the K-th of N deterministic parts of the file set (a signed "
+            "folder stays whole); combine the reports with `mlsec merge`.",
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--cache-dir", metavar="DIR", help="Where hashes and indexes are cached."),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Use no cache.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress and no notices on stderr."),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="List low and info findings in the table too."),
+    ] = False,
+    color: Annotated[
+        Optional[Color],  # noqa: UP045
+        typer.Option("--color", help="Colour in the terminal table (default: auto)."),
+    ] = None,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="No progress bars on stderr.")
+    ] = False,
     trusted_root: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -158,23 +266,32 @@ def scan(
         ),
     ] = None,
 ) -> None:
-    """Scan a repository or file and report findings.
-
-    Exit code 0: nothing at or above --fail-on; 1: at least one such finding; 2: mlsec could
-    not do its job (bad flags, unreadable path, invalid configuration).
-    """
     raise typer.Exit(
         scan_command(
-            path=path,
-            fmt=fmt.value,
+            paths=paths,
+            fmt=fmt.value if fmt else None,
             output=output,
             fail_on=fail_on.value if fail_on else None,
+            min_severity=min_severity.value if min_severity else None,
             config=config,
+            no_config=no_config,
             offline=offline,
             vuln_db=vuln_db,
             baseline=baseline,
             select=select,
             ignore=ignore,
+            diff=diff,
+            category=category,
+            follow_symlinks=follow_symlinks,
+            respect_gitignore=respect_gitignore,
+            jobs=jobs,
+            shard=shard,
+            cache_dir=cache_dir,
+            no_cache=no_cache,
+            quiet=quiet,
+            verbose=verbose,
+            color=color.value if color else None,
+            no_progress=no_progress,
             trusted_root=trusted_root,
             no_git=no_git,
             summary=summary,
@@ -182,19 +299,23 @@ def scan(
     )
 
 
+class RulesFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
 @app.command("rules")
 def list_rules(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or markdown.")] = "table",
+    fmt: Annotated[RulesFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        RulesFormat.table
+    ),
 ) -> None:
     """List every rule (id, severity, title)."""
     from mlsec.rules import load_rules
 
-    try:
-        rules = load_rules()
-    except MlsecError as exc:
-        fail(exc.diagnostic())
-        raise typer.Exit(EXIT_ERROR) from None
-    if fmt == "json":
+    rules = load_rules()
+    if fmt is RulesFormat.json:
         import json
 
         data = [
@@ -210,16 +331,13 @@ def list_rules(
             for r in rules.values()
         ]
         typer.echo(json.dumps(data, indent=2))
-    elif fmt == "markdown":
+    elif fmt is RulesFormat.markdown:
         from mlsec.rules import rule_table_markdown
 
         typer.echo(rule_table_markdown(rules), nl=False)
-    elif fmt == "table":
+    else:
         for r in rules.values():
             typer.echo(f"{r.id}  {r.severity.value:<8}  {r.title}")
-    else:
-        fail(f"unknown format {fmt!r} for rules (use table, json or markdown)")
-        raise typer.Exit(EXIT_ERROR)
 
 
 class BomFormat(str, Enum):
@@ -262,23 +380,19 @@ def bom(
     from mlsec.hashing import default_cache_dir
     from mlsec.render.cyclonedx import ValidationMemo, render_bom
 
-    try:
-        report = run_scan(
-            path,
-            config,
-            offline=offline,
-            vuln_db=resolved(vuln_db),
-            use_git=False if no_git else None,
-            reproducible=True if reproducible else None,
-            build_bom=True,
-        )
-        memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
-        bom_text = render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo)
-        write_output(bom_text, output)
-        warn_errors(report)
-    except MlsecError as exc:
-        fail(exc.diagnostic())
-        raise typer.Exit(EXIT_ERROR) from None
+    report = run_scan(
+        [path],
+        config,
+        offline=offline,
+        vuln_db=resolved(vuln_db),
+        use_git=False if no_git else None,
+        reproducible=True if reproducible else None,
+        build_bom=True,
+    )
+    memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
+    bom_text = render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo)
+    write_output(bom_text, output)
+    warn_errors(report)
 
 
 @app.command("sign")
@@ -327,28 +441,24 @@ def sign_command(
 
     from mlsec.signatures.sign import sign_model
 
-    try:
-        password = None
-        if password_env:
-            value = os.environ.get(password_env)
-            if value is None:
-                raise MlsecError(f"environment variable {password_env} is not set")
-            password = value.encode("utf-8")
-        signed = sign_model(
-            path,
-            key=key,
-            password=password,
-            certificate=certificate,
-            chain=tuple(certificate_chain or ()),
-            keyless=keyless,
-            identity_token=identity_token,
-            offline=offline,
-            output=output,
-            ignore=tuple(ignore or ()),
-        )
-    except MlsecError as exc:
-        fail(exc.diagnostic())
-        raise typer.Exit(EXIT_ERROR) from None
+    password = None
+    if password_env:
+        value = os.environ.get(password_env)
+        if value is None:
+            raise MlsecError(f"environment variable {password_env} is not set")
+        password = value.encode("utf-8")
+    signed = sign_model(
+        path,
+        key=key,
+        password=password,
+        certificate=certificate,
+        chain=tuple(certificate_chain or ()),
+        keyless=keyless,
+        identity_token=identity_token,
+        offline=offline,
+        output=output,
+        ignore=tuple(ignore or ()),
+    )
     typer.echo(f"signed {len(signed.files)} file(s) of {signed.model_name}: {signed.signature}")
 
 
@@ -393,11 +503,7 @@ def db_update(
     """Download osv.dev's PyPI advisories for offline audits (`mlsec scan --offline`)."""
     from mlsec.deps.database import OSV_PYPI_EXPORT, update_database
 
-    try:
-        info = update_database(directory, url=url or OSV_PYPI_EXPORT, timeout=timeout)
-    except MlsecError as exc:
-        fail(exc.diagnostic())
-        raise typer.Exit(EXIT_ERROR) from None
+    info = update_database(directory, url=url or OSV_PYPI_EXPORT, timeout=timeout)
     _print_database(info)
 
 
@@ -411,9 +517,5 @@ def db_info(
     """Describe the offline vulnerability database: records, date, checksum."""
     from mlsec.deps.database import database_info
 
-    try:
-        info = database_info(resolved(vuln_db))
-    except MlsecError as exc:
-        fail(exc.diagnostic())
-        raise typer.Exit(EXIT_ERROR) from None
+    info = database_info(resolved(vuln_db))
     _print_database(info)
