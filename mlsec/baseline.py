@@ -25,7 +25,8 @@ class BaselineEntry(NamedTuple):
     path: str
 
 
-def _read(path: Path) -> Any:
+def read_report(path: Path, what: str = "baseline", hint: str = _HINT) -> Any:
+    """A JSON or SARIF report file, read bounded (size, nesting): the data or a ConfigError."""
     from mlsec.safeopen import open_regular
 
     try:
@@ -33,14 +34,14 @@ def _read(path: Path) -> Any:
             raw = handle.read(MAX_BASELINE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise ConfigError(f"cannot read baseline {path}: {reason}", hint=_HINT) from None
+        raise ConfigError(f"cannot read {what} {path}: {reason}", hint=hint) from None
     if len(raw) > MAX_BASELINE_BYTES:
-        raise ConfigError(f"baseline {path} is over {MAX_BASELINE_BYTES} bytes", hint=_HINT)
+        raise ConfigError(f"{what} {path} is over {MAX_BASELINE_BYTES} bytes", hint=hint)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ConfigError(f"baseline {path} is not JSON: {reason}", hint=_HINT) from None
+        raise ConfigError(f"{what} {path} is not JSON: {reason}", hint=hint) from None
 
 
 def _text(value: object) -> str:
@@ -70,7 +71,7 @@ def _sarif_entries(runs: list[Any]) -> list[BaselineEntry]:
 
 def load_baseline(path: Path) -> dict[str, BaselineEntry]:
     """The accepted findings of a baseline, by fingerprint."""
-    data = _read(path)
+    data = read_report(path)
     if isinstance(data, dict) and isinstance(data.get("findings"), list):
         entries = [
             BaselineEntry(

@@ -433,7 +433,8 @@ def apply_config(
     """
     changes: dict[str, Any] = {}
     base = origin.parent
-    shown = _relative(origin, options.base)
+    # The tree's own files by their repository path; the operator's by name (no machine paths).
+    shown = _relative(origin, options.base) if in_tree else origin.name
     shown_base = _relative(base, options.base)
     tuning: dict[str, Any] = {}
     said: dict[str, str] = {}

@@ -67,6 +67,7 @@ def tables() -> dict[str, Any]:
     flags: dict[str, tuple[str, bool]] = {}
     flag_parameters: list[str] = []
     integers: list[str] = []
+    environment: dict[str, str] = {}
     for param in command.params:
         name = param.name
         if param.envvar or param.callback or param.is_eager:
@@ -82,6 +83,11 @@ def tables() -> dict[str, Any]:
             argument = name
         elif param.param_type_name != "option" or param.count:
             raise _unsupported(name, "is neither an argument nor a plain option")
+        if not is_argument:
+            long = next(o for o in param.opts if o.startswith("--"))
+            environment["MLSEC_" + long[2:].upper().replace("-", "_")] = name
+        if is_argument:
+            pass
         elif param.is_flag:
             if kind != "boolean":
                 raise _unsupported(name, "is a flag that is not a boolean")
@@ -116,6 +122,7 @@ def tables() -> dict[str, Any]:
         "FLAGS": flags,
         "FLAG_PARAMETERS": tuple(flag_parameters),
         "INTEGERS": tuple(integers),
+        "ENVIRONMENT": environment,
     }
 
 
@@ -129,6 +136,7 @@ COMMENTS = {
     "FLAGS": "flag -> (parameter, value it sets)",
     "FLAG_PARAMETERS": "parameters set by flags (booleans)",
     "INTEGERS": "parameters typer converts to int",
+    "ENVIRONMENT": "environment variable -> parameter (MLSEC_ and the long option's name)",
 }
 
 TYPES = {
@@ -141,6 +149,7 @@ TYPES = {
     "FLAGS": "dict[str, tuple[str, bool]]",
     "FLAG_PARAMETERS": "tuple[str, ...]",
     "INTEGERS": "tuple[str, ...]",
+    "ENVIRONMENT": "dict[str, str]",
 }
 
 

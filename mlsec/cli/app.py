@@ -462,6 +462,87 @@ def sign_command(
     typer.echo(f"signed {len(signed.files)} file(s) of {signed.model_name}: {signed.signature}")
 
 
+baseline_app = typer.Typer(
+    name="baseline",
+    help="Baselines: the findings a repository accepts today (`mlsec scan --baseline FILE`).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("create")
+def baseline_create(
+    paths: PathsArgument = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The baseline file to write (JSON).")
+    ] = Path("mlsec-baseline.json"),
+    config: ConfigOption = None,
+    no_config: NoConfigOption = False,
+    offline: OfflineOption = None,
+    vuln_db: VulnDbOption = None,
+    select: SelectOption = None,
+    ignore: IgnoreOption = None,
+    no_git: NoGitOption = False,
+) -> None:
+    """Scan and write every finding as a baseline.
+
+    Later scans with --baseline FILE keep these findings in the report as suppressed and gate
+    only on new ones. Exit code 0 when the baseline was written, 2 when it could not be.
+    """
+    from mlsec.cli.run import split_ids
+    from mlsec.render import render
+
+    if config is not None and no_config:
+        raise MlsecError("--config and --no-config exclude each other")
+    report = run_scan(
+        paths or [Path(".")],
+        config,
+        no_config=no_config,
+        offline=offline,
+        vuln_db=resolved(vuln_db),
+        select=split_ids(select),
+        ignore=split_ids(ignore),
+        use_git=False if no_git else None,
+    )
+    write_output(render(report, Format.json.value), output)
+    warn_errors(report)
+    if report.incomplete:
+        raise MlsecError(
+            f"the scan was incomplete, so {output} may miss findings",
+            hint="see 'errors' in the baseline file; fix them and create it again",
+        )
+    typer.echo(f"baseline of {len(report.findings)} finding(s) written to {output}", err=True)
+
+
+@app.command("merge")
+def merge(
+    reports: Annotated[list[Path], typer.Argument(help="JSON or SARIF reports to combine.")],
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", "-o", help="Write the merged report here instead of stdout."),
+    ] = None,
+) -> None:
+    """Combine the reports of several shards (or paths) into one.
+
+    SARIF: one run per category (automationDetails.id), results and rules deduplicated.
+    JSON: findings, errors and skipped files combined, the summary recounted. Exit code 1
+    when the merged findings fail the gate of the reports, 2 when they cannot be merged.
+    """
+    import json
+
+    from mlsec.merge import merge_files
+
+    kind, data = merge_files(reports)
+    write_output(json.dumps(data, indent=2) + "\n", output)
+    if kind == "json":
+        summary = data.get("summary", {})
+        if summary.get("incomplete"):
+            raise typer.Exit(2)
+        if summary.get("failed"):
+            raise typer.Exit(1)
+
+
 db_app = typer.Typer(
     name="db",
     help="The offline vulnerability database (osv.dev's PyPI export) used by --offline.",

@@ -27,19 +27,12 @@ if TYPE_CHECKING:
     from mlsec.config import ScanOptions
     from mlsec.report import ScanReport
 
-ENV_PREFIX = "MLSEC_"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-def env_name(parameter: str) -> str:
-    """The environment variable of a scan option: ``fail_on`` -> ``MLSEC_FAIL_ON``."""
-    return ENV_PREFIX + parameter.upper()
-
-
-def _from_text(name: str, text: str) -> Any:
+def _from_text(name: str, text: str, where: str) -> Any:
     """An environment variable's value converted like the option's command-line value."""
-    where = env_name(name)
     if name in scan_args.FLAG_PARAMETERS:
         lowered = text.strip().lower()
         if lowered in _TRUE or lowered in _FALSE:
@@ -64,14 +57,13 @@ def with_environment(
     values: Mapping[str, Any], environ: Mapping[str, str] = os.environ
 ) -> dict[str, Any]:
     """``values`` with every option the command line left at its default taken from its
-    ``MLSEC_*`` environment variable (flags override the environment)."""
+    environment variable, ``MLSEC_`` and the long option's name (``--fail-on``:
+    ``MLSEC_FAIL_ON``); flags override the environment."""
     out = dict(values)
-    for name, default in scan_args.DEFAULTS.items():
-        if name == scan_args.ARGUMENT:
-            continue
-        text = environ.get(env_name(name))
-        if text and out.get(name) in (None, default, [], ()):
-            out[name] = _from_text(name, text)
+    for variable, name in scan_args.ENVIRONMENT.items():
+        text = environ.get(variable)
+        if text and out.get(name) in (None, scan_args.DEFAULTS[name], [], ()):
+            out[name] = _from_text(name, text, variable)
     return out
 
 

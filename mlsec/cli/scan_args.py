@@ -115,3 +115,32 @@ FLAG_PARAMETERS: Final[tuple[str, ...]] = (
 )
 # parameters typer converts to int
 INTEGERS: Final[tuple[str, ...]] = ("jobs",)
+# environment variable -> parameter (MLSEC_ and the long option's name)
+ENVIRONMENT: Final[dict[str, str]] = {
+    "MLSEC_FORMAT": "fmt",
+    "MLSEC_OUTPUT": "output",
+    "MLSEC_FAIL_ON": "fail_on",
+    "MLSEC_MIN_SEVERITY": "min_severity",
+    "MLSEC_CONFIG": "config",
+    "MLSEC_NO_CONFIG": "no_config",
+    "MLSEC_OFFLINE": "offline",
+    "MLSEC_VULN_DB": "vuln_db",
+    "MLSEC_BASELINE": "baseline",
+    "MLSEC_SELECT": "select",
+    "MLSEC_IGNORE": "ignore",
+    "MLSEC_DIFF": "diff",
+    "MLSEC_CATEGORY": "category",
+    "MLSEC_FOLLOW_SYMLINKS": "follow_symlinks",
+    "MLSEC_RESPECT_GITIGNORE": "respect_gitignore",
+    "MLSEC_JOBS": "jobs",
+    "MLSEC_SHARD": "shard",
+    "MLSEC_CACHE_DIR": "cache_dir",
+    "MLSEC_NO_CACHE": "no_cache",
+    "MLSEC_QUIET": "quiet",
+    "MLSEC_VERBOSE": "verbose",
+    "MLSEC_COLOR": "color",
+    "MLSEC_NO_PROGRESS": "no_progress",
+    "MLSEC_TRUSTED_ROOT": "trusted_root",
+    "MLSEC_NO_GIT": "no_git",
+    "MLSEC_SUMMARY": "summary",
+}
