@@ -15,8 +15,8 @@ and an in-tree file that cannot be used is reported (exit 2) while the scan goes
 defaults.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: NamedTuple turns string annotations into
+# ForwardRefs by compiling each one, which doubles the cost of creating ScanOptions at start-up.
 import datetime
 import os
 import re
@@ -502,7 +502,8 @@ def apply_config(
         }
         if raised:
             changes["severity_overrides"] = raised
-        changes["repo_tuning"] = RepoTuning(source=shown, base=shown_base, said=said, **tuning)
+        if tuning:
+            changes["repo_tuning"] = RepoTuning(source=shown, base=shown_base, said=said, **tuning)
     changes["config_file"] = origin
     return options._replace(**changes)
 

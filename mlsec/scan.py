@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsec import __version__
 from mlsec.analyzers import ANALYZERS, AnalysisContext, load_analyzers
-from mlsec.baseline import BaselineEntry, load_baseline
 from mlsec.config import ScanOptions, check_rule_ids
 from mlsec.errors import ConfigError, MlsecError
 from mlsec.findings import Finding, ScanError, Severity, Skipped, Suppression
 from mlsec.report import ScanReport
 from mlsec.rules import RuleSet, load_rules
-from mlsec.selection import (
-    changed_files,
-    in_shard,
-    repo_path,
-    select_changed,
-    select_shard,
-    shard_key,
-)
-from mlsec.suppress import apply_suppressions
 from mlsec.walk import display_name, walk
+
+if TYPE_CHECKING:
+    from mlsec.baseline import BaselineEntry
+
+# mlsec.baseline, mlsec.selection and mlsec.suppress are imported when a scan uses them: a
+# plain `mlsec scan` on every commit should not pay for them.
 
 ProgressHook = Callable[[str, int], Callable[[int], None]]
 """Called with (phase description, total steps); returns a callback advancing by n steps."""
@@ -36,6 +32,13 @@ ProgressHook = Callable[[str, int], Callable[[int], None]]
 
 def _no_progress(description: str, total: int) -> Callable[[int], None]:
     return lambda n: None
+
+
+def repo_path(prefix: str, relpath: str) -> str:
+    """A scan-root-relative path made repository-relative."""
+    if not prefix:
+        return relpath
+    return prefix if relpath in ("", ".") else f"{prefix}/{relpath}"
 
 
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
@@ -94,7 +97,11 @@ class _Scope:
             return False
         if self.changed is not None and path not in self.changed and path not in self.kept:
             return False
-        return self.shard is None or in_shard(shard_key(path, self.signed), self.shard)
+        if self.shard is None:
+            return True
+        from mlsec.selection import in_shard, shard_key
+
+        return in_shard(shard_key(path, self.signed), self.shard)
 
 
 def _baseline(
@@ -138,7 +145,11 @@ def scan(
 ) -> ScanReport:
     """Walk ``options.path``, run every analyzer, and collect one report."""
     rules = _check_rules(options, load_rules())
-    baseline = load_baseline(options.baseline) if options.baseline is not None else {}
+    baseline: dict[str, BaselineEntry] = {}
+    if options.baseline is not None:
+        from mlsec.baseline import load_baseline
+
+        baseline = load_baseline(options.baseline)
     prefix = options.prefix
 
     walked = walk(options, rules)
@@ -146,9 +157,13 @@ def scan(
     walk_findings: list[Finding] = list(walked.findings)
     scope = _Scope(prefix)
     if options.diff_ref is not None:
+        from mlsec.selection import changed_files, select_changed
+
         scope.changed = changed_files(options.base, options.diff_ref)
         targets, scope.kept = select_changed(targets, prefix, scope.changed)
     if options.shard is not None:
+        from mlsec.selection import select_shard
+
         targets, scope.signed = select_shard(targets, prefix, options.shard)
         scope.shard = options.shard
     if options.diff_ref is not None or options.shard is not None:
@@ -195,13 +210,16 @@ def scan(
         for f in _dedupe(findings)
         if options.rule_enabled(f.rule_id)
     ]
-    kept = apply_suppressions(
-        kept,
-        rules=rules,
-        suppress=options.suppress,
-        tuning=options.repo_tuning,
-        today=today or datetime.date.today(),
-    )
+    if options.suppress or options.repo_tuning is not None:
+        from mlsec.suppress import apply_suppressions
+
+        kept = apply_suppressions(
+            kept,
+            rules=rules,
+            suppress=options.suppress,
+            tuning=options.repo_tuning,
+            today=today or datetime.date.today(),
+        )
     if options.baseline is not None:
         kept = _baseline(kept, baseline, options, rules, scope)
     kept = [f for f in kept if options.rule_enabled(f.rule_id)]

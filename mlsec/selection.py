@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from mlsec.errors import MlsecError
+from mlsec.scan import repo_path
 from mlsec.walk import Target
 
 SIGNATURE_NAME = "model.sig"
@@ -24,13 +25,6 @@ _INCLUDE = re.compile(
     re.MULTILINE,
 )
 _MAX_MANIFEST_READ = 1024**2
-
-
-def repo_path(prefix: str, relpath: str) -> str:
-    """A scan-root-relative path made repository-relative."""
-    if not prefix:
-        return relpath
-    return prefix if relpath in ("", ".") else f"{prefix}/{relpath}"
 
 
 def _folder(path: str) -> str:
