@@ -594,8 +594,9 @@ def build_options(
             if found is not None:
                 options = apply_config(options, found[1], found[0].resolve(), in_tree=True)
         except ConfigError as exc:
-            # The repository's own file: report it (exit 2) and scan with the defaults,
-            # which are the strictest settings, rather than end without a report.
+            # The repository's own file: scan with the defaults rather than end without a
+            # report; the report says why and the exit code is 2 whatever the findings (the
+            # file's own policies, such as required signatures, were not applied).
             options = ScanOptions(
                 path=path, repo_root=repo_root, config_problems=(exc.diagnostic(),)
             )

@@ -272,6 +272,7 @@ def merge_reports(reports: Sequence[ScanReport]) -> ScanReport:
         min_severity=min((r.min_severity for r in reports), key=lambda s: s.rank),
         below_min_severity=sum(r.below_min_severity for r in reports),
         config_problems=tuple(dict.fromkeys(p for r in reports for p in r.config_problems)),
+        prefix=first.prefix if all(r.prefix == first.prefix for r in reports) else "",
     )
 
 

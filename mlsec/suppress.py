@@ -81,7 +81,7 @@ def expired(rule: SuppressRule, today: datetime.date) -> bool:
     return rule.expires is not None and rule.expires < today
 
 
-def _tuning(tuning: RepoTuning, finding: Finding, rules: RuleSet) -> Suppression | None:
+def _tuning(tuning: RepoTuning, finding: Finding) -> Suppression | None:
     """Why the tree's own configuration would have removed ``finding``, if it would."""
     said = tuning.said
 
@@ -123,7 +123,7 @@ def apply_suppressions(
     out: list[Finding] = []
     for finding in findings:
         added: list[Suppression] = []
-        if tuning is not None and (said := _tuning(tuning, finding, rules)) is not None:
+        if tuning is not None and (said := _tuning(tuning, finding)) is not None:
             added.append(said)
         added.extend(Suppression(r.kind, r.reason, r.source) for r in live if matches(r, finding))
         if added:
@@ -132,10 +132,12 @@ def apply_suppressions(
     for rule in suppress:
         if expired(rule, today):
             file, _, entry = rule.source.partition(": ")
+            # An operator's file is not in the repository: the notice is about the scan.
+            where = file if rule.kind == "inSource" and file else "."
             out.append(
                 rules.finding(
                     "MLS920",
-                    file or ".",
+                    where,
                     f"Suppression {entry or rule.source} expired on {rule.expires}; it no "
                     f"longer applies (reason given: {rule.reason})",
                     key=entry or rule.source,

@@ -107,6 +107,7 @@ NoGitOption = Annotated[
 PathsArgument = Annotated[
     Optional[list[Path]],  # noqa: UP045
     typer.Argument(
+        metavar="PATH...",
         help="Repositories, folders or files to scan (default: the current directory). "
         "Report paths are relative to the repository root (the git top level, else the "
         "working directory).",

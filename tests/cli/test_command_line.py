@@ -237,3 +237,19 @@ def test_git_top_level_is_found_from_a_file_path(repo: Path, cli) -> None:
     git(repo, "add", "-A")
     proc = cli("scan", repo / "a" / "b" / "w.pkl", "-f", "json", "--min-severity", "critical")
     assert ours(report(proc)) == [("MLS101", "critical", "a/b/w.pkl", False)]
+
+
+def test_environment_applies_on_both_parsers(tmp_path: Path, cli) -> None:
+    evil_pickle(tmp_path / "w.pkl")
+    for argv in (["-f", "json"], ["-fjson"]):  # the fast path, then typer (attached value)
+        proc = cli("scan", tmp_path, *argv, env={"MLSEC_FAIL_ON": "none"})
+        assert proc.returncode == 0, argv
+        assert report(proc)["summary"]["fail_on"] == "none"
+
+
+def test_real_entry_point_gates(tmp_path: Path, cli_subprocess) -> None:
+    evil_pickle(tmp_path / "w.pkl")
+    proc = cli_subprocess("scan", tmp_path, "-o", tmp_path / "out" / "r.json", "-q")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", "")
+    data = json.loads((tmp_path / "out" / "r.json").read_text())
+    assert ("MLS101", "critical", "w.pkl", False) in ours(data)

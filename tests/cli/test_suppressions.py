@@ -199,3 +199,28 @@ def test_inline_suppression_from_an_analyzer_does_not_gate(
     assert finding["suppressions"][0]["source"] == "requirements.txt:1"
     assert data["summary"]["suppressed_by_kind"] == {"inSource": 1, "external": 0}
     assert data["summary"]["failed"] is False
+
+
+def test_expired_operator_suppression_is_a_scan_notice(tmp_path: Path, cli) -> None:
+    repo = tmp_path / "repo"
+    evil_pickle(repo / "w.pkl")
+    write(
+        tmp_path / "ops.toml",
+        f'[[suppress]]\nrule = "MLS101"\nreason = "r"\nexpires = {YESTERDAY}\n',
+    )
+    proc = cli("scan", repo, "-f", "json", "--config", tmp_path / "ops.toml")
+    assert proc.returncode == 1
+    [notice] = [f for f in report(proc)["findings"] if f["rule_id"] == "MLS920"]
+    assert notice["path"] == "."  # the operator's file is not in the repository
+
+
+def test_in_tree_include_and_severity_raise(tmp_path: Path, cli) -> None:
+    evil_pickle(tmp_path / "models" / "w.pkl")
+    evil_pickle(tmp_path / "scratch" / "x.pkl")
+    write(tmp_path / ".mlsec.toml", 'include = ["models/**"]\n[severity]\nMLS102 = "high"\n')
+    proc = cli("scan", tmp_path, "-f", "json")
+    assert proc.returncode == 1
+    found = ours(report(proc))
+    assert ("MLS101", "critical", "scratch/x.pkl", True) in found  # outside include
+    assert ("MLS101", "critical", "models/w.pkl", False) in found
+    assert ("MLS102", "high", "models/w.pkl", False) in found  # raising applies as is
