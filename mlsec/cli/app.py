@@ -369,6 +369,7 @@ def bom(
         ),
     ] = False,
     config: ConfigOption = None,
+    no_config: NoConfigOption = False,
     offline: OfflineOption = None,
     vuln_db: VulnDbOption = None,
     no_git: NoGitOption = False,
@@ -384,6 +385,7 @@ def bom(
     report = run_scan(
         [path],
         config,
+        no_config=no_config,
         offline=offline,
         vuln_db=resolved(vuln_db),
         use_git=False if no_git else None,
@@ -494,8 +496,6 @@ def baseline_create(
     from mlsec.cli.run import split_ids
     from mlsec.render import render
 
-    if config is not None and no_config:
-        raise MlsecError("--config and --no-config exclude each other")
     report = run_scan(
         paths or [Path(".")],
         config,
@@ -527,8 +527,9 @@ def merge(
     """Combine the reports of several shards (or paths) into one.
 
     SARIF: one run per category (automationDetails.id), results and rules deduplicated.
-    JSON: findings, errors and skipped files combined, the summary recounted. Exit code 1
-    when the merged findings fail the gate of the reports, 2 when they cannot be merged.
+    JSON: findings, errors and skipped files combined, the summary recounted. Exit code 2
+    when the reports cannot be merged; for JSON reports also 1 when the merged findings fail
+    the reports' gate, and 2 when a shard was incomplete (SARIF carries no gate: 0).
     """
     import json
 

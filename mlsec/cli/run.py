@@ -131,6 +131,8 @@ def build_all(
     """The options of each PATH (each finds its own configuration)."""
     from mlsec.config import build_options
 
+    if config is not None and no_config:
+        raise MlsecError("--config and --no-config exclude each other")
     return [build_options(p, config_file=config, no_config=no_config, **flags) for p in paths]
 
 
@@ -197,8 +199,6 @@ def scan_command(**given: Any) -> int:
     from mlsec.findings import Severity
 
     values = with_environment(given)
-    if values["config"] is not None and values["no_config"]:
-        raise MlsecError("--config and --no-config exclude each other")
     if values["cache_dir"] is not None and values["no_cache"]:
         raise MlsecError("--cache-dir and --no-cache exclude each other")
     if values["quiet"] and values["verbose"]:
