@@ -2,7 +2,8 @@
 
 Both keep what an analysis needs together: every file of a folder signed by a ``model.sig``
 (its signature covers the folder, so a change anywhere re-checks all of it), a detached
-bundle with its artifact, and a requirements file with the ``-r``/``-c`` files it includes.
+bundle with its artifact, the dependency manifests of one folder (a lock file pins the ranges
+beside it), and a requirements file with the ``-r``/``-c`` files it includes.
 Paths here are repository-relative (``prefix`` is the scanned root's place in the repository).
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from mlsec.errors import MlsecError
 from mlsec.scan import repo_path
-from mlsec.walk import Target
+from mlsec.walk import Target, display_name
 
 SIGNATURE_NAME = "model.sig"
 BUNDLE_SUFFIXES = (".sigstore.json", ".sigstore")
@@ -84,8 +85,10 @@ def changed_files(repo_root: Path, ref: str) -> frozenset[str]:
         raise MlsecError("--diff needs gitpython") from None
     try:
         repo = git.Repo(repo_root)
-        diff = repo.git.diff("--name-status", "-M", "-z", ref, "--")
-        untracked = repo.git.ls_files("--others", "--exclude-standard", "-z")
+        diff_out = repo.git.diff("--name-status", "-M", "-z", ref, "--", stdout_as_string=False)
+        untracked_out = repo.git.ls_files(
+            "--others", "--exclude-standard", "-z", stdout_as_string=False
+        )
     except git.InvalidGitRepositoryError:
         raise MlsecError(
             f"--diff needs a git repository, and {repo_root} is not one",
@@ -97,8 +100,10 @@ def changed_files(repo_root: Path, ref: str) -> frozenset[str]:
             f"--diff {ref}: git cannot compare with it ({detail[-1] if detail else exc})",
             hint="give a commit, branch or tag that exists locally (fetch it first in CI)",
         ) from None
+    assert isinstance(diff_out, bytes) and isinstance(untracked_out, bytes)
+    # Names as the walk shows them (undecodable bytes escaped), so that they compare equal.
     changed: set[str] = set()
-    fields = [f for f in diff.split("\0") if f]
+    fields = [display_name(os.fsdecode(f)) for f in diff_out.split(b"\0") if f]
     i = 0
     while i < len(fields):
         status = fields[i][:1]
@@ -110,7 +115,7 @@ def changed_files(repo_root: Path, ref: str) -> frozenset[str]:
         if status != "D" and i + 1 < len(fields):
             changed.add(fields[i + 1])
         i += 2
-    changed.update(p for p in untracked.split("\0") if p)
+    changed.update(display_name(os.fsdecode(p)) for p in untracked_out.split(b"\0") if p)
     return frozenset(changed)
 
 
@@ -129,7 +134,14 @@ def select_changed(
         subject = _bundle_subject(p)
         if subject is not None and (subject in keep or p in keep):
             keep.update((subject, p))
-    # A changed include re-audits the manifests that include it (and theirs).
+    # A changed manifest re-audits the manifests beside it (a lock file decides whether the
+    # ranges of pyproject.toml or requirements.in are pinned)...
+    from mlsec.deps import manifest_kind
+
+    kinds = {p: manifest_kind(p) for p in paths.values()}
+    folders = {_folder(p) for p in keep if kinds.get(p)}
+    keep.update(p for p, kind in kinds.items() if kind and _folder(p) in folders)
+    # ...and a changed include the manifests that include it (and theirs).
     manifests = {paths[t.relpath]: _includes(t, paths[t.relpath]) for t in targets}
     grew = True
     while grew:

@@ -86,17 +86,18 @@ def test_diff_keeps_what_the_checks_need(repo: Path, cli) -> None:
     from mlsec.config import build_options
     from mlsec.scan import scan
 
-    seen: dict[str, int] = {}
-
-    def progress(description: str, total: int):  # type: ignore[no-untyped-def]
-        seen[description] = total
-        return lambda n: None
-
-    report_ = scan(
-        build_options(repo, diff_ref="HEAD", offline=True), analyzers=(), progress=progress
-    )
+    report_ = scan(build_options(repo, diff_ref="HEAD", offline=True), analyzers=())
     # The signed folder whole (3 files), the changed include and the manifest including it.
     assert report_.files_scanned == 5
+    # A changed lock file re-audits the manifest beside it.
+    write(repo / "svc" / "pyproject.toml", '[project]\nname = "s"\ndependencies = ["x>=1"]\n')
+    write(repo / "svc" / "uv.lock", "version = 1\n")
+    write(repo / "svc" / "app.py", "print(1)\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "svc")
+    write(repo / "svc" / "uv.lock", "version = 1\n# changed\n")
+    report_ = scan(build_options(repo / "svc", diff_ref="HEAD"), analyzers=())
+    assert report_.files_scanned == 2
 
 
 def test_diff_with_an_unknown_revision_is_exit_2(repo: Path, cli) -> None:
@@ -145,3 +146,13 @@ def test_merge_json_recounts_and_gates(tmp_path: Path, cli) -> None:
     assert (summary["files_scanned"], summary["by_severity"]["critical"]) == (2, 1)
     proc = cli("merge", tmp_path / "a.json", tmp_path / "nope.json")
     assert proc.returncode == 2 and "cannot read report" in proc.stderr
+
+
+def test_diff_keeps_files_with_undecodable_names(repo: Path, cli) -> None:
+    import os
+
+    name = os.fsdecode(b"w\xff.pkl")
+    evil_pickle(repo / name)
+    proc = cli("scan", repo, "--diff", "HEAD", "-f", "json", "--min-severity", "critical")
+    assert proc.returncode == 1
+    assert ours(report(proc)) == [("MLS101", "critical", "w\\xff.pkl", False)]
