@@ -127,7 +127,7 @@ def main() -> None:
             make(path)
         assign = f"P = {str(path)!r}\n"
         cli = (
-            "import sys; from mlsec.launch import main; "
+            "import sys; from mlsec.cli import main; "
             f"sys.argv = ['mlsec', 'scan', {str(path)!r}, '--format', 'json', '--offline', "
             "'--fail-on', 'none']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass"

@@ -1,3 +1,3 @@
-from mlsec.launch import main
+from mlsec.cli import main
 
 main()

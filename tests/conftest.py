@@ -21,7 +21,7 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mlsec`` in a subprocess: the real CLI, exit code and streams."""
+    """Run ``python -m mlsec`` in a subprocess: the real entry point, exit code and streams."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "mlsec", *map(str, args)],
@@ -31,6 +31,32 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def run_cli_in_process(
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line in this interpreter (mlsec.cli.launch.run, both parsers and the
+    error boundary), with its own streams, working directory and environment."""
+    import io
+
+    from mlsec.cli.launch import run
+
+    argv = [os.fspath(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NO_COLOR", "1")
+        for key, value in (env or {}).items():
+            patch.setenv(key, value)
+        if cwd is not None:
+            patch.chdir(cwd)
+        patch.setattr(sys, "stdout", out)
+        patch.setattr(sys, "stderr", err)
+        code = run(argv)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def load_script(name: str) -> Any:
@@ -46,6 +72,13 @@ def load_script(name: str) -> Any:
 
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The command line, run in-process (fast); see ``cli_subprocess`` for the real one."""
+    return run_cli_in_process
+
+
+@pytest.fixture
+def cli_subprocess() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The installed entry point in a fresh interpreter (start-up, streams, signals)."""
     return run_cli
 
 

@@ -59,18 +59,9 @@ def location(finding: Finding) -> str:
     return text
 
 
-def active(report: ScanReport) -> list[Finding]:
-    """The findings that count: not suppressed (suppressed ones stay in the report)."""
-    return [f for f in report.findings if not f.suppressed]
-
-
-def suppressed(report: ScanReport) -> list[Finding]:
-    return [f for f in report.findings if f.suppressed]
-
-
 def gating(report: ScanReport) -> list[Finding]:
     """The unsuppressed findings at or above ``--fail-on``: what makes the scan fail."""
-    return [f for f in report.failing() if not f.suppressed]
+    return report.failing()
 
 
 def counts(findings: list[Finding]) -> dict[str, int]:
@@ -88,11 +79,6 @@ def is_note(finding: Finding) -> bool:
     if finding.severity is Severity.INFO:
         return True
     return finding.severity is Severity.LOW and finding.rule_id.startswith("MLS3")
-
-
-def suppressed_total(report: ScanReport) -> int:
-    """Suppressed findings in the report plus those a baseline left out (counted only)."""
-    return len(suppressed(report)) + report.suppressed
 
 
 def plural(count: int, noun: str) -> str:

@@ -161,7 +161,8 @@ class BomBuilder:
                 hint="the aibom analyzer did not run (was it excluded, or did it fail? see "
                 "'errors' in a JSON report)",
             )
-        self.report = report
+        # The BOM describes the scanned folder: its paths are relative to it, like the facts.
+        self.report = report.scan_relative_findings()
         self.facts = facts
         self.spec_version = spec_version
         deps = report.facts.get("dependencies")

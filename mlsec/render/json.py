@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlsec.render import suppressed, suppressed_total
 from mlsec.render.escape import json_safe
 from mlsec.report import ScanReport
 
@@ -19,11 +18,9 @@ SCHEMA_URI = "https://github.com/mlsec-dev/mlsec/blob/main/schemas/mlsec-report.
 
 
 def to_data(report: ScanReport) -> dict[str, Any]:
-    summary = report.summary()
     # Suppressed findings stay in "findings" (with their "suppressions"); the summary counts
-    # them, with those a baseline left out of the report.
-    summary.setdefault("suppressed", suppressed_total(report))
-    summary.setdefault("suppressed_in_report", len(suppressed(report)))
+    # them.
+    summary = report.summary()
     data: dict[str, Any] = {
         "$schema": SCHEMA_URI,
         "schema_version": SCHEMA_VERSION,

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from mlsec.findings import Finding, Severity
 from mlsec.render import (
-    active,
     counts,
     gating,
     is_note,
     location,
     plural,
-    suppressed,
-    suppressed_total,
 )
 from mlsec.render.escape import markdown as md
 from mlsec.report import ScanReport
@@ -63,14 +60,16 @@ def _details(summary: str, items: list[str]) -> list[str]:
     return [f"<details><summary>{summary}</summary>", "", *shown, "", "</details>", ""]
 
 
-def render(report: ScanReport, *, verbose: bool = False) -> str:
+def render(report: ScanReport, *, verbose: bool | None = None) -> str:
+    if verbose is None:
+        verbose = report.verbosity > 0
     gate = gating(report)
     gate_set = set(map(id, gate))
-    findings = active(report)
+    findings = report.active()
     rest = [f for f in findings if id(f) not in gate_set]
     listed = rest if verbose else [f for f in rest if not is_note(f)]
     notes = len(rest) - len(listed)
-    hidden = suppressed(report)
+    hidden = report.suppressed_findings()
     by_severity = counts(findings)
     fail_on = report.fail_on.value if report.fail_on else "none"
     if report.fail_on is None:
@@ -85,14 +84,14 @@ def render(report: ScanReport, *, verbose: bool = False) -> str:
         "## mlsec scan",
         "",
         f"**{verdict}** (fail on: {fail_on}) · {report.files_scanned} files scanned · "
-        f"{len(findings)} findings · {suppressed_total(report)} suppressed · "
+        f"{len(findings)} findings · {len(report.suppressed_findings())} suppressed · "
         f"{len(report.errors)} errors · {len(report.skipped)} skipped",
         "",
         "| " + " | ".join(s.value for s in Severity) + " | suppressed |",
         "|" + "---:|" * (len(Severity) + 1),
         "| "
         + " | ".join(str(by_severity[s.value]) for s in Severity)
-        + f" | {suppressed_total(report)} |",
+        + f" | {len(report.suppressed_findings())} |",
         "",
     ]
     if gate:

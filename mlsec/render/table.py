@@ -16,14 +16,11 @@ from rich.text import Text
 
 from mlsec.findings import Finding, Severity
 from mlsec.render import (
-    active,
     counts,
     gating,
     is_note,
     location,
     plural,
-    suppressed,
-    suppressed_total,
 )
 from mlsec.render.escape import terminal
 from mlsec.report import ScanReport
@@ -77,15 +74,18 @@ def _verdict(report: ScanReport, gate: list[Finding]) -> Text:
     return Text.assemble(("passed", "bold green"), f": no findings at or above {level}.")
 
 
-def build(report: ScanReport, *, verbose: bool = False) -> Group:
-    """The report as rich renderables; ``verbose`` also lists notes and suppressed findings."""
+def build(report: ScanReport, *, verbose: bool | None = None) -> Group:
+    """The report as rich renderables; ``verbose`` (default: the report's ``-v``) also lists
+    notes and suppressed findings."""
+    if verbose is None:
+        verbose = report.verbosity > 0
     gate = gating(report)
     gate_set = set(map(id, gate))
-    findings = active(report)
+    findings = report.active()
     rest = [f for f in findings if id(f) not in gate_set]
     listed = rest if verbose else [f for f in rest if not is_note(f)]
     notes = len(rest) - len(listed)
-    hidden = suppressed(report)
+    hidden = report.suppressed_findings()
 
     parts: list[Table | Text] = []
     if report.incomplete:  # first: this, not the findings, decides the exit code (2)
@@ -113,7 +113,7 @@ def build(report: ScanReport, *, verbose: bool = False) -> Group:
     if by_severity:
         tail.append(f" ({by_severity})")
     tail.append(f", {plural(len(report.errors), 'error')}, {len(report.skipped)} skipped")
-    total_suppressed = suppressed_total(report)
+    total_suppressed = len(report.suppressed_findings())
     if total_suppressed:
         tail.append(f", {total_suppressed} suppressed")
     tail.append(".")
@@ -126,7 +126,7 @@ def build(report: ScanReport, *, verbose: bool = False) -> Group:
 
 
 def render(
-    report: ScanReport, *, width: int = 120, color: bool = False, verbose: bool = False
+    report: ScanReport, *, width: int = 120, color: bool = False, verbose: bool | None = None
 ) -> str:
     console = Console(
         width=width, record=True, force_terminal=color, no_color=not color, file=io.StringIO()

@@ -259,11 +259,11 @@ def test_demo_repository_through_the_cli(cli, tmp_path: Path) -> None:
         )
         for r in results
     }
-    assert ("MLS200", "requirements.txt", 4) in located  # langchain, critical
-    assert ("MLS201", "requirements.txt", 2) in located  # mlflow
-    assert ("MLS204", "requirements.txt", 3) in located  # torch, unscored
-    assert ("MLS210", "requirements.txt", 6) in located  # numpy range
-    assert ("MLS211", "requirements.txt", 7) in located  # VCS checkout
+    assert ("MLS200", "fixtures/demo-repo/requirements.txt", 4) in located  # langchain, critical
+    assert ("MLS201", "fixtures/demo-repo/requirements.txt", 2) in located  # mlflow
+    assert ("MLS204", "fixtures/demo-repo/requirements.txt", 3) in located  # torch, unscored
+    assert ("MLS210", "fixtures/demo-repo/requirements.txt", 6) in located  # numpy range
+    assert ("MLS211", "fixtures/demo-repo/requirements.txt", 7) in located  # VCS checkout
 
 
 def test_cli_db_info_and_update_from_a_local_url(cli, tmp_path: Path, isolated_cache) -> None:

@@ -121,15 +121,14 @@ def test_hostile_baseline_is_a_clear_error(tmp_path: Path, cli, kind: str) -> No
 
 
 def test_baseline_over_the_size_cap(tmp_path: Path, monkeypatch) -> None:
-    from mlsec import scan as scan_module
-    from mlsec.config import build_options
+    from mlsec import baseline as baseline_module
     from mlsec.errors import ConfigError
 
     baseline = tmp_path / "b.json"
     baseline.write_text(json.dumps({"findings": [{"fingerprint": "x" * 64}] * 100}))
-    monkeypatch.setattr(scan_module, "MAX_BASELINE_BYTES", 1000)
+    monkeypatch.setattr(baseline_module, "MAX_BASELINE_BYTES", 1000)
     with pytest.raises(ConfigError, match="larger than 1000 bytes"):
-        scan_module.load_baseline(build_options(tmp_path, baseline=baseline))
+        baseline_module.load_baseline(baseline)
 
 
 def test_baseline_with_wrong_types_is_read_not_crashed(tmp_path: Path, cli) -> None:

@@ -28,7 +28,7 @@ _HANGING_H5 = (
     "    return real(name, args, timeout=timeout)\n"
     "n.call = call\n"
     "sys.argv[0] = 'mlsec'\n"
-    "from mlsec.launch import main\n"
+    "from mlsec.cli import main\n"
     "main()\n"
 )
 

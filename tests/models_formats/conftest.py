@@ -16,7 +16,9 @@ def scan_formats() -> Callable[..., Any]:
 
     def _scan(path: Path, analyzers: tuple[str, ...] | None = None, **flags: Any) -> Any:
         names = analyzers or ("mlsec.models.checks:ModelFormatsAnalyzer",)
-        return scan(build_options(path, **flags), analyzers=names)
+        # Paths relative to the scanned folder (not to the repository fixtures live in).
+        root = path if path.is_dir() else path.parent
+        return scan(build_options(path, repo_root=root, **flags), analyzers=names)
 
     return _scan
 

@@ -92,7 +92,9 @@ def scan_path(path: Path, **flags: Any) -> Any:
     from mlsec.config import build_options
     from mlsec.scan import scan
 
-    return scan(build_options(path, use_git=False, **flags))
+    # Paths relative to the scanned folder (not to the repository these fixtures live in).
+    root = path if path.is_dir() else path.parent
+    return scan(build_options(path, use_git=False, repo_root=root, **flags))
 
 
 def hits(report: Any) -> set[tuple[str, str, str, str | None]]:

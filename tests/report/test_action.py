@@ -143,7 +143,6 @@ def test_bad_fail_on_is_reported_without_running(tmp_path: Path) -> None:
     assert "fail-on must be one of" in log and "could not run" in summary
 
 
-@pytest.mark.xfail(reason="needs `mlsec scan --category` (helper cli); the lead flips this")
 def test_category_reaches_the_sarif(tmp_path: Path) -> None:
     work = _workspace(tmp_path)
     _, outputs, _, log = _step(tmp_path, "scan", work, category="ml-models")

@@ -26,7 +26,7 @@ PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 def test_distribution_name_is_ours_everywhere() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["name"] == DISTRIBUTION
-    assert project["scripts"]["mlsec"] == "mlsec.launch:main"
+    assert project["scripts"]["mlsec"] == "mlsec.cli:main"
     readme = (REPO / "README.md").read_text()
     assert "pip install mlsec " not in readme and "pip install mlsec\n" not in readme
     assert "pip install mlsec`" not in readme

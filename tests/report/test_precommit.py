@@ -140,9 +140,6 @@ def test_deps_hook_ignores_files_that_are_not_manifests(
     assert "no files to check" in proc.stdout.lower()
 
 
-@pytest.mark.xfail(
-    reason="needs `mlsec scan a b c` (several paths, helper cli); the lead flips this"
-)
 def test_several_staged_files_are_judged_together(repos: tuple[Path, dict[str, str]]) -> None:
     work, env = repos
     (work / "model.bin").write_bytes(pickle.dumps(_Evil(), protocol=4))

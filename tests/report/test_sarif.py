@@ -127,7 +127,6 @@ def test_subfolder_scan_has_repository_relative_uris_and_no_binary_regions(
     import pickle
     import subprocess
 
-    import pytest
 
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
@@ -145,6 +144,4 @@ def test_subfolder_scan_has_repository_relative_uris_and_no_binary_regions(
     location = evil["locations"][0]["physicalLocation"]
     assert "region" not in location
     uri = location["artifactLocation"]["uri"]
-    if uri != "ml/odd%20dir/check%23point%3F.pt":
-        assert uri == "odd%20dir/check%23point%3F.pt"  # relative to PATH: before helper cli
-        pytest.xfail("paths relative to the repository root come with helper cli")
+    assert uri == "ml/odd%20dir/check%23point%3F.pt"

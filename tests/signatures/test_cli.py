@@ -91,7 +91,8 @@ def test_demo_repository_shows_modified_signed_file(cli):
         for f in data["findings"]
         if f["rule_id"].startswith("MLS4")
     ]
-    assert ours == [("MLS405", "high", "signed-model/config.json")]
+    # report paths are relative to the repository root (the fixtures are in this one)
+    assert ours == [("MLS405", "high", "fixtures/demo-repo/signed-model/config.json")]
     (sig,) = [s for s in data["facts"]["signatures"]["signatures"] if s["path"] == "signed-model"]
     assert sig["verified"] is False
     assert sig["files"] == ["signed-model/model.safetensors"]

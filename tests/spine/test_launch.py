@@ -1,4 +1,4 @@
-"""The start-up fast path (mlsec/launch.py) parses `mlsec scan` exactly as the typer app does.
+"""The start-up fast path (mlsec/cli/launch.py) parses `mlsec scan` exactly as typer does.
 
 Every command line the fast path accepts must give scan_command the same arguments typer
 would; everything else must be left to typer (help, errors, other commands).
@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mlsec import cli
-from mlsec.launch import parse_scan
+import mlsec.cli.run
+from mlsec.cli import app as cli
+from mlsec.cli.launch import parse_scan, run
 from tests.conftest import REPO, load_script
 
 
@@ -46,7 +47,7 @@ def _normalised(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_generated_option_table_is_current() -> None:
-    current = (REPO / "mlsec/scan_args.py").read_text(encoding="utf-8")
+    current = (REPO / "mlsec/cli/scan_args.py").read_text(encoding="utf-8")
     assert current == load_script("sync_cli").rendered(), "run: python scripts/sync_cli.py"
 
 
@@ -65,6 +66,12 @@ ACCEPTED = [
     ["scan", "--output=o.json", "--", "--odd-dir-name"],
     ["scan", "--format", "table", "--", "repo"],
     ["scan", "dir with spaces", "--output", "x=y.json"],
+    ["scan", "a", "b", "c/d.pt"],  # several PATHs
+    ["scan", "-o", "r.sarif", "--output", "json=r.txt", "-q", "--no-progress"],
+    ["scan", "--min-severity", "medium", "--color", "never", "-v", "--category", "ml/"],
+    ["scan", "--diff", "origin/main", "--shard", "2/4", "--jobs", "3", "-j", "2"],
+    ["scan", "--no-config", "--follow-symlinks", "--respect-gitignore", "--no-cache"],
+    ["scan", "--cache-dir", "cache", "--config=c.toml"],
 ]
 
 
@@ -87,8 +94,10 @@ REFUSED = [
     ["scan", "--format"],  # missing value
     ["scan", "--output", ""],
     ["scan", "--select", "-x"],
-    ["scan", "a", "b"],  # one PATH only
     ["scan", ""],
+    ["scan", "a", ""],
+    ["scan", "--jobs", "many"],  # not a number: typer's message
+    ["scan", "--color", "sometimes"],
     ["scan", "-"],
     ["scan", "--offline=yes"],
     ["scan", "--unknown"],
@@ -107,6 +116,7 @@ TOKENS = st.sampled_from(
         "none", "--config", "--offline", "--online", "--vuln-db", "--baseline", "--select",
         "MLS1", "MLS2,MLS3", "--ignore", "--trusted-root", "--no-git", "--summary", "--", "-",
         "repo", "other", "--format=json", "--select=MLS4", "--no-git=1", "-x", "", "=",
+        "--jobs", "2", "x2", "-q", "-v", "--min-severity", "info", "--diff", "--no-config",
     ]
 )  # fmt: skip
 
@@ -146,8 +156,8 @@ def test_scan_of_a_model_starts_without_typer_or_dataclasses(tmp_path: Path) -> 
     code = (
         "import sys\n"
         f"sys.argv = ['mlsec', 'scan', {str(tmp_path)!r}, '--format', 'json', '--no-git']\n"
-        "import mlsec.launch\n"
-        "try:\n    mlsec.launch.main()\n"
+        "import mlsec.cli\n"
+        "try:\n    mlsec.cli.main()\n"
         "except SystemExit as exc:\n"
         "    heavy = {'typer', 'click', 'rich', 'dataclasses'}\n"
         "    loaded = {m.split('.')[0] for m in sys.modules} & heavy\n"
@@ -163,11 +173,11 @@ def test_fast_path_crash_is_exit_2_without_traceback(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         f"sys.argv = ['mlsec', 'scan', {str(tmp_path)!r}, '--format', 'json']\n"
-        "import mlsec.commands\n"
+        "import mlsec.cli.run\n"
         "def broken(**kwargs):\n    raise RuntimeError('boom')\n"
-        "mlsec.commands.scan_command = broken\n"
-        "import mlsec.launch\n"
-        "mlsec.launch.main()\n"
+        "mlsec.cli.run.scan_command = broken\n"
+        "import mlsec.cli\n"
+        "mlsec.cli.main()\n"
     )
     proc = _run_entry_point(code, tmp_path)
     assert proc.returncode == 2
@@ -196,22 +206,31 @@ def test_interrupted_scan_exits_130_on_both_paths(
     fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Ctrl-C is not exit 1 (click's code for it, and mlsec's code for findings)."""
-    import mlsec.commands
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mlsec.commands, "run_scan", interrupted)
-    argv = ["scan", str(tmp_path), "--format", "json"]
-    if fast:
-        monkeypatch.setattr(sys, "argv", ["mlsec", *argv])
-        from mlsec.launch import main
+    monkeypatch.setattr(mlsec.cli.run, "run_scan", interrupted)
+    # An attached short value (-fjson) is left to typer.
+    argv = ["scan", str(tmp_path), *(["--format", "json"] if fast else ["-fjson"])]
+    assert (parse_scan(argv) is not None) is fast
+    assert run(argv) == 130
+    assert capsys.readouterr().err == "mlsec: error: interrupted\n"
 
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-        assert exit_info.value.code == 130
-        assert capsys.readouterr().err == "mlsec: error: interrupted\n"
-    else:
-        result = CliRunner().invoke(cli.app, argv)
-        assert result.exit_code == 130
-        assert "mlsec: error: interrupted" in result.output
+
+def test_one_error_boundary_for_both_parsers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same MlsecError diagnostic and exit 2 whichever parser read the command line."""
+    missing = str(tmp_path / "nope")
+    for argv in (["scan", missing], ["scan", "-fjson", missing]):
+        assert run(argv) == 2
+        assert capsys.readouterr().err == (
+            f"mlsec: error: path not found: {missing}\nhint: pass a directory or a file to scan\n"
+        )
+
+
+def test_usage_errors_are_clicks_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["scan", "--format", "JSON"]) == 2
+    assert "Invalid value for '--format'" in capsys.readouterr().err
+    assert run(["--version"]) == 0

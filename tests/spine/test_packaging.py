@@ -26,15 +26,15 @@ def test_wheel_contains_rules_not_fixtures(tmp_path: Path) -> None:
     )
     assert shipped == expected
     assert not [n for n in names if n.startswith(("tests/", "fixtures/", "benchmarks/"))]
-    assert {"mlsec/cli.py", "mlsec/launch.py", "mlsec/scan_args.py"} <= set(names)
+    assert {"mlsec/cli/__init__.py", "mlsec/cli/launch.py", "mlsec/cli/scan_args.py"} <= set(names)
     [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "mlsec = mlsec.launch:main" in scripts
+    assert "mlsec = mlsec.cli:main" in scripts
 
 
 def test_cli_start_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys, mlsec.cli\n"
+        "import sys, mlsec.cli.app\n"
         "heavy = {'sigstore', 'pip_audit', 'cyclonedx', 'modelscan', 'git', 'numpy', 'torch'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
