@@ -374,7 +374,7 @@ class DatabaseInfo:
     records: int
     packages: int
     bad_records: int
-    date: datetime | None  # when the export was downloaded, else the newest file's mtime
+    date: datetime | None  # the newest record's `modified` (None: no record has one)
     sha256: str | None = None  # of all.zip, from `mlsec db update`'s metadata
     source_url: str | None = None
 
@@ -652,7 +652,6 @@ class OsvDatabase:
             self._kind = "osv-export"
             st = zip_path.stat()
             fingerprint = f"zip:{st.st_size}:{st.st_mtime_ns}"
-            self._date = _metadata_date(self._meta) or _mtime(st.st_mtime)
             build = functools.partial(self._build_from_zip, zip_path)
         elif self.path.is_dir():
             files = _record_files(self.path)
@@ -660,7 +659,6 @@ class OsvDatabase:
             for path, size, mtime in files:
                 digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
             fingerprint = f"dir:{len(files)}:{digest.hexdigest()}"
-            self._date = _mtime(max((m for _, _, m in files), default=0) / 1e9) if files else None
             build = functools.partial(self._build_from_files, [p for p, _, _ in files])
         else:
             raise MlsecError(
@@ -672,9 +670,9 @@ class OsvDatabase:
             built = build()
             self._write_index(fingerprint, built)
         self._index, self._bad, newest = built
-        if self._kind == "osv-directory":
-            # A checkout's file times say when it was cloned; the records say how fresh it is.
-            self._date = _timestamp(newest) or self._date
+        # File times say when a copy was made (a clone, a download); the records say how
+        # fresh the data is. No record with a date: the age is unknown (and said so).
+        self._date = _timestamp(newest)
         return self._index
 
     def _build_from_files(self, paths: list[str]) -> Built:
@@ -837,11 +835,6 @@ def _write_json(target: Path, payload: Any) -> None:
         pass  # an index that cannot be cached only costs time on the next run
 
 
-def _metadata_date(meta: Mapping[str, Any]) -> datetime | None:
-    value = meta.get("downloaded")
-    return _timestamp(value) if isinstance(value, str) else None
-
-
 def _timestamp(value: str) -> datetime | None:
     if not value:
         return None
@@ -849,10 +842,6 @@ def _timestamp(value: str) -> datetime | None:
         return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-
-
-def _mtime(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 # -- merging, fix versions, severity ---------------------------------------------------------
@@ -1057,10 +1046,13 @@ def range_exposure(specifier: str, records: Sequence[OsvRecord]) -> RangeExposur
             for events in affected.ranges:
                 known.update(b for _, v in events if v != "0" and (b := parse_version(v)))
             known.update(b for v in affected.versions if (b := parse_version(v)))
+    # A pre- or dev-release bound (fixed: 0.14.0rc1) stands for the release it leads to.
     releases = sorted(
-        public_version(v)
-        for v in known
-        if not (v.is_prerelease or v.is_devrelease or v.is_postrelease)
+        {
+            Version(v.base_version) if (v.is_prerelease or v.is_devrelease) else v
+            for v in map(public_version, known)
+            if not v.is_postrelease
+        }
     )
     allowed = [v for v in releases if spec.contains(v)]
     if not allowed:
