@@ -593,15 +593,22 @@ def _locations(deps: Sequence[Dependency]) -> list[tuple[str, int | None]]:
 
 
 def _advisory_json(advisory: Advisory) -> dict[str, Any]:
-    return {
-        "id": advisory.id,
-        "aliases": list(advisory.aliases),
-        "summary": advisory.summary,
-        "fix_versions": list(advisory.fix_versions),
-        "severity": advisory.severity.value if advisory.severity else None,
-        "cvss_vector": advisory.cvss_vector,
-        "cvss_score": advisory.cvss_score,
-    }
+    # Lean: a finding per vulnerable version repeats its advisories, and that is most of the
+    # JSON of a large audit. The summary is shortened and empty fields are left out; the
+    # dependency facts carry each advisory whole, once.
+    summary = advisory.summary
+    if len(summary) > 120:
+        summary = summary[:117].rstrip() + "..."
+    out: dict[str, Any] = {"id": advisory.id, "aliases": list(advisory.aliases)}
+    if summary:
+        out["summary"] = summary
+    out["fix_versions"] = list(advisory.fix_versions)
+    if advisory.severity is not None:
+        out["severity"] = advisory.severity.value
+    if advisory.cvss_score is not None:
+        out["cvss_score"] = advisory.cvss_score
+        out["cvss_vector"] = advisory.cvss_vector
+    return out
 
 
 def _as_dependency(item: Unauditable) -> Dependency:
