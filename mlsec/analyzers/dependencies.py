@@ -9,6 +9,7 @@ a package it did not check.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -184,8 +185,9 @@ class DependencyAnalyzer(Analyzer):
                     )
                 )
             for item in m.unauditable:
-                if item.name is None or item.name not in _first_party(manifests):
-                    findings.append(self._unauditable(ctx, item))
+                if _own_code(item, manifests):
+                    continue
+                findings.append(self._unauditable(ctx, item))
         coverage = _Coverage(manifests)
         uncovered = self._uncovered(manifests, coverage)
         findings.extend(self._unpinned(ctx, uncovered, manifests))
@@ -521,8 +523,26 @@ def _database_at_hand(ctx: AnalysisContext) -> bool:
     return (default_database_dir() / "all.zip").is_file()
 
 
-def _first_party(manifests: Sequence[ParsedManifest]) -> set[str]:
-    return {name for m in manifests for name in m.first_party}
+_LOCAL_TARGET = re.compile(r"^(?:-e|--editable)?\s*=?\s*(?:file:)?(?P<path>[^:\s]*)$")
+
+
+def _own_code(item: Unauditable, manifests: Sequence[ParsedManifest]) -> bool:
+    """Whether an unauditable requirement is the project's own code: a workspace member or
+    project named in the tree, or an editable install / local path inside the scanned tree
+    (``-e .``, ``-e file:.``, ``./packages/core``). That code is in the repository this scan
+    reads, and its own manifests are audited; it is not a dependency to report."""
+    if item.name is not None and any(item.name in m.first_party for m in manifests):
+        return True
+    if item.reason not in ("editable install", "local path"):
+        return False
+    match = _LOCAL_TARGET.match(item.text.strip())
+    if match is None:
+        return False
+    target = match.group("path").split("#", 1)[0]
+    if not target or target.startswith(("/", "~", "\\")):
+        return False
+    folder = PurePosixPath(item.source).parent / target.replace("\\", "/")
+    return ".." not in PurePosixPath(os.path.normpath(folder.as_posix())).parts
 
 
 def _apply_inline_ignores(
