@@ -215,6 +215,11 @@ class AibomBuilder:
         provenance = git_repo.provenance() if git_repo and git_repo.available else None
         timestamp = self._timestamp(provenance)
 
+        states = (
+            git_repo.model_states({g.path: [t.relpath for t in g.files] for g in groups})
+            if git_repo and git_repo.available
+            else {}
+        )
         code_datasets = self._code_datasets()
         digests = self._hash(groups)
         signatures = self._signatures()
@@ -230,7 +235,7 @@ class AibomBuilder:
                     file_facts,
                     digests,
                     provenance,
-                    git_repo,
+                    states.get(group.path, (None, False)),
                     code_datasets,
                     datasets,
                 )
@@ -320,7 +325,7 @@ class AibomBuilder:
         file_facts: Mapping[str, ModelFileFact],
         digests: Mapping[Path, str],
         provenance: GitProvenance | None,
-        git_repo: GitRepo | None,
+        git_state: tuple[str | None, bool],
         code_datasets: list[CodeDataset],
         datasets: dict[str, DatasetRef],
     ) -> BomModel:
@@ -407,9 +412,7 @@ class AibomBuilder:
             Metric(m.type, m.value, " ".join(p for p in (m.dataset, m.split) if p) or None)
             for m in (card.metrics if card else ())
         )
-        last_commit, committed = (None, False)
-        if git_repo is not None and git_repo.available:
-            last_commit, committed = git_repo.model_state([t.relpath for t in group.files])
+        last_commit, committed = git_state
 
         family = (config.model_type if config else None) or _meta(
             metadata, "gguf:general.architecture"
