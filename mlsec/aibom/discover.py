@@ -288,9 +288,11 @@ def _model_folder(relpath: str, folders: set[str]) -> str | None:
 
 
 def card_candidates(targets: Sequence[Target]) -> Mapping[str, Target]:
-    """README.md files by folder (the caller checks which have front matter)."""
+    """README.md files by folder (the caller checks which have front matter). Whatever the
+    sniffer made of the content: a card with a stray control byte is still the card."""
     return {
         _parent(t.relpath): t
         for t in targets
-        if t.relpath.rsplit("/", 1)[-1].lower() == "readme.md" and t.kind is FileKind.TEXT
+        if t.relpath.rsplit("/", 1)[-1].lower() == "readme.md"
+        and t.kind is not FileKind.LFS_POINTER
     }
