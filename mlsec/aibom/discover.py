@@ -82,7 +82,6 @@ _TOKENIZER_NAMES = frozenset(
         "target.spm",
         "special_tokens_map.json",
         "added_tokens.json",
-        "preprocessor_config.json",
     }
 )
 # Files that make a folder a model folder.
@@ -185,9 +184,20 @@ def group_models(
     known = set(known_models)
     cards = set(card_folders)
     weights = [t for t in targets if is_weight(t, known)]
+    declared = set(declared_folders)
     markers = {
         _parent(t.relpath) for t in targets if t.relpath.rsplit("/", 1)[-1] in _MARKERS
     } | cards
+    # The repository root is a model folder only on real evidence (a model card, a config
+    # naming an architecture, a pipeline index): any project may have a config.json at its
+    # root, and a root model folder takes in every file one level down.
+    if (
+        "." in markers
+        and "." not in cards
+        and "." not in declared
+        and not any(t.relpath in ("model_index.json", "adapter_config.json") for t in targets)
+    ):
+        markers.discard(".")
     # A SavedModel's folder is the one holding saved_model.pb; the files under its
     # variables/ folder are its weights, whatever their names.
     saved_models = {_parent(t.relpath) for t in weights if t.kind is FileKind.TF_SAVEDMODEL}
@@ -237,7 +247,7 @@ def group_models(
             parent.subfolders |= {child.path, *child.subfolders}
             del groups[child.path]
 
-    for folder in sorted(declared_folders):
+    for folder in sorted(declared):
         if folder not in groups and not any(
             g.folder and _inside(folder, g.path) for g in groups.values()
         ):

@@ -192,3 +192,33 @@ def test_onnx_without_weights_has_no_parameter_count(tmp_path: Path) -> None:
     onnx.save(helper.make_model(graph), str(tmp_path / "add.onnx"))
     model = components(bom_of(scan_report(tmp_path)))["model:add.onnx"]
     assert "mlsec:parameter-count" not in props(model)  # unknown, not 0
+
+
+def test_a_root_config_json_alone_does_not_make_the_repository_a_model(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"port": 8080}))  # an app's settings
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("print('app')\n")
+    shutil.copy(AIBOM_FIXTURES / "tiny-llama.gguf", tmp_path / "src" / "model.gguf")
+    every = components(bom_of(scan_report(tmp_path)))
+    assert "model:." not in every
+    model = every["model:src/model.gguf"]
+    assert model.get("components", []) == [] or all(
+        c["name"] != "src/app.py" for c in model["components"]
+    )
+
+
+def test_adapter_base_model_and_config_version(tmp_path: Path) -> None:
+    folder = tmp_path / "lora"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "meta-llama/Llama-3.2-1B", "peft_type": "LORA"})
+    )
+    shutil.copy(
+        AIBOM_FIXTURES / "hf-model" / "model.safetensors", folder / "adapter_model.safetensors"
+    )
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "model_version": "3.1"}))
+    model = components(bom_of(scan_report(tmp_path)))["model:lora"]
+    (base,) = model["pedigree"]["ancestors"]
+    assert base["purl"] == "pkg:huggingface/meta-llama/Llama-3.2-1B"
+    assert model["version"] == "3.1"
+    assert props(model)["mlsec:version-source"] == ["config"]
