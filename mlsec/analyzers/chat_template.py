@@ -98,7 +98,27 @@ class TemplateIssue(NamedTuple):
 # -- the public entry points -----------------------------------------------------------------
 def template_issues(source: str) -> list[TemplateIssue]:
     """Parse ``source`` (never render it) and report what its name lookups can reach."""
-    size = len(source.encode("utf-8", "surrogatepass"))
+    import hashlib
+
+    encoded = source.encode("utf-8", "surrogatepass")
+    # Every quantisation of a model carries the same template: analyse it once.
+    limits = (MAX_TEMPLATE_BYTES, MAX_TOKENS, MAX_STEPS, MAX_NESTING, MAX_FOLDED, MAX_CHOICES)
+    key = (hashlib.sha256(encoded).digest(), limits)
+    cached = _CACHE.get(key)
+    if cached is None:
+        cached = _CACHE[key] = tuple(_analyse(source, len(encoded)))
+        while len(_CACHE) > 256:
+            try:
+                del _CACHE[next(iter(_CACHE))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread evicted it
+                break
+    return list(cached)
+
+
+_CACHE: dict[tuple[bytes, tuple[int, ...]], tuple[TemplateIssue, ...]] = {}
+
+
+def _analyse(source: str, size: int) -> list[TemplateIssue]:
     if size > MAX_TEMPLATE_BYTES:
         return [
             TemplateIssue(
@@ -209,22 +229,42 @@ def templates_in_text(name: str, text: str) -> list[tuple[str, str]]:
         stem = name.rsplit("/", 1)[-1][: -len(".jinja")]
         return [("chat_template" if stem == "chat_template" else f"chat_template.{stem}", text)]
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_EveryValue)
     except (ValueError, RecursionError):
         return []  # not JSON: not a configuration a loader would read a template from
-    value = document.get("chat_template") if isinstance(document, dict) else None
-    if isinstance(value, str):
-        return [("chat_template", value)]
+    if not isinstance(document, _EveryValue):
+        return []
     out: list[tuple[str, str]] = []
-    if isinstance(value, list):
-        for index, entry in enumerate(value):
-            if isinstance(entry, dict) and isinstance(entry.get("template"), str):
+    # Every value of a repeated key: JSON readers disagree on which one wins.
+    for copy, value in enumerate(document.every.get("chat_template", ())):
+        suffix = f"#{copy + 1}" if copy else ""
+        if isinstance(value, str):
+            out.append((f"chat_template{suffix}", value))
+        elif isinstance(value, list):
+            for index, entry in enumerate(value):
+                if not isinstance(entry, _EveryValue):
+                    continue
                 entry_name = entry.get("name")
                 label = entry_name if isinstance(entry_name, str) else str(index)
-                out.append((f"chat_template.{label}", entry["template"]))
-    elif isinstance(value, dict):  # some tools write {name: template}
-        out.extend((f"chat_template.{k}", v) for k, v in value.items() if isinstance(v, str))
+                for number, template in enumerate(entry.every.get("template", ())):
+                    if isinstance(template, str):
+                        again = f"#{number + 1}" if number else ""
+                        out.append((f"chat_template.{label}{suffix}{again}", template))
+        elif isinstance(value, dict):  # some tools write {name: template}
+            out.extend(
+                (f"chat_template.{k}{suffix}", v) for k, v in value.items() if isinstance(v, str)
+            )
     return out
+
+
+class _EveryValue(dict[str, Any]):
+    """A JSON object that also keeps every value of a repeated key (``every``)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.every: dict[str, list[Any]] = {}
+        for key, value in pairs:
+            self.every.setdefault(key, []).append(value)
 
 
 def _findings(
@@ -360,7 +400,7 @@ class _Judge:
         for known in value.known:
             if not isinstance(known, str):
                 continue
-            parts = known.split(".") if dotted else [known]
+            parts = re.split(r"[.,]", known) if dotted else [known]
             internal = [part for part in parts if is_internal(part)]
             for part in internal:
                 self.add("internals", part, line, how)
@@ -469,8 +509,9 @@ def _literal_pass(tree: Any, judge: _Judge) -> None:
             if found is not None:
                 arg, is_attr = found
                 if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
-                    for part in arg.value.split("." if not is_attr else "\0"):
-                        judge.literal_name(part, line)
+                    parts = [arg.value] if is_attr else re.split(r"[.,]", arg.value)
+                    for part in parts:
+                        judge.literal_name(part.strip(), line)
         stack.extend(node.iter_child_nodes())
 
 

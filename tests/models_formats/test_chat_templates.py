@@ -515,3 +515,16 @@ def test_real_templates_clean_in_every_container(
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": text}))
     (tmp_path / "chat_template.jinja").write_text(text)
     assert scan_formats(tmp_path).findings == ()
+
+
+def test_every_value_of_a_repeated_key_is_analysed(tmp_path: Path, scan_formats: Scan) -> None:
+    # Python's json keeps the last value; readers that keep the first would render EVIL.
+    text = f'{{"chat_template": {json.dumps(EVIL)}, "chat_template": {json.dumps(BENIGN)}}}'
+    (tmp_path / "tokenizer_config.json").write_text(text)
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS143", "critical", "tokenizer_config.json", "chat_template")]
+
+
+def test_sort_attribute_lists_are_split_on_commas() -> None:
+    assert _internals("{{ [x]|sort(attribute='name,__class__') }}") == {"__class__"}
+    assert _internals("{{ [x]|sort(attribute='name,' ~ '__cla' ~ 'ss__') }}") == {"__class__"}
