@@ -1197,8 +1197,10 @@ class _Interpreter:
                 if capture:
                     out = _lift(lambda a, b: a + _pystr(b), out, produced)
         else:
+            elements, whole = _elements(iterable)
             element = _join(
-                *(_const(k, iterable.computed) for k in _elements(iterable)), _unknown(iterable)
+                *(_const(k, iterable.computed) for k in elements),
+                *([] if whole else [_unknown(iterable)]),
             )
             inner["\0loop.item"] = element
             for _ in range(3):
@@ -1460,8 +1462,9 @@ class _Interpreter:
             fallback = args[0] if args else _const("")
             return _join(base, fallback)
         if name == "random":
-            picked = [_const(k, base.computed) for k in _elements(base)]
-            return _join(*picked, *([_unknown(base)] if base.open or not picked else []))
+            elements, whole = _elements(base)
+            picked = [_const(k, base.computed) for k in elements]
+            return _join(*picked, *([] if whole and picked else [_unknown(base)]))
         function = _FILTERS.get(name)
         if function is None or kwargs or extras:
             if name in ("select", "reject", "map") and args:
@@ -1696,15 +1699,20 @@ def _picks(value: Any) -> list[Any]:
     return []
 
 
-def _elements(value: _Val) -> list[Any]:
-    """The elements of every known sequence ``value`` may be (bounded)."""
+def _elements(value: _Val) -> tuple[list[Any], bool]:
+    """The elements of every known sequence ``value`` may be (bounded), and whether that is
+    all of them."""
     out: list[Any] = []
+    whole = not value.open
     for known in value.known:
         try:
-            out.extend(_as_list(known)[: MAX_CHOICES + 1])
+            listed = _as_list(known)
         except _NoFold:
+            whole = False
             continue
-    return out
+        whole = whole and len(listed) <= MAX_CHOICES
+        out.extend(listed[: MAX_CHOICES + 1])
+    return out, whole
 
 
 def _slice(value: Any, start: Any, stop: Any, step: Any) -> Any:

@@ -62,6 +62,15 @@ COMMAND_R_STYLE = (
     "{{ key }}: {{ json_to_python_type(param) }}{% set param_fields = tool.fields %}"
     "{{ param_fields[key] }}{% endfor %}{% endfor %}"
 )
+# Shaped like AI21 Jamba's: macros kept in a list and called through an index.
+MACRO_TABLE = (
+    "{% macro docs(d) %}{{ d|tojson }}{% endmacro %}{% macro knobs(k) %}{{ k }}{% endmacro %}"
+    "{% set calls = [] %}{% set params = [] %}{% if use_docs %}{% set calls = calls + [docs] %}"
+    "{% set params = params + [[documents]] %}{% endif %}{% if use_knobs %}"
+    "{% set calls = calls + [knobs] %}{% set params = params + [[knobs_value]] %}{% endif %}"
+    "{% for i in range(calls|length) %}{% if i > 0 %}{{ '\\n' }}{% endif %}"
+    "{{ calls[i](*params[i]) }}{% endfor %}"
+)
 # Text that merely contains double underscores (printed, compared, split on): never a name.
 DUNDER_TEXT = (
     "{{ '__end__' }}{% set marker = '__init__' %}{{ marker ~ '\\n' }}"
@@ -81,8 +90,8 @@ def test_there_are_real_templates() -> None:
 
 @pytest.mark.parametrize(
     "template",
-    [CHATML, GEMMA, LLAMA31_TOOLS, COMMAND_R_STYLE, DUNDER_TEXT],
-    ids=["chatml", "gemma", "llama31-tools", "command-r-style", "dunder-text"],
+    [CHATML, GEMMA, LLAMA31_TOOLS, COMMAND_R_STYLE, MACRO_TABLE, DUNDER_TEXT],
+    ids=["chatml", "gemma", "llama31-tools", "command-r-style", "macro-table", "dunder-text"],
 )
 def test_template_shapes_are_clean(template: str) -> None:
     assert template_issues(template) == []
