@@ -432,6 +432,10 @@ def test_every_template_file_form(tmp_path: Path, scan_formats: Scan) -> None:
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "chat_template.jinja").write_bytes(b"{{ m }}\xff\xfe")
     (tmp_path / "f" / "page.jinja").write_text(EVIL)  # a web template, not a chat template
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "tool_chat_template_mistral.jinja").write_text(EVIL)  # vLLM's naming
+    (tmp_path / "g" / "preprocessor_config.json").write_text(json.dumps({"chat_template": EVIL}))
+    (tmp_path / "g" / "base.html.j2").write_text(EVIL)
     report = scan_formats(tmp_path)
     assert rules_of(report) == [
         ("MLS143", "critical", "a/tokenizer_config.json", "chat_template"),
@@ -441,6 +445,13 @@ def test_every_template_file_form(tmp_path: Path, scan_formats: Scan) -> None:
         ("MLS143", "critical", "d/chat_template.jinja", "chat_template"),
         ("MLS143", "critical", "e/chat_template.jinja", "chat_template"),
         ("MLS143", "critical", "e/processor_config.json", "chat_template"),
+        ("MLS143", "critical", "g/preprocessor_config.json", "chat_template"),
+        (
+            "MLS143",
+            "critical",
+            "g/tool_chat_template_mistral.jinja",
+            "chat_template.tool_chat_template_mistral",
+        ),
         ("MLS144", "medium", "f/chat_template.jinja", "chat_template"),
     ]
     message = next(f for f in report.findings if f.path == "a/tokenizer_config.json").message
