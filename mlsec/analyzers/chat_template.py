@@ -437,32 +437,32 @@ class _Judge:
             self.add("dynamic", f"{_describe(node)} (chosen at render time)", line)
 
 
-def _describe(node: Any) -> str:
+def _describe(node: Any, depth: int = 0) -> str:
     """A short source-like rendering of an expression, for messages."""
     from jinja2 import nodes
 
-    try:
-        if isinstance(node, nodes.Const):
-            return repr(node.value)[:40]
-        if isinstance(node, nodes.Name):
-            return node.name
-        if isinstance(node, nodes.Concat):
-            return " ~ ".join(_describe(n) for n in node.nodes[:6])
-        if isinstance(node, nodes.BinExpr):
-            return f"{_describe(node.left)} {node.operator} {_describe(node.right)}"
-        if isinstance(node, nodes.Filter):
-            base = _describe(node.node) if node.node is not None else "..."
-            return f"{base}|{node.name}"
-        if isinstance(node, nodes.Getattr):
-            return f"{_describe(node.node)}.{node.attr}"
-        if isinstance(node, nodes.Getitem):
-            return f"{_describe(node.node)}[...]"
-        if isinstance(node, nodes.Call):
-            return f"{_describe(node.node)}(...)"
-        if isinstance(node, nodes.List | nodes.Tuple):
-            return "[" + ", ".join(_describe(n) for n in node.items[:4]) + "]"
-    except RecursionError:
-        pass
+    if depth > 6:
+        return "..."
+    inner = depth + 1
+    if isinstance(node, nodes.Const):
+        return repr(node.value)[:40]
+    if isinstance(node, nodes.Name):
+        return str(node.name)
+    if isinstance(node, nodes.Concat):
+        return " ~ ".join(_describe(n, inner) for n in node.nodes[:6])
+    if isinstance(node, nodes.BinExpr):
+        return f"{_describe(node.left, inner)} {node.operator} {_describe(node.right, inner)}"
+    if isinstance(node, nodes.Filter):
+        base = _describe(node.node, inner) if node.node is not None else "..."
+        return f"{base}|{node.name}"
+    if isinstance(node, nodes.Getattr):
+        return f"{_describe(node.node, inner)}.{node.attr}"
+    if isinstance(node, nodes.Getitem):
+        return f"{_describe(node.node, inner)}[...]"
+    if isinstance(node, nodes.Call):
+        return f"{_describe(node.node, inner)}(...)"
+    if isinstance(node, nodes.List | nodes.Tuple):
+        return "[" + ", ".join(_describe(n, inner) for n in node.items[:4]) + "]"
     return type(node).__name__.lower()
 
 
@@ -1472,6 +1472,9 @@ class _Interpreter:
             self.judge.key(value, arg_node, chosen_at_render=True, dotted=not is_attr)
         name = node.name
         everything = [base, *args, *kwargs.values(), *extras]
+        if name == "map" and len(args) >= 2 and "attr" in args[0].known:
+            # map('at' ~ 'tr', name): the name is an attribute however the filter is spelt.
+            self.judge.key(args[1], node.args[1], chosen_at_render=True, dotted=False)
         if name == "map" and args and not kwargs:
             return self.map_filter(node, base, args)
         if name in ("default", "d"):

@@ -244,6 +244,7 @@ def test_folded_through_variables(template: str) -> None:
         ("{{ x.gi_frame.f_back.f_globals }}", {"gi_frame", "f_back", "f_globals"}),
         ("{{ [x]|map(attribute='__init__.__globals__')|list }}", {"__init__", "__globals__"}),
         ("{{ [x]|map('attr', '__cla' ~ 'ss__')|list }}", {"__class__"}),
+        ("{{ [x]|map('at' ~ 'tr', '__class__')|list }}", {"__class__"}),
         ("{{ [x]|sort(attribute='__cla' ~ 'ss__') }}", {"__class__"}),
         ("{{ [x]|selectattr('__class__') }}", {"__class__"}),
         ("{{ [x]|join('', attribute='__class__') }}", {"__class__"}),
