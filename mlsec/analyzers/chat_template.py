@@ -623,6 +623,8 @@ class _NoFold(Exception):
     """This operation cannot be folded (the result is whatever the input makes it)."""
 
 
+# Markers of the template's own objects (functions, namespaces, loop...), not data.
+_TEMPLATE_OBJECTS = (_NS, _Method, _Global, _Macro, _Loop, _Cycler, _Joiner, _Caller, _Self)
 INPUT = _Val(frozenset(), open=True, input=True)
 OPAQUE = _Val(frozenset(), open=True, computed=True)
 CAPPED = _Val(frozenset(), open=True, capped=True, computed=True)
@@ -1448,8 +1450,10 @@ class _Interpreter:
             ]
             return _lift(_slice, obj, *bounds)
         key = self.expr(node.arg, env, depth)
-        # A plain literal key (message['content']) is a copy, not a computation.
-        self.judge.key(key, node.arg, chosen_at_render=False, dotted=False)
+        # A plain literal key (message['content']) is a copy, not a computation; a key from
+        # input reads data, unless what it indexes is one of the template's own objects.
+        on_object = any(isinstance(k, _TEMPLATE_OBJECTS) for k in obj.known)
+        self.judge.key(key, node.arg, chosen_at_render=on_object, dotted=False)
         if obj.known and all(isinstance(k, _Self) for k in obj.known):
             names = [k for k in key.known if isinstance(k, str) and k in self.blocks]
             return _join(*(_const(_BlockRef(n)) for n in names)) if names else OPAQUE
@@ -1484,6 +1488,13 @@ class _Interpreter:
             elements, whole = _elements(base)
             picked = [_const(k, base.computed) for k in elements]
             return _join(*picked, *([] if whole and picked else [_unknown(base)]))
+        if name == "format" and kwargs and not args and not extras:
+            keys = list(kwargs)  # '%(u)s'|format(u='_'): printf with a mapping
+            return _lift(
+                lambda fmt, *vs: _printf(fmt, _KDict(zip(keys, vs, strict=True))),
+                base,
+                *kwargs.values(),
+            )
         function = _FILTERS.get(name)
         if function is None or kwargs or extras:
             if name in ("select", "reject", "map") and args:

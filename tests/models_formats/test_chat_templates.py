@@ -111,6 +111,7 @@ def _internals(source: str) -> set[str]:
         "['', 'class', '']|join('__')",
         "'%sclass%s'|format('__', '__')",
         "'%c%cclass%c%c' % (95, 95, 95, 95)",
+        "'%(u)s%(u)sclass%(u)s%(u)s'|format(u='__'[0])",
         "'{0}class{0}'.format('__')",
         "'{u}class{u}'.format(u='__')",
         "'XXclassXX'|replace('X', '_')",
@@ -267,6 +268,9 @@ def test_access_forms(template: str, names: set[str]) -> None:
         ("{% set n = messages[0].content %}{{ ()|attr(n) }}", "n (chosen at render time)"),
         ("{{ messages|map(attribute=m.name)|list }}", "m.name (chosen at render time)"),
         ("{{ messages|map(f)|list }}", "map(<filter chosen at render time>)"),
+        # Render-time keys on the template's own objects (not data) reach attributes.
+        ("{{ lipsum[messages[0].content] }}", "messages[...].content (chosen at render time)"),
+        ("{% set ns = namespace(a=1) %}{{ ns[key] }}", "key (chosen at render time)"),
         # Characters sliced out of the text of the template's own objects: unfoldable, hostile.
         (
             "{% set u = (lipsum|string)[18] %}{{ x[u ~ u ~ 'class' ~ u ~ u] }}",
