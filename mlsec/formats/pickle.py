@@ -16,6 +16,8 @@ middle of its pickle stream; the hook skips them exactly like joblib's unpickler
 from __future__ import annotations
 
 import codecs
+import io
+import re
 import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -328,6 +330,7 @@ class Machine:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
+        self.memo_len = 0  # indexes set so far (kept or not), as the unpickler counts them
         self._memo_structured = 0
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
@@ -423,8 +426,10 @@ class Machine:
             return Opaque(f"<str of {length} bytes>")
         return BytesRef(start, length)
 
-    def _line(self) -> str:
-        return self.r.readline().decode("latin-1")
+    def _line(self) -> str | None:
+        """A text argument (latin-1), or None for one longer than KEEP_BYTES (skipped)."""
+        raw = self.r.readline_or_skip(KEEP_BYTES)
+        return None if raw is None else raw.decode("latin-1")
 
     # -- constants -----------------------------------------------------------------------------
     def op_PROTO(self, pos: int) -> bool:
@@ -445,10 +450,7 @@ class Machine:
 
     def op_INT(self, pos: int) -> bool:
         text = self._line()
-        if text in ("00", "01"):
-            self.push(text == "01")
-        else:
-            self.push(int(text))
+        self.push(Opaque("<long int>") if text is None else c_int(text))
         return False
 
     def op_BININT(self, pos: int) -> bool:
@@ -464,8 +466,8 @@ class Machine:
         return False
 
     def op_LONG(self, pos: int) -> bool:
-        text = self._line().rstrip("L")
-        self.push(int(text) if len(text) < 4300 else Opaque("<long>"))
+        text = self._line()
+        self.push(Opaque("<long>") if text is None else c_long(text))
         return False
 
     def _long(self, n: int) -> None:
@@ -564,7 +566,8 @@ class Machine:
         return False
 
     def op_FLOAT(self, pos: int) -> bool:
-        self.push(float(self._line()))
+        text = self._line()
+        self.push(Opaque("<long float>") if text is None else c_float(text))
         return False
 
     def op_BINFLOAT(self, pos: int) -> bool:
@@ -698,7 +701,7 @@ class Machine:
 
     def _get(self, index: int) -> None:
         if index not in self.memo:
-            if len(self.memo) >= MAX_MEMO:  # dropped entries (memo cap) stay unknown
+            if self.memo_len > len(self.memo):  # dropped entries (memo cap) stay unknown
                 self.push(Opaque("<memo entry over the cap>"))
                 return
             raise PickleError(f"memo key {index} not defined")
@@ -715,14 +718,25 @@ class Machine:
                 value = _FORGOTTEN
             else:
                 self._memo_structured += 1
-        size = len(self.memo)
-        if size < MAX_MEMO or index in self.memo:
-            self.memo[index] = value
+        memo = self.memo
+        size = len(memo)
+        if index in memo:
+            memo[index] = value
+            return
+        # the unpickler's memo_len counts every index set: MEMOIZE writes at memo_len, so it
+        # is counted even for entries this machine does not keep
+        self.memo_len += 1
+        if size < MAX_MEMO:
+            memo[index] = value
         elif size < MAX_MEMO_NAMES and type(value) in _NAME_TYPES:
-            self.memo[index] = value  # past the cap only what names are made of is kept
+            memo[index] = value  # past the cap only what names are made of is kept
 
     def op_GET(self, pos: int) -> bool:
-        self._get(int(self._line()))
+        text = self._line()
+        if text is None:  # an index written with more than KEEP_BYTES characters
+            self.push(Opaque("<memo entry of a huge index>"))
+            return False
+        self._get(int(_c_string(text)))
         return False
 
     def op_BINGET(self, pos: int) -> bool:
@@ -734,7 +748,11 @@ class Machine:
         return False
 
     def op_PUT(self, pos: int) -> bool:
-        self._put(int(self._line()))
+        text = self._line()
+        if text is None:
+            self.top()  # still needs a value on the stack, like the unpickler
+            return False
+        self._put(int(_c_string(text)))
         return False
 
     def op_BINPUT(self, pos: int) -> bool:
@@ -746,7 +764,7 @@ class Machine:
         return False
 
     def op_MEMOIZE(self, pos: int) -> bool:
-        self._put(len(self.memo))
+        self._put(self.memo_len)
         return False
 
     # -- imports and calls ---------------------------------------------------------------------
@@ -766,7 +784,7 @@ class Machine:
     def op_GLOBAL(self, pos: int) -> bool:
         module = self._line()
         name = self._line()
-        self.push(self._import(module, name, pos, "GLOBAL"))
+        self.push(self._import(_long_name(module), _long_name(name), pos, "GLOBAL"))
         return False
 
     def op_STACK_GLOBAL(self, pos: int) -> bool:
@@ -778,7 +796,7 @@ class Machine:
     def op_INST(self, pos: int) -> bool:
         module = self._line()
         name = self._line()
-        cls = self._import(module, name, pos, "INST")
+        cls = self._import(_long_name(module), _long_name(name), pos, "INST")
         args = tuple(self.pop_mark()[:MAX_ITEMS])
         # _instantiate: klass(*args), or klass.__new__ for a class without arguments. Which one
         # depends on what the global is at load time, so it counts as a call.
@@ -905,7 +923,7 @@ class Machine:
 
     def op_PERSID(self, pos: int) -> bool:
         self.result.persistent_ids += 1
-        self.push(Opaque(f"<persistent id {self._line()[:40]!r}>"))
+        self.push(Opaque(f"<persistent id {(self._line() or '')[:40]!r}>"))
         return False
 
     def op_BINPERSID(self, pos: int) -> bool:
@@ -930,6 +948,75 @@ class Machine:
     def op_EXT4(self, pos: int) -> bool:
         self._ext(int.from_bytes(self.r.read(4), "little", signed=True), pos, "EXT4")
         return False
+
+
+_STRTOL = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_LONG_MIN = -(1 << 63)
+_LONG_MAX = (1 << 63) - 1
+_MAX_DIGITS = 4300  # CPython's int() limit for decimal text (sys.get_int_max_str_digits)
+
+
+def _c_string(text: str) -> str:
+    """The text as C code reads it: up to the first NUL (_pickle.c parses C strings)."""
+    cut = text.find("\0")
+    return text if cut < 0 else text[:cut]
+
+
+def c_int(text: str) -> Any:
+    """INT's argument as _pickle.c's load_int reads it.
+
+    C ``strtol(s, &end, 0)`` first (so ``010`` is octal 8 and ``0x1f`` hex), accepted when it
+    stops at the newline or a NUL, and a two-character ``0``/``1`` is a bool (``00``, ``01``,
+    ``+1``, `` 0``...); otherwise ``PyLong_FromString(s, NULL, 0)``, which is ``int(s, 0)``
+    (underscores, ``0o``/``0b``, surrounding whitespace).
+    """
+    cut = _c_string(text)
+    match = _STRTOL.match(cut)
+    if match is not None and match.end() == len(cut):
+        sign, digits = match.groups()
+        if digits[:2] in ("0x", "0X"):
+            value = int(digits[2:], 16)
+        elif digits[0] == "0":
+            value = int(digits, 8) if len(digits) > 1 else 0
+        else:
+            value = int(digits) if len(digits) <= _MAX_DIGITS else _LONG_MAX + 1
+        if sign == "-":
+            value = -value
+        if _LONG_MIN <= value <= _LONG_MAX:  # else strtol overflows: the fallback below
+            return bool(value) if len(text) == 2 and value in (0, 1) else value
+    if len(cut) > _MAX_DIGITS:
+        return Opaque("<long int>")
+    return int(cut, 0)
+
+
+def c_long(text: str) -> Any:
+    """LONG's argument as load_long reads it: one trailing ``L`` dropped, then int(s, 0)."""
+    if text.endswith("L"):
+        text = text[:-1]
+    cut = _c_string(text)
+    if len(cut) > _MAX_DIGITS:
+        return Opaque("<long>")
+    return int(cut, 0)
+
+
+def c_float(text: str) -> float:
+    """FLOAT's argument as load_float reads it: ``PyOS_string_to_double`` up to the newline
+    or a NUL; no surrounding whitespace, no underscores, an overflow is an error."""
+    cut = _c_string(text)
+    if cut != cut.strip() or "_" in cut:
+        raise ValueError("could not convert string to float")
+    value = float(cut)
+    if value in (_INF, -_INF) and "inf" not in cut.lower():
+        raise OverflowError("FLOAT argument out of range")
+    return value
+
+
+_INF = float("inf")
+
+
+def _long_name(text: str | None) -> Any:
+    """A GLOBAL/INST line: None (longer than KEEP_BYTES) becomes an unresolvable operand."""
+    return Opaque("<name longer than 1 MiB>") if text is None else text
 
 
 def _hand_over(func: Global | Unresolved, arg: Any, position: int) -> None:
@@ -1030,6 +1117,40 @@ def run_pickle(
 ) -> PickleResult:
     """Analyse one pickle program starting at the reader's position."""
     return Machine(reader, budget, hooks).run()
+
+
+HIDDEN_WINDOW = 1 << 20  # bytes after the junk searched for hidden pickles
+MAX_HIDDEN_TRIES = 64
+
+
+def hidden_pickles(
+    reader: ByteReader, budget: Budget, hooks: PickleHooks | None = None
+) -> list[PickleResult]:
+    """Pickles hidden behind junk that follows a STOP.
+
+    ``pickle.load`` called again on the stream stops at the junk, but a loader that seeks (to
+    a stored offset, past a header it knows) runs what lies behind. Every PROTO header in the
+    next HIDDEN_WINDOW bytes is tried as the start of a program; those that run to STOP and
+    import something are returned (their offsets are the stream's), to be judged like any.
+    """
+    base = reader.tell()
+    window = reader.peek(HIDDEN_WINDOW)
+    found: list[PickleResult] = []
+    pos = 0
+    for _ in range(MAX_HIDDEN_TRIES):
+        i = window.find(b"\x80", pos)
+        if i < 0 or i + 1 >= len(window):
+            break
+        pos = i + 1
+        if window[i + 1] > 5:
+            continue
+        sub = ByteReader(io.BytesIO(window[i:]), len(window) - i)
+        sub._base = base + i  # offsets of the candidate are the outer stream's
+        res = Machine(sub, budget, hooks).run()
+        if res.end is not None and res.imports:
+            found.append(res)
+            pos = res.end - base
+    return found
 
 
 # -- rendering --------------------------------------------------------------------------------
