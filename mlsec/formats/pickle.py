@@ -168,6 +168,8 @@ class PSet(list[Any]):
 
 
 _FORGOTTEN = Opaque("<memoized value not kept>")
+_MISSING = Opaque("<not in the memo>")
+_DOUBLE = struct.Struct(">d")
 _MANY = Opaque("<more computed values than kept>")
 
 
@@ -341,17 +343,198 @@ class Machine:
 
     # -- driver ------------------------------------------------------------------------------
     def run(self) -> PickleResult:
-        """Execute until STOP; errors are recorded in the result, never raised."""
+        """Execute until STOP; errors are recorded in the result, never raised.
+
+        The loop decodes the opcodes that make up most of any real pickle (memo, small ints
+        and strings, containers, marks) inline on the reader's buffer, with the stack, memo
+        and buffer in local variables: a method call per opcode would cost more than the
+        opcode. Everything else (and any opcode whose bytes are not all buffered, or that
+        needs a check the inline code does not make) goes to the ``op_*`` handlers, with the
+        state written back first and read again after.
+        """
         r = self.r
         dispatch = self._dispatch
         res = self.result
+        memo = self.memo
+        metastack = self.metastack
+        scalars = _SCALARS
+        structured = _STRUCTURED
+        missing = _MISSING
+        unpack_double = _DOUBLE.unpack_from
         ops = 0
+        next_check = OPS_PER_CHECK
+        stack = self.stack
+        buf = r._buf
+        i = r._i
+        n = len(buf)
         try:
             while True:
-                # Inline fast path of r.tell() and r.byte(): this loop runs once per opcode.
-                buf = r._buf
-                i = r._i
-                if i < len(buf):
+                if ops >= next_check:
+                    self.stack = stack
+                    r._i = i
+                    self.budget.spend_ops(OPS_PER_CHECK)
+                    next_check += OPS_PER_CHECK
+                    if len(stack) + len(metastack) > MAX_STACK:
+                        raise PickleError(f"stack deeper than {MAX_STACK} items")
+                if i + 9 <= n:  # the opcode and 8 argument bytes are buffered
+                    code = buf[i]
+                    if code == 0x68:  # BINGET
+                        value = memo.get(buf[i + 1], missing)
+                        if value is not missing:
+                            stack.append(value)
+                            i += 2
+                            ops += 1
+                            continue
+                    elif code == 0x94 or code == 0x71:  # MEMOIZE, BINPUT
+                        if stack:
+                            index = self.memo_len if code == 0x94 else buf[i + 1]
+                            if index not in memo and len(memo) < MAX_MEMO:
+                                value = stack[-1]
+                                if type(value) in structured:  # as in _put: a memory bound
+                                    if self._memo_structured >= MAX_MEMO_STRUCTURED:
+                                        value = _FORGOTTEN
+                                    else:
+                                        self._memo_structured += 1
+                                memo[index] = value
+                                self.memo_len += 1
+                                i += 1 if code == 0x94 else 2
+                                ops += 1
+                                continue
+                    elif code == 0x8C:  # SHORT_BINUNICODE
+                        end = i + 2 + buf[i + 1]
+                        if end <= n:
+                            try:
+                                stack.append(buf[i + 2 : end].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
+                            else:
+                                i = end
+                                ops += 1
+                                continue
+                    elif code == 0x4B:  # BININT1
+                        stack.append(buf[i + 1])
+                        i += 2
+                        ops += 1
+                        continue
+                    elif code == 0x28:  # MARK
+                        if len(metastack) < MAX_STACK:
+                            metastack.append(stack)
+                            stack = []
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
+                        if metastack and metastack[-1]:
+                            target = metastack[-1][-1]
+                            kind = type(target)
+                            if code == 0x75 and kind is dict and not len(stack) & 1:
+                                if len(target) + (len(stack) >> 1) <= MAX_ITEMS and (
+                                    scalars.issuperset(map(type, stack[::2]))
+                                ):
+                                    it = iter(stack)
+                                    target.update(zip(it, it, strict=False))
+                                    stack = metastack.pop()
+                                    i += 1
+                                    ops += 1
+                                    continue
+                            elif code == 0x65 and kind is list:
+                                room = MAX_ITEMS - len(target)
+                                if room > 0:
+                                    target.extend(stack[:room])
+                                stack = metastack.pop()
+                                i += 1
+                                ops += 1
+                                continue
+                    elif code == 0x86:  # TUPLE2
+                        if len(stack) >= 2:
+                            value = stack.pop()
+                            stack[-1] = (stack[-1], value)
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x85:  # TUPLE1
+                        if stack:
+                            stack[-1] = (stack[-1],)
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x87:  # TUPLE3
+                        if len(stack) >= 3:
+                            stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x74:  # TUPLE
+                        if metastack:
+                            items = tuple(stack[:MAX_ITEMS])
+                            stack = metastack.pop()
+                            stack.append(items)
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x4D:  # BININT2
+                        stack.append(buf[i + 1] | buf[i + 2] << 8)
+                        i += 3
+                        ops += 1
+                        continue
+                    elif code == 0x4A:  # BININT
+                        stack.append(int.from_bytes(buf[i + 1 : i + 5], "little", signed=True))
+                        i += 5
+                        ops += 1
+                        continue
+                    elif code == 0x47:  # BINFLOAT
+                        stack.append(unpack_double(buf, i + 1)[0])
+                        i += 9
+                        ops += 1
+                        continue
+                    elif code == 0x4E:  # NONE
+                        stack.append(None)
+                        i += 1
+                        ops += 1
+                        continue
+                    elif code == 0x88 or code == 0x89:  # NEWTRUE, NEWFALSE
+                        stack.append(code == 0x88)
+                        i += 1
+                        ops += 1
+                        continue
+                    elif code == 0x5D or code == 0x7D or code == 0x29:  # EMPTY_LIST/DICT/TUPLE
+                        stack.append([] if code == 0x5D else {} if code == 0x7D else ())
+                        i += 1
+                        ops += 1
+                        continue
+                    elif code == 0x73:  # SETITEM
+                        target = stack[-3] if len(stack) >= 3 else None
+                        if type(target) is dict and type(stack[-2]) in scalars:
+                            if len(target) < MAX_ITEMS:
+                                target[stack[-2]] = stack[-1]
+                            del stack[-2:]
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x61:  # APPEND
+                        if len(stack) >= 2 and type(stack[-2]) is list:
+                            value = stack.pop()
+                            if len(stack[-1]) < MAX_ITEMS:
+                                stack[-1].append(value)
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x43 or code == 0x55:  # SHORT_BINBYTES, SHORT_BINSTRING
+                        end = i + 2 + buf[i + 1]
+                        if end <= n:
+                            data = buf[i + 2 : end]
+                            stack.append(data if code == 0x43 else data.decode("latin-1"))
+                            i = end
+                            ops += 1
+                            continue
+                    elif code == 0x95:  # FRAME: only groups opcodes for I/O
+                        i += 9
+                        ops += 1
+                        continue
+                # The general path: one handler per opcode, on the reader's own state.
+                self.stack = stack
+                r._i = i
+                if i < n:
                     code = buf[i]
                     r._i = i + 1
                     pos = r._base + i
@@ -364,11 +547,12 @@ class Machine:
                 if handler is None:
                     raise PickleError(f"invalid opcode 0x{code:02x}")
                 ops += 1
-                if ops % OPS_PER_CHECK == 0:
-                    self.budget.spend_ops(OPS_PER_CHECK)
-                    if len(self.stack) + len(self.metastack) > MAX_STACK:
-                        raise PickleError(f"stack deeper than {MAX_STACK} items")
-                if handler(pos):
+                done = handler(pos)
+                stack = self.stack
+                buf = r._buf
+                i = r._i
+                n = len(buf)
+                if done:
                     res.end = r.tell()
                     break
         except (PickleError, Truncated) as exc:
@@ -378,7 +562,8 @@ class Machine:
             res.error = f"malformed argument: {exc}"
             res.error_offset = r.tell()
         finally:
-            self.budget.spend_ops(ops % OPS_PER_CHECK)
+            self.stack = stack
+            self.budget.spend_ops(ops - (next_check - OPS_PER_CHECK))
             res.ops = ops
         return res
 
