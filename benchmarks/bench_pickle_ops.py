@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mlsec.formats.pickle import run_pickle  # noqa: E402
-from mlsec.formats.streams import Budget, ByteReader  # noqa: E402
+from mlsec.formats.pickle import run_pickle
+from mlsec.formats.streams import Budget, ByteReader
 
 
 def samples() -> dict[str, bytes]:
