@@ -35,6 +35,7 @@ from mlsec.formats.pickle import (
     PickleError,
     PickleHooks,
     PickleResult,
+    hidden_pickles,
     render,
     run_pickle,
 )
@@ -337,6 +338,9 @@ class _FileScan:
                         )
                     else:
                         self._trailing(res.start, member)
+                        for hidden in hidden_pickles(reader, self.budget, self._hooks(acc)):
+                            results.append(hidden)
+                            self._collect(hidden, acc)
                     break
                 if len(results) == 2 and not legacy and count is None:
                     self.add(
