@@ -104,14 +104,6 @@ _SHADOW_WINDOW = 64 * 1024
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*$")
 _MAX_CODE_READ = 1024**2
 _SPOOL_MEMORY = 16 * 1024**2
-# TorchScript serializes compiled code with no imports of its own; Python-level escapes in
-# code/ files mean the archive was edited by hand.
-_SUSPICIOUS_CODE = re.compile(
-    r"^\s*(?:import|from)\s+(?!__torch__|torch\b|typing\b)[\w.]+"
-    r"|\b(?:__import__|exec|eval|compile|globals|open)\s*\("
-    r"|\b(?:os|subprocess|socket|sys|builtins|shutil|ctypes)\.\w+",
-    re.MULTILINE,
-)
 _FORMAT_RANK = {
     "pickle": 1,
     "zip": 1,
@@ -652,6 +644,11 @@ class _FileScan:
     ) -> None:
         stream = open_member(handle, size, entry, self.budget)
         head = stream.read(HEAD_SIZE)
+        if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
+            # TorchScript source, whatever its bytes look like: the loader compiles it.
+            rest = stream.read(_MAX_CODE_READ)
+            self._torchscript_code(head + rest, entry_member, complete=not stream.read(1))
+            return
         kind = sniff(head, entry.name)
         if wants_member(kind, entry.name):
             # Keras reads only weights from a .keras archive's model.weights.h5, never a
@@ -661,8 +658,6 @@ class _FileScan:
                 self.scan_format(member_stream, entry.name, entry_member, kind)
             return
         if kind is FileKind.TEXT:
-            if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
-                self._torchscript_code(head + stream.read(_MAX_CODE_READ), entry_member)
             return
         if kind not in ACCEPTED:
             return
@@ -691,9 +686,12 @@ class _FileScan:
             depth + 1,
         )
 
-    def _torchscript_code(self, data: bytes, member: str | None) -> None:
-        text = data.decode("utf-8", "replace")
-        hits = sorted({m.group(0).strip() for m in _SUSPICIOUS_CODE.finditer(text)})
+    def _torchscript_code(self, data: bytes, member: str | None, complete: bool) -> None:
+        from mlsec.models.torchscript import suspicious_constructs, unallowed
+
+        allow = self.ctx.options.section("models").get("allow", [])
+        found = suspicious_constructs(data.decode("utf-8", "replace"))
+        hits = unallowed(found, [str(p) for p in allow] if isinstance(allow, list) else [])
         if hits:
             self.add(
                 "MLS107",
@@ -702,6 +700,14 @@ class _FileScan:
                 member,
                 key="torchscript-code",
                 details={"matches": hits[:20]},
+            )
+        if not complete:
+            self.add(
+                "MLS904",
+                f"Not fully scanned: TorchScript code file larger than {len(data)} bytes;"
+                " only its beginning was checked",
+                member,
+                key="torchscript-code-size",
             )
 
     # -- other model formats --------------------------------------------------------------
