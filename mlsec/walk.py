@@ -19,7 +19,7 @@ from mlsec.findings import Finding, ScanError, Skipped
 from mlsec.globs import any_match
 from mlsec.records import Slotted
 from mlsec.rules import RuleSet
-from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer, sniff
+from mlsec.sniff import HEAD_SIZE, FileKind, head_reader, parse_lfs_pointer, sniff
 
 
 class Target(NamedTuple):
@@ -246,7 +246,7 @@ class Walker:
                 )
             )
             return
-        kind = sniff(head, full.name, size)
+        kind = sniff(head, full.name, size, head_reader(full))
         if kind is FileKind.LFS_POINTER:
             pointer = parse_lfs_pointer(head)
             if pointer is not None:

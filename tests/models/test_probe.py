@@ -149,3 +149,26 @@ def test_zfile_inner_npy_without_pickle_name(scan_one) -> None:
     data = b"ZF" + hex(len(inner)).encode().ljust(19) + zlib.compress(inner)
     report = scan_one("model.pkl_01.npy.z", data)
     assert ("MLS101", "critical", "model.pkl_01.npy.z", None) in hits(report)
+
+
+# Protocol 0 padding: a first string longer than the walker's head, then the payload.
+PADDED_P0 = b"V" + b"A" * 5000 + b"\n0" + EVIL_P0
+
+
+def test_padding_longer_than_the_head_does_not_hide_a_protocol_0_payload(scan_one) -> None:
+    head = PADDED_P0[:HEAD_SIZE]
+    assert sniff(head, "padded", len(PADDED_P0), lambda n: PADDED_P0[:n]) is FileKind.PICKLE
+    report = scan_one("padded", PADDED_P0)
+    assert ("MLS101", "critical", "padded", None) in hits(report)
+
+
+def test_padding_inside_an_archive_member(scan_one) -> None:
+    from tests.models_pickle.conftest import plain_zip
+
+    report = scan_one("bundle.zip", plain_zip({"inner/state": PADDED_P0}))
+    assert ("MLS101", "critical", "bundle.zip", "inner/state") in hits(report)
+
+
+def test_prose_with_a_long_first_line_is_not_a_pickle() -> None:
+    text = b"Version " + b"x" * 3000 + b"\nmore prose\n"
+    assert sniff(text[:HEAD_SIZE], "NOTES", len(text), lambda n: text[:n]) is FileKind.TEXT
