@@ -153,6 +153,8 @@ def _second_opcode_plausible(head: bytes, size: int | None) -> bool:
         at = end + 1
     elif code not in _NO_ARGUMENT:
         return True  # LONG1/4, BINUNICODE8, BINBYTES8, BYTEARRAY8: the decode decides
+    if size is not None and at >= size:
+        return False  # one opcode is the whole file: no pickle ("VALUE = 1" in a .py)
     if at >= len(head):
         return True
     second = head[at]
