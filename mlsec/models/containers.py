@@ -279,7 +279,7 @@ class _FileScan:
                 multi=True,
                 content_only=not _pickle_name(name),
             )
-            if depth == 0 and self.pickles:
+            if member is None and self.pickles:  # the file itself, or its decompressed content
                 self.set_format("pickle")
         elif kind is FileKind.ZIP:
             self.scan_zip(stream, size, member, depth)
