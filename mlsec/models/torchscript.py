@@ -46,6 +46,7 @@ TORCHSCRIPT_CALLS = frozenset(
         "str",
         "complex",
         "range",
+        "sorted",
         "len",
         "print",
         "fork",
@@ -60,6 +61,71 @@ TORCHSCRIPT_CALLS = frozenset(
 TORCHSCRIPT_ROOTS = frozenset({"torch", "ops", "__torch__", "self", "CONSTANTS"})
 # Roots whose dunder attributes TorchScript writes (torch.__is__, torch.__not__...).
 _DUNDER_OWNERS = frozenset({"torch", "ops", "__torch__"})
+# Dunder methods of Python's data model, which TorchScript classes define and its printer
+# calls on values (``(_18).__init__()`` for a context manager, ``x.__add__(y)``). Dunder
+# attributes outside them (``__class__``, ``__globals__``, ``__dict__``, ``__subclasses__``)
+# are introspection, which TorchScript cannot express.
+_OPERATORS = (
+    "add",
+    "sub",
+    "mul",
+    "matmul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "divmod",
+    "pow",
+    "lshift",
+    "rshift",
+    "and",
+    "xor",
+    "or",
+)
+_PROTOCOL = (
+    "init",
+    "new",
+    "del",
+    "repr",
+    "str",
+    "bytes",
+    "format",
+    "lt",
+    "le",
+    "eq",
+    "ne",
+    "gt",
+    "ge",
+    "hash",
+    "bool",
+    "len",
+    "length_hint",
+    "getitem",
+    "setitem",
+    "delitem",
+    "iter",
+    "next",
+    "reversed",
+    "contains",
+    "neg",
+    "pos",
+    "abs",
+    "invert",
+    "complex",
+    "int",
+    "float",
+    "index",
+    "round",
+    "trunc",
+    "floor",
+    "ceil",
+    "enter",
+    "exit",
+    "call",
+)
+DATA_MODEL_METHODS = frozenset(
+    {f"__{p}{op}__" for op in _OPERATORS for p in ("", "r", "i")}
+    | {f"__{name}__" for name in _PROTOCOL}
+)
 # Dunder names the printer writes as names: the class namespace, and class bodies' child
 # types (``__annotations__["0"] = __torch__...Linear`` in a Sequential).
 _DUNDER_NAMES = frozenset({"__torch__", "__annotations__"})
@@ -155,7 +221,7 @@ class _Judge:
             path.append(value.attr)
             value = value.value
         if not isinstance(value, ast.Name):
-            if _DUNDER.match(node.attr):
+            if _DUNDER.match(node.attr) and node.attr not in DATA_MODEL_METHODS:
                 yield node.attr  # ().__class__, "".__class__...
             return
         root = value.id
@@ -163,7 +229,11 @@ class _Judge:
             if isinstance(node.ctx, ast.Load) and not _in_annotation_position(root):
                 yield ".".join([root, *reversed(path)])
             return
-        if _DUNDER.match(node.attr) and root not in _DUNDER_OWNERS:
+        if (
+            _DUNDER.match(node.attr)
+            and root not in _DUNDER_OWNERS
+            and node.attr not in DATA_MODEL_METHODS
+        ):
             yield node.attr
 
 

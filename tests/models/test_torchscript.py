@@ -32,6 +32,9 @@ def test_fixtures_cover_the_common_modules() -> None:
         "raise_value_error",
         "assert",
         "string_format",
+        "builtins",
+        "classes",
+        "traced",
     } <= names
 
 
@@ -93,6 +96,21 @@ def test_hand_edited_code_fires_high(scan_one, construct: str) -> None:
         "raise_value_error/code/__torch__.py",
     )
     assert construct in finding.details["matches"]
+
+
+def test_data_model_methods_pass_and_introspection_does_not() -> None:
+    # What torch writes for ``with torch.no_grad():`` (fixtures/torchscript/builtins.pt).
+    code = (
+        "def f(x: Tensor) -> Tensor:\n"
+        "  _0 = __torch__.torch.autograd.grad_mode.no_grad.__new__("
+        "__torch__.torch.autograd.grad_mode.no_grad)\n"
+        "  _1 = (_0).__init__()\n"
+        "  with _0:\n"
+        "    y = torch.mul(x, 2)\n"
+        "  return y\n"
+    )
+    assert suspicious_constructs(code) == []
+    assert suspicious_constructs(code.replace("(_0).__init__()", "(_0).__dict__")) == ["__dict__"]
 
 
 def test_code_that_does_not_parse_is_searched_as_text() -> None:
