@@ -49,7 +49,7 @@ from mlsec.formats.streams import (
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
 from mlsec.models.checks import check_member, wants_member
-from mlsec.models.registry import PICKLE_EXTENSIONS, WALKED, FileKind
+from mlsec.models.registry import PICKLE_EXTENSIONS, PICKLE_NAMES, WALKED, FileKind
 from mlsec.models.sniff import HEAD_SIZE, is_keras_archive, sniff
 from mlsec.records import Slotted
 from mlsec.walk import Target
@@ -136,6 +136,7 @@ class PickleModelsAnalyzer(FileAnalyzer):
         self._policy = PicklePolicy.load(config)
         self._facts = []
         result = super().analyze(targets, ctx)
+        result.findings.extend(_not_pickles(targets, ctx))
         result.facts = ModelFacts(files=tuple(self._facts))
         return result
 
@@ -936,6 +937,23 @@ def _pickle_name(name: str) -> bool:
     """Whether a file name says "pickle" (then a broken stream is a corrupt pickle)."""
     lower = _strip_compression(name.rsplit("/", 1)[-1].lower())
     return lower.endswith((*PICKLE_EXTENSIONS, ".debug_pkl", ".npy", ".pyt"))
+
+
+def _not_pickles(targets: Sequence[Target], ctx: AnalysisContext) -> Iterator[Finding]:
+    """MLS120 for files named like pickles whose content is none (the probe said no)."""
+    for target in targets:
+        if target.kind not in (FileKind.TEXT, FileKind.BINARY):
+            continue
+        name = target.relpath.rsplit("/", 1)[-1].lower()
+        if not name.endswith(PICKLE_NAMES) or _ends_like_zip(target):
+            continue
+        yield ctx.finding(
+            "MLS120",
+            target.relpath,
+            f"Named like a pickle but the content is {target.kind.value}, not a pickle: its"
+            " first opcodes do not decode, so it was not analysed as one",
+            key="not-a-pickle",
+        )
 
 
 def _ends_like_zip(target: Target) -> bool:

@@ -398,6 +398,10 @@ PICKLE_EXTENSIONS: frozenset[str] = frozenset(
     e for row in FORMATS if row.pickles for e in row.extensions | row.loader_extensions
 ) - frozenset(BY_NAME["zip"].loader_extensions | {".tar", ".gz", ".tgz", ".bz2", ".xz"})
 
+# Names that say "pickle model" on their own (MLS120 when the content is not one). Not
+# ``.bin`` or ``.model`` (raw tensors, tokenizers), nor the loader-only names (``.dat``).
+PICKLE_NAMES: tuple[str, ...] = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt")
+
 # -- the BOM: which files are model weights ------------------------------------------------------
 ALWAYS_WEIGHTS: frozenset[FileKind] = frozenset(
     k for row in FORMATS if row.weights is Weights.ALWAYS for k in row.kinds

@@ -88,6 +88,10 @@ def test_files_whose_first_opcodes_do_not_decode_are_not_pickles(scan_one, name:
     assert sniff(head, name, len(data)) is not FileKind.PICKLE
     report = scan_one(name, data)
     assert not [f for f in report.findings if f.rule_id.startswith("MLS10")], report.findings
+    # A name that says pickle gets a note (looked at, not a pickle); others get nothing.
+    strong = name.endswith((".pkl", ".pt", ".ckpt"))
+    notes = {(f.rule_id, f.severity.value, f.path, f.member) for f in report.findings}
+    assert notes == ({("MLS120", "info", name, None)} if strong else set())
 
 
 COMPRESSORS = {
