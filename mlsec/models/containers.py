@@ -100,6 +100,8 @@ _ELEMENT_SIZE = {
     "QInt32": 4,
 }
 _MAX_CRC_CHECK = 64 * 1024**2
+# joblib, and the copy scikit-learn vendored before 0.23 (files saved with it still load).
+_JOBLIB_MODULES = ("joblib", "sklearn.externals.joblib")
 _SHADOW_WINDOW = 64 * 1024
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*$")
 _MAX_CODE_READ = 1024**2
@@ -476,7 +478,9 @@ class _FileScan:
         def after_build(obj: Any, reader: ByteReader, machine: Machine) -> None:
             if not (isinstance(obj, Call) and isinstance(obj.func, Global)):
                 return
-            if obj.func.name != "NumpyArrayWrapper" or not obj.func.module.startswith("joblib"):
+            if obj.func.name != "NumpyArrayWrapper" or not obj.func.module.startswith(
+                _JOBLIB_MODULES
+            ):
                 return
             self._joblib_array(obj, reader, machine, acc)
 
@@ -486,6 +490,7 @@ class _FileScan:
         self, wrapper: Call, reader: ByteReader, machine: Machine, acc: _MemberImports
     ) -> None:
         """Skip (or scan) the array data joblib writes right after a NumpyArrayWrapper."""
+        self.set_format("joblib")
         state = wrapper.state if isinstance(wrapper.state, dict) else {}
         shape = state.get("shape")
         itemsize, has_object = _dtype_size(state.get("dtype"))
