@@ -28,7 +28,7 @@ from mlsec.modelnames import loader_would_open
 from mlsec.records import Slotted
 from mlsec.rules import RuleSet
 from mlsec.safeopen import NotRegularFile, open_regular
-from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer, sniff
+from mlsec.sniff import HEAD_SIZE, FileKind, head_reader, parse_lfs_pointer, sniff
 
 TAIL_SIZE = 22  # a zip's end-of-central-directory record without a comment
 
@@ -422,7 +422,7 @@ class Walker:
                 )
             )
             return
-        kind = sniff(head, full.name, size)
+        kind = sniff(head, full.name, size, head_reader(full))
         if kind is FileKind.LFS_POINTER:
             pointer = parse_lfs_pointer(head)
             if pointer is not None:

@@ -362,9 +362,7 @@ def bom(
         typer.Option(
             "--format", "-f", help="json or xml (CycloneDX), or spdx3 (SPDX 3.0 JSON-LD)."
         ),
-    ] = (
-        BomFormat.json
-    ),
+    ] = (BomFormat.json),
     reproducible: Annotated[
         bool,
         typer.Option(
