@@ -75,15 +75,22 @@ class HashCache:
         self._entries: dict[str, list[str]] = {}
         self._dirty = False
         if file is not None:
+            from mlsec import boundedjson
+
             try:
-                data = json.loads(file.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and data.get("version") == _VERSION:
+                data = boundedjson.read_file(file, max_bytes=256 * 1024 * 1024, max_depth=4)
+                if not isinstance(data, dict) or data.get("version") != _VERSION:
+                    data = {}
+                entries = data.get("entries")
+                if isinstance(entries, dict):
                     self._entries = {
                         k: v
-                        for k, v in data.get("entries", {}).items()
-                        if isinstance(v, list) and len(v) == 2
+                        for k, v in entries.items()
+                        if isinstance(v, list)
+                        and len(v) == 2
+                        and all(isinstance(x, str) for x in v)
                     }
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # missing, unreadable or damaged: start afresh
                 self._entries = {}
 
     def get(self, path: Path) -> str | None:

@@ -218,6 +218,13 @@ class Walker:
             rels.add(rel)
             return
         parts = rel.split("/")
+        try:
+            real_folder = stat.S_ISDIR((self.root / rel).lstat().st_mode)
+        except OSError:
+            real_folder = False
+        if not real_folder:  # a link git listed as a folder: judged like any other link
+            rels.add(rel)
+            return
         if any(p in DEFAULT_EXCLUDED_DIRS for p in parts) or _is_venv(self.root / rel):
             self._skip(shown, "excluded folder (default)")
             return

@@ -95,3 +95,16 @@ def test_hashing_refuses_a_fifo_swapped_in(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "w.bin")
     (tmp_path / "zero.bin").symlink_to("/dev/zero")
     assert hash_files([tmp_path / "w.bin", tmp_path / "zero.bin"]) == {}
+
+
+def test_damaged_hash_cache_is_ignored(tmp_path: Path) -> None:
+    from mlsec.hashing import HashCache, hash_files
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"w")
+    store = tmp_path / "cache.json"
+    for damaged in ("[1]", "[" * 100_000, '{"version": 2, "entries": {"x": [1, 2]}}', "\xff"):
+        store.write_text(damaged)
+        assert hash_files([weights], cache=HashCache(store))[weights] == (
+            "50e721e49c013f00c62cf59f2163542a9d8df02464efeb615d31051b0fddc326"
+        )
