@@ -242,7 +242,7 @@ class Walker:
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as exc:
-                self._error(base.rstrip("/") or ".", f"cannot list directory: {exc.strerror}")
+                self._unreadable(base.rstrip("/") or ".", f"cannot list directory: {exc.strerror}")
                 continue
             subfolders: list[tuple[Path, str]] = []
             for entry in entries:
@@ -277,7 +277,7 @@ class Walker:
             self._skip(shown, "tracked by git but missing from the work tree")
             return
         except OSError as exc:
-            self._error(shown, f"cannot stat: {exc.strerror}")
+            self._unreadable(shown, f"cannot stat: {exc.strerror}")
             return
         if stat.S_ISLNK(st.st_mode):
             self._symlink(full, shown)
@@ -421,13 +421,7 @@ class Walker:
         try:
             head, tail = read_head_and_tail(full)
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            self._error(shown, f"cannot read: {reason}")
-            self.result.findings.append(
-                self.rules.finding(
-                    "MLS901", shown, f"File could not be read ({reason}); it was not scanned"
-                )
-            )
+            self._unreadable(shown, f"cannot read: {exc.strerror or exc}")
             return
         kind = sniff(head, full.name)
         if kind is FileKind.LFS_POINTER:
@@ -451,6 +445,15 @@ class Walker:
 
     def _error(self, shown: str, message: str) -> None:
         self.result.errors.append(ScanError(shown, message, analyzer="walk"))
+
+    def _unreadable(self, shown: str, message: str) -> None:
+        """An error entry and a finding: what could not be read was not checked."""
+        self._error(shown, message)
+        self.result.findings.append(
+            self.rules.finding(
+                "MLS901", shown, f"Not scanned: {message}", key=message.split(":", 1)[0]
+            )
+        )
 
     def _limit(self, shown: str, message: str) -> None:
         self._skip(shown, message)

@@ -73,20 +73,24 @@ def test_hash_cache_sees_a_byte_changed_with_mtime_restored(tmp_path: Path) -> N
 def test_bom_digest_follows_the_content(tmp_path: Path, cli) -> None:
     import hashlib
 
+    from mlsec.hashing import default_cache_dir
+
     model = tmp_path / "model.safetensors"
     header = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
     model.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 8)
-    first = cli("bom", tmp_path, "--format", "json")
-    assert first.returncode == 0, first.stderr
+    first = scan(build_options(tmp_path, build_bom=True))  # fills the persistent hash cache
+    assert first.facts["aibom"] is not None
+    cached = json.loads((default_cache_dir() / "hashes.json").read_text())["entries"]
+    assert str(model) in cached
     before = model.stat()
     data = bytearray(model.read_bytes())
     data[-1] = 1
     model.write_bytes(bytes(data))
     os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
     second = cli("bom", tmp_path, "--format", "json")
-    digest = hashlib.sha256(bytes(data)).hexdigest()
-    assert digest in second.stdout
-    assert digest not in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert hashlib.sha256(bytes(data)).hexdigest() in second.stdout
+    assert cached[str(model)][1] not in second.stdout  # the stale digest is not used
 
 
 def test_hashing_refuses_a_fifo_swapped_in(tmp_path: Path) -> None:
