@@ -263,6 +263,7 @@ class Walker:
 
     # -- per path -----------------------------------------------------------------------
     def _consider(self, rel: str) -> None:
+        rel = rel.rstrip("/")  # git lists a nested repository as "path/"
         shown = display_name(rel)
         if self.options.exclude and any_match(self.options.exclude, rel):
             self._skip(shown, "excluded by configuration")
@@ -283,7 +284,13 @@ class Walker:
             self._symlink(full, shown)
             return
         if stat.S_ISDIR(st.st_mode):
-            self._skip(shown + "/", "git submodule or nested repository (not scanned)")
+            # A submodule or a nested clone (a model repository cloned into the tree): git
+            # lists it as one entry, but its files are what a loader opens, so walk it.
+            if _is_venv(full):
+                self._skip(shown + "/", "excluded folder (default)")
+                return
+            for inner in self._fs_files(full, rel + "/"):
+                self._consider(inner)
             return
         if not stat.S_ISREG(st.st_mode):
             self._special(shown, st.st_mode, shown)

@@ -112,3 +112,20 @@ def test_damaged_hash_cache_is_ignored(tmp_path: Path) -> None:
         assert hash_files([weights], cache=HashCache(store))[weights] == (
             "50e721e49c013f00c62cf59f2163542a9d8df02464efeb615d31051b0fddc326"
         )
+
+
+def test_nested_clone_and_submodule_files_are_scanned(tmp_path: Path, cli) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    clone = repo / "models" / "bert"
+    clone.mkdir(parents=True)
+    _git(clone, "init", "-q")  # e.g. `git clone https://huggingface.co/...` into the tree
+    (clone / "pytorch_model.bin").write_bytes(evil_pickle())
+    (repo / "top.pkl").write_bytes(evil_pickle("echo top"))
+    proc = cli("scan", repo, "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    critical = {p for r, s, p in findings_of(proc.stdout) if r == "MLS101"}
+    assert critical == {"models/bert/pytorch_model.bin", "top.pkl"}
+    skipped = {s["path"] for s in json.loads(proc.stdout)["skipped"]}
+    assert "models/bert/.git/" in skipped
