@@ -129,3 +129,48 @@ def test_nested_clone_and_submodule_files_are_scanned(tmp_path: Path, cli) -> No
     assert critical == {"models/bert/pytorch_model.bin", "top.pkl"}
     skipped = {s["path"] for s in json.loads(proc.stdout)["skipped"]}
     assert "models/bert/.git/" in skipped
+
+
+def test_interrupted_hashing_stops_promptly(tmp_path: Path, monkeypatch) -> None:
+    import threading
+    import time
+
+    import pytest
+
+    from mlsec import hashing
+
+    files = []
+    for i in range(8):
+        f = tmp_path / f"w{i}.bin"
+        f.write_bytes(b"x" * (hashing.CHUNK * 3))
+        files.append(f)
+    started = threading.Event()
+    real_update = hashing.hashlib.sha256
+
+    class SlowHash:
+        def __init__(self) -> None:
+            self._h = real_update()
+
+        def update(self, data: object) -> None:
+            started.set()
+            time.sleep(0.2)
+            self._h.update(data)  # type: ignore[arg-type]
+
+        def hexdigest(self) -> str:
+            return self._h.hexdigest()
+
+    monkeypatch.setattr(hashing.hashlib, "sha256", SlowHash)
+    real_map = hashing.ThreadPoolExecutor.map
+
+    def interrupted_map(self, fn, items):  # Ctrl-C arrives while the threads hash
+        real_map(self, fn, items)  # submits every file
+        started.wait(5)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hashing.ThreadPoolExecutor, "map", interrupted_map)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        hashing.hash_files(files, workers=2)
+    # 8 files x 3 chunks x 0.2 s would be ~2.4 s on two threads; stopping takes one chunk.
+    assert time.monotonic() - start < 1.5
+    assert not hashing._CANCELLED.is_set()
