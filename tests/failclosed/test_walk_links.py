@@ -211,3 +211,10 @@ def test_unlistable_folder_is_a_finding(tmp_path: Path, monkeypatch) -> None:
     assert [(e.path, e.message) for e in report.errors] == [
         ("locked", "cannot list directory: Permission denied")
     ]
+
+
+def test_hf_snapshot_file_as_path_is_scanned(hf_cache: Path, cli) -> None:
+    link = hf_cache / "snapshots" / "0123abcd" / "pytorch_model.bin"
+    proc = cli("scan", link, "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert ("MLS101", "critical", "pytorch_model.bin") in findings_of(proc.stdout)
