@@ -253,6 +253,7 @@ class AibomBuilder:
                         f"internal error ({type(exc).__name__}: {exc}); this model is missing "
                         "from the BOM; please report this",
                         analyzer="aibom",
+                        internal=True,
                     )
                 )
                 continue
