@@ -8,11 +8,11 @@ finding cannot come back silently.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlsec.errors import ConfigError
+from mlsec.walk import display_name
 
 MAX_BASELINE_BYTES = 256 * 1024**2
 SARIF_FINGERPRINT = "mlsecFingerprint/v1"
@@ -26,22 +26,17 @@ class BaselineEntry(NamedTuple):
 
 
 def read_report(path: Path, what: str = "baseline", hint: str = _HINT) -> Any:
-    """A JSON or SARIF report file, read bounded (size, nesting): the data or a ConfigError."""
-    from mlsec.safeopen import open_regular
+    """A JSON or SARIF report file, read bounded (a regular file, size, nesting): the data,
+    or a ConfigError that says why."""
+    from mlsec import boundedjson
 
+    where = f"{what} {display_name(str(path))}"
     try:
-        with open_regular(path) as handle:
-            raw = handle.read(MAX_BASELINE_BYTES + 1)
+        return boundedjson.read_file(path, max_bytes=MAX_BASELINE_BYTES)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError(f"cannot read {what} {path}: {reason}", hint=hint) from None
-    if len(raw) > MAX_BASELINE_BYTES:
-        raise ConfigError(f"{what} {path} is over {MAX_BASELINE_BYTES} bytes", hint=hint)
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ConfigError(f"{what} {path} is not JSON: {reason}", hint=hint) from None
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}", hint=hint) from None
+    except boundedjson.JsonLimitError as exc:
+        raise ConfigError(f"{where} is refused: {exc}", hint=hint) from None
 
 
 def _text(value: object) -> str:

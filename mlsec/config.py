@@ -147,7 +147,9 @@ class ScanOptions(NamedTuple):
     # Findings below this are not reported (--fail-on stays the gate).
     min_severity: Severity = Severity.INFO
     category: str = "mlsec/"  # SARIF automationDetails.id: one per kind of scan of a repo
+    # Read symlinks that point out of the scanned tree (off: they are findings, not read).
     follow_symlinks: bool = False
+    # Leave gitignored files out of a work-tree scan (each listed in ``skipped``).
     respect_gitignore: bool = False
     jobs: int = 1
     shard: tuple[int, int] | None = None  # (K, N): the K-th of N deterministic parts, 1-based

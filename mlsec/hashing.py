@@ -1,8 +1,11 @@
 """File hashing shared by the signature verifier and the AIBOM, with an optional cache.
 
 SHA-256 in large chunks read into one reused buffer (hashlib releases the GIL on big updates,
-so a thread pool hashes several files on both cores). The cache keys on path, size, mtime and
-inode, so a second scan of unchanged weights does not read them again.
+so a thread pool hashes several files on both cores). The cache keys on path, size, mtime,
+ctime, inode and device, so a second scan of unchanged weights does not read them again, and a
+byte changed with the mtime put back (which still moves the ctime) is hashed anew. Files are
+read through :func:`mlsec.safeopen.open_regular`: a FIFO or a link to ``/dev/zero`` swapped in
+after the walk is refused, never read forever.
 """
 
 from __future__ import annotations
@@ -14,19 +17,30 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mlsec.safeopen import open_regular
+
 CHUNK = 4 * 1024 * 1024
 
 
 def sha256_file(path: Path) -> str:
+    return sha256_file_keyed(path)[0]
+
+
+def sha256_file_keyed(path: Path) -> tuple[str, str]:
+    """The digest and the cache key of the file read, both from one descriptor (the key is
+    taken before reading, so a change while hashing leaves a key that no longer matches)."""
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
-        while n := handle.readinto(buffer):
+    with open_regular(path) as handle:
+        key = _key_of(os.fstat(handle.fileno()))
+        while n := handle.readinto(buffer):  # type: ignore[attr-defined]
             digest.update(view[:n])
-    return digest.hexdigest()
+    return digest.hexdigest(), key
 
 
+# Version 2: keys carry ctime and device (version 1 entries are dropped, not trusted).
+_VERSION = 2
 # Digests computed in this process, so two analyzers (signatures, AIBOM) hash a file once.
 _MEMO: dict[tuple[str, str], str] = {}
 
@@ -36,13 +50,17 @@ def default_cache_dir() -> Path:
     return Path(base) / "mlsec"
 
 
+def _key_of(st: os.stat_result) -> str:
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
+
+
 def _stat_key(path: Path) -> str:
-    st = path.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    return _key_of(path.stat())
 
 
 class HashCache:
-    """sha256 by (absolute path, size, mtime, inode), persisted as JSON; never trusted blindly:
+    """sha256 by (absolute path, size, mtime, ctime, inode, device), persisted as JSON; never
+    trusted blindly:
     any change to the key re-hashes the file.
 
     Saving drops entries of files that are gone and keeps the ``max_entries`` most recently
@@ -59,7 +77,7 @@ class HashCache:
         if file is not None:
             try:
                 data = json.loads(file.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and data.get("version") == 1:
+                if isinstance(data, dict) and data.get("version") == _VERSION:
                     self._entries = {
                         k: v
                         for k, v in data.get("entries", {}).items()
@@ -82,11 +100,13 @@ class HashCache:
         self._entries[str(path)] = self._entries.pop(str(path))
         return entry[1]
 
-    def put(self, path: Path, digest: str) -> None:
-        try:
-            key = _stat_key(path)
-        except OSError:
-            return
+    def put(self, path: Path, digest: str, key: str | None = None) -> None:
+        """Remember ``digest``; ``key`` is the stat key of the content hashed (else now's)."""
+        if key is None:
+            try:
+                key = _stat_key(path)
+            except OSError:
+                return
         self._entries.pop(str(path), None)
         self._entries[str(path)] = [key, digest]
         self._dirty = True
@@ -104,7 +124,7 @@ class HashCache:
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": 1, "entries": self._entries}), "utf-8")
+            tmp.write_text(json.dumps({"version": _VERSION, "entries": self._entries}), "utf-8")
             os.replace(tmp, self.file)
             self._dirty = False
         except OSError:
@@ -129,21 +149,20 @@ def hash_files(
         else:
             todo.append(path)
 
-    def one(path: Path) -> tuple[Path, str | None]:
+    def one(path: Path) -> tuple[Path, str | None, str]:
         try:
-            key = (str(path), _stat_key(path))
-            digest = sha256_file(path)
-        except OSError:
-            return path, None
-        _MEMO[key] = digest
-        return path, digest
+            digest, key = sha256_file_keyed(path)
+        except OSError:  # unreadable, gone, or no longer a regular file
+            return path, None, ""
+        _MEMO[(str(path), key)] = digest
+        return path, digest, key
 
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-        for path, digest in pool.map(one, todo):
+        for path, digest, key in pool.map(one, todo):
             if digest is not None:
                 result[path] = digest
                 if cache:
-                    cache.put(path, digest)
+                    cache.put(path, digest, key)
     if cache:
         cache.save()
     return result

@@ -17,20 +17,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlsec.aibom import completeness
+from mlsec.aibom import completeness, sidecars
 from mlsec.aibom.card import ModelCard, ModelConfig, parse_card, parse_config, read_bounded
 from mlsec.aibom.code_datasets import CodeDataset, find_datasets
-from mlsec.aibom.discover import ModelGroup, card_candidates, group_models, role_of
+from mlsec.aibom.discover import (
+    ModelGroup,
+    card_candidates,
+    group_models,
+    is_loose_artifact,
+    role_of,
+)
 from mlsec.aibom.facts import (
     AibomFacts,
     BomFile,
     BomModel,
+    ChatTemplate,
     DatasetRef,
     GitProvenance,
     Metric,
 )
 from mlsec.aibom.gitinfo import GitRepo, repository_name, web_url
 from mlsec.aibom.settings import BomSettings
+from mlsec.aibom.tasks import task_facts
 from mlsec.facts import ModelFacts, ModelFileFact, SignatureFacts
 from mlsec.findings import Finding, ScanError
 from mlsec.hashing import HashCache, default_cache_dir, hash_files
@@ -164,18 +172,28 @@ class AibomBuilder:
         file_facts = self._model_file_facts()
         cards: dict[str, ModelCard] = {}
         for folder, target in card_candidates(self.targets).items():
+            # A card is hostile input like any file: whatever goes wrong in it costs only
+            # its own facts, never the BOM.
             try:
                 cards[folder] = parse_card(target.path, target.relpath)
             except OSError as exc:
                 self.errors.append(
                     ScanError(target.relpath, f"cannot read: {exc}", analyzer="aibom")
                 )
+            except Exception as exc:
+                self.errors.append(
+                    ScanError(
+                        target.relpath,
+                        f"model card not parsed ({type(exc).__name__}); the BOM leaves it out",
+                        analyzer="aibom",
+                    )
+                )
         configs: dict[str, ModelConfig] = {}
         for target in self.targets:
             if target.relpath.rsplit("/", 1)[-1] == "config.json" and target.kind is FileKind.TEXT:
                 try:
                     config = parse_config(target.path, target.relpath)
-                except OSError:
+                except Exception:
                     config = None
                 if config is not None:
                     configs[posixpath.dirname(target.relpath) or "."] = config
@@ -227,6 +245,7 @@ class AibomBuilder:
                 )
                 continue
             models.append(model)
+        loose = self._loose_files(groups, file_facts, digests)
         # Datasets named only by code outside any model folder still belong in the BOM.
         for found in code_datasets:
             self._dataset(datasets, found.name, f"{found.path}:{found.line}", "code")
@@ -242,6 +261,7 @@ class AibomBuilder:
             git=provenance,
             models=tuple(assessed),
             datasets=tuple(sorted(datasets.values(), key=lambda d: d.bom_ref)),
+            loose_files=loose,
             timestamp=timestamp,
             reproducible=self.reproducible,
             serial=None if self.reproducible else f"urn:uuid:{uuid.uuid4()}",
@@ -271,8 +291,23 @@ class AibomBuilder:
                     continue
         return found
 
-    def _hash(self, groups: Iterable[ModelGroup]) -> Mapping[Path, str]:
+    def _loose(self, groups: Iterable[ModelGroup]) -> list[Target]:
+        owned = {t.relpath for g in groups for t in g.files}
+        return [t for t in self.targets if t.relpath not in owned and is_loose_artifact(t)]
+
+    def _loose_files(
+        self,
+        groups: Iterable[ModelGroup],
+        file_facts: Mapping[str, ModelFileFact],
+        digests: Mapping[Path, str],
+    ) -> tuple[BomFile, ...]:
+        return tuple(
+            self._file(t, False, file_facts.get(t.relpath), digests) for t in self._loose(groups)
+        )
+
+    def _hash(self, groups: Sequence[ModelGroup]) -> Mapping[Path, str]:
         paths = [t.path for g in groups for t in g.files if t.kind is not FileKind.LFS_POINTER]
+        paths += [t.path for t in self._loose(groups) if t.kind is not FileKind.LFS_POINTER]
         cache = HashCache(default_cache_dir() / "hashes.json") if self.settings.hash_cache else None
         return hash_files(paths, cache=cache)
 
@@ -316,14 +351,32 @@ class AibomBuilder:
             if target.relpath not in file_facts and target.kind.value not in formats:
                 formats.append(target.kind.value)
 
-        name, version, version_source = self._identity(group, card, metadata, provenance)
+        file_pairs = [
+            (t.relpath, t.path) for t in group.files if t.kind is not FileKind.LFS_POINTER
+        ]
+        details: dict[str, str] = dict(
+            sidecars.config_details(sidecars.read_json(self.root / config.path)) if config else {}
+        )
+        templates: list[ChatTemplate] = sidecars.chat_templates(file_pairs)
+        gguf_languages: list[str] = []
+        for target in group.weights:
+            fact = file_facts.get(target.relpath)
+            if fact is not None and fact.format == "gguf":
+                gguf, langs, gguf_templates = sidecars.gguf_details(target.path, target.relpath)
+                for key, value in gguf.items():
+                    details.setdefault(key, value)
+                gguf_languages = gguf_languages or langs
+                templates.extend(gguf_templates)
+
+        hub_id, revision = self._hub_identity(group, provenance, metadata)
+        name, version, version_source = self._identity(
+            group, card, metadata, provenance, hub_id, revision
+        )
         license_text, license_url = self._license(card, metadata)
         spdx = _spdx(license_text)
         base_models = (card.base_models if card else ()) or _gguf_base_models(metadata)
 
-        hub_url = None
-        if group.path == "." and provenance and _hub_repo(provenance.remote_url):
-            hub_url = f"{HF}/{_hub_repo(provenance.remote_url)}"
+        hub_url = f"{HF}/{hub_id}" if hub_id else None
         hub_url = hub_url or _meta(metadata, "gguf:general.repo_url", "gguf:general.url")
         supplier = _meta(metadata, "gguf:general.organization")
         if supplier is None and hub_url and _hub_repo(hub_url):
@@ -365,6 +418,11 @@ class AibomBuilder:
         description = (card.description if card else None) or _meta(
             metadata, "gguf:general.description", "onnx:doc_string"
         )
+        task = card.pipeline_tag if card else None
+        determined = task_facts(task)
+        libraries = sidecars.libraries(
+            file_pairs, card.library_name if card else None, card.path if card else None
+        )
         return BomModel(
             missing_files=_missing_shards(group),
             bom_ref=f"model:{group.path}",
@@ -381,6 +439,8 @@ class AibomBuilder:
             authors=authors,
             base_models=base_models,
             hub_url=hub_url,
+            hub_id=hub_id,
+            hub_revision=revision,
             card_path=card.path if card and card.front_matter else None,
             formats=tuple(formats),
             framework=frameworks[0] if len(frameworks) == 1 else None,
@@ -388,7 +448,7 @@ class AibomBuilder:
             # Each format holds the whole model (shards add up; a .bin beside a .safetensors
             # is the same model twice), so take the largest per-format total.
             parameter_count=max(params_by_format.values()) if params_by_format else None,
-            task=card.pipeline_tag if card else None,
+            task=task,
             architecture_family=family,
             architecture=architecture,
             datasets=unique_refs,
@@ -397,7 +457,16 @@ class AibomBuilder:
             out_of_scope=card.out_of_scope if card else (),
             limitations=card.limitations if card else (),
             ethical_considerations=card.ethical if card else (),
-            languages=card.languages if card else (),
+            tradeoffs=card.tradeoffs if card else (),
+            training_data_notes=card.training_data if card else (),
+            evaluation_notes=card.evaluation if card else (),
+            inputs=determined.inputs if determined else (),
+            outputs=determined.outputs if determined else (),
+            approach=determined.approach if determined else None,
+            architecture_details=details,
+            chat_templates=tuple(templates),
+            libraries=libraries,
+            languages=(card.languages if card else ()) or tuple(gguf_languages),
             tags=card.tags if card else (),
             format_metadata=metadata,
             last_commit=last_commit,
@@ -427,17 +496,55 @@ class AibomBuilder:
             target.relpath, target.size, digest, "file" if digest else "unavailable", role, fmt
         )
 
+    def _hub_identity(
+        self,
+        group: ModelGroup,
+        provenance: GitProvenance | None,
+        metadata: Mapping[str, str],
+    ) -> tuple[str | None, str | None]:
+        """(hub id, hub revision): a Hugging Face cache snapshot's path, a ``local_dir``
+        download's metadata, the repository itself when it is a hub clone (its remote on
+        huggingface.co, the model at its root: the revision is HEAD), or GGUF's repo_url."""
+        snapshot = sidecars.hub_snapshot(group.files[0].relpath) if group.files else None
+        if snapshot:
+            return snapshot
+        if group.path == "." and provenance and _hub_repo(provenance.remote_url):
+            return _hub_repo(provenance.remote_url), provenance.commit
+        if group.folder:
+            base = self.root if group.path == "." else self.root / group.path
+            revision = sidecars.download_metadata(base)
+        else:
+            revision = None
+        url = _meta(metadata, "gguf:general.repo_url", "gguf:general.url")
+        hub_id = _hub_repo(url) if url else None
+        return hub_id, revision if hub_id or revision else None
+
+    @staticmethod
+    def _produced_here(group: ModelGroup) -> bool:
+        """Whether the repository itself produces this model, so that the repository's tag
+        versions it: the model is the repository (its folder is the scanned root, as in a
+        clone of a hub model repository) and not a cache snapshot of someone else's. A
+        third-party model kept in a sub-folder, or a downloaded one, is versioned only by
+        what it says itself (card, GGUF or ONNX metadata, hub revision)."""
+        return group.path == "." and not (
+            group.files and sidecars.hub_snapshot(group.files[0].relpath)
+        )
+
     def _identity(
         self,
         group: ModelGroup,
         card: ModelCard | None,
         metadata: Mapping[str, str],
         provenance: GitProvenance | None,
+        hub_id: str | None = None,
+        revision: str | None = None,
     ) -> tuple[str, str | None, str | None]:
         if group.path == ".":
             fallback = repository_name(provenance.remote_url if provenance else None, self.root)
         else:
             fallback = group.path.rsplit("/", 1)[-1]
+        if hub_id and group.files and sidecars.hub_snapshot(group.files[0].relpath):
+            fallback = hub_id  # the folder of a cache snapshot is named by a commit hash
         name = (card.name if card else None) or _meta(metadata, "gguf:general.name") or fallback
         if card and card.version:
             return name, card.version, "card"
@@ -445,8 +552,10 @@ class AibomBuilder:
             value = metadata.get(key)
             if value and value != "0":  # ONNX writes 0 when no version was set
                 return name, value, source
-        if provenance and provenance.tag:
+        if provenance and provenance.tag and self._produced_here(group):
             return name, provenance.tag, "git-tag"
+        if revision:
+            return name, revision, "hub-revision"
         return name, None, None
 
     @staticmethod

@@ -5,6 +5,15 @@ or a ``model_index.json``) is ONE model with all its files (weights, config, tok
 A TensorFlow SavedModel is one model (``saved_model.pb`` plus ``variables/``). Shards such as
 ``model-00001-of-00003.safetensors`` outside such a folder form one model. Any other weight
 file (a ``.gguf``, an ``.onnx``, a ``.pt``) is a model of its own.
+
+A model folder holds every file a model-signing manifest of the folder would cover: its own
+files and those of its sub-folders (``1_Pooling/config.json``, a diffusers ``scheduler/``,
+``onnx/``), code included, save the git metadata files (``.gitattributes``...) and the
+signature files, and save what belongs to a deeper model folder.
+
+Arrays files (``.npy``, ``.npz``) are weights only when they are a model's weights: named so
+(``model.npz``, ``weights.npz``, ``params.npz``) or the weights of a model folder; a constant
+such as Whisper's ``mel_filters.npz`` is data.
 """
 
 from __future__ import annotations
@@ -14,50 +23,38 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mlsec.sniff import FileKind
+from mlsec.models.registry import ALWAYS_WEIGHTS, MAYBE_WEIGHTS, WEIGHT_EXTENSIONS, FileKind
 from mlsec.walk import Target
 
-# Weight files recognised from content whatever their name.
-_ALWAYS_WEIGHTS = {FileKind.SAFETENSORS, FileKind.GGUF, FileKind.ONNX, FileKind.TF_SAVEDMODEL}
-# Kinds that are weights only with a model-ish extension (a .zip or .npy may be anything).
-_MAYBE_WEIGHTS = {
-    FileKind.PICKLE,
-    FileKind.ZIP,
-    FileKind.HDF5,
-    FileKind.JOBLIB_ZFILE,
-    FileKind.NUMPY,
-    FileKind.ZLIB,
-    FileKind.BINARY,
-    FileKind.LFS_POINTER,
-}
-WEIGHT_EXTENSIONS = frozenset(
+# Which kinds are weights, always or by name: the format registry says (mlsec.models.registry).
+_ALWAYS_WEIGHTS = ALWAYS_WEIGHTS
+_MAYBE_WEIGHTS = MAYBE_WEIGHTS
+# Arrays files are weights by name only when the name says weights.
+_ARRAY_KINDS = {FileKind.NUMPY}
+_ARRAY_EXTENSIONS = frozenset({".npy", ".npz"})
+_WEIGHTS_NAME = re.compile(
+    r"(^|[-_.])(model|weights?|params|parameters|checkpoint|ckpt|state[-_]?dict)([-_.]|$)", re.I
+)
+_GIT_FILES = frozenset({".gitattributes", ".gitignore", ".gitmodules", ".gitkeep"})
+_SIGNATURE_FILE = re.compile(r"(^|/)(model\.sig|[^/]*\.sigstore(\.json)?)$")
+# Tokenizer files (vocabularies, merges, SentencePiece and tiktoken models, configurations).
+_TOKENIZER_NAMES = frozenset(
     {
-        ".safetensors",
-        ".gguf",
-        ".ggml",
-        ".onnx",
-        ".pt",
-        ".pth",
-        ".bin",
-        ".ckpt",
-        ".pkl",
-        ".pickle",
-        ".joblib",
-        ".h5",
-        ".hdf5",
-        ".keras",
-        ".pb",
-        ".tflite",
-        ".msgpack",
-        ".mlmodel",
-        ".npz",
-        ".model",
+        "vocab.txt",
+        "vocab.json",
+        "merges.txt",
+        "spiece.model",
+        "sentencepiece.bpe.model",
+        "source.spm",
+        "target.spm",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "preprocessor_config.json",
     }
 )
 # Files that make a folder a model folder.
 _MARKERS = {"config.json", "model_index.json", "adapter_config.json"}
 # Sidecar files of a model folder that belong to the model.
-_SIDECAR_EXTENSIONS = {".json", ".txt", ".model", ".md", ".yaml", ".yml", ".jinja", ".tiktoken"}
 _NOT_MODEL = re.compile(
     r"(^|/)(requirements[^/]*\.txt|constraints[^/]*\.txt|pyproject\.toml|setup\.(py|cfg)|"
     r"[^/]*\.lock|package(-lock)?\.json|\.mlsec\.toml|model\.sig|[^/]*\.sigstore(\.json)?)$"
@@ -70,7 +67,15 @@ def _ext(relpath: str) -> str:
     return name[name.rfind(".") :] if "." in name else ""
 
 
+def is_array(target: Target) -> bool:
+    return target.kind in _ARRAY_KINDS or _ext(target.relpath) in _ARRAY_EXTENSIONS
+
+
 def is_weight(target: Target, known_models: Iterable[str] = ()) -> bool:
+    if is_array(target):
+        # Weights only when named so; arrays in a model folder join it (group_models).
+        stem = target.relpath.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return bool(_WEIGHTS_NAME.search(stem))
     if target.relpath in known_models:
         return True
     if target.kind in _ALWAYS_WEIGHTS:
@@ -80,15 +85,35 @@ def is_weight(target: Target, known_models: Iterable[str] = ()) -> bool:
 
 def role_of(relpath: str, is_weights: bool) -> str:
     name = relpath.rsplit("/", 1)[-1].lower()
+    ext = _ext(relpath)
     if is_weights:
         return "weights"
     if name == "readme.md":
         return "card"
-    if "tokenizer" in name or name in ("vocab.txt", "vocab.json", "merges.txt"):
+    if "chat_template" in name:
+        return "chat-template"
+    if "tokenizer" in name or name in _TOKENIZER_NAMES or ext == ".tiktoken":
         return "tokenizer"
-    if name.endswith(".json") or name.endswith((".yaml", ".yml")):
+    if ext in (".py",):
+        return "code"
+    if ext in _ARRAY_EXTENSIONS:
+        return "data"
+    if ext in (".json", ".yaml", ".yml", ".toml", ".cfg"):
         return "config"
     return "other"
+
+
+def is_loose_artifact(target: Target) -> bool:
+    """A tokenizer vocabulary or an arrays file: listed as data when in no model (a
+    tokenizer's configuration files alone are not)."""
+    name = target.relpath.rsplit("/", 1)[-1].lower()
+    if is_array(target):
+        return True
+    return (
+        role_of(target.relpath, False) == "tokenizer"
+        and not name.endswith("config.json")
+        and (name not in ("special_tokens_map.json", "added_tokens.json"))
+    )
 
 
 @dataclass
@@ -185,22 +210,36 @@ def group_models(
         ):
             groups[folder] = ModelGroup(path=folder, folder=True)
 
-    # A folder's sidecars: its config, tokenizer and card files, not code or manifests, and
-    # not files of a deeper model folder.
+    # A folder's other files: everything a signature of the folder covers (sub-folders
+    # included, two levels down as the weights), not git metadata or signature files, and
+    # not the files of a deeper model folder. The repository root as a model leaves out the
+    # repository's own manifests.
     folders = sorted((g for g in groups.values() if g.folder), key=lambda g: -len(g.path))
     weight_paths = {t.relpath for t in weights}
     for target in targets:
-        if target.relpath in weight_paths or _NOT_MODEL.search(target.relpath):
+        name = target.relpath.rsplit("/", 1)[-1]
+        if target.relpath in weight_paths or name in _GIT_FILES:
+            continue
+        if _SIGNATURE_FILE.search(target.relpath):
             continue
         folder_of = _parent(target.relpath)
         for group in folders:
-            if folder_of == group.path or folder_of in group.subfolders:
-                # A SavedModel's own files (fingerprint.pb, assets) belong whatever their
-                # names; elsewhere only sidecar kinds (configs, tokenizers, the card).
-                if _ext(target.relpath) in _SIDECAR_EXTENSIONS or group.path in saved_models:
-                    group.sidecars.append(target)
+            if folder_of in group.subfolders or _within(folder_of, group.path):
+                if group.path == "." and _NOT_MODEL.search(target.relpath):
+                    break
+                group.sidecars.append(target)
                 break
     return sorted(groups.values(), key=lambda g: g.path)
+
+
+def _within(folder: str, group: str) -> bool:
+    """Whether ``folder`` is ``group`` or a folder right under it."""
+    if folder == group:
+        return True
+    if not _inside(folder, group):
+        return False
+    rest = folder if group == "." else folder[len(group) + 1 :]
+    return "/" not in rest
 
 
 def _model_folder(relpath: str, folders: set[str]) -> str | None:

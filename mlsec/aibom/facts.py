@@ -33,8 +33,29 @@ class BomFile:
     size: int  # of the artifact (the LFS size for a pointer)
     sha256: str | None  # None: the file could not be read
     hash_source: str  # "file", "git-lfs-pointer" or "unavailable"
-    role: str  # "weights", "config", "card", "tokenizer", "other"
+    # "weights", "config", "card", "tokenizer", "chat-template", "code", "data", "other"
+    role: str
     format: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A chat template shipped with a model (loaders render it: it is code of a kind)."""
+
+    source: str  # the file it is in (tokenizer_config.json, chat_template.jinja, a .gguf)
+    name: str  # "chat_template", "chat_template.tool_use", "tokenizer.chat_template"
+    sha256: str  # of the template text, UTF-8
+    text: str  # as found (bounded by the reader)
+
+
+@dataclass(frozen=True)
+class LibraryRef:
+    """A library a model names: its card's library_name, its config's saving library, the
+    imports of the code it ships."""
+
+    name: str  # PEP 503 normalised distribution name
+    sources: tuple[str, ...]  # where it is named: "README.md (library_name)", "config.json"
+    version: str | None = None  # the version a config says the model was saved with
 
 
 @dataclass(frozen=True)
@@ -74,7 +95,9 @@ class BomModel:
     path: str  # the model's folder or file, relative to the scan root ("." for the root)
     files: tuple[BomFile, ...]
     version: str | None = None
-    version_source: str | None = None  # "card", "gguf", "onnx", "git-tag"
+    # "card", "config", "gguf", "onnx", "hub-revision", "git-tag" (the last only for models
+    # the repository itself produces: see build.AibomBuilder._identity)
+    version_source: str | None = None
     description: str | None = None
     license: str | None = None  # as written (SPDX id, expression, or a name)
     license_spdx: bool = False  # whether it maps to SPDX
@@ -83,6 +106,8 @@ class BomModel:
     authors: tuple[str, ...] = ()
     base_models: tuple[str, ...] = ()
     hub_url: str | None = None
+    hub_id: str | None = None  # "org/name" on the Hugging Face hub, when known
+    hub_revision: str | None = None  # the hub commit the files were downloaded at
     card_path: str | None = None
     formats: tuple[str, ...] = ()
     framework: str | None = None
@@ -97,6 +122,17 @@ class BomModel:
     out_of_scope: tuple[str, ...] = ()
     limitations: tuple[str, ...] = ()
     ethical_considerations: tuple[str, ...] = ()
+    tradeoffs: tuple[str, ...] = ()
+    training_data_notes: tuple[str, ...] = ()  # the card's "Training Data" sections
+    evaluation_notes: tuple[str, ...] = ()  # the card's "Evaluation"/"Results" sections
+    inputs: tuple[str, ...] = ()  # formats, from the task (tasks.task_facts)
+    outputs: tuple[str, ...] = ()
+    approach: str | None = None
+    # Architecture hyper-parameters read from the model: context-length, layers,
+    # attention-heads, kv-heads, embedding-length, vocabulary-size, quantization
+    architecture_details: Mapping[str, str] = field(default_factory=dict)
+    chat_templates: tuple[ChatTemplate, ...] = ()
+    libraries: tuple[LibraryRef, ...] = ()
     languages: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     format_metadata: Mapping[str, str] = field(default_factory=dict)  # "gguf:general.name"
@@ -116,6 +152,9 @@ class AibomFacts:
     git: GitProvenance | None
     models: tuple[BomModel, ...] = ()
     datasets: tuple[DatasetRef, ...] = ()
+    # Tokenizer vocabularies and arrays files outside every model (Whisper's assets/):
+    # listed as data, not as models.
+    loose_files: tuple[BomFile, ...] = ()
     timestamp: int | None = None  # seconds since the epoch; SOURCE_DATE_EPOCH when set
     reproducible: bool = False
     serial: str | None = None  # a random UUID unless reproducible (then derived from content)

@@ -24,8 +24,8 @@ from mlsec.walk import Target
 # Registry: run in this order ("module:Class"), imported lazily so start-up stays fast.
 # Later analyzers see earlier analyzers' facts (the AIBOM runs last).
 ANALYZERS: tuple[str, ...] = (
-    "mlsec.analyzers.models_pickle:PickleModelsAnalyzer",
-    "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
+    "mlsec.models.containers:PickleModelsAnalyzer",
+    "mlsec.models.checks:ModelFormatsAnalyzer",
     "mlsec.analyzers.modelscan_opinion:ModelscanAnalyzer",
     "mlsec.analyzers.dependencies:DependencyAnalyzer",
     "mlsec.analyzers.signatures:SignaturesAnalyzer",

@@ -82,7 +82,58 @@ class DependencyConfig(NamedTuple):
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
+
+
+# Rules whose findings need the vulnerability database (or service): with all of them
+# deselected, the audit needs no database at all.
+AUDIT_RULES = (
+    "MLS200",
+    "MLS201",
+    "MLS202",
+    "MLS203",
+    "MLS204",
+    "MLS205",
+    "MLS206",
+    "MLS220",
+    "MLS221",
+)
+FLOOR_RULE = "MLS206"
+DYNAMIC_RULE = "MLS207"
+REASONLESS_IGNORE_RULE = "MLS208"
+UNPINNED_RULE = "MLS210"
+
+
+def _folder(path: str) -> str:
+    return str(PurePosixPath(path).parent)
+
+
+class _Coverage:
+    """Which ranges a lock file (or a pinned requirements file) fixes.
+
+    A lock file covers the manifests of its own folder and, for a uv workspace, the folders
+    of the members it lists; a pinned requirements file covers its own folder (pip-compile's
+    ``requirements.in`` beside ``requirements.txt``). The project's own packages (workspace
+    members, the ``[project]`` name) are first-party: never unpinned dependencies."""
+
+    def __init__(self, manifests: Sequence[ParsedManifest]) -> None:
+        self.pinned: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.first_party: set[str] = set()
+        for m in manifests:
+            self.first_party.update(m.first_party)
+            names = {d.name for d in m.dependencies if d.pinned}
+            names.update(u.name for u in m.unauditable if u.name and m.lock)
+            for folder in {_folder(m.path), *m.covers}:
+                self.pinned[folder][m.path].update(names)
+
+    def covered(self, manifest: ParsedManifest, name: str) -> bool:
+        """Whether another manifest fixes ``name`` for ``manifest``'s folder."""
+        if name in self.first_party:
+            return True
+        by_manifest = self.pinned.get(_folder(manifest.path), {})
+        return any(name in names for path, names in by_manifest.items() if path != manifest.path)
 
 
 class DependencyAnalyzer(Analyzer):
@@ -121,9 +172,23 @@ class DependencyAnalyzer(Analyzer):
                         key="problem:" + re.sub(r"\d+", "#", message),
                     )
                 )
+            for line, message in m.dynamic:
+                findings.append(
+                    ctx.finding(
+                        DYNAMIC_RULE,
+                        m.path,
+                        f"{message}: these dependencies are only known by running {m.kind}, "
+                        "which mlsec never does; they were not audited",
+                        line=line,
+                        key="dynamic:" + re.sub(r"\d+", "#", message),
+                    )
+                )
             for item in m.unauditable:
-                findings.append(self._unauditable(ctx, item))
-        findings.extend(self._unpinned(ctx, manifests))
+                if item.name is None or item.name not in _first_party(manifests):
+                    findings.append(self._unauditable(ctx, item))
+        coverage = _Coverage(manifests)
+        uncovered = self._uncovered(manifests, coverage)
+        findings.extend(self._unpinned(ctx, uncovered, manifests))
 
         to_audit: dict[Package, list[Dependency]] = defaultdict(list)
         for m in manifests:
@@ -132,14 +197,25 @@ class DependencyAnalyzer(Analyzer):
                     to_audit[(dep.name, dep.version)].append(dep)
 
         outcome = AuditOutcome(service="none")
-        if to_audit:
+        # The BOM carries the advisories (its vulnerabilities) whatever rules are selected.
+        audit_wanted = options.build_bom or any(options.rule_enabled(r) for r in AUDIT_RULES)
+        # Ranges alone are checked against an offline database when there is one (the
+        # range-floor rule); they never make a scan need one, nor import pip-audit.
+        ranged = [d for deps in uncovered.values() for d in deps] if _database_at_hand(ctx) else []
+        if audit_wanted and (to_audit or ranged):
             auditor, stale = self._auditor(ctx, config)
-            outcome = auditor.audit(to_audit)
+            if to_audit:
+                outcome = auditor.audit(to_audit)
             if stale is not None:
-                first = sorted({d.source for deps in to_audit.values() for d in deps})[0]
-                findings.append(ctx.finding("MLS222", first, stale, key="stale-db"))
+                sources = sorted({d.source for deps in to_audit.values() for d in deps})
+                sources = sources or sorted({d.source for d in ranged})
+                findings.append(ctx.finding("MLS222", sources[0], stale, key="stale-db"))
+            records = getattr(auditor, "records", None)
+            if records is not None and options.rule_enabled(FLOOR_RULE):
+                findings.extend(self._floors(ctx, uncovered, records, config))
         findings.extend(self._vulnerable(ctx, to_audit, outcome))
         findings.extend(self._not_audited(ctx, to_audit, outcome))
+        result.findings[:] = _apply_inline_ignores(ctx, findings, manifests)
 
         dependencies: list[Dependency] = []
         for m in manifests:
@@ -171,18 +247,32 @@ class DependencyAnalyzer(Analyzer):
                     f"given or found in {cached}",
                     hint="run `mlsec db update` where the network is available (it caches "
                     "osv.dev's PyPI export), or pass --vuln-db PATH (an OSV all.zip or a "
-                    "directory of OSV records)",
+                    "directory of OSV records); or deselect the dependency rules "
+                    "(--ignore MLS2)",
                 )
             database_path = cached
         if database_path is not None:
             database = OsvDatabase(database_path, cache_dir=default_cache_dir())
             info = database.summary()
+            if info.records == 0:
+                raise MlsecError(
+                    f"the vulnerability database {database_path} holds no valid OSV record "
+                    f"({info.bad_records} malformed): nothing could be audited against it",
+                    hint="download it again with `mlsec db update`, or pass an OSV all.zip "
+                    "or a directory of OSV records with --vuln-db",
+                )
             stale = None
             age = info.age_days()
-            if config.max_db_age_days and age is not None and age > config.max_db_age_days:
+            if age is None:
                 stale = (
-                    f"The offline vulnerability database ({info.path.name}, newest data "
-                    f"{info.date:%Y-%m-%d}) is {int(age)} days old, more than "
+                    f"The offline vulnerability database ({info.path.name}) has no record "
+                    "with a `modified` date, so its age is unknown; advisories published "
+                    "since it was made are not known to this audit"
+                )
+            elif config.max_db_age_days and age > config.max_db_age_days:
+                stale = (
+                    f"The offline vulnerability database ({info.path.name}, newest record "
+                    f"modified {info.date:%Y-%m-%d}) is {int(age)} days old, more than "
                     f"max-db-age-days = {config.max_db_age_days}; advisories published since "
                     "are not known to this audit"
                 )
@@ -217,31 +307,115 @@ class DependencyAnalyzer(Analyzer):
         )
 
     @staticmethod
-    def _unpinned(ctx: AnalysisContext, manifests: Sequence[ParsedManifest]) -> list[Finding]:
-        # A range is covered when a lock file or pinned requirements file in the same folder
-        # fixes that package's version (pyproject.toml + uv.lock, requirements.in + .txt).
-        pinned_here: dict[str, set[str]] = defaultdict(set)
+    def _uncovered(
+        manifests: Sequence[ParsedManifest], coverage: _Coverage
+    ) -> dict[str, list[Dependency]]:
+        """Unpinned requirements no lock file fixes, by manifest; a package already listed
+        for another manifest of the same folder is listed once."""
+        out: dict[str, list[Dependency]] = {}
+        listed: dict[str, set[str]] = defaultdict(set)
         for m in manifests:
-            folder = str(PurePosixPath(m.path).parent)
-            pinned_here[folder].update(d.name for d in m.dependencies if d.pinned)
-        out: list[Finding] = []
-        for m in manifests:
-            folder = str(PurePosixPath(m.path).parent)
-            seen: set[str] = set()
+            folder = _folder(m.path)
+            kept: list[Dependency] = []
             for dep in m.dependencies:
-                if dep.pinned or dep.name in pinned_here[folder] or dep.name in seen:
+                if dep.pinned or dep.name in listed[folder] or coverage.covered(m, dep.name):
                     continue
-                seen.add(dep.name)
-                wanted = dep.specifier or "any version"
+                listed[folder].add(dep.name)
+                kept.append(dep)
+            if kept:
+                out[m.path] = kept
+        return out
+
+    @staticmethod
+    def _unpinned(
+        ctx: AnalysisContext,
+        uncovered: Mapping[str, list[Dependency]],
+        manifests: Sequence[ParsedManifest],
+    ) -> list[Finding]:
+        """One finding per manifest listing its unpinned requirements; a requirement whose
+        line carries its own inline ignore of the rule gets a finding of its own (so the
+        ignore applies to it alone)."""
+        ignored = {
+            (i.source, i.line)
+            for m in manifests
+            for i in m.ignores
+            if any(UNPINNED_RULE.startswith(r) for r in i.rules)
+        }
+        out: list[Finding] = []
+        for path, deps in uncovered.items():
+            own = [d for d in deps if (d.source, d.line) in ignored]
+            grouped = [d for d in deps if (d.source, d.line) not in ignored]
+            for group in ([grouped] if grouped else []) + [[d] for d in own]:
+                listed = ", ".join(f"{d.name} ({d.specifier or 'any version'})" for d in group)
+                if len(group) == 1:
+                    message = (
+                        f"{group[0].name} is not pinned ({group[0].specifier or 'any version'}) "
+                        "and no lock file beside it fixes the version: not audited"
+                    )
+                else:
+                    message = (
+                        f"{len(group)} requirements are not pinned and no lock file beside "
+                        f"this manifest fixes their versions, so they were not audited: {listed}"
+                    )
                 out.append(
                     ctx.finding(
-                        "MLS210",
-                        dep.source,
-                        f"{dep.name} is not pinned ({wanted}) and no lock file beside it fixes "
-                        "the version: not audited",
+                        UNPINNED_RULE,
+                        path,
+                        message,
+                        line=group[0].line,
+                        key="unpinned" if group is grouped else group[0].name,
+                        details={
+                            "packages": [
+                                {"name": d.name, "specifier": d.specifier, "line": d.line}
+                                for d in group
+                            ]
+                        },
+                    )
+                )
+        return out
+
+    @staticmethod
+    def _floors(
+        ctx: AnalysisContext,
+        uncovered: Mapping[str, list[Dependency]],
+        records: Any,
+        config: DependencyConfig,
+    ) -> list[Finding]:
+        from mlsec.deps.osv import range_exposure
+
+        ignore = set(config.ignore_vulns)
+        out: list[Finding] = []
+        for path, deps in uncovered.items():
+            for dep in deps:
+                kept = [r for r in records(dep.name) if not ignore.intersection((r.id, *r.aliases))]
+                exposure = range_exposure(dep.specifier, kept)
+                if exposure is None:
+                    continue
+                wanted = f"{dep.name}{dep.specifier}" if dep.specifier else dep.name
+                floor = (
+                    f"`{dep.name}>={exposure.floor}` allows none"
+                    if exposure.floor
+                    else "no release above them is known to be free of advisories"
+                )
+                releases = _plural(exposure.vulnerable, "known-vulnerable release")
+                named = ", ".join(exposure.ids[:5]) + (", ..." if len(exposure.ids) > 5 else "")
+                out.append(
+                    ctx.finding(
+                        FLOOR_RULE,
+                        path,
+                        f"`{wanted}` allows {releases}, the lowest being {exposure.lowest} "
+                        f"({named}); "
+                        f"{floor} (releases known from the advisory records)",
                         line=dep.line,
                         key=dep.name,
-                        details={"specifier": dep.specifier},
+                        details={
+                            "package": dep.name,
+                            "specifier": dep.specifier,
+                            "lowest_allowed": exposure.lowest,
+                            "vulnerable_releases": exposure.vulnerable,
+                            "safe_floor": exposure.floor,
+                            "advisories": list(exposure.ids),
+                        },
                     )
                 )
         return out
@@ -252,38 +426,46 @@ class DependencyAnalyzer(Analyzer):
         to_audit: Mapping[Package, list[Dependency]],
         outcome: AuditOutcome,
     ) -> list[Finding]:
+        """One finding per vulnerable package version, with every advisory and alias, at
+        the first place it is pinned (every place is in ``details["locations"]``)."""
         out: list[Finding] = []
         for package, advisories in sorted(outcome.advisories.items()):
             name, version = package
             rule = rule_for(advisories)
             fix = outcome.smallest_fix.get(package)
             ids = [a.id for a in advisories]
+            aliases = sorted({alias for a in advisories for alias in a.aliases})
             fix_text = f"upgrade to {fix}" if fix else "no fixed version is known"
             summary = advisories[0].summary
             if len(summary) > 160:
                 summary = summary[:157].rstrip() + "..."
+            locations = _locations(to_audit[package])
+            (source, line), others = locations[0], locations[1:]
+            also = (
+                f" Also pinned in {', '.join(p for p, _ in others[:3])}"
+                f"{' and more' if len(others) > 3 else ''}."
+                if others
+                else ""
+            )
             message = (
                 f"{name} {version} has {_plural(len(advisories), 'known vulnerability')} "
-                f"({', '.join(ids)}); {fix_text}. {summary}"
-            ).replace("vulnerabilitys", "vulnerabilities")
+                f"({', '.join(ids)}"
+                f"{'; aliases ' + ', '.join(aliases[:8]) if aliases else ''}"
+                f"{', ...' if len(aliases) > 8 else ''}); {fix_text}. {summary}{also}"
+            )
             details = {
                 "package": name,
                 "version": version,
                 "smallest_fix": fix,
                 "service": outcome.service,
                 "advisories": [_advisory_json(a) for a in advisories],
+                "locations": [{"path": p, "line": n} for p, n in locations],
             }
-            for source, line in _locations(to_audit[package]):
-                out.append(
-                    ctx.finding(
-                        rule,
-                        source,
-                        message,
-                        line=line,
-                        key=f"{name}=={version}",
-                        details=details,
-                    )
+            out.append(
+                ctx.finding(
+                    rule, source, message, line=line, key=f"{name}=={version}", details=details
                 )
+            )
         return out
 
     @staticmethod
@@ -293,24 +475,28 @@ class DependencyAnalyzer(Analyzer):
         outcome: AuditOutcome,
     ) -> list[Finding]:
         out: list[Finding] = []
+        answered_none = bool(to_audit) and len(outcome.unaudited) >= len(to_audit)
         failed_by_source: dict[str, list[str]] = defaultdict(list)
         reasons: dict[str, str] = {}
         for package, reason in sorted(outcome.unaudited.items()):
             name, version = package
-            for source, line in _locations(to_audit[package]):
-                if reason.startswith(("skipped", "version ")):
-                    out.append(
-                        ctx.finding(
-                            "MLS221",
-                            source,
-                            f"{name} {version} was not audited: {reason}",
-                            line=line,
-                            key=f"{name}=={version}",
-                        )
+            source, line = _locations(to_audit[package])[0]
+            skipped = reason.startswith(("skipped", "version "))
+            if skipped and not answered_none:
+                out.append(
+                    ctx.finding(
+                        "MLS221",
+                        source,
+                        f"{name} {version} was not audited: {reason}",
+                        line=line,
+                        key=f"{name}=={version}",
                     )
-                else:
-                    failed_by_source[source].append(f"{name}=={version}")
-                    reasons.setdefault(source, reason)
+                )
+            else:
+                failed_by_source[source].append(f"{name}=={version}")
+                if skipped:
+                    reason = f"the service answered for none of the packages ({reason})"
+                reasons.setdefault(source, reason)
         for source, packages in sorted(failed_by_source.items()):
             out.append(
                 ctx.finding(
@@ -323,6 +509,64 @@ class DependencyAnalyzer(Analyzer):
                 )
             )
         return out
+
+
+def _database_at_hand(ctx: AnalysisContext) -> bool:
+    if ctx.options.vuln_db is not None:
+        return True
+    if not ctx.options.offline:
+        return False
+    from mlsec.deps.osv import default_database_dir
+
+    return (default_database_dir() / "all.zip").is_file()
+
+
+def _first_party(manifests: Sequence[ParsedManifest]) -> set[str]:
+    return {name for m in manifests for name in m.first_party}
+
+
+def _apply_inline_ignores(
+    ctx: AnalysisContext, findings: Sequence[Finding], manifests: Sequence[ParsedManifest]
+) -> list[Finding]:
+    """Findings with the inline ignores of their line attached as suppressions.
+
+    ``# mlsec: ignore[MLS201] reason`` suppresses (visibly: the finding stays in the report,
+    marked ``inSource`` with the reason) the findings of that line whose rule id starts with
+    a listed id. A comment without a reason suppresses nothing and is a finding itself."""
+    from mlsec.findings import Suppression
+
+    by_line: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    out: list[Finding] = []
+    for m in manifests:
+        for ignore in m.ignores:
+            if ignore.reason:
+                by_line[(ignore.source, ignore.line)].append(ignore)
+                continue
+            out.append(
+                ctx.finding(
+                    REASONLESS_IGNORE_RULE,
+                    ignore.source,
+                    f"`# mlsec: ignore[{','.join(ignore.rules)}]` gives no reason, so it "
+                    "suppresses nothing; add why the risk is accepted after the bracket",
+                    line=ignore.line,
+                    key="ignore:" + ",".join(ignore.rules),
+                )
+            )
+    for finding in findings:
+        if finding.line is not None and (finding.path, finding.line) in by_line:
+            added = tuple(
+                Suppression(
+                    kind="inSource",
+                    justification=ignore.reason,
+                    source=f"{ignore.source}:{ignore.line}",
+                )
+                for ignore in by_line[(finding.path, finding.line)]
+                if any(finding.rule_id.startswith(r) for r in ignore.rules)
+            )
+            if added:
+                finding = finding._replace(suppressions=finding.suppressions + added)
+        out.append(finding)
+    return out
 
 
 def rule_for(advisories: Sequence[Advisory]) -> str:

@@ -6,7 +6,9 @@ working directory is never read, so the scanned repository cannot change the res
 it reports that mlsec's own analyzers did not (same file, same module/operator) becomes a
 finding with ``source="modelscan"`` (MLS190-MLS193, by modelscan's severity). Its failures
 (for example its NumPy reader on NumPy 2) become low notices (MLS194), except on files mlsec
-already reports as corrupt; they never stop the scan.
+already reports as corrupt; they never stop the scan. modelscan runs in mlsec's bounded worker
+process (:mod:`mlsec.native`: a deadline, an address-space cap), so a file that hangs it or
+blows it up is such a notice too.
 
 Costs: modelscan reads whole files (and zip members) into memory, so files over
 :data:`MAX_BYTES`, and zips that would expand past :data:`MAX_UNCOMPRESSED_BYTES` or the
@@ -27,21 +29,17 @@ from typing import Any
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.errors import ConfigError
 from mlsec.findings import Finding, ScanError
-from mlsec.sniff import FileKind, is_keras_zip
+from mlsec.models.registry import MODELSCAN_ROUTES, FileKind
+from mlsec.models.sniff import is_keras_zip
 from mlsec.walk import Target
 
 MAX_BYTES = 256 * 1024**2
 MAX_UNCOMPRESSED_BYTES = 1024**3  # for zips: what modelscan would expand in memory
 _RULES = {"CRITICAL": "MLS190", "HIGH": "MLS191", "MEDIUM": "MLS192", "LOW": "MLS193"}
 # Kinds modelscan understands, and the modelscan format to assume when the extension does not
-# say (so a renamed pickle still gets the second opinion). Zips are opened by modelscan itself.
-_KIND_FORMATS: Mapping[FileKind, str | None] = {
-    FileKind.PICKLE: "PICKLE",
-    FileKind.NUMPY: "NUMPY",
-    FileKind.HDF5: "KERAS_H5",
-    FileKind.ZIP: None,
-    FileKind.TF_SAVEDMODEL: "TENSORFLOW",
-}
+# say (so a renamed pickle still gets the second opinion); None: modelscan opens it itself
+# (zips). The format registry's ``modelscan`` column (mlsec.models.registry).
+_KIND_FORMATS: Mapping[FileKind, str | None] = MODELSCAN_ROUTES
 _NEEDS = {
     "modelscan.scanners.H5LambdaDetectScan": "h5py",
     "modelscan.scanners.KerasLambdaDetectScan": "tensorflow",
@@ -69,8 +67,7 @@ class ModelscanAnalyzer(Analyzer):
         if not candidates:
             return result
         try:
-            from modelscan.modelscan import ModelScan
-            from modelscan.settings import DEFAULT_SETTINGS
+            import modelscan.modelscan  # noqa: F401  (it runs in the worker; is it installed?)
         except Exception as exc:
             if isinstance(exc, ModuleNotFoundError) and exc.name == "modelscan":
                 # Not installed (mlsec depends on it only where modelscan 0.8 installs, on
@@ -103,19 +100,64 @@ class ModelscanAnalyzer(Analyzer):
                     key="modelscan-failed:numpy",
                 )
             )
+        from mlsec import native
+
+        timeout = ctx.options.limits.file_timeout_seconds
         for target in candidates:
-            settings = _settings(DEFAULT_SETTINGS, target)
-            if not numpy_ok:
-                settings["scanners"]["modelscan.scanners.NumpyUnsafeOpScan"]["enabled"] = False
             try:
-                report = ModelScan(settings=settings).scan(target.path)
-            except Exception as exc:  # modelscan's bug or a file it cannot take: recorded
-                report = {"errors": [{"description": f"{type(exc).__name__}: {exc}"}]}
+                report = native.call(
+                    "modelscan",
+                    {"path": str(target.path), "kind": target.kind.value, "numpy_ok": numpy_ok},
+                    timeout=timeout,
+                )
+            except native.NativeFailure as exc:  # a hang, a blow-up or a crash: this file only
+                # A notice like modelscan's other failures: mlsec's own checks of the file ran.
+                result.findings.append(
+                    _notice(
+                        ctx,
+                        target.relpath,
+                        f"modelscan could not check this file: {exc}",
+                        key=f"modelscan-{exc.key}",
+                    )
+                )
+                ctx.progress(1)
+                continue
+            if not isinstance(report, dict):
+                report = {"errors": [{"description": "modelscan returned no report"}]}
             earlier = known.get(target.relpath, [])
             result.findings.extend(_findings(ctx, target, report, earlier))
             result.findings.extend(_failures(ctx, target, report, earlier))
             ctx.progress(1)
         return result
+
+
+def run_modelscan(path: str, kind: str, numpy_ok: bool) -> dict[str, Any]:
+    """modelscan's report on one file (runs in the bounded worker, :mod:`mlsec.native`)."""
+    from modelscan.modelscan import ModelScan
+    from modelscan.settings import DEFAULT_SETTINGS
+
+    target = Target(Path(path), Path(path).name, 0, FileKind(kind))
+    settings = _settings(DEFAULT_SETTINGS, target)
+    if not numpy_ok:
+        settings["scanners"]["modelscan.scanners.NumpyUnsafeOpScan"]["enabled"] = False
+    try:
+        report = ModelScan(settings=settings).scan(target.path)
+    except MemoryError:
+        raise  # the worker reports it as a limit
+    except Exception as exc:  # modelscan's bug or a file it cannot take: recorded
+        report = {"errors": [{"description": f"{type(exc).__name__}: {exc}"}]}
+    return {
+        "issues": [
+            {k: issue.get(k) for k in ("module", "operator", "severity", "source", "scanner")}
+            for issue in report.get("issues", [])
+            if isinstance(issue, dict)
+        ],
+        "errors": [
+            {k: error.get(k) for k in ("description", "source")}
+            for error in report.get("errors", [])
+            if isinstance(error, dict)
+        ],
+    }
 
 
 def _enabled(ctx: AnalysisContext) -> bool:

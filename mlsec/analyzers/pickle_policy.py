@@ -1,10 +1,14 @@
 """Which pickle imports are safe, trusted, unknown or code-running: policy as data.
 
-The tiers and their reasons live in ``rules/lists/pickle_globals.toml``; users add to the safe
-and trusted tiers under ``[models]`` in their configuration (validated here, together with the
-other keys of that section). Names resolve the way the unpickler resolves them: CPython's
-Python 2 mapping (``_compat_pickle``: ``__builtin__`` -> ``builtins``, ``commands`` ->
-``subprocess``...) and module aliases (``posix``/``nt`` -> ``os``, ``_io`` -> ``io``...).
+The tiers and their reasons live in ``rules/lists/pickle_globals.toml``: a critical tier
+of patterns, and exact safe and ml entries each allowed up to a use (called, constructed, or
+only referenced as data), the helpers that call or construct what they are handed, and the
+few critical callables whose calls are evaluated (``getattr`` on constants, nested loaders).
+Users add to the safe and trusted tiers under ``[models]`` in their configuration (validated
+here, together with the other keys of that section). Names resolve the way the unpickler
+resolves them: CPython's Python 2 mapping (``_compat_pickle``: ``__builtin__`` ->
+``builtins``, ``commands`` -> ``subprocess``...) and module aliases (``posix``/``nt`` ->
+``os``, ``_io`` -> ``io``...).
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ class Tier(enum.IntEnum):
     CRITICAL = 3
 
 
+# Use levels an entry allows (what the unpickler may do with the global).
+LEVEL_DATA = 0  # only referenced
+LEVEL_CONSTRUCT = 1  # created without a call and given state
+LEVEL_CALL = 2  # called
+_LEVELS = {"data": LEVEL_DATA, "construct": LEVEL_CONSTRUCT, "call": LEVEL_CALL}
+
 TIER_SEVERITY = {
     Tier.SAFE: Severity.INFO,
     Tier.ML: Severity.MEDIUM,
@@ -40,6 +50,7 @@ class Verdict(NamedTuple):
     tier: Tier
     resolved: str  # "module.name" after Python 2 mapping and aliases
     reason: str
+    level: int = LEVEL_CALL  # for SAFE and ML: the most the entry allows (LEVEL_*)
 
 
 class _Entry(NamedTuple):
@@ -51,9 +62,10 @@ class _Entry(NamedTuple):
     exact: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ()  # from "module.*": the module and everything below it
     globs: tuple[tuple[str, ...], ...] = ()  # other patterns, split at "*"
+    level: int = LEVEL_CALL
 
     @classmethod
-    def build(cls, patterns: Iterable[str], reason: str) -> _Entry:
+    def build(cls, patterns: Iterable[str], reason: str, level: int = LEVEL_CALL) -> _Entry:
         pats = tuple(patterns)
         exact = frozenset(p for p in pats if "*" not in p)
         prefixes = tuple(p[:-1] for p in pats if p.endswith(".*") and p.count("*") == 1)
@@ -62,7 +74,7 @@ class _Entry(NamedTuple):
             for p in pats
             if "*" in p and not (p.endswith(".*") and p.count("*") == 1)
         )
-        return cls(pats, reason, exact, prefixes, globs)
+        return cls(pats, reason, exact, prefixes, globs, level)
 
     def matches(self, qualname: str, *, glob: bool) -> bool:
         if qualname in self.exact:
@@ -139,12 +151,21 @@ class PicklePolicy:
         critical: tuple[_Entry, ...],
         safe: tuple[_Entry, ...],
         ml: tuple[_Entry, ...],
+        helper_calls: Mapping[str, frozenset[int]] | None = None,
+        helper_constructs: Mapping[str, frozenset[int]] | None = None,
+        lookups: frozenset[str] = frozenset(),
+        loaders: frozenset[str] = frozenset(),
     ) -> None:
         self.aliases = aliases
         self.critical = critical
         self.safe = safe
         self.ml = ml
+        self.helper_calls = dict(helper_calls or {})
+        self.helper_constructs = dict(helper_constructs or {})
+        self.lookups = lookups  # critical callables whose constant calls the machine evaluates
+        self.loaders = loaders  # critical deserializers modelled on constant bytes
         self._cache: dict[tuple[str, str], Verdict] = {}
+        self._names: dict[tuple[str, str], str] = {}
 
     @classmethod
     def load(cls, config: ModelsConfig | None = None) -> PicklePolicy:
@@ -153,20 +174,52 @@ class PicklePolicy:
         data = load_list(LIST_NAME)
         config = config or ModelsConfig()
 
-        def entries(tier: str) -> list[_Entry]:
-            return [
-                _Entry.build((str(g) for g in e.get("globals", [])), str(e.get("reason", "")))
-                for e in data.get(tier, [])
-            ]
+        def entries(tier: str, exact: bool) -> list[_Entry]:
+            out = []
+            for e in data.get(tier, []):
+                names = [str(g) for g in e.get("globals", [])]
+                level = _LEVELS[str(e.get("use", "call"))]
+                namespace = e.get("namespace")
+                if namespace:  # a namespace that is not a Python package (see its reason)
+                    names.append(f"{namespace}.*")
+                elif exact and any("*" in n for n in names):
+                    raise ValueError(f"{LIST_NAME}: [[{tier}]] entries must be exact names")
+                out.append(_Entry.build(names, str(e.get("reason", "")), level))
+            return out
 
-        safe = entries("safe")
-        ml = entries("ml")
+        safe = entries("safe", exact=True)
+        ml = entries("ml", exact=True)
         if config.allow:
             safe.append(_Entry.build(config.allow, "allowed by configuration (models.allow)"))
         if config.trusted:
             ml.append(_Entry.build(config.trusted, "trusted by configuration (models.trusted)"))
         aliases = {str(k): str(v) for k, v in data.get("aliases", {}).items()}
-        return cls(aliases, tuple(entries("critical")), tuple(safe), tuple(ml))
+        helpers = data.get("helpers", {})
+
+        def positions(table: Mapping[str, Any]) -> dict[str, frozenset[int]]:
+            return {str(k): frozenset(int(i) for i in v) for k, v in table.items()}
+
+        modelled = data.get("modelled", {})
+        return cls(
+            aliases,
+            tuple(entries("critical", exact=False)),
+            tuple(safe),
+            tuple(ml),
+            positions(helpers.get("calls", {})),
+            positions(helpers.get("constructs", {})),
+            frozenset(str(n) for n in modelled.get("lookup", [])),
+            frozenset(str(n) for n in modelled.get("loaders", [])),
+        )
+
+    def qualname(self, module: str, name: str) -> str:
+        """``module.name`` as the unpickler resolves it (aliases, Python 2 names)."""
+        key = (module, name)
+        found = self._names.get(key)
+        if found is None:
+            resolved = self.resolve(module.strip(), name.strip())
+            found = f"{resolved[0]}.{resolved[1]}"
+            self._names[key] = found
+        return found
 
     # -- name resolution -----------------------------------------------------------------------
     def resolve(self, module: str, name: str) -> tuple[str, str]:
@@ -215,12 +268,12 @@ class PicklePolicy:
         if hit is not None:
             return Verdict(Tier.CRITICAL, qualname, hit)
         # Dotted names reach attributes of what they import: only exact entries vouch for them.
-        hit = _match(self.safe, qualname, glob=not dotted)
-        if hit is not None:
-            return Verdict(Tier.SAFE, qualname, hit)
-        hit = _match(self.ml, qualname, glob=not dotted)
-        if hit is not None:
-            return Verdict(Tier.ML, qualname, hit)
+        entry = _match_entry(self.safe, qualname, glob=not dotted)
+        if entry is not None:
+            return Verdict(Tier.SAFE, qualname, entry.reason, entry.level)
+        entry = _match_entry(self.ml, qualname, glob=not dotted)
+        if entry is not None:
+            return Verdict(Tier.ML, qualname, entry.reason, entry.level)
         reason = "not on the allowlist"
         if dotted:
             reason = "attribute path (protocol 4 dotted name) not on the allowlist"
@@ -228,9 +281,14 @@ class PicklePolicy:
 
 
 def _match(entries: Iterable[_Entry], qualname: str, *, glob: bool) -> str | None:
+    entry = _match_entry(entries, qualname, glob=glob)
+    return None if entry is None else entry.reason
+
+
+def _match_entry(entries: Iterable[_Entry], qualname: str, *, glob: bool) -> _Entry | None:
     for entry in entries:
         if entry.matches(qualname, glob=glob):
-            return entry.reason
+            return entry
     return None
 
 

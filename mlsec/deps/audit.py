@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mlsec.deps.osv import OsvDatabase, smallest_fix
+from mlsec.deps.osv import OsvDatabase, OsvRecord, smallest_fix
 from mlsec.facts import Advisory
 
 Package = tuple[str, str]  # (normalised name, version)
@@ -40,6 +40,10 @@ class LocalDatabaseAuditor:
     def __init__(self, database: OsvDatabase, *, ignore: Iterable[str] = ()) -> None:
         self.database = database
         self.ignore = frozenset(ignore)
+
+    def records(self, name: str) -> tuple[OsvRecord, ...]:
+        """The package's records (the range-floor rule enumerates the releases they name)."""
+        return self.database.records(name)
 
     def audit(self, packages: Iterable[Package]) -> AuditOutcome:
         todo = sorted(set(packages))

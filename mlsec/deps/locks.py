@@ -1,4 +1,5 @@
-"""Lock files: ``uv.lock``, ``poetry.lock``, ``Pipfile.lock`` and PEP 751 ``pylock.toml``.
+"""Lock files: ``uv.lock``, ``poetry.lock``, ``pdm.lock``, ``Pipfile.lock`` and PEP 751
+``pylock.toml``.
 
 Lock files give exact versions of the whole environment and, except Pipfile.lock, the
 dependency edges (``depends_on``). They are TOML (``tomllib``) or JSON (``json``); neither keeps
@@ -10,12 +11,20 @@ local paths are reported as unauditable: their version is not an index release.
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 import sys
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mlsec.deps.manifest import LineFinder, ParsedManifest, Unauditable, normalise
+from mlsec.deps.manifest import (
+    LineFinder,
+    ParsedManifest,
+    Unauditable,
+    name_problem,
+    normalise,
+)
 from mlsec.facts import Dependency
 
 if sys.version_info >= (3, 11):
@@ -43,8 +52,12 @@ def _entries(
     out: list[tuple[dict[str, Any], int | None]] = []
     for index, package in enumerate(packages):
         line = lines[index] if index < len(lines) else None
-        if not isinstance(package, dict) or not isinstance(package.get("name"), str):
-            manifest.problems.append((line, f"{key} entry without a name"))
+        if not isinstance(package, dict):
+            manifest.problems.append((line, f"{key} entry must be a table"))
+            continue
+        problem = name_problem(package.get("name"))
+        if problem is not None:
+            manifest.problems.append((line, f"{key} entry: {problem}"))
             continue
         out.append((package, line))
     return out
@@ -145,6 +158,12 @@ def parse_uv_lock(text: str, relpath: str) -> ParsedManifest:
             roots.add(name)  # a workspace member: the project itself, not a dependency
             main_roots.update(deps)
             dev_roots.update(dev_deps)
+            member = source.get("editable", source.get("virtual"))
+            if isinstance(member, str):
+                folder = _member_folder(relpath, member)
+                if folder is not None:
+                    manifest.covers.append(folder)
+    manifest.first_party.update(roots)
     runtime = _reachable(main_roots, edges)
     for package, line in entries:
         name = normalise(package["name"])
@@ -163,6 +182,16 @@ def parse_uv_lock(text: str, relpath: str) -> ParsedManifest:
             dev=bool(roots) and name not in runtime,
         )
     return manifest
+
+
+def _member_folder(lock_path: str, member: str) -> str | None:
+    """The folder (relative to the scan root) of a workspace member the lock file names by a
+    path relative to its own folder; None when it leaves the scanned tree."""
+    base = posixpath.dirname(lock_path)
+    folder = posixpath.normpath(posixpath.join(base, member.replace("\\", "/")))
+    if folder.startswith("../") or folder == ".." or posixpath.isabs(folder):
+        return None
+    return folder
 
 
 def _source_reason(source: Mapping[str, Any]) -> str | None:
@@ -253,8 +282,12 @@ def parse_pipfile_lock(text: str, relpath: str) -> ParsedManifest:
             continue
         start = finder.string_value(section) or 1
         for raw_name, spec in entries.items():
-            name = normalise(str(raw_name))
-            line = finder.string_value(str(raw_name), start) or start
+            line = finder.string_value(str(raw_name)[:300], start) or start
+            problem = name_problem(raw_name)
+            if problem is not None:
+                manifest.problems.append((line, f"'{section}' entry: {problem}"))
+                continue
+            name = normalise(raw_name)
             if not isinstance(spec, dict):
                 manifest.problems.append((line, f"entry {raw_name!r} must be an object"))
                 continue
@@ -286,4 +319,62 @@ def parse_pipfile_lock(text: str, relpath: str) -> ParsedManifest:
                 direct=False,
                 dev=dev,
             )
+    return manifest
+
+
+# -- pdm.lock --------------------------------------------------------------------------------
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _requirement_names(values: object) -> tuple[str, ...]:
+    """Package names of a list of PEP 508 strings (pdm.lock's ``dependencies``)."""
+    if not isinstance(values, list):
+        return ()
+    names = {
+        normalise(m.group(1))
+        for v in values
+        if isinstance(v, str) and (m := _REQUIREMENT_NAME.match(v)) is not None
+    }
+    return tuple(sorted(names))
+
+
+def parse_pdm_lock(text: str, relpath: str) -> ParsedManifest:
+    """``pdm.lock``: one ``[[package]]`` per locked release (a package locked with extras is
+    listed once more with ``extras``: audited once); ``groups`` (lock format 4.4 and later)
+    says whether a package is a development dependency."""
+    manifest = ParsedManifest(path=relpath, kind="pdm.lock", lock=True)
+    data = _load_toml(text, manifest)
+    if data is None:
+        return manifest
+    finder = LineFinder(text)
+    seen: set[tuple[str, str]] = set()
+    for package, line in _entries(data, "package", finder, manifest):
+        name = normalise(package["name"])
+        version = package.get("version")
+        key = (name, version if isinstance(version, str) else "")
+        if key in seen:
+            continue
+        seen.add(key)
+        reason = None
+        label = None
+        if "git" in package or "hg" in package or "svn" in package:
+            reason = "VCS checkout"
+            label = f"{name} (VCS {package.get('git') or package.get('hg') or package.get('svn')})"
+        elif "url" in package:
+            reason = "direct URL"
+        elif "path" in package:
+            reason = "editable install" if package.get("editable") else "local path"
+        groups = package.get("groups")
+        dev = isinstance(groups, list) and bool(groups) and "default" not in groups
+        _add_locked(
+            manifest,
+            package,
+            name,
+            line,
+            unauditable=reason,
+            label=label,
+            direct=False,
+            depends_on=_requirement_names(package.get("dependencies")),
+            dev=dev,
+        )
     return manifest

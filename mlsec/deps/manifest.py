@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from packaging.utils import canonicalize_name
 
@@ -33,6 +33,15 @@ class Unauditable:
     dev: bool = False
 
 
+class InlineIgnore(NamedTuple):
+    """``# mlsec: ignore[MLS201,MLS210] reason`` on one line of a manifest."""
+
+    source: str  # manifest path relative to the scan root
+    line: int
+    rules: tuple[str, ...]  # rule ids or prefixes
+    reason: str  # empty: the comment does not apply (a reason is required)
+
+
 @dataclass
 class ParsedManifest:
     path: str  # relative to the scan root
@@ -42,6 +51,85 @@ class ParsedManifest:
     unauditable: list[Unauditable] = field(default_factory=list)
     problems: list[tuple[int | None, str]] = field(default_factory=list)  # (line, message)
     includes: list[str] = field(default_factory=list)  # other files this one pulled in
+    constraints: list[str] = field(default_factory=list)  # files it includes with -c
+    ignores: list[InlineIgnore] = field(default_factory=list)
+    # Folders (relative to the scan root) whose manifests this lock file covers besides its
+    # own: the members of a uv workspace.
+    covers: list[str] = field(default_factory=list)
+    first_party: set[str] = field(default_factory=set)  # the project's own packages
+    # Requirements that could not be read because they are computed at run time (setup.py)
+    dynamic: list[tuple[int | None, str]] = field(default_factory=list)
+
+
+# -- text as pip reads it ----------------------------------------------------------------------
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def decode_text(data: bytes) -> tuple[str, str | None]:
+    """Text of a manifest decoded as pip decodes requirements files (``auto_decode``): a
+    byte-order mark picks UTF-8, UTF-16 or UTF-32 (what ``pip freeze >`` writes in Windows
+    PowerShell); otherwise UTF-8. Returns the text and a problem when it was not valid
+    (undecodable bytes are replaced, so the rest of the file is still audited)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            body = data[len(bom) :]
+            try:
+                return body.decode(encoding), None
+            except UnicodeDecodeError as exc:
+                return body.decode(encoding, errors="replace"), f"not valid {encoding}: {exc}"
+    head = data[:400]
+    if head.count(b"\x00") > len(head) // 4:
+        # NUL bytes are valid UTF-8, so text that is mostly NULs would parse as garbage
+        return "", "looks like UTF-16 without a byte-order mark; not read"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return data.decode("utf-8", errors="replace"), f"not UTF-8 text: {exc}"
+
+
+_IGNORE = re.compile(r"#\s*mlsec:\s*ignore\[([A-Za-z0-9_,\s]*)\](.*)$")
+
+
+def inline_ignores(text: str, source: str) -> list[InlineIgnore]:
+    """Every ``# mlsec: ignore[...] reason`` comment of a manifest's text, by line."""
+    if "mlsec:" not in text:
+        return []
+    out: list[InlineIgnore] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _IGNORE.search(line)
+        if match is None:
+            continue
+        rules = tuple(r.strip().upper() for r in match.group(1).split(",") if r.strip())
+        reason = " ".join(match.group(2).split())[:300]
+        if rules:
+            out.append(InlineIgnore(source, number, rules, reason))
+    return out
+
+
+MAX_NAME_LENGTH = 200  # PyPI's longest project names are far shorter
+_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` is not a package name (wrong type, too long, control bytes), or None."""
+    if not isinstance(name, str):
+        return f"package name must be a string, not {type(name).__name__}"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"package name longer than {MAX_NAME_LENGTH} characters"
+    if not _NAME.match(name):
+        return f"invalid package name {shown(name)}"
+    return None
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, shortened (it comes from a scanned file)."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def normalise(name: str) -> str:
@@ -89,7 +177,10 @@ def from_requirement_string(
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        manifest.problems.append((line, f"invalid requirement {text!r}: {exc}"))
+        manifest.problems.append((line, f"invalid requirement {shown(text)}: {exc}"))
+        return
+    if len(req.name) > MAX_NAME_LENGTH:
+        manifest.problems.append((line, f"invalid requirement {shown(text)}: name too long"))
         return
     name = normalise(req.name)
     if req.url:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
@@ -55,26 +55,62 @@ Event = tuple[str, str]  # ("introduced" | "fixed" | "last_affected", version)
 Built = tuple[dict[str, list[list[Any]]], int, str]
 
 
-@dataclass(frozen=True)
+# One affected interval: lower bound (inclusive), upper bound (None: open-ended) and whether
+# the upper bound is itself affected (a last_affected event) or the first fixed version.
+Interval = tuple[Version, Version | None, bool]
+
+
 class AffectedRange:
     """One affected[] entry of a record, for one package (ECOSYSTEM ranges only)."""
 
-    ranges: tuple[tuple[Event, ...], ...]
-    # Listed versions as equality keys (see equality_key), computed once when indexing;
-    # strings that are not PEP 440 versions are kept as written.
-    versions: tuple[str, ...]
+    __slots__ = ("_intervals", "_listed", "ranges", "versions")
 
-    @functools.cached_property
-    def _listed(self) -> frozenset[str]:
-        return frozenset(self.versions)
+    def __init__(self, ranges: tuple[tuple[Event, ...], ...], versions: tuple[str, ...]) -> None:
+        self.ranges = ranges
+        # Listed versions as equality keys (see equality_key), computed once when indexing;
+        # strings that are not PEP 440 versions are kept as written.
+        self.versions = versions
+        self._intervals: tuple[Interval, ...] | None = None
+        self._listed: frozenset[str] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, AffectedRange)
+            and self.ranges == other.ranges
+            and self.versions == other.versions
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.ranges, self.versions))
+
+    def __repr__(self) -> str:
+        return f"AffectedRange(ranges={self.ranges!r}, versions={self.versions!r})"
+
+    @property
+    def intervals(self) -> tuple[Interval, ...]:
+        if self._intervals is None:
+            self._intervals = tuple(i for events in self.ranges for i in intervals(events))
+        return self._intervals
 
     def affects(self, version: str) -> bool:
         parsed = parse_version(version)
         if parsed is None:
             return version in self.versions  # not PEP 440: only an exact listing can match
-        if any(_in_range(parsed, events) for events in self.ranges):
-            return True
-        return bool(self.versions) and equality_key(version) in self._listed
+        return self.affects_parsed(parsed, version)
+
+    def affects_parsed(self, parsed: Version, text: str) -> bool:
+        if parsed.local is not None:
+            # A local build (torch 2.1.0+cu118) is its public release as far as advisories go.
+            parsed = public_version(parsed)
+            text = str(parsed)
+        for low, high, inclusive in self.intervals:
+            if parsed >= low and (high is None or parsed < high or (inclusive and parsed == high)):
+                return True
+        if not self.versions:
+            return False
+        if self._listed is None:
+            self._listed = frozenset(self.versions)
+        return equality_key(text) in self._listed
 
     def fixed_versions(self) -> Iterator[str]:
         for events in self.ranges:
@@ -163,28 +199,57 @@ def version_key(text: str) -> Version:
     return parse_version(text) or _ZERO
 
 
-def _event_key(event: Event) -> tuple[Version, int]:
-    kind, value = event
-    parsed = _ZERO if value == "0" else (parse_version(value) or _ZERO)
-    # At equal versions apply "introduced" before "fixed" (a range that starts and ends at
-    # the same version is empty).
-    return parsed, 0 if kind == "introduced" else 1
+@functools.lru_cache(maxsize=65536)
+def public_version(version: Version) -> Version:
+    """The version without its local label (``2.1.0+cu118`` -> ``2.1.0``)."""
+    return Version(version.public) if version.local is not None else version
 
 
-def _in_range(version: Version, events: Sequence[Event]) -> bool:
-    """The OSV evaluation algorithm for one ECOSYSTEM range (schema, "Evaluation")."""
-    affected = False
-    for kind, value in sorted(events, key=_event_key):
-        bound = _ZERO if value == "0" else parse_version(value)
-        if bound is None:
-            continue  # an unparsable bound cannot be ordered; ignore that event
-        if kind == "introduced" and version >= bound:
-            affected = True
-        elif (kind == "fixed" and version >= bound) or (
-            kind == "last_affected" and version > bound
-        ):
-            affected = False
-    return affected
+def _bound(value: str) -> Version | None:
+    return _ZERO if value == "0" else parse_version(value)
+
+
+def intervals(events: Sequence[Event]) -> list[Interval]:
+    """The affected intervals of one ECOSYSTEM range, each evaluated on its own.
+
+    The OSV schema's algorithm sorts the events and walks them once; when one events list
+    holds touching or overlapping intervals written out of order (PYSEC-2022-42972:
+    ``introduced 0.13.0, fixed 0.14.0rc1, introduced 0.12.2, fixed 0.13.0``), that walk
+    drops an interval at the shared boundary. Here every ``introduced`` event opens its own
+    interval, closed by the limit (``fixed`` / ``last_affected``) written right after it when
+    that limit lies above it, else by the lowest limit above it anywhere in the list (events
+    written in any order), else open-ended. Unparsable bounds cannot be ordered and are
+    skipped, as the schema's algorithm does."""
+    parsed: list[tuple[str, Version]] = []
+    for kind, value in events:
+        bound = _bound(value)
+        if bound is not None:
+            parsed.append((kind, bound))
+    out: list[Interval] = []
+    for index, (kind, low) in enumerate(parsed):
+        if kind != "introduced":
+            continue
+        limit: tuple[str, Version] | None = None
+        following = parsed[index + 1] if index + 1 < len(parsed) else None
+        if following is not None and _closes(low, following):
+            limit = following
+        else:
+            above = [event for event in parsed if _closes(low, event)]
+            if above:
+                limit = min(above, key=lambda event: (event[1], event[0] == "last_affected"))
+        if limit is None:
+            out.append((low, None, False))
+        else:
+            out.append((low, limit[1], limit[0] == "last_affected"))
+    return out
+
+
+def _closes(low: Version, event: tuple[str, Version]) -> bool:
+    """Whether ``event`` can end an interval opened at ``low``."""
+    kind, bound = event
+    if kind == "fixed":
+        return bound > low
+    return kind == "last_affected" and bound >= low
 
 
 # -- parsing OSV documents -------------------------------------------------------------------
@@ -858,16 +923,42 @@ def merge_advisories(name: str, version: str, records: Sequence[OsvRecord]) -> l
 def smallest_fix(
     version: str, advisories: Sequence[Advisory], records: Iterable[OsvRecord]
 ) -> str | None:
-    """The smallest candidate fix version affected by none of the matched records."""
+    """The lowest release above ``version`` that no interval of the matched records covers.
+
+    Candidates are the versions the package's records name (fixed bounds, listed versions,
+    interval bounds): the only releases an offline audit knows of. A pre-, dev- or
+    post-release is never suggested unless ``version`` is one itself; a pre- or dev-release
+    fix (``fixed: 0.24.dev0``) stands for the final release it leads to (``0.24``)."""
+    current = parse_version(version)
+    if current is None:
+        return None
+    current = public_version(current)
     matched_ids = {i for a in advisories for i in (a.id, *a.aliases)}
+    records = tuple(records)
     relevant = [r for r in records if r.id in matched_ids]
-    candidates = sorted(
-        {f for a in advisories for f in a.fix_versions},
-        key=version_key,
-    )
-    for candidate in candidates:
-        if not any(r.affects(candidate) for r in relevant):
-            return candidate
+    named: set[str] = {f for a in advisories for f in a.fix_versions}
+    for record in records:
+        for affected in record.affected:
+            named.update(v for events in affected.ranges for _, v in events)
+            named.update(affected.versions)
+    candidates: dict[Version, str] = {}
+    for text in named:
+        parsed = parse_version(text)
+        if parsed is None:
+            continue
+        parsed = public_version(parsed)
+        if (parsed.is_prerelease and not current.is_prerelease) or (
+            parsed.is_devrelease and not current.is_devrelease
+        ):
+            parsed = Version(parsed.base_version)  # 0.24.dev0, 0.14.0rc1: that release
+        if parsed.is_postrelease and not current.is_postrelease:
+            continue
+        if parsed > current:
+            candidates.setdefault(parsed, str(parsed))
+    for candidate in sorted(candidates):
+        text = candidates[candidate]
+        if not any(r.affects(text) for r in relevant):
+            return text
     return None
 
 
@@ -932,3 +1023,60 @@ def group_severity(
     if levels:
         return max(levels, key=lambda s: s.rank), None, None
     return None, None, None
+
+
+# -- what a range allows -----------------------------------------------------------------------
+class RangeExposure(NamedTuple):
+    """Known-vulnerable releases a version range allows, and the floor that avoids them."""
+
+    lowest: str  # the lowest known release the range allows (affected)
+    vulnerable: int  # known releases the range allows that some advisory affects
+    floor: str | None  # the lowest release above every affected one, itself unaffected
+    ids: tuple[str, ...]  # advisories affecting the allowed releases (primary ids)
+
+
+def range_exposure(specifier: str, records: Sequence[OsvRecord]) -> RangeExposure | None:
+    """What ``specifier`` allows of the releases the package's records name, when its lowest
+    allowed one is known-vulnerable; None otherwise (or when nothing is known).
+
+    An offline database has no list of every release; the records' listed, introduced and
+    fixed versions are the releases known here. Pre-, dev- and post-releases are left out
+    (an installer skips pre-releases, and a floor is a final release)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        spec = SpecifierSet(specifier)
+    except InvalidSpecifier:
+        return None
+    live = [r for r in records if not r.withdrawn]
+    if not live:
+        return None
+    known: set[Version] = set()
+    for record in live:
+        for affected in record.affected:
+            for events in affected.ranges:
+                known.update(b for _, v in events if v != "0" and (b := parse_version(v)))
+            known.update(b for v in affected.versions if (b := parse_version(v)))
+    releases = sorted(
+        public_version(v)
+        for v in known
+        if not (v.is_prerelease or v.is_devrelease or v.is_postrelease)
+    )
+    allowed = [v for v in releases if spec.contains(v)]
+    if not allowed:
+        return None
+    by_release = {v: [r for r in live if r.affects(str(v))] for v in allowed}
+    if not by_release[allowed[0]]:
+        return None
+    affected_allowed = [v for v in allowed if by_release[v]]
+    worst = max(affected_allowed)
+    floor = next(
+        (v for v in releases if v > worst and not any(r.affects(str(v)) for r in live)), None
+    )
+    ids = sorted({r.id for v in affected_allowed for r in by_release[v]}, key=_id_rank)
+    return RangeExposure(
+        lowest=str(allowed[0]),
+        vulnerable=len(affected_allowed),
+        floor=str(floor) if floor is not None else None,
+        ids=tuple(ids),
+    )

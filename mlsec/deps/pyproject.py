@@ -1,4 +1,5 @@
-"""``pyproject.toml``: PEP 621 dependencies and extras, PEP 735 dependency groups, Poetry tables.
+"""``pyproject.toml``: PEP 621 dependencies and extras, PEP 735 dependency groups, Poetry tables,
+Hatch environments, PDM and uv development dependencies, uv workspace sources.
 
 Parsed with ``tomllib``; since it keeps no positions, lines come from
 :class:`~mlsec.deps.manifest.LineFinder`. Poetry constraints (``^1.2``, ``~1.2``, ``1.2.3``) are
@@ -7,6 +8,7 @@ translated only as far as deciding whether they pin one version: a bare version 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -55,10 +57,75 @@ def parse_pyproject(text: str, relpath: str) -> ParsedManifest:
                 values = [v for v in values if isinstance(v, str)]
             _strings(values, f"dependency-groups.{group}", finder, at, manifest, dev=True)
     tool = data.get("tool")
-    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    if not isinstance(tool, dict):
+        return manifest
+    poetry = tool.get("poetry")
     if isinstance(poetry, dict):
         _poetry(poetry, finder, manifest)
+    _hatch(tool.get("hatch"), finder, manifest)
+    _pdm(tool.get("pdm"), finder, manifest)
+    _uv(tool.get("uv"), finder, manifest)
+    if isinstance(project, dict) and isinstance(project.get("name"), str):
+        manifest.first_party.add(normalise(project["name"]))
     return manifest
+
+
+def _hatch(hatch: object, finder: LineFinder, manifest: ParsedManifest) -> None:
+    """Hatch environments (``[tool.hatch.envs.<env>]``): what ``hatch run`` installs for
+    tests, docs and linting beside the project - development dependencies."""
+    envs = hatch.get("envs") if isinstance(hatch, dict) else None
+    if not isinstance(envs, dict):
+        return
+    for env, body in envs.items():
+        if not isinstance(body, dict):
+            continue
+        env_name = re.escape(str(env)[:200])
+        start = finder.header(rf"^\[tool\.hatch\.envs\.[\"']?{env_name}[\"']?\]$") or 1
+        for key in ("dependencies", "extra-dependencies"):
+            values = body.get(key)
+            at = finder.find((f"{key} =", f"{key}="), start) or start
+            _strings(values, f"tool.hatch.envs.{env}.{key}", finder, at, manifest, dev=True)
+
+
+def _pdm(pdm: object, finder: LineFinder, manifest: ParsedManifest) -> None:
+    """PDM's development groups (``[tool.pdm.dev-dependencies]``); an entry may be an
+    editable install of a local path (``-e file:///${PROJECT_ROOT}/sub``)."""
+    groups = pdm.get("dev-dependencies") if isinstance(pdm, dict) else None
+    if not isinstance(groups, dict):
+        return
+    start = finder.header(r"^\[tool\.pdm\.dev-dependencies\]$") or 1
+    for group, values in groups.items():
+        at = finder.find(quoted_key(str(group)[:200]), start) or start
+        if isinstance(values, list):
+            kept: list[object] = []
+            for value in values:
+                if isinstance(value, str) and value.lstrip().startswith("-e"):
+                    line = finder.string_value(value, at) or at
+                    manifest.unauditable.append(
+                        Unauditable(None, value, manifest.path, line, "editable install", dev=True)
+                    )
+                else:
+                    kept.append(value)
+            values = kept
+        _strings(values, f"tool.pdm.dev-dependencies.{group}", finder, at, manifest, dev=True)
+
+
+def _uv(uv: object, finder: LineFinder, manifest: ParsedManifest) -> None:
+    """uv's legacy ``dev-dependencies`` list, and ``[tool.uv.sources]`` entries naming
+    workspace members (``{ workspace = true }``): those are the project's own packages."""
+    if not isinstance(uv, dict):
+        return
+    start = finder.header(r"^\[tool\.uv\]$") or 1
+    if "dev-dependencies" in uv:
+        at = finder.find(("dev-dependencies",), start) or start
+        _strings(
+            uv.get("dev-dependencies"), "tool.uv.dev-dependencies", finder, at, manifest, dev=True
+        )
+    sources = uv.get("sources")
+    if isinstance(sources, dict):
+        for name, source in sources.items():
+            if isinstance(source, dict) and source.get("workspace") is True:
+                manifest.first_party.add(normalise(str(name)))
 
 
 def _strings(

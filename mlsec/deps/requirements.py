@@ -18,6 +18,7 @@ from mlsec.deps.manifest import (
     Unauditable,
     from_requirement_string,
     normalise,
+    shown,
     url_reason,
 )
 from mlsec.facts import Dependency
@@ -95,8 +96,12 @@ class RequirementsParser:
         pinned = constraints.get(dep.name)
         if dep.pinned or pinned is None:
             return dep
-        # The constraints file decides the version pip installs for this requirement.
-        return dep._replace(version=pinned[0], pinned=True)
+        # The constraints file decides the version pip installs for this requirement: that
+        # line is where the version is fixed (and where a fix goes).
+        version, source, line = pinned
+        return dep._replace(
+            version=version, pinned=True, specifier=f"=={version}", source=source, line=line
+        )
 
     def parse_line(
         self, path: Path, relpath: str, line: int, content: str, manifest: ParsedManifest
@@ -122,16 +127,17 @@ class RequirementsParser:
         *,
         as_constraints: bool = False,
     ) -> None:
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_BYTES + 1)
-        except OSError as exc:
-            manifest.problems.append((None, f"cannot read {relpath}: {exc.strerror}"))
+        from mlsec.deps import read_manifest
+
+        included = ParsedManifest(path=relpath, kind="requirements")
+        text = read_manifest(path, included, limit=MAX_BYTES)
+        manifest.ignores.extend(included.ignores)
+        manifest.problems.extend(
+            (line, f"{relpath}: {message}" if relpath != manifest.path else message)
+            for line, message in included.problems
+        )
+        if text is None:
             return
-        if len(data) > MAX_BYTES:
-            manifest.problems.append((None, f"{relpath} is larger than {MAX_BYTES} bytes"))
-            return
-        text = data.decode("utf-8-sig", errors="replace")
         for line, content in logical_lines(text):
             self._line(
                 path, relpath, line, content, manifest, constraints, chain, depth, as_constraints
@@ -205,21 +211,31 @@ class RequirementsParser:
         depth: int,
     ) -> None:
         is_constraint = option in ("-c", "--constraint")
+        shown_target = shown(target)
         if "://" in target:
-            manifest.problems.append((line, f"remote include {target!r} not followed (offline)"))
+            manifest.problems.append((line, f"remote include {shown_target} not followed"))
             return
-        included = (path.parent / target).resolve()
-        included_rel = self._relative(included)
+        try:
+            included = (path.parent / target).resolve()
+            included_rel = self._relative(included)
+            exists = included_rel is not None and included.is_file()
+        except (OSError, ValueError, RuntimeError) as exc:
+            # an embedded NUL, a name longer than the file system allows, a symlink loop
+            reason = getattr(exc, "strerror", None) or str(exc)
+            manifest.problems.append((line, f"include {shown_target} cannot be read: {reason}"))
+            return
         if included_rel is None:
-            manifest.problems.append((line, f"include {target!r} is outside the scanned tree"))
+            manifest.problems.append((line, f"include {shown_target} is outside the scanned tree"))
             return
-        if not included.is_file():
-            manifest.problems.append((line, f"included file {target!r} not found"))
+        if not exists:
+            manifest.problems.append((line, f"included file {shown_target} not found"))
             return
         if included in chain or depth >= MAX_INCLUDE_DEPTH:
-            manifest.problems.append((line, f"include {target!r} loops or nests too deep"))
+            manifest.problems.append((line, f"include {shown_target} loops or nests too deep"))
             return
         manifest.includes.append(included_rel)
+        if is_constraint:
+            manifest.constraints.append(included_rel)
         if not is_constraint and included in self.standalone:
             return  # audited as a manifest of its own
         self._parse_file(

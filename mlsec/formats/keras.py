@@ -79,6 +79,8 @@ class KerasInfo:
     lambdas: list[LambdaLayer] = field(default_factory=list)
     references: list[ModuleReference] = field(default_factory=list)
     training_config: Mapping[str, Any] | None = None
+    # Elements of the weight datasets (optimizer state left out); None when not read.
+    parameter_count: int | None = None
 
     @property
     def class_name(self) -> str | None:
@@ -120,6 +122,7 @@ def read_keras_zip(path: str | os.PathLike[str]) -> KerasInfo:
         with zipfile.ZipFile(Path(path)) as archive:
             config = _json_member(archive, "config.json")
             metadata = _json_member(archive, "metadata.json", required=False)
+            parameter_count = _zip_weight_elements(archive)
     except ZIP_ERRORS as exc:
         raise FormatError(f"cannot read the .keras archive: {type(exc).__name__}: {exc}") from None
     if not isinstance(config, dict):
@@ -130,9 +133,42 @@ def read_keras_zip(path: str | os.PathLike[str]) -> KerasInfo:
         config=config,
         keras_version=_str(meta.get("keras_version")),
         backend=_str(meta.get("backend")),
+        parameter_count=parameter_count,
     )
     _inspect(info)
     return info
+
+
+MAX_INFLATED_WEIGHTS = 64 * 1024 * 1024
+
+
+def _zip_weight_elements(archive: zipfile.ZipFile) -> int | None:
+    """Weight elements of a .keras archive's ``model.weights.h5`` (shapes only, as in
+    :func:`read_keras_h5`); None when it is absent, unreadable, or compressed and too large
+    to inflate (a stored member is read in place)."""
+    try:
+        entry = archive.getinfo("model.weights.h5")
+    except KeyError:
+        return None
+    if entry.compress_type != zipfile.ZIP_STORED and entry.file_size > MAX_INFLATED_WEIGHTS:
+        return None
+    try:
+        import io
+
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is a dependency
+        return None
+    try:
+        with archive.open(entry) as member:
+            source: Any = (
+                member
+                if entry.compress_type == zipfile.ZIP_STORED
+                else io.BytesIO(member.read(MAX_INFLATED_WEIGHTS + 1))
+            )
+            with h5py.File(source, "r") as h5:
+                return _weight_elements(h5, h5py)
+    except Exception:
+        return None
 
 
 def _json_member(archive: zipfile.ZipFile, name: str, required: bool = True) -> Any:
@@ -170,6 +206,7 @@ def read_keras_h5(path: str | os.PathLike[str]) -> KerasInfo:
                 key: _attr(h5.attrs, key)
                 for key in ("model_config", "training_config", "keras_version", "backend")
             }
+            parameter_count = _weight_elements(h5, h5py)
     except FormatError:
         raise
     except Exception as exc:  # h5py raises many types on damaged files; all mean "corrupt"
@@ -186,9 +223,54 @@ def read_keras_h5(path: str | os.PathLike[str]) -> KerasInfo:
         keras_version=attrs["keras_version"],
         backend=attrs["backend"],
         training_config=training if isinstance(training, dict) else None,
+        parameter_count=parameter_count,
     )
     _inspect(info)
     return info
+
+
+MAX_WEIGHT_OBJECTS = 1_000_000
+# Top-level groups of optimizer state (Keras 2 HDF5 and Keras 3 model.weights.h5).
+_OPTIMIZER_GROUPS = ("optimizer_weights", "optimizer")
+
+
+def _weight_elements(h5: Any, h5py: Any) -> int | None:
+    """Elements of every weight dataset of an open Keras HDF5 file: under ``model_weights``
+    in a whole-model file, else the file's layer groups, optimizer state left out. Shapes
+    only: no dataset is read. None when there is no weight dataset or too many objects."""
+    whole_model = isinstance(h5.get("model_weights", getlink=True), h5py.HardLink)
+    root = h5["model_weights"] if whole_model else h5
+    total = 0
+    seen = 0
+    found = False
+
+    def children(group: Any, top: bool = False) -> list[Any]:
+        # Hard links only: a soft or external link could lead out of the file.
+        return [
+            group[key]
+            for key in group
+            if not (top and key in _OPTIMIZER_GROUPS)
+            and isinstance(group.get(key, getlink=True), h5py.HardLink)
+        ]
+
+    stack = children(root, top=True)
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_WEIGHT_OBJECTS:
+            return None
+        if isinstance(node, h5py.Dataset):
+            shape = node.shape
+            if shape is None:
+                continue
+            found = True
+            count = 1
+            for dim in shape:
+                count *= int(dim)
+            total += count
+        elif isinstance(node, h5py.Group):
+            stack.extend(children(node))
+    return total if found else None
 
 
 def read_keras_saved_metadata(path: str | os.PathLike[str]) -> KerasInfo:

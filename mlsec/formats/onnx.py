@@ -36,6 +36,7 @@ _MODEL_METADATA, _MODEL_TRAINING, _MODEL_FUNCTIONS = 14, 20, 25
 _GRAPH_NODE, _GRAPH_NAME, _GRAPH_INITIALIZER, _GRAPH_SPARSE_INITIALIZER = 1, 2, 5, 15
 _NODE_OP_TYPE, _NODE_DOMAIN, _NODE_ATTRIBUTE, _NODE_NAME = 4, 7, 5, 3
 _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
+_ATTR_F, _ATTR_I, _ATTR_FLOATS, _ATTR_INTS, _ATTR_SPARSE = 2, 3, 7, 8, 22
 _TENSOR_DIMS, _TENSOR_NAME, _TENSOR_EXTERNAL, _TENSOR_LOCATION = 1, 8, 13, 14
 _SPARSE_VALUES = 1
 _FUNCTION_NAME, _FUNCTION_NODE, _FUNCTION_DOMAIN, _FUNCTION_OPSET = 1, 7, 10, 9
@@ -66,7 +67,10 @@ class ONNXInfo:
     functions: list[tuple[str, str]] = field(default_factory=list)  # (domain, name)
     external_data: list[ExternalData] = field(default_factory=list)
     initializer_count: int = 0
-    parameter_count: int = 0
+    constant_count: int = 0  # Constant nodes (exporters such as torch.onnx put weights there)
+    # Elements of the initializers and Constant-node tensors; None when the model holds
+    # neither, or a tensor's shape is not known (a count mlsec cannot establish is absent).
+    parameter_count: int | None = None
 
     @property
     def custom_domains(self) -> set[str]:
@@ -140,6 +144,7 @@ class _State:
     def __init__(self, info: ONNXInfo) -> None:
         self.info = info
         self.nodes = 0
+        self.unknown_size = False
 
     def graph(self, buf: Buffer, f: Field, depth: int, top: bool = False) -> None:
         if depth > MAX_DEPTH:
@@ -152,17 +157,18 @@ class _State:
             elif g.number == _GRAPH_NAME and top:
                 self.info.graph_name = text(buf, g, 4096)
             elif g.number == _GRAPH_INITIALIZER:
-                self.tensor(buf, g, count=True)
+                self.tensor(buf, g, count=True, initializer=True)
             elif g.number == _GRAPH_SPARSE_INITIALIZER:
                 for s in iter_fields(buf, g.value, g.end):
                     if s.number == _SPARSE_VALUES and s.wire_type == LEN:
-                        self.tensor(buf, s, count=True)
+                        self.tensor(buf, s, count=True, initializer=True)
 
     def node(self, buf: Buffer, f: Field, depth: int) -> None:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise FormatError(f"more than {MAX_NODES} nodes")
         op_type = domain = ""
+        attributes: list[Field] = []
         for g in iter_fields(buf, f.value, f.end):
             if g.wire_type != LEN:
                 continue
@@ -171,20 +177,51 @@ class _State:
             elif g.number == _NODE_DOMAIN:
                 domain = text(buf, g, 1024)
             elif g.number == _NODE_ATTRIBUTE:
-                self.attribute(buf, g, depth)
+                attributes.append(g)
+        # A Constant node's value is a weight like an initializer (its op_type may follow
+        # its attributes on the wire, hence the second pass).
+        constant = op_type == "Constant" and domain in ("", "ai.onnx")
+        if constant:
+            self.info.constant_count += 1
+        for g in attributes:
+            self.attribute(buf, g, depth, constant)
         key = (domain, op_type)
         self.info.operators[key] = self.info.operators.get(key, 0) + 1
 
-    def attribute(self, buf: Buffer, f: Field, depth: int) -> None:
+    def attribute(self, buf: Buffer, f: Field, depth: int, constant: bool = False) -> None:
         for g in iter_fields(buf, f.value, f.end):
+            if g.wire_type != LEN:
+                # value_float / value_int, and value_floats / value_ints written unpacked
+                # (onnx.proto is proto2: one field per element)
+                if constant and g.number in (_ATTR_F, _ATTR_I, _ATTR_FLOATS, _ATTR_INTS):
+                    self._count(1)
+                continue
             if g.wire_type != LEN:
                 continue
             if g.number in (_ATTR_G, _ATTR_GRAPHS):
                 self.graph(buf, g, depth + 1)
             elif g.number in (_ATTR_T, _ATTR_TENSORS):
-                self.tensor(buf, g, count=False)
+                self.tensor(buf, g, count=constant and g.number == _ATTR_T)
+            elif g.number == _ATTR_SPARSE and constant:
+                for s in iter_fields(buf, g.value, g.end):
+                    if s.number == _SPARSE_VALUES and s.wire_type == LEN:
+                        self.tensor(buf, s, count=True)
+            elif g.number == _ATTR_FLOATS and constant:
+                self._count(g.length // 4)  # packed 32-bit floats
+            elif g.number == _ATTR_INTS and constant:
+                self._count(len(packed_varints(buf, g)))
 
-    def tensor(self, buf: Buffer, f: Field, count: bool) -> None:
+    def _count(self, elements: int | None) -> None:
+        """Add to the parameter count; an unknown size makes the whole count unknown."""
+        if self.unknown_size:
+            return
+        if elements is None:
+            self.unknown_size = True
+            self.info.parameter_count = None
+            return
+        self.info.parameter_count = (self.info.parameter_count or 0) + elements
+
+    def tensor(self, buf: Buffer, f: Field, count: bool, initializer: bool = False) -> None:
         name = ""
         dims: list[int] = []
         external: dict[str, str] = {}
@@ -199,10 +236,10 @@ class _State:
             elif g.number == _TENSOR_EXTERNAL and g.wire_type == LEN:
                 key, value = _string_pair(buf, g)
                 external[key] = value
-        if count:
+        if initializer:
             self.info.initializer_count += 1
-            if all(d >= 0 for d in dims):
-                self.info.parameter_count += math.prod(dims)
+        if count:
+            self._count(math.prod(dims) if all(d >= 0 for d in dims) else None)
         if external:
             self.info.external_data.append(
                 ExternalData(

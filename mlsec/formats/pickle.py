@@ -34,6 +34,14 @@ OPS_PER_CHECK = 4096
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
     {
+        "torch.storage._load_from_bytes",
+        "torch.serialization._load_from_bytes",
+        "joblib.numpy_pickle.load",
+        "sklearn.externals.joblib.load",
+        "sklearn.externals.joblib.numpy_pickle.load",
+        "pickle._loads",
+        "dill._dill._loads",
+        "marshal.loads",
         "pickle.loads",
         "pickle.load",
         "_pickle.loads",
@@ -50,6 +58,22 @@ NESTED_LOADERS = frozenset(
         "pandas.read_pickle",
     }
 )
+
+
+# What the unpickler does with an imported object (bits of Global.uses / Unresolved.uses).
+USE_CALL = 1  # called: REDUCE, INST, OBJ (``obj(*args)``)
+USE_CONSTRUCT = 2  # created without calling it: NEWOBJ, NEWOBJ_EX (``cls.__new__(cls, ...)``)
+USE_STATE = 4  # an object it made was given state by BUILD (``__setstate__``)
+USE_MUTATE = 8  # the imported object itself was changed (BUILD, APPEND, SETITEM on it)
+USE_ARG = 16  # handed to a call as an argument (what that does is the callee's business)
+USE_UNMODELLED = 32  # a nested loader called with bytes that are not constants
+USE_MODELLED = 64  # getattr(<import>, '<constant>'): read as the import of a dotted name
+MAX_CALL_SAMPLES = 8
+MAX_PASSED = 256  # distinct (callee, position) pairs kept per import
+MAX_COMPUTED_ARGS = 4  # computed values kept per argument position of an import's calls
+MAX_COMPUTED = 32  # computed callees / computed arguments kept as samples
+STATE_POSITION = 100  # positions >= this: item i of a BUILD state tuple is 100 + i
+KWARGS_POSITION = 200  # a keyword argument's value (NEWOBJ_EX)
 
 
 class PickleError(Exception):
@@ -71,7 +95,7 @@ MARK = Mark()
 class Global(Slotted):
     """An imported object: ``module`` and ``name`` exactly as written in the pickle."""
 
-    __slots__ = ("calls", "module", "name", "offset", "opcode")
+    __slots__ = ("calls", "computed_args", "module", "name", "offset", "opcode", "passed", "uses")
 
     def __init__(self, module: str, name: str, offset: int, opcode: str) -> None:
         self.module = module
@@ -79,6 +103,11 @@ class Global(Slotted):
         self.offset = offset
         self.opcode = opcode
         self.calls: list[Call] = []
+        self.uses = 0
+        # (callee module, callee name, argument position) for each call it was handed to
+        self.passed: dict[tuple[str, str, int], None] = {}
+        # position -> computed values (call results...) handed to this import's calls there
+        self.computed_args: dict[int, list[Any]] = {}
 
     @property
     def qualname(self) -> str:
@@ -88,13 +117,16 @@ class Global(Slotted):
 class Unresolved(Slotted):
     """An import whose module or name is not a constant string (computed, or an EXT code)."""
 
-    __slots__ = ("calls", "detail", "offset", "opcode")
+    __slots__ = ("calls", "computed_args", "detail", "offset", "opcode", "passed", "uses")
 
     def __init__(self, detail: str, offset: int, opcode: str) -> None:
         self.detail = detail
         self.offset = offset
         self.opcode = opcode
         self.calls: list[Call] = []
+        self.uses = 0
+        self.passed: dict[tuple[str, str, int], None] = {}
+        self.computed_args: dict[int, list[Any]] = {}
 
 
 class Call(Slotted):
@@ -134,6 +166,7 @@ class PSet(list[Any]):
 
 
 _FORGOTTEN = Opaque("<memoized value not kept>")
+_MANY = Opaque("<more computed values than kept>")
 
 
 class NestedPayload(NamedTuple):
@@ -148,6 +181,8 @@ class PickleResult(Slotted):
     """What one pickle (one PROTO..STOP program) imports and calls; the machine fills it in."""
 
     __slots__ = (
+        "computed",
+        "computed_total",
         "end",
         "error",
         "error_offset",
@@ -169,6 +204,10 @@ class PickleResult(Slotted):
         self.ops = 0
         self.imports: list[Global | Unresolved] = []
         self.nested: list[NestedPayload] = []
+        # calls whose callee is itself computed while loading (a call's result, a persistent
+        # id, a forgotten memo entry): samples, and how many there were
+        self.computed: list[Call] = []
+        self.computed_total = 0
         self.error: str | None = None
         self.error_offset: int | None = None
         self.persistent_ids = 0
@@ -258,6 +297,8 @@ OPCODE_NAMES: dict[int, str] = {
 
 
 _SCALARS = frozenset({str, int, bytes, float, bool, type(None)})
+_BUILTINS = frozenset({"builtins", "__builtin__"})
+_NUMPY_CORE = frozenset({"numpy.core", "numpy._core"})
 _STRUCTURED = frozenset({list, dict, tuple, PSet, Call})
 _NAME_TYPES = frozenset({str, Global, Unresolved})
 
@@ -548,6 +589,9 @@ class Machine:
         return False
 
     def _extend(self, target: Any, items: list[Any]) -> None:
+        if type(target) is Global or type(target) is Unresolved:
+            target.uses |= USE_MUTATE  # .append/.extend/.add on an imported object
+            return
         if isinstance(target, list):
             room = MAX_ITEMS - len(target)
             if room > 0:
@@ -601,6 +645,9 @@ class Machine:
     def _setitems(self, target: Any, items: list[Any]) -> None:
         if len(items) % 2:
             raise PickleError("odd number of items for SETITEMS/DICT")
+        if type(target) is Global or type(target) is Unresolved:
+            target.uses |= USE_MUTATE  # __setitem__ on an imported object (os.environ...)
+            return
         if not isinstance(target, dict):
             return
         for i in range(0, len(items), 2):
@@ -733,46 +780,93 @@ class Machine:
         name = self._line()
         cls = self._import(module, name, pos, "INST")
         args = tuple(self.pop_mark()[:MAX_ITEMS])
-        self.push(self._call(cls, args, pos))
+        # _instantiate: klass(*args), or klass.__new__ for a class without arguments. Which one
+        # depends on what the global is at load time, so it counts as a call.
+        self.push(self._call(cls, args, pos, USE_CALL))
         return False
 
     def op_OBJ(self, pos: int) -> bool:
         items = self.pop_mark()
         if not items:
             raise PickleError("OBJ without a class")
-        self.push(self._call(items[0], tuple(items[1:MAX_ITEMS]), pos))
+        self.push(self._call(items[0], tuple(items[1:MAX_ITEMS]), pos, USE_CALL))
         return False
 
     def op_NEWOBJ(self, pos: int) -> bool:
         args = self.pop()
         cls = self.pop()
-        self.push(self._call(cls, args, pos))
+        self.push(self._call(cls, args, pos, USE_CONSTRUCT))
         return False
 
     def op_NEWOBJ_EX(self, pos: int) -> bool:
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
-        self.push(self._call(cls, args, pos, kwargs))
+        self.push(self._call(cls, args, pos, USE_CONSTRUCT, kwargs))
         return False
 
     def op_REDUCE(self, pos: int) -> bool:
         args = self.pop()
         func = self.pop()
-        self.push(self._call(func, args, pos))
+        self.push(self._call(func, args, pos, USE_CALL))
         return False
 
-    def _call(self, func: Any, args: Any, pos: int, kwargs: Any = None) -> Call:
+    def _call(self, func: Any, args: Any, pos: int, use: int, kwargs: Any = None) -> Any:
+        kind = type(func)
+        if kind is Global and use == USE_CALL and type(args) is tuple:
+            modelled = self._modelled(func, args, pos)
+            if modelled is not None:
+                return modelled
         call = Call(func, args, pos, kwargs)
-        if isinstance(func, Global | Unresolved):
-            if len(func.calls) < 8:
+        if kind is Global or kind is Unresolved:
+            func.uses |= use
+            if len(func.calls) < MAX_CALL_SAMPLES:
                 func.calls.append(call)
-            if isinstance(func, Global):
-                if func.qualname in NESTED_LOADERS:
-                    self._nested(func.qualname, args, pos)
+            if type(args) is tuple:
+                for i, arg in enumerate(args[:8]):
+                    _hand_over(func, arg, i)
+            if type(kwargs) is dict:
+                for arg in list(kwargs.values())[:8]:
+                    _hand_over(func, arg, KWARGS_POSITION)
+            if kind is Global:
+                qualname = func.module + "." + func.name
+                if qualname in NESTED_LOADERS:
+                    self._nested(func, args, pos)
                 elif func.module == "torch._utils" and func.name.startswith("_rebuild_tensor"):
                     self._count_tensor(args)
+        elif kind not in _SCALARS and kind is not BytesRef:
+            # The callee is computed while loading: which callable runs is not known here.
+            res = self.result
+            res.computed_total += 1
+            if len(res.computed) < MAX_COMPUTED:
+                res.computed.append(call)
         return call
+
+    def _modelled(self, func: Global, args: tuple[Any, ...], pos: int) -> Any:
+        """Evaluate the few lookups whose result is known from constant arguments."""
+        name = func.name
+        if name == "getattr" and func.module in _BUILTINS:
+            # getattr(ZoneInfo, '_unpickle') is how Python pickles methods and nested names:
+            # the same lookup as a protocol 4 dotted name, so it is judged as that import.
+            if len(args) == 2 and type(args[0]) is Global and type(args[1]) is str:
+                func.uses |= USE_MODELLED
+                owner = args[0]
+                attr = Global(owner.module, f"{owner.name}.{args[1]}", pos, "getattr")
+                self.result.imports.append(attr)
+                return attr
+        elif name == "_ufunc_reconstruct" and func.module in _NUMPY_CORE:
+            # old NumPy pickles name ufuncs as _ufunc_reconstruct('numpy', 'add'): an import
+            if len(args) == 2 and type(args[0]) is str and type(args[1]) is str:
+                func.uses |= USE_MODELLED
+                imp = Global(args[0], args[1], pos, "_ufunc_reconstruct")
+                self.result.imports.append(imp)
+                return imp
+        elif (name == "type" and func.module in _BUILTINS and len(args) == 1) and type(
+            args[0]
+        ) in _SCALARS:  # type(None): the type of a constant
+            func.uses |= USE_MODELLED
+            return Call(func, args, pos)
+        return None
 
     def _count_tensor(self, args: Any) -> None:
         # _rebuild_tensor_v2(storage, storage_offset, size, stride, ...): size is a tuple
@@ -783,18 +877,28 @@ class Machine:
             self.result.tensors += 1
             self.result.tensor_elements += elements
 
-    def _nested(self, loader: str, args: Any, pos: int) -> None:
-        if not isinstance(args, tuple) or not args:
+    def _nested(self, loader: Global, args: Any, pos: int) -> None:
+        data = const_bytes(args[0]) if isinstance(args, tuple) and args else None
+        if data is None:
+            loader.uses |= USE_UNMODELLED
             return
-        data = const_bytes(args[0])
-        if data is not None:
-            self.result.nested.append(NestedPayload(loader, data, pos))
+        self.result.nested.append(NestedPayload(loader.qualname, data, pos))
 
     def op_BUILD(self, pos: int) -> bool:
         state = self.pop()
         obj = self.top()
-        if isinstance(obj, Call) and obj.state is None:
-            obj.state = state
+        kind = type(obj)
+        if kind is Call:
+            if obj.state is None:
+                obj.state = state
+            func = obj.func
+            if type(func) is Global or type(func) is Unresolved:
+                func.uses |= USE_STATE
+                if type(state) is tuple:
+                    for i, item in enumerate(state[:8]):
+                        _hand_over(func, item, STATE_POSITION + i)
+        elif kind is Global or kind is Unresolved:
+            obj.uses |= USE_MUTATE  # __setstate__ or setattr on an imported object
         if self.hooks.after_build is not None:
             self.hooks.after_build(obj, self.r, self)
         return False
@@ -826,6 +930,27 @@ class Machine:
     def op_EXT4(self, pos: int) -> bool:
         self._ext(int.from_bytes(self.r.read(4), "little", signed=True), pos, "EXT4")
         return False
+
+
+def _hand_over(func: Global | Unresolved, arg: Any, position: int) -> None:
+    """Record that ``arg`` is handed to a call of ``func`` at ``position``."""
+    kind = type(arg)
+    if kind is Global or kind is Unresolved:
+        arg.uses |= USE_ARG
+        passed = arg.passed
+        if len(passed) < MAX_PASSED:
+            if type(func) is Global:
+                passed[(func.module, func.name, position)] = None
+            else:
+                passed[("", "<unresolved>", position)] = None
+        else:  # too many different callees to follow: assume one of them calls it
+            arg.uses |= USE_CALL
+    elif kind is Call or kind is Opaque:
+        samples = func.computed_args.setdefault(position, [])
+        if len(samples) < MAX_COMPUTED_ARGS:
+            samples.append(arg)
+        elif len(samples) == MAX_COMPUTED_ARGS:
+            samples.append(_MANY)  # more than kept: a judge cannot prove them all harmless
 
 
 _DECODERS = {

@@ -226,7 +226,9 @@ def open_decompressed(
 ) -> IO[bytes]:
     """A forward-only reader of the decompressed content of ``source``.
 
-    ``kind``: gzip, bzip2, xz, lzma (raw "alone" format), zlib, deflate (raw), lz4 (frame).
+    ``kind``: gzip, bzip2, xz, lzma (raw "alone" format), zlib, deflate (raw), lz4 (frame),
+    zstd (with the standard library's ``compression.zstd`` on Python 3.14, else the optional
+    ``zstandard`` package; without either, :class:`LimitExceeded` says it was not checked).
     Multi-member gzip is not concatenated (joblib and tar.gz write one member).
     """
     import bz2
@@ -246,8 +248,55 @@ def open_decompressed(
         except ImportError as exc:
             raise LimitExceeded("lz4", "lz4 is not installed; cannot decompress") from exc
         makers["lz4"] = lz4.frame.LZ4FrameDecompressor
+    if kind == "zstd":
+        makers["zstd"] = _zstd_maker()
     raw = Decompressing(source, makers[kind], budget, compressed_size, what=f"{kind} data")
     return io.BufferedReader(raw, CHUNK)
+
+
+def _zstd_maker() -> Callable[[], Any]:
+    try:
+        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+
+        return zstd.ZstdDecompressor  # type: ignore[no-any-return,unused-ignore]
+    except ImportError:
+        pass
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise LimitExceeded("zstd", "zstandard is not installed; cannot decompress") from exc
+    return lambda: _ZstandardObj(zstandard.ZstdDecompressor().decompressobj())
+
+
+class _ZstandardObj:
+    """zstandard's decompressobj behind the bounded ``decompress(data, max_length)`` interface
+    of the standard library's decompressors. Its own ``decompress`` returns everything the
+    input yields, so input is fed in small pieces: one piece expands to a few MiB at most."""
+
+    PIECE = 256
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+        self._input = b""
+        self._surplus = b""
+        self._ended = False
+
+    @property
+    def eof(self) -> bool:  # like lzma's: only once all output has been returned
+        return self._ended and not self._surplus
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._input and not self._surplus and not self._ended
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        self._input += data
+        while len(self._surplus) < max_length and self._input and not self._ended:
+            piece, self._input = self._input[: self.PIECE], self._input[self.PIECE :]
+            self._surplus += self._obj.decompress(piece)
+            self._ended = bool(getattr(self._obj, "eof", False))
+        out, self._surplus = self._surplus[:max_length], self._surplus[max_length:]
+        return out
 
 
 class ByteReader:

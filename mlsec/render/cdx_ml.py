@@ -10,6 +10,7 @@ library's strict validator afterwards, so a wrong shape here cannot reach the ou
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from xml.etree import ElementTree
@@ -51,7 +52,25 @@ _ITEM_NAMES = {
     "technicalLimitations": "technicalLimitation",
     "performanceTradeoffs": "performanceTradeoff",
     "ethicalConsiderations": "ethicalConsideration",
+    "inputs": "input",
+    "outputs": "output",
 }
+# What XML 1.0 cannot carry, even as a character reference: C0 controls but tab, newline and
+# carriage return, lone surrogates, U+FFFE and U+FFFF. Text from scanned files may hold any.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML cannot carry written as a visible ``\\xNN`` (or
+    ``\\uNNNN``) escape, so the report keeps the evidence and stays well-formed."""
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _NOT_XML.sub(escape, text)
+
+
 # Elements a component's modelCard and data must come before (the XSD's sequence order).
 _AFTER_EXTRAS = ("cryptoProperties", "tags", "signature")
 
@@ -67,7 +86,15 @@ def _to_xml(parent: ElementTree.Element, key: str, value: Any, ns: str) -> None:
     if key == "datasets":
         holder = ElementTree.SubElement(parent, tag)
         for dataset in value:
-            ElementTree.SubElement(holder, f"{{{ns}}}ref").text = dataset["ref"]
+            if "ref" in dataset:
+                ElementTree.SubElement(holder, f"{{{ns}}}ref").text = dataset["ref"]
+            else:
+                _to_xml(holder, "dataset", dataset, ns)
+        return
+    if key == "attachment":
+        element = ElementTree.SubElement(parent, tag)
+        element.set("content-type", value.get("contentType", "text/plain"))
+        element.text = value.get("content", "")
         return
     if isinstance(value, list) and key in _ITEM_NAMES:
         holder = ElementTree.SubElement(parent, tag)
@@ -88,8 +115,9 @@ def _to_xml(parent: ElementTree.Element, key: str, value: Any, ns: str) -> None:
 def insert_xml(bom_xml: str, extras: Extras, spec_version: str) -> str:
     ns = CDX_XML_NS[spec_version]
     ElementTree.register_namespace("", ns)
-    # The XML is the library's own serialisation of our BOM, not untrusted input.
-    root = ElementTree.fromstring(bom_xml)  # noqa: S314
+    # The XML is the library's own serialisation of our BOM, not untrusted input; only its
+    # text (from scanned files) may hold characters XML cannot carry, which no markup does.
+    root = ElementTree.fromstring(xml_safe(bom_xml))  # noqa: S314
     found: set[str] = set()
     for component in root.iter(f"{{{ns}}}component"):
         ref = component.get("bom-ref")
@@ -111,4 +139,5 @@ def insert_xml(bom_xml: str, extras: Extras, spec_version: str) -> str:
     if missing:
         raise AssertionError(f"BOM has no component for {sorted(missing)}")
     ElementTree.indent(root, space="  ")
-    return '<?xml version="1.0" ?>\n' + ElementTree.tostring(root, encoding="unicode") + "\n"
+    text = ElementTree.tostring(root, encoding="unicode")
+    return '<?xml version="1.0" ?>\n' + xml_safe(text) + "\n"

@@ -32,7 +32,13 @@ from cyclonedx.model import (
     XsUri,
 )
 from cyclonedx.model.bom import Bom, BomMetaData
-from cyclonedx.model.component import Component, ComponentScope, ComponentType, Pedigree
+from cyclonedx.model.component import (
+    Commit,
+    Component,
+    ComponentScope,
+    ComponentType,
+    Pedigree,
+)
 from cyclonedx.model.contact import OrganizationalContact, OrganizationalEntity
 from cyclonedx.model.license import DisjunctiveLicense, License
 from cyclonedx.model.vulnerability import (
@@ -49,7 +55,7 @@ from cyclonedx.output import make_outputter
 from cyclonedx.schema import OutputFormat, SchemaVersion
 from packageurl import PackageURL
 
-from mlsec.aibom.facts import AibomFacts, BomFile, BomModel, DatasetRef
+from mlsec.aibom.facts import AibomFacts, BomFile, BomModel, ChatTemplate, DatasetRef
 from mlsec.aibom.gitinfo import web_url
 from mlsec.errors import MlsecError
 from mlsec.facts import Advisory, Dependency, DependencyFacts, SignatureFacts
@@ -103,11 +109,42 @@ def _license(model: BomModel) -> list[License]:
     return [DisjunctiveLicense(name=model.license, url=url)]
 
 
-def _hf_url(model_id: str) -> str | None:
+def _hub_id(model_id: str) -> bool:
     parts = model_id.split("/")
-    if 0 < len(parts) <= 2 and all(p and all(c.isalnum() or c in "-_." for c in p) for p in parts):
-        return f"{HF}/{model_id}"
-    return None
+    return 0 < len(parts) <= 2 and all(
+        p and not p.startswith(".") and all(c.isalnum() or c in "-_." for c in p) for p in parts
+    )
+
+
+def _hf_url(model_id: str) -> str | None:
+    return f"{HF}/{model_id}" if _hub_id(model_id) else None
+
+
+def hub_purl(model_id: str, revision: str | None = None) -> PackageURL | None:
+    """``pkg:huggingface/<org>/<name>@<revision>`` (the purl spec's huggingface type: the
+    revision is the hub commit, lower-cased)."""
+    if not _hub_id(model_id):
+        return None
+    namespace, _, name = model_id.rpartition("/")
+    return PackageURL(
+        type="huggingface",
+        namespace=namespace or None,
+        name=name,
+        version=revision.lower() if revision else None,
+    )
+
+
+def repository_purl(remote_url: str | None, commit: str | None) -> PackageURL | None:
+    """A purl for the repository when its remote is on a forge with a purl type."""
+    url = web_url(remote_url) if remote_url else None
+    if not url:
+        return None
+    host, _, path = url.removeprefix("https://").partition("/")
+    parts = path.strip("/").split("/")
+    kinds = {"github.com": "github", "bitbucket.org": "bitbucket", "huggingface.co": "huggingface"}
+    if host not in kinds or len(parts) != 2 or not all(parts):
+        return None
+    return PackageURL(type=kinds[host], namespace=parts[0], name=parts[1], version=commit)
 
 
 class BomBuilder:
@@ -133,6 +170,7 @@ class BomBuilder:
         sigs = report.facts.get("signatures")
         self.sigs = sigs if isinstance(sigs, SignatureFacts) else None
         self.extras: dict[str, dict[str, Any]] = {}
+        self._library_only_by_models: set[str] = set()
 
     # -- assembly -----------------------------------------------------------------------
     def build(self) -> Bom:
@@ -163,7 +201,9 @@ class BomBuilder:
         attached = self._model_findings()
         model_components = [self._model(m, attached.get(m.bom_ref, [])) for m in facts.models]
         data_components = [self._dataset(d) for d in facts.datasets]
+        data_components += [self._loose_file(f) for f in facts.loose_files]
         libraries = self._libraries()
+        model_libraries = self._model_libraries(libraries)
         for component in [*model_components, *data_components, *libraries.values()]:
             bom.components.add(component)
 
@@ -173,13 +213,15 @@ class BomBuilder:
         bom.register_dependency(repo, [*model_components, *data_components, *direct])
         by_ref = {str(c.bom_ref): c for c in data_components}
         for model, component in zip(facts.models, model_components, strict=True):
-            bom.register_dependency(component, [by_ref[r] for r in model.datasets if r in by_ref])
+            uses = [by_ref[r] for r in model.datasets if r in by_ref]
+            uses += [libraries[k] for k in model_libraries.get(model.bom_ref, ())]
+            bom.register_dependency(component, uses)
         for component in data_components:
             bom.register_dependency(component, [])
+        edges = self._library_edges()
         for key, component in libraries.items():
             bom.register_dependency(
-                component,
-                [libraries[d] for d in self._library_edges().get(key, ()) if d in libraries],
+                component, [libraries[d] for d in edges.get(key, ()) if d in libraries]
             )
         for vulnerability in self._vulnerabilities(libraries):
             bom.vulnerabilities.add(vulnerability)
@@ -213,13 +255,17 @@ class BomBuilder:
                     )
         for finding in self._repository_findings():
             props.append(_prop("finding", _finding_text(finding)))
+        # The repository's version is its tag at HEAD, else the commit itself.
+        version = (git.tag or git.commit) if git else None
         return Component(
             type=ComponentType.APPLICATION,
             name=facts.repository,
-            version=git.tag if git and git.tag else None,
+            version=version,
             bom_ref="repository",
+            purl=repository_purl(git.remote_url, git.commit) if git else None,
             external_references=refs,
             properties=props,
+            pedigree=Pedigree(commits=[Commit(uid=git.commit)]) if git else None,
         )
 
     # -- models -------------------------------------------------------------------------
@@ -245,7 +291,6 @@ class BomBuilder:
                 props.append(
                     _prop(f"completeness:{result.profile}:missing", ", ".join(result.missing))
                 )
-        props += self._signature_props(model)
         props += [_prop("finding", _finding_text(f)) for f in findings]
 
         refs: list[ExternalReference] = []
@@ -257,11 +302,13 @@ class BomBuilder:
             refs.append(
                 ExternalReference(type=ExternalReferenceType.WEBSITE, url=_uri(model.hub_url))
             )
+        refs += self._signature_refs(model)
         ancestors = [
             Component(
                 type=ComponentType.MACHINE_LEARNING_MODEL,
                 name=base,
                 bom_ref=f"{model.bom_ref}#base:{base}",
+                purl=hub_purl(base),
                 external_references=[
                     ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(url))
                     for url in [_hf_url(base)]
@@ -271,6 +318,8 @@ class BomBuilder:
             for base in model.base_models
         ]
         single = len(model.files) == 1 and model.files[0].path == model.path
+        parts = [] if single else [self._file(f) for f in model.files]
+        parts += [self._template(model, t) for t in model.chat_templates]
         component = Component(
             type=ComponentType.MACHINE_LEARNING_MODEL,
             name=model.name,
@@ -284,7 +333,8 @@ class BomBuilder:
             external_references=refs,
             properties=props + (_file_props(model.files[0]) if single else []),
             pedigree=Pedigree(ancestors=ancestors) if ancestors else None,
-            components=[] if single else [self._file(f) for f in model.files],
+            purl=hub_purl(model.hub_id, model.hub_revision) if model.hub_id else None,
+            components=parts,
             tags=model.tags,
         )
         card = self._model_card(model)
@@ -301,16 +351,42 @@ class BomBuilder:
             properties=[_prop("role", file.role), *_file_props(file)],
         )
 
+    def _template(self, model: BomModel, template: ChatTemplate) -> Component:
+        """A chat template as a part of its model: its digest and its text (loaders render
+        it, so it is reviewed like code)."""
+        bom_ref = f"{model.bom_ref}#chat-template:{template.source}:{template.name}"
+        data: dict[str, Any] = {
+            "type": "configuration",
+            "name": template.name,
+            "contents": {"attachment": {"contentType": "text/x-jinja2", "content": template.text}},
+        }
+        self.extras[bom_ref] = {"data": [data]}
+        return Component(
+            type=ComponentType.DATA,
+            name=f"{template.source}#{template.name}",
+            bom_ref=bom_ref,
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=template.sha256)],
+            properties=[_prop("role", "chat-template"), _prop("template:source", template.source)],
+        )
+
     def _model_card(self, model: BomModel) -> dict[str, Any]:
         params: dict[str, Any] = {}
+        if model.approach:
+            params["approach"] = {"type": model.approach}
         if model.task:
             params["task"] = model.task
         if model.architecture_family:
             params["architectureFamily"] = model.architecture_family
         if model.architecture:
             params["modelArchitecture"] = model.architecture
-        if model.datasets:
-            params["datasets"] = [{"ref": ref} for ref in model.datasets]
+        datasets: list[dict[str, Any]] = [{"ref": ref} for ref in model.datasets]
+        datasets += [{"type": "dataset", "description": t} for t in model.training_data_notes]
+        if datasets:
+            params["datasets"] = datasets
+        if model.inputs:
+            params["inputs"] = [{"format": f} for f in model.inputs]
+        if model.outputs:
+            params["outputs"] = [{"format": f} for f in model.outputs]
         card: dict[str, Any] = {"bom-ref": f"{model.bom_ref}#model-card"}
         if params:
             card["modelParameters"] = params
@@ -326,6 +402,8 @@ class BomBuilder:
             considerations["useCases"] = list(model.use_cases)
         if model.limitations:
             considerations["technicalLimitations"] = list(model.limitations)
+        if model.tradeoffs:
+            considerations["performanceTradeoffs"] = list(model.tradeoffs)
         if model.ethical_considerations:
             considerations["ethicalConsiderations"] = [
                 {"name": text} for text in model.ethical_considerations
@@ -333,6 +411,13 @@ class BomBuilder:
         if considerations:
             card["considerations"] = considerations
         props = [{"name": f"{NS}:out-of-scope-use", "value": t} for t in model.out_of_scope]
+        # Evaluation prose has no CycloneDX field of its own (quantitativeAnalysis holds
+        # metrics, which come from model-index).
+        props += [{"name": f"{NS}:evaluation", "value": t} for t in model.evaluation_notes]
+        props += [
+            {"name": f"{NS}:architecture:{key}", "value": value}
+            for key, value in sorted(model.architecture_details.items())
+        ]
         props += [
             {"name": f"{NS}:metadata:{key}", "value": value}
             for key, value in model.format_metadata.items()
@@ -341,22 +426,33 @@ class BomBuilder:
             card["properties"] = props
         return card if len(card) > 1 else {}
 
-    def _signature_props(self, model: BomModel) -> list[Property]:
+    def _signature_refs(self, model: BomModel) -> list[ExternalReference]:
+        """Each signature over the model's files as an external reference to its bundle:
+        ``attestation`` for a model-signing manifest (an in-toto statement), else
+        ``digital-signature`` (CycloneDX 1.6; ``attestation`` in 1.5), the verification
+        result and the signer identity in its comment."""
         if self.sigs is None:
             return []
         paths = {f.path for f in model.files} | {model.path}
-        props: list[Property] = []
+        refs: list[ExternalReference] = []
         for sig in self.sigs.signatures:
             if sig.path not in paths and not paths & set(sig.files):
                 continue
-            props.append(_prop("signature:verified", sig.verified))
-            props.append(_prop("signature:kind", sig.kind))
-            props.append(_prop("signature:bundle", sig.bundle))
-            if sig.signer:
-                props.append(_prop("signature:signer", sig.signer))
+            kind = ExternalReferenceType.ATTESTATION
+            if sig.kind != "model-signing" and self.spec_version != "1.5":
+                kind = ExternalReferenceType.DIGITAL_SIGNATURE
+            who = sig.signer or "unknown signer"
             if sig.issuer:
-                props.append(_prop("signature:issuer", sig.issuer))
-        return props
+                who += f" (issuer {sig.issuer})"
+            state = "verified" if sig.verified else "NOT verified"
+            refs.append(
+                ExternalReference(
+                    type=kind,
+                    url=_uri(sig.bundle),
+                    comment=f"{sig.kind} signature over {sig.path}, {state}; signer: {who}",
+                )
+            )
+        return refs
 
     def _model_findings(self) -> dict[str, list[Finding]]:
         """Findings on a model's files (or its folder) by model bom-ref."""
@@ -424,6 +520,60 @@ class BomBuilder:
             key: sorted({by_name[n] for d in deps for n in d.depends_on if n in by_name})
             for key, deps in packages.items()
         }
+
+    def _model_libraries(self, libraries: dict[str, Component]) -> dict[str, list[str]]:
+        """Library keys each model uses, adding a component for a library the repository's
+        manifests do not list (named by the model only: no version is known)."""
+        by_name: dict[str, str] = {}
+        for key, deps in sorted(self._packages().items()):
+            by_name.setdefault(_normal(deps[0].name), key)
+        edges: dict[str, list[str]] = {}
+        for model in self.facts.models:
+            keys: list[str] = []
+            for lib in model.libraries:
+                known = by_name.get(_normal(lib.name))
+                key = known or str(PackageURL(type="pypi", name=lib.name))
+                if known is None and key not in libraries:
+                    libraries[key] = Component(
+                        type=ComponentType.LIBRARY,
+                        name=lib.name,
+                        bom_ref=key,
+                        purl=PackageURL(type="pypi", name=lib.name),
+                        properties=[],
+                    )
+                    self._library_only_by_models.add(key)
+                component = libraries[key]
+                for source in lib.sources:
+                    component.properties.add(_prop("library:named-by", source))
+                if lib.version:
+                    component.properties.add(
+                        _prop("library:saved-with", f"{lib.version} ({model.path})")
+                    )
+                if key not in keys:
+                    keys.append(key)
+            edges[model.bom_ref] = keys
+        return edges
+
+    def _loose_file(self, file: BomFile) -> Component:
+        """A tokenizer vocabulary or arrays file outside every model: data."""
+        self.extras[f"file:{file.path}"] = {
+            "data": [
+                {
+                    "type": "other",
+                    "name": file.path,
+                    "description": "tokenizer vocabulary"
+                    if file.role == "tokenizer"
+                    else "arrays file (not a model's weights)",
+                }
+            ]
+        }
+        return Component(
+            type=ComponentType.DATA,
+            name=file.path,
+            bom_ref=f"file:{file.path}",
+            hashes=_hashes(file),
+            properties=[_prop("role", file.role), *_file_props(file)],
+        )
 
     def _libraries(self) -> dict[str, Component]:
         out: dict[str, Component] = {}
@@ -495,6 +645,10 @@ class BomBuilder:
                 ),
                 affects=affects,
             )
+
+
+def _normal(name: str) -> str:
+    return "-".join(name.replace("_", "-").replace(".", "-").lower().split("-"))
 
 
 def _lib_key_of(name: str, version: str | None) -> str:

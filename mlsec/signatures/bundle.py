@@ -24,7 +24,6 @@ import base64
 import binascii
 import enum
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from mlsec import boundedjson
+from mlsec.safeopen import open_regular
 from mlsec.signatures.policy import (
     AllOf,
     AnyOf,
@@ -120,9 +121,9 @@ def _b64(value: object, where: str) -> bytes:
 
 def parse_bundle(text: str) -> RawBundle:
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BundleError(f"not JSON: {exc}") from None
+        data = boundedjson.loads(text, max_bytes=MAX_BUNDLE_BYTES)
+    except boundedjson.JsonLimitError as exc:
+        raise BundleError(f"not a usable JSON document: {exc}") from None
     if not isinstance(data, dict):
         raise BundleError("not a JSON object")
     media_type = data.get("mediaType")
@@ -209,18 +210,18 @@ def parse_bundle(text: str) -> RawBundle:
 
 
 def load_bundle(path: Path) -> RawBundle:
+    """Read a bundle once, as a regular file, at most :data:`MAX_BUNDLE_BYTES` of it."""
     try:
-        size = path.stat().st_size
+        with open_regular(path) as handle:
+            data = handle.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
-        raise BundleError(f"cannot read: {exc.strerror}") from None
-    if size > MAX_BUNDLE_BYTES:
-        raise BundleError(f"{size} bytes; larger than any signature mlsec reads")
+        raise BundleError(f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"over {MAX_BUNDLE_BYTES} bytes; larger than any signature mlsec reads")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise BundleError("not UTF-8 text") from None
-    except OSError as exc:
-        raise BundleError(f"cannot read: {exc.strerror}") from None
     return parse_bundle(text)
 
 

@@ -11,13 +11,13 @@ distinct state is its own rule (MLS400-MLS409), and every verified signature bec
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlsec import boundedjson
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
 from mlsec.analyzers.signatures import MODEL_SIGNATURE, detached_artifact, is_signature_file
 from mlsec.facts import SignatureFact, SignatureFacts
@@ -215,9 +215,9 @@ class SignatureCheck(Analyzer):
             run.add(
                 "MLS408",
                 bundle_rel,
-                f"Signed manifest entry {name!r} is absolute or leaves the model folder; "
-                "it was not read",
-                key=name,
+                f"Signed manifest entry {_clip(name)!r} is absolute, leaves the model folder,"
+                " or is not a usable file name; it was not read",
+                key=_clip(name),
             )
         if manifest.single_file:
             run.claimed.add(prefix + manifest.model_name)
@@ -259,12 +259,23 @@ class SignatureCheck(Analyzer):
                 key=bundle_rel,
             )
         for rel in comparison.not_covered:
-            run.add(
-                "MLS407",
-                prefix + rel,
-                f"File is in a signed model folder but not covered by its signature ({bundle_rel})",
-                key=bundle_rel,
-            )
+            self._not_covered(run, prefix + rel, bundle_rel)
+        if not manifest.single_file:
+            listed = set(manifest.files())
+            for rel in _links_under(folder):
+                if rel in present or rel in listed or ignored(rel):
+                    continue
+                if _inside(folder.resolve(), folder / rel) and (folder / rel).is_file():
+                    self._not_covered(run, prefix + rel, bundle_rel)
+                    continue
+                run.add(
+                    "MLS411",
+                    prefix + rel,
+                    f"Symlink in a signed model folder leads outside it (or nowhere), and the"
+                    f" signature ({bundle_rel}) does not cover it: a loader would read unsigned"
+                    " content",
+                    key=bundle_rel,
+                )
         intact = [prefix + rel for rel in [*comparison.intact, *comparison.lfs_pointers]]
         verified = not (
             manifest.rejected or comparison.modified or comparison.missing or comparison.not_covered
@@ -383,6 +394,16 @@ class SignatureCheck(Analyzer):
             return
         record(True, outcome)
 
+    def _not_covered(self, run: _Run, rel: str, bundle_rel: str) -> None:
+        required = any_match(run.policy.required, rel)
+        run.add(
+            "MLS410" if required else "MLS407",
+            rel,
+            f"File is in a signed model folder but not covered by its signature ({bundle_rel})"
+            + ("; the folder must be signed ([signatures] required)" if required else ""),
+            key=bundle_rel,
+        )
+
     def _no_policy(self, run: _Run, bundle_rel: str) -> None:
         run.add(
             "MLS409",
@@ -398,6 +419,25 @@ def _short(signer: str | None) -> str:
     return re.sub(r"sha256:([0-9a-f]{16})[0-9a-f]{48}", r"sha256:\1", signer or "?")
 
 
+def _clip(text: str, limit: int = 200) -> str:
+    """A name from a signature, cut for messages (a hostile one can be megabytes long)."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _links_under(folder: Path, limit: int = 100_000) -> list[str]:
+    """Symlinks under ``folder`` (relative, ``/``-separated): the walk scans a link at its
+    target's path or not at all, so a signed folder's own links are listed here."""
+    links: list[str] = []
+    for base, dirs, files in os.walk(folder, followlinks=False):
+        for name in (*dirs, *files):
+            full = os.path.join(base, name)
+            if os.path.islink(full):
+                links.append(Path(full).relative_to(folder).as_posix())
+                if len(links) >= limit:
+                    return links
+    return links
+
+
 def _inside(root: Path, path: Path) -> bool:
     try:
         path.resolve().relative_to(root)
@@ -408,8 +448,8 @@ def _inside(root: Path, path: Path) -> bool:
 
 def _statement_subject_digests(payload: bytes) -> set[str] | None:
     try:
-        statement = json.loads(payload)
-    except ValueError:
+        statement = boundedjson.loads(payload)
+    except boundedjson.JsonLimitError:
         return None
     if not isinstance(statement, dict) or not isinstance(statement.get("subject"), list):
         return None

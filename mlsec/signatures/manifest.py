@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from mlsec.hashing import CHUNK, hash_files
+from mlsec.safeopen import open_regular
 
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
 PREDICATE_V02 = "https://model_signing/Digests/v0.1"
 # model-signing ignores these when hashing a folder unless told otherwise.
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
+MAX_NAME_CHARS = 4096  # PATH_MAX: a longer signed name cannot be a file on disk
 _HASHES = ("sha256", "blake2b", "blake3")
 
 
@@ -74,7 +76,7 @@ class Manifest:
 
 def safe_relpath(name: str) -> str | None:
     """``name`` as a clean relative POSIX path, or None if it is absolute or escapes."""
-    if not name or "\0" in name or "\\" in name:
+    if not name or "\0" in name or "\\" in name or len(name) > MAX_NAME_CHARS:
         return None
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         return None
@@ -123,12 +125,12 @@ def _hex(value: object, where: str) -> str:
 
 
 def parse_statement(payload: bytes) -> Manifest:
-    import json
+    from mlsec import boundedjson
 
     try:
-        statement = json.loads(payload)
-    except ValueError as exc:
-        raise ManifestError(f"payload is not JSON: {exc}") from None
+        statement = boundedjson.loads(payload)
+    except boundedjson.JsonLimitError as exc:
+        raise ManifestError(f"payload is not a usable JSON document: {exc}") from None
     if not isinstance(statement, dict):
         raise ManifestError("payload is not an in-toto statement")
     if statement.get("_type") != STATEMENT_V1:
@@ -271,11 +273,11 @@ def digest_range(path: Path, algorithm: str, start: int = 0, end: int | None = N
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     remaining = None if end is None else end - start
-    with open(path, "rb", buffering=0) as handle:
+    with open_regular(path) as handle:  # a FIFO or device swapped in is refused, not read
         if start:
             handle.seek(start)
         while remaining is None or remaining > 0:
-            n = handle.readinto(
+            n = handle.readinto(  # type: ignore[attr-defined]
                 buffer if remaining is None or remaining >= CHUNK else view[:remaining]
             )
             if not n:
@@ -303,9 +305,9 @@ def _lfs_pointer(path: Path) -> tuple[str, int] | None:
     from mlsec.sniff import parse_lfs_pointer
 
     try:
-        if path.stat().st_size > 1024:
-            return None
-        return parse_lfs_pointer(path.read_bytes())
+        with open_regular(path) as handle:
+            head = handle.read(1025)
+        return None if len(head) > 1024 else parse_lfs_pointer(head)
     except OSError:
         return None
 

@@ -37,6 +37,11 @@ from mlsec.errors import ConfigError
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 _KEYLESS_KEYS = ("identity", "issuer", "github-repository", "github-ref")
 _SECTION_KEYS = ("required", "trusted-root", "ignore", "signers")
+# Bounds on operator input: a policy longer or deeper than these is a mistake or an attack.
+MAX_TEXT = 4096
+MAX_ITEMS = 10_000
+MAX_NESTING = 16
+MAX_KEY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -124,19 +129,50 @@ def _where(config_file: Path | None, key: str) -> str:
 def _strings(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ConfigError(f"{where}: expected a list of non-empty strings")
-    return tuple(v.strip() for v in value)
+    if len(value) > MAX_ITEMS:
+        raise ConfigError(f"{where}: more than {MAX_ITEMS} entries")
+    return tuple(_text(v, where) for v in value)
+
+
+def _text(value: str, where: str) -> str:
+    """A policy string: no NUL or other control characters, at most MAX_TEXT characters."""
+    if len(value) > MAX_TEXT:
+        raise ConfigError(f"{where}: a value is {len(value)} characters long (at most {MAX_TEXT})")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ConfigError(f"{where}: a value contains a NUL or control character")
+    return value.strip()
+
+
+def _path(raw: object, where: str, base: Path, what: str) -> Path:
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"{where}: expected a path to {what}")
+    try:
+        return (base / _text(raw, where)).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {raw[:200]!r} is not a usable path ({exc})") from None
 
 
 def _read(path: Path, where: str) -> bytes:
+    from mlsec import boundedjson
+
     try:
-        return path.read_bytes()
+        return boundedjson.read_capped(path, MAX_KEY_BYTES)
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    except boundedjson.JsonLimitError:
+        raise ConfigError(
+            f"{where}: {path} is over {MAX_KEY_BYTES} bytes; not a key or certificate file"
+        ) from None
 
 
-def _signer(value: object, where: str, base: Path) -> SignerPolicy:
+def _signer(value: object, where: str, base: Path, depth: int = 0) -> SignerPolicy:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: expected a table")
+    if depth > MAX_NESTING:
+        raise ConfigError(
+            f"{where}: any-of / all-of nested deeper than {MAX_NESTING} levels",
+            hint="flatten the policy",
+        )
     if not value:
         raise ConfigError(
             f"{where}: empty signer",
@@ -173,15 +209,15 @@ def _signer(value: object, where: str, base: Path) -> SignerPolicy:
                 f"{where}.{kind}: expected a non-empty list of signer tables",
                 hint="an empty policy is an error, not a pass",
             )
+        if len(children) > MAX_ITEMS:
+            raise ConfigError(f"{where}.{kind}: more than {MAX_ITEMS} entries")
         parsed = tuple(
-            _signer(child, f"{where}.{kind}[{i}]", base) for i, child in enumerate(children)
+            _signer(child, f"{where}.{kind}[{i}]", base, depth + 1)
+            for i, child in enumerate(children)
         )
         return AnyOf(parsed) if kind == "any-of" else AllOf(parsed)
     if kind == "public-key":
-        raw = value["public-key"]
-        if not isinstance(raw, str) or not raw:
-            raise ConfigError(f"{where}.public-key: expected a path to a PEM public key")
-        path = (base / raw).resolve()
+        path = _path(value["public-key"], f"{where}.public-key", base, "a PEM public key")
         pem = _read(path, f"{where}.public-key")
         _check_public_key(pem, f"{where}.public-key")
         return PublicKeySigner(path, pem)
@@ -190,7 +226,10 @@ def _signer(value: object, where: str, base: Path) -> SignerPolicy:
         if isinstance(raw_paths, str):
             raw_paths = [raw_paths]
         where_chain = f"{where}.certificate-chain"
-        paths = tuple((base / p).resolve() for p in _strings(raw_paths, where_chain))
+        paths = tuple(
+            _path(p, where_chain, base, "a PEM certificate")
+            for p in _strings(raw_paths, where_chain)
+        )
         if not paths:
             raise ConfigError(f"{where_chain}: expected at least one PEM certificate")
         pems = tuple(_read(p, where_chain) for p in paths)
@@ -202,7 +241,7 @@ def _signer(value: object, where: str, base: Path) -> SignerPolicy:
             raw = value[key]
             if not isinstance(raw, str) or not raw.strip():
                 raise ConfigError(f"{where}.{key}: expected a non-empty string")
-            claims[key.replace("-", "_")] = raw.strip()
+            claims[key.replace("-", "_")] = _text(raw, f"{where}.{key}")
     if "identity" in claims and "issuer" not in claims:
         raise ConfigError(
             f"{where}: identity without issuer",
@@ -212,6 +251,38 @@ def _signer(value: object, where: str, base: Path) -> SignerPolicy:
         # GitHub workflow claims are only meaningful from GitHub's OIDC issuer.
         claims["issuer"] = GITHUB_ISSUER
     return KeylessSigner(**claims)
+
+
+def _names_who(policy: SignerPolicy) -> bool:
+    """Whether a policy pins down a signer: an identity, a repository, a key or a CA. An
+    issuer or a ref alone admits anyone that issuer vouches for (any GitHub repository's
+    main branch), so sigstore-python's own CLI refuses both, and so does mlsec."""
+    if isinstance(policy, KeylessSigner):
+        return bool(policy.identity or policy.github_repository)
+    if isinstance(policy, AnyOf):
+        return all(_names_who(child) for child in policy.children)
+    if isinstance(policy, AllOf):
+        return any(_names_who(child) for child in policy.children)
+    return True
+
+
+def _require_who(policy: SignerPolicy, where: str) -> None:
+    if _names_who(policy):
+        return
+    if isinstance(policy, KeylessSigner):
+        given = "github-ref" if policy.github_ref else "issuer"
+        raise ConfigError(
+            f"{where}: {given} alone does not say who may sign (anyone the issuer vouches for"
+            " would pass)",
+            hint='add identity = "<the signer\'s certificate identity>" (with its issuer) or'
+            ' github-repository = "org/repo" to this entry',
+        )
+    raise ConfigError(
+        f"{where}: this signer entry does not say who may sign (one of its alternatives names"
+        " only an issuer or a ref)",
+        hint="give every alternative an identity, a github-repository, a public-key or a"
+        " certificate-chain",
+    )
 
 
 def _check_public_key(pem: bytes, where: str) -> None:
@@ -253,10 +324,12 @@ def parse_policy(
     ignore = _strings(section.get("ignore", []), _where(config_file, "ignore"))
     trusted_root = None
     if "trusted-root" in section:
-        raw = section["trusted-root"]
-        if not isinstance(raw, str) or not raw:
-            raise ConfigError(f"{_where(config_file, 'trusted-root')}: expected a path")
-        trusted_root = (base / raw).resolve()
+        trusted_root = _path(
+            section["trusted-root"],
+            _where(config_file, "trusted-root"),
+            base,
+            "a Sigstore trusted_root.json",
+        )
     raw_signers = section.get("signers")
     where = _where(config_file, "signers")
     if raw_signers is None or raw_signers == []:
@@ -267,7 +340,11 @@ def parse_policy(
         )
     if not isinstance(raw_signers, list):
         raise ConfigError(f"{where}: expected an array of tables ([[signatures.signers]])")
+    if len(raw_signers) > MAX_ITEMS:
+        raise ConfigError(f"{where}: more than {MAX_ITEMS} signers")
     signers = tuple(_signer(s, f"{where}[{i}]", base) for i, s in enumerate(raw_signers))
+    for i, signer in enumerate(signers):
+        _require_who(signer, f"{where}[{i}]")
     return SignaturePolicy(
         signers=signers[0] if len(signers) == 1 else AnyOf(signers),
         required=required,

@@ -84,14 +84,22 @@ def load_bundled() -> Trust:
     )
 
 
+MAX_TRUSTED_ROOT_BYTES = 16 * 1024 * 1024
+
+
 def load_file(path: Path) -> Trust:
+    from mlsec import boundedjson
+
+    hint = "--trusted-root takes a Sigstore trusted_root.json"
     try:
-        data = path.read_bytes()
+        data = boundedjson.read_capped(path, MAX_TRUSTED_ROOT_BYTES)
+        boundedjson.loads(data, max_bytes=MAX_TRUSTED_ROOT_BYTES)  # depth before sigstore
     except OSError as exc:
         raise ConfigError(
-            f"cannot read trusted root {path}: {exc.strerror}",
-            hint="--trusted-root takes a Sigstore trusted_root.json",
+            f"cannot read trusted root {path}: {exc.strerror or exc}", hint=hint
         ) from None
+    except boundedjson.JsonLimitError as exc:
+        raise ConfigError(f"trusted root {path} is refused: {exc}", hint=hint) from None
     return Trust(_parse(data, f"trusted root {path}"), f"file {path} sha256:{_sha256(data)}")
 
 

@@ -13,13 +13,14 @@ import pytest
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 AIBOM_FIXTURES = FIXTURES / "aibom"
+REAL = AIBOM_FIXTURES / "real"
 
 
 @pytest.fixture
 def fixture_copy(tmp_path: Path) -> Path:
-    """A copy of fixtures/aibom outside any git work tree."""
+    """A copy of fixtures/aibom (its real/ folder left out) outside any git work tree."""
     target = tmp_path / "repo"
-    shutil.copytree(AIBOM_FIXTURES, target)
+    shutil.copytree(AIBOM_FIXTURES, target, ignore=shutil.ignore_patterns("real"))
     return target
 
 

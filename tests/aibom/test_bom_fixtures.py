@@ -126,7 +126,11 @@ def test_every_card_field_lands_where_it_should(fixture_copy: Path) -> None:
         ]
         assert set(props(data)["mlsec:dataset:role"]) == roles
     graph = {d["ref"]: d.get("dependsOn", []) for d in bom["dependencies"]}
-    assert graph["model:hf-model"] == ["dataset:stanfordnlp/imdb", "dataset:stanfordnlp/sst2"]
+    assert graph["model:hf-model"] == [
+        "dataset:stanfordnlp/imdb",
+        "dataset:stanfordnlp/sst2",
+        "pkg:pypi/transformers",
+    ]
     assert "model:hf-model" in graph["repository"]
 
 

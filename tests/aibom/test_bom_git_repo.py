@@ -95,6 +95,9 @@ def test_git_provenance_on_the_repository_component(repo: git.Repo) -> None:
     meta = bom["metadata"]["component"]
     assert meta["name"] == "sentiment-model"
     assert meta["version"] == "v1.0"
+    commit = repo.head.commit.hexsha
+    assert meta["purl"] == f"pkg:huggingface/acme/sentiment-model@{commit}"
+    assert meta["pedigree"] == {"commits": [{"uid": commit}]}
     assert meta["externalReferences"] == [
         {
             "type": "vcs",
@@ -124,8 +127,13 @@ def test_root_model_from_card_git_and_code(repo: git.Repo) -> None:
     assert props(model)["mlsec:git:last-commit"] == [repo.head.commit.hexsha]
     assert props(model)["mlsec:git:committed"] == ["true"]
     nested = {c["name"] for c in model["components"]}
-    # Code and manifests are not part of the model; the LFS model is a model of its own.
-    assert nested == {"README.md", "config.json", "model.safetensors"}
+    # Every file a signature of the folder covers, its code too (train.py), but not the
+    # repository's manifests; the LFS model is a model of its own.
+    assert nested == {"README.md", "config.json", "model.safetensors", "train.py"}
+    roles = {c["name"]: props(c)["mlsec:role"] for c in model["components"]}
+    assert roles["train.py"] == ["code"]
+    # A hub clone: the model's purl is its hub id at the checked-out commit.
+    assert model["purl"] == f"pkg:huggingface/acme/sentiment-model@{repo.head.commit.hexsha}"
     refs = [d["ref"] for d in model["modelCard"]["modelParameters"]["datasets"]]
     assert refs == ["dataset:acme/reviews", "dataset:acme/train-data"]
     code = every["dataset:acme/train-data"]

@@ -25,9 +25,13 @@ def test_demo_scan_cyclonedx_shows_models_and_gaps(cli, tmp_path: Path) -> None:
     assert model["pedigree"]["ancestors"][0]["name"] == "distilbert/distilbert-base-uncased"
     params = model["modelCard"]["modelParameters"]
     assert params == {
+        # A classifier is trained on labels; its task takes text and gives a label.
+        "approach": {"type": "supervised"},
         "task": "text-classification",
         "architectureFamily": "distilbert",
         "modelArchitecture": "DistilBertForSequenceClassification",
+        "inputs": [{"format": "string"}],
+        "outputs": [{"format": "string"}],
     }
     findings = props(model)["mlsec:finding"]
     assert any(f.startswith("MLS303 low models/sentiment-classifier:") for f in findings)

@@ -275,7 +275,9 @@ def test_plain_scan_builds_no_bom_and_hashes_nothing(tmp_path: Path, monkeypatch
 
     (tmp_path / "model.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
     calls: list[object] = []
-    monkeypatch.setattr(hashing, "sha256_file", lambda path: calls.append(path) or "0" * 64)
+    monkeypatch.setattr(
+        hashing, "sha256_file_keyed", lambda path: (calls.append(path) or "0" * 64, "key")
+    )
     report = scan(build_options(tmp_path, use_git=False))
     assert "aibom" not in report.facts
     assert calls == []

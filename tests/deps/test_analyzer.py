@@ -60,7 +60,8 @@ def test_vulnerable_pinned_unpinned_and_unauditable(tmp_path: Path, write) -> No
     (torch,) = rules["MLS204"]  # no score at all
     assert (torch.line, torch.severity) == (3, Severity.HIGH)
     (numpy,) = rules["MLS210"]
-    assert (numpy.line, numpy.key) == (4, "numpy")
+    assert (numpy.line, numpy.key) == (4, "unpinned")
+    assert numpy.details["packages"] == [{"name": "numpy", "specifier": ">=1.22", "line": 4}]
     (vcs,) = rules["MLS211"]
     assert vcs.line == 5
     assert set(rules) == {"MLS200", "MLS201", "MLS204", "MLS210", "MLS211", "MLS222"}
@@ -77,7 +78,9 @@ def test_clean_pins_give_no_findings(tmp_path: Path, write) -> None:
     assert [f.rule_id for f in report.findings] == ["MLS222"]  # only: the fixture is old
 
 
-def test_lock_file_covers_ranges_and_every_location_is_reported(tmp_path: Path, write) -> None:
+def test_lock_file_covers_ranges_and_one_finding_per_vulnerable_version(
+    tmp_path: Path, write
+) -> None:
     write("pyproject.toml", '[project]\nname = "d"\ndependencies = ["mlflow>=2"]\n')
     write(
         "uv.lock",
@@ -98,12 +101,15 @@ def test_lock_file_covers_ranges_and_every_location_is_reported(tmp_path: Path, 
     write("sub/requirements.txt", "mlflow==2.9.0\nnumpy\n")
     report = run(tmp_path, offline=True, vuln_db=OSV_MINI, ignore=("MLS222",))
     rules = by_rule(report)
-    assert sorted((f.path, f.line) for f in rules["MLS201"]) == [
-        ("sub/requirements.txt", 1),
-        ("uv.lock", 8),
+    (mlflow,) = rules["MLS201"]  # one vulnerable version: one finding, every place listed
+    assert (mlflow.path, mlflow.line) == ("sub/requirements.txt", 1)
+    assert mlflow.details["locations"] == [
+        {"path": "sub/requirements.txt", "line": 1},
+        {"path": "uv.lock", "line": 8},
     ]
+    assert "Also pinned in uv.lock" in mlflow.message
     # mlflow>=2 in pyproject.toml is fixed by uv.lock beside it; numpy in sub/ is not
-    assert [(f.path, f.key) for f in rules["MLS210"]] == [("sub/requirements.txt", "numpy")]
+    assert [(f.path, f.key) for f in rules["MLS210"]] == [("sub/requirements.txt", "unpinned")]
 
 
 def test_broken_manifest_is_a_finding(tmp_path: Path, write) -> None:
@@ -275,7 +281,7 @@ def test_cli_db_info_and_update_from_a_local_url(cli, tmp_path: Path, isolated_c
     assert proc.returncode == 2 and "mlsec db update" in proc.stderr
     proc = cli("db", "update", "--url", export.as_uri(), env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "22 advisories" in proc.stdout and "sha256:" in proc.stdout
+    assert "24 advisories" in proc.stdout and "sha256:" in proc.stdout
     meta = json.loads((isolated_cache / "osv" / "mlsec-db.json").read_text())
     assert meta["url"] == export.as_uri() and len(meta["sha256"]) == 64
     proc = cli("db", "info", env=env)

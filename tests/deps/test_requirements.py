@@ -108,7 +108,9 @@ def test_includes_and_constraints(tmp_path: Path, write) -> None:
     assert (by_name["mlflow"].source, by_name["mlflow"].line) == ("base.in", 1)
     # the constraint decides torch's version
     assert by_name["torch"].version == "1.13.0" and by_name["torch"].pinned
-    assert by_name["torch"].source == "requirements.txt"
+    # ... and its line is where the version is fixed
+    assert (by_name["torch"].source, by_name["torch"].line) == ("constraints/pins.txt", 1)
+    assert m.constraints == ["constraints/pins.txt"]
     assert any("loops" in msg for _, msg in m.problems)
     assert "base.in" in m.includes
 
@@ -168,5 +170,6 @@ def test_include_option_spellings(tmp_path: Path, write) -> None:
     write("c.in", "z==3\n")
     m = parse(tmp_path, "requirements.txt")["requirements.txt"]
     assert m.problems == []
-    assert deps(m) == {"x": ("1", 1, True), "y": ("2", 1, True), "z": ("3", 4, True)}
+    assert deps(m) == {"x": ("1", 1, True), "y": ("2", 1, True), "z": ("3", 1, True)}
+    assert m.dependencies[-1].source == "c.in"
     assert m.includes == ["a.in", "b.in", "c.in"]

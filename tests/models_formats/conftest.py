@@ -15,7 +15,7 @@ def scan_formats() -> Callable[..., Any]:
     from mlsec.scan import scan
 
     def _scan(path: Path, analyzers: tuple[str, ...] | None = None, **flags: Any) -> Any:
-        names = analyzers or ("mlsec.analyzers.model_formats:ModelFormatsAnalyzer",)
+        names = analyzers or ("mlsec.models.checks:ModelFormatsAnalyzer",)
         # Paths relative to the scanned folder (not to the repository fixtures live in).
         root = path if path.is_dir() else path.parent
         return scan(build_options(path, repo_root=root, **flags), analyzers=names)

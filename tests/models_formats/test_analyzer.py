@@ -48,7 +48,7 @@ def test_benign_fixtures_clean_and_facts(tmp_path: Path, scan_formats: Scan) -> 
     by_path = {f.path: f for f in facts.files}
     assert {p: (f.format, f.framework, f.parameter_count) for p, f in by_path.items()} == {
         "model.gguf": ("gguf", "gguf", 256),
-        "model.h5": ("keras-h5", "keras", None),
+        "model.h5": ("keras-h5", "keras", 10),  # kernel 4x2 and bias 2: weight shapes
         "model.keras": ("keras", "keras", None),
         "model.onnx": ("onnx", "onnx", 12),
         "model.safetensors": ("safetensors", "pytorch", 36),
@@ -108,7 +108,7 @@ def test_safetensors_overlap_and_hidden_bytes(tmp_path: Path, scan_formats: Scan
         ("{{ lipsum['__globals__']['os'] }}", "MLS143", "critical"),
         ("{{ ()|attr('__class__') }}", "MLS143", "critical"),
         ("{{ ()|attr('\\x5f\\x5fclass\\x5f\\x5f') }}", "MLS143", "critical"),
-        ("{{ ()|attr('__cla' ~ 'ss__') }}", "MLS145", "high"),
+        ("{{ ()|attr('__cla' ~ 'ss__') }}", "MLS143", "critical"),
         ("{{ [cycler]|map(attribute='__init__.__globals__')|list }}", "MLS143", "critical"),
         ("{{ messages|map(attribute=messages[0].content)|list }}", "MLS145", "high"),
         ("{% set n = messages[0].content %}{{ ()|attr(n) }}", "MLS145", "high"),
@@ -420,7 +420,7 @@ def test_gguf_oversized_template(tmp_path: Path, scan_formats: Scan, monkeypatch
     monkeypatch.setattr(gguf_format, "KEEP_TEMPLATE", 64)
     write_gguf(tmp_path / "big.gguf", "{{ m }}" * 20 + "{{ x.__class__ }}")
     report = scan_formats(tmp_path)
-    assert rules_of(report) == [("MLS144", "medium", "big.gguf", "tokenizer.chat_template")]
+    assert rules_of(report) == [("MLS170", "high", "big.gguf", "tokenizer.chat_template")]
 
 
 def test_frozen_graph_def_and_pbtxt(tmp_path: Path, scan_formats: Scan) -> None:
@@ -485,4 +485,4 @@ def test_deeply_nested_template_is_not_silently_passed(tmp_path: Path, scan_form
         tmp_path / "deep.gguf", "{% if a %}" * 600 + "{{ x.__class__ }}" + "{% endif %}" * 600
     )
     report = scan_formats(tmp_path)
-    assert rules_of(report) == [("MLS144", "medium", "deep.gguf", "tokenizer.chat_template")]
+    assert rules_of(report) == [("MLS170", "high", "deep.gguf", "tokenizer.chat_template")]

@@ -105,6 +105,9 @@ def test_failures_are_recorded_not_fatal(tmp_path: Path, monkeypatch: pytest.Mon
         raise RuntimeError("scanner exploded")
 
     monkeypatch.setattr(ModelScan, "scan", boom)
+    from mlsec import native
+
+    monkeypatch.setattr(native, "call", native.call_in_process)  # the patch applies here only
     result = run(tmp_path, [target(tmp_path / "m.pkl", tmp_path)])
     assert result.errors == []
     assert [(f.rule_id, f.severity.value, f.path) for f in result.findings] == [

@@ -22,8 +22,8 @@ from tests.models_pickle.conftest import plain_zip, tar_bytes
 
 FORMATS = Path(__file__).resolve().parents[2] / "fixtures" / "formats"
 BOTH = (
-    "mlsec.analyzers.models_pickle:PickleModelsAnalyzer",
-    "mlsec.analyzers.model_formats:ModelFormatsAnalyzer",
+    "mlsec.models.containers:PickleModelsAnalyzer",
+    "mlsec.models.checks:ModelFormatsAnalyzer",
 )
 Scan = Callable[..., Any]
 
@@ -98,7 +98,7 @@ def test_safetensors_bad_header_in_zip(tmp_path: Path, scan_formats: Scan) -> No
 def test_benign_formats_nested_stay_clean(
     tmp_path: Path, scan_formats: Scan, monkeypatch: Any
 ) -> None:
-    import mlsec.analyzers.models_pickle as walker
+    import mlsec.models.containers as walker
 
     checked: list[tuple[str, str | None]] = []
     check_member = walker.check_member
@@ -164,7 +164,7 @@ def test_torch_storages_are_not_taken_for_formats(tmp_path: Path, scan_formats: 
 def test_a_failing_member_check_keeps_the_archive_findings(
     tmp_path: Path, scan_formats: Scan, monkeypatch: Any
 ) -> None:
-    import mlsec.analyzers.models_pickle as walker
+    import mlsec.models.containers as walker
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("boom")

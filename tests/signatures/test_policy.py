@@ -136,11 +136,21 @@ def test_any_of_and_all_of_compose(tmp_path, scan_repo, keypair):
     root = _keyless_repo(
         tmp_path / "d",
         "[[signatures.signers]]\nall-of = [\n"
-        f'  {{ any-of = [{{ github-ref = "refs/heads/main" }}, {{ identity = "{KEYLESS_IDENTITY}"'
+        f'  {{ any-of = [{{ public-key = "{keypair.public}" }}, {{ identity = "{KEYLESS_IDENTITY}"'
         f', issuer = "{KEYLESS_ISSUER}" }}] }},\n'
         f'  {{ issuer = "{KEYLESS_ISSUER}" }},\n]\n',
     )
     assert findings(scan_repo(root)) == []
+    # ... but an alternative naming only a ref admits anyone: a configuration error
+    root = _keyless_repo(
+        tmp_path / "e",
+        "[[signatures.signers]]\nall-of = [\n"
+        f'  {{ any-of = [{{ github-ref = "refs/heads/main" }}, {{ identity = "{KEYLESS_IDENTITY}"'
+        f', issuer = "{KEYLESS_ISSUER}" }}] }},\n'
+        f'  {{ issuer = "{KEYLESS_ISSUER}" }},\n]\n',
+    )
+    with pytest.raises(ConfigError, match=r"signers\[0\]: this signer entry does not say who"):
+        scan_repo(root)
 
 
 def test_github_claims_imply_github_issuer():

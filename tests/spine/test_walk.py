@@ -38,13 +38,18 @@ def test_symlink_out_of_tree_is_reported_not_followed(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "link.pkl").symlink_to(outside / "secret.pkl")
+    (repo / "notes.txt").symlink_to(outside / "secret.pkl")
     (repo / "dirlink").symlink_to(outside, target_is_directory=True)
     result = _walk(repo)
     assert result.targets == []
     assert "out of the scanned tree" in _skipped(result, "link.pkl")
     hits = {(f.rule_id, f.path, f.severity.value) for f in result.findings}
-    assert ("MLS902", "link.pkl", "medium") in hits
-    assert ("MLS902", "dirlink", "medium") in hits
+    # A name a loader opens is high (MLS905); other names stay medium (MLS902).
+    assert hits == {
+        ("MLS905", "link.pkl", "high"),
+        ("MLS902", "notes.txt", "medium"),
+        ("MLS902", "dirlink", "medium"),
+    }
 
 
 def test_symlink_loop_and_dangling(tmp_path: Path) -> None:
@@ -87,14 +92,16 @@ def test_non_utf8_name_is_scanned_and_printable(tmp_path: Path, cli) -> None:
 def test_unreadable_file_is_an_error_and_a_finding(tmp_path: Path, monkeypatch) -> None:
     target = tmp_path / "locked.pkl"
     target.write_bytes(pickle.dumps([1]))
-    real_open = open
+    from mlsec import walk as walk_module
 
-    def fake_open(file, *args, **kwargs):  # root can read anything; simulate EACCES
+    real_read = walk_module.read_head_and_tail
+
+    def fake_read(file):  # root can read anything; simulate EACCES
         if Path(file) == target:
             raise PermissionError(13, "Permission denied")
-        return real_open(file, *args, **kwargs)
+        return real_read(file)
 
-    monkeypatch.setattr("builtins.open", fake_open)
+    monkeypatch.setattr(walk_module, "read_head_and_tail", fake_read)
     result = _walk(tmp_path)
     assert result.targets == []
     assert [(e.path, e.message) for e in result.errors] == [
@@ -171,7 +178,7 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def test_git_work_tree_honours_gitignore(tmp_path: Path) -> None:
+def test_git_work_tree_lists_ignored_files_unless_respect_gitignore(tmp_path: Path) -> None:
     _git(tmp_path, "init", "-q")
     (tmp_path / ".gitignore").write_text("ignored/\n*.tmp\n")
     (tmp_path / "ignored").mkdir()
@@ -182,10 +189,20 @@ def test_git_work_tree_honours_gitignore(tmp_path: Path) -> None:
     _git(tmp_path, "add", "tracked.pkl", "gone.pkl")
     (tmp_path / "gone.pkl").unlink()
     (tmp_path / "untracked.pkl").write_bytes(b"\x80\x04N.")
-    result = _walk(tmp_path)
+    result = _walk(tmp_path, respect_gitignore=True)
     assert result.git
     assert [t.relpath for t in result.targets] == [".gitignore", "tracked.pkl", "untracked.pkl"]
     assert "missing" in _skipped(result, "gone.pkl")
+    assert _skipped(result, "ignored/") == "ignored by .gitignore (--respect-gitignore)"
+    assert _skipped(result, "scratch.tmp") == "ignored by .gitignore (--respect-gitignore)"
+    default = _walk(tmp_path)
+    assert [t.relpath for t in default.targets] == [
+        ".gitignore",
+        "ignored/x.pkl",
+        "scratch.tmp",
+        "tracked.pkl",
+        "untracked.pkl",
+    ]
     plain = _walk(tmp_path, use_git=False)
     assert "ignored/x.pkl" in [t.relpath for t in plain.targets]
 

@@ -16,12 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
-from mlsec.analyzers.model_formats import check_member, wants_member
+from mlsec.analyzers.pickle_judge import MemberImports, judge
 from mlsec.analyzers.pickle_policy import (
     ModelsConfig,
     PicklePolicy,
     Tier,
-    framework_of,
     parse_models_config,
 )
 from mlsec.errors import MlsecError
@@ -36,7 +35,6 @@ from mlsec.formats.pickle import (
     PickleError,
     PickleHooks,
     PickleResult,
-    Unresolved,
     render,
     run_pickle,
 )
@@ -49,37 +47,37 @@ from mlsec.formats.streams import (
     open_decompressed,
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
-from mlsec.records import Slotted
-from mlsec.sniff import HEAD_SIZE, PICKLE_EXTENSIONS, FileKind, is_keras_archive, sniff
+from mlsec.models.checks import check_member, wants_member
+from mlsec.models.registry import PICKLE_EXTENSIONS, WALKED, FileKind
+from mlsec.models.sniff import HEAD_SIZE, is_keras_archive, sniff
 from mlsec.walk import Target
 
 if TYPE_CHECKING:
     import tarfile
 
-ACCEPTED = frozenset(
-    {
-        FileKind.PICKLE,
-        FileKind.ZIP,
-        FileKind.TAR,
-        FileKind.GZIP,
-        FileKind.BZIP2,
-        FileKind.XZ,
-        FileKind.LZMA,
-        FileKind.LZ4,
-        FileKind.ZLIB,
-        FileKind.JOBLIB_ZFILE,
-        FileKind.NUMPY,
-    }
-)
+ACCEPTED = WALKED  # the kinds the container walk opens (rows of mlsec.models.registry)
 _COMPRESSED = {
     FileKind.GZIP: "gzip",
     FileKind.BZIP2: "bzip2",
     FileKind.XZ: "xz",
     FileKind.LZMA: "lzma",
     FileKind.LZ4: "lz4",
+    FileKind.ZSTD: "zstd",
     FileKind.ZLIB: "zlib",
 }
-_COMPRESSION_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".lzma", ".lz4", ".z", ".zlib", ".tgz")
+_COMPRESSION_SUFFIXES = (
+    ".gz",
+    ".gzip",
+    ".bz2",
+    ".xz",
+    ".lzma",
+    ".lz4",
+    ".zst",
+    ".zstd",
+    ".z",
+    ".zlib",
+    ".tgz",
+)
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_TAR = {"sys_info", "pickle", "storages", "tensors"}
 _ELEMENT_SIZE = {
@@ -112,6 +110,8 @@ _SUSPICIOUS_CODE = re.compile(
     r"|\b(?:os|subprocess|socket|sys|builtins|shutil|ctypes)\.\w+",
     re.MULTILINE,
 )
+# joblib's array wrapper, also under its old name vendored in scikit-learn (< 0.23)
+_JOBLIB_MODULES = frozenset({"joblib.numpy_pickle", "sklearn.externals.joblib.numpy_pickle"})
 _FORMAT_RANK = {
     "pickle": 1,
     "zip": 1,
@@ -156,17 +156,6 @@ class PickleModelsAnalyzer(FileAnalyzer):
         if fact is not None:
             self._facts.append(fact)
         return findings
-
-
-class _MemberImports(Slotted):
-    """Imports seen in one member (all its pickles), judged once at the end."""
-
-    __slots__ = ("imports", "member", "pickles")
-
-    def __init__(self, member: str | None) -> None:
-        self.member = member
-        self.pickles = 0
-        self.imports: dict[str, Global | Unresolved] = {}
 
 
 class _FileScan:
@@ -300,7 +289,9 @@ class _FileScan:
             self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
         elif kind is FileKind.JOBLIB_ZFILE:
             self.metadata.setdefault("compression", "zlib (joblib zfile)")
-            stream.read(21)  # "ZF" + 19-byte hex length, then one zlib stream
+            if not _skip_zfile_header(stream):
+                self.corrupt("joblib zfile header has no valid length", member)
+                return
             inner = open_decompressed("zlib", stream, self.budget, size)
             self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
         elif kind is FileKind.NUMPY:
@@ -322,7 +313,7 @@ class _FileScan:
         PROTO opcode (no pickle-like name). Raw tensor bytes can start that way too, so if it
         breaks before importing anything it is not a pickle, and no finding is made.
         """
-        acc = _MemberImports(member)
+        acc = MemberImports(member)
         results: list[PickleResult] = []
         legacy = False
         try:
@@ -386,63 +377,23 @@ class _FileScan:
             key="after-stop",
         )
 
-    def _collect(self, res: PickleResult, acc: _MemberImports) -> None:
+    def _collect(self, res: PickleResult, acc: MemberImports) -> None:
         self.pickles += 1
-        acc.pickles += 1
         if res.tensors:
             self.metadata["tensors"] = self.metadata.get("tensors", 0) + res.tensors
             self.metadata["tensor_elements"] = (
                 self.metadata.get("tensor_elements", 0) + res.tensor_elements
             )
-        for imp in res.imports:
-            key = imp.qualname if isinstance(imp, Global) else f"unresolved:{imp.detail}"
-            if key not in acc.imports or (not acc.imports[key].calls and imp.calls):
-                acc.imports[key] = imp
+        acc.add(res)
 
-    def _judge(self, acc: _MemberImports) -> None:
-        ml: list[str] = []
-        for key, imp in acc.imports.items():
-            call = imp.calls[0] if imp.calls else None
-            shown = render(call) if call is not None else None
-            offset = call.offset if call is not None else imp.offset
-            if isinstance(imp, Unresolved):
-                self.add(
-                    "MLS104",
-                    f"Pickle imports something that cannot be resolved statically:"
-                    f" {imp.detail}" + (f"; called as {shown}" if shown else ""),
-                    acc.member,
-                    offset=offset,
-                    key=key,
-                )
-                continue
-            verdict = self.policy.classify(imp.module, imp.name)
-            fw = framework_of(verdict.resolved)
-            if fw is not None and verdict.tier is not Tier.CRITICAL:
-                self.frameworks.add(fw)
-            if verdict.resolved.startswith("joblib.numpy_pickle."):
-                self.set_format("joblib")
-            resolved = "" if verdict.resolved == key else f" (loads {verdict.resolved})"
-            details = {"global": key, "resolved": verdict.resolved, "opcode": imp.opcode}
-            if shown:
-                details["call"] = shown
-            if verdict.tier in (Tier.CRITICAL, Tier.UNKNOWN):
-                what = f"Pickle {'calls ' + shown if shown else 'imports ' + key}{resolved}"
-                if verdict.tier is Tier.CRITICAL:
-                    rule, message = "MLS101", f"{what}: {verdict.reason}"
-                else:
-                    rule, message = "MLS104", f"{what}, which is {verdict.reason}"
-                self.add(rule, message, acc.member, offset=offset, key=key, details=details)
-            elif verdict.tier is Tier.ML:
-                ml.append(key)
-        if ml:
-            listed = ", ".join(ml[:6]) + (f" and {len(ml) - 6} more" if len(ml) > 6 else "")
+    def _judge(self, acc: MemberImports) -> None:
+        judgement = judge(acc, self.policy)
+        self.frameworks.update(judgement.frameworks)
+        if judgement.joblib:
+            self.set_format("joblib")
+        for j in judgement.findings:
             self.add(
-                "MLS103",
-                f"Pickle reconstructs objects of ML/data libraries ({listed}); loading it"
-                " runs their code and requires trusting the producer",
-                acc.member,
-                key="ml-globals",
-                details={"globals": ml},
+                j.rule_id, j.message, acc.member, offset=j.offset, key=j.key, details=j.details
             )
 
     def _scan_nested(
@@ -477,18 +428,18 @@ class _FileScan:
                     raw.seek(here)
 
     # -- joblib inline arrays -------------------------------------------------------------
-    def _hooks(self, acc: _MemberImports) -> PickleHooks:
+    def _hooks(self, acc: MemberImports) -> PickleHooks:
         def after_build(obj: Any, reader: ByteReader, machine: Machine) -> None:
             if not (isinstance(obj, Call) and isinstance(obj.func, Global)):
                 return
-            if obj.func.name != "NumpyArrayWrapper" or not obj.func.module.startswith("joblib"):
+            if obj.func.name != "NumpyArrayWrapper" or obj.func.module not in _JOBLIB_MODULES:
                 return
             self._joblib_array(obj, reader, machine, acc)
 
         return PickleHooks(after_build=after_build)
 
     def _joblib_array(
-        self, wrapper: Call, reader: ByteReader, machine: Machine, acc: _MemberImports
+        self, wrapper: Call, reader: ByteReader, machine: Machine, acc: MemberImports
     ) -> None:
         """Skip (or scan) the array data joblib writes right after a NumpyArrayWrapper."""
         state = wrapper.state if isinstance(wrapper.state, dict) else {}
@@ -520,7 +471,7 @@ class _FileScan:
             reader.skip(count * itemsize)
         machine.stack[-1] = Opaque("<ndarray>")
 
-    def _shadow_parse(self, data: bytes, acc: _MemberImports) -> None:
+    def _shadow_parse(self, data: bytes, acc: MemberImports) -> None:
         """Read joblib's raw array bytes as opcodes, as plain ``pickle.load`` would.
 
         joblib skips them, but anyone loading the file with pickle.load (or
@@ -934,6 +885,8 @@ def _ends_like_zip(target: Target) -> bool:
     """Whether a file of another kind ends with a zip directory record (no comment)."""
     if target.kind not in (FileKind.BINARY, FileKind.TEXT) or target.size < 22:
         return False
+    if target.tail:  # read by the walk in the same open as the head
+        return target.tail[-22:-18] == b"PK\x05\x06"
     try:
         with open(target.path, "rb") as handle:
             handle.seek(target.size - 22)
@@ -955,6 +908,27 @@ def _tar_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         if info is None:
             return
         yield info
+
+
+# joblib's read_zfile: "ZF", the length in hex left-justified to 19 bytes, one more space
+# from joblib <= 0.8.4 on Python 2 (a zlib stream never starts with a space), then zlib.
+_ZFILE_LENGTH = re.compile(rb"^ZF0x[0-9a-fA-F]+L? *$")
+
+
+def _skip_zfile_header(stream: IO[bytes]) -> bool:
+    """Read past a joblib zfile header, as joblib does; False if it is not one."""
+    header = stream.read(21)
+    if not _ZFILE_LENGTH.match(header):
+        return False
+    if _seekable(stream):
+        here = stream.tell()
+        if stream.read(1) != b" ":
+            stream.seek(here)
+        return True
+    peek = getattr(stream, "peek", None)  # a BufferedReader: look without consuming
+    if peek is not None and peek(1)[:1] == b" ":
+        stream.read(1)
+    return True
 
 
 def _strip_compression(name: str) -> str:

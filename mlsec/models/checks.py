@@ -15,17 +15,18 @@ rendered, unmarshalled or imported) and checked for what makes the format danger
 
 Every model file also yields a :class:`~mlsec.facts.ModelFileFact` for the AIBOM.
 
-The same checks run on members of archives: the pickle analyzer's container walk hands each
-member in one of these formats to :func:`check_member` (see :func:`wants_member`), and the
-findings name the archive as ``path`` and the nested member as ``member``.
+Which check a file gets is the registry's answer (:func:`mlsec.models.registry.leaf_format`:
+each row names its ``check``, a method ``_<check>`` of :class:`FormatChecks`). The same checks
+run on members of archives: the container walk hands each member in one of these formats to
+:func:`check_member` (see :func:`wants_member`), and the findings name the archive as
+``path`` and the nested member as ``member``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NamedTuple
 
@@ -33,15 +34,11 @@ from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
 from mlsec.facts import ModelFacts, ModelFileFact
 from mlsec.findings import Finding, Severity, join_member
 from mlsec.formats import FormatError
+from mlsec.models.registry import FileKind, leaf_format, member_format
+from mlsec.models.sniff import is_keras_zip
 from mlsec.rules import load_list
-from mlsec.sniff import FileKind, is_keras_zip
 from mlsec.walk import Target
 
-_SAFETENSORS_EXT = (".safetensors",)
-_GGUF_EXT = (".gguf",)
-# Hugging Face files that carry chat templates (rendered by loaders as Jinja).
-_TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.json", "chat_template.jinja")
-_MAX_TEMPLATE_FILE = 64 * 1024 * 1024
 # safetensors ``__metadata__["format"]`` values written by the frameworks' savers.
 _SAFETENSORS_FRAMEWORKS = {
     "pt": "pytorch",
@@ -51,7 +48,6 @@ _SAFETENSORS_FRAMEWORKS = {
     "mlx": "mlx",
     "paddle": "paddle",
 }
-_KERAS_EXT = (".keras",)
 # ONNX has no magic; a ModelProto almost always starts with ir_version (field 1, varint).
 _ONNX_HEAD = re.compile(rb"^\x08[\x01-\x20]")
 # Lambda bytecode naming any of these is reported as critical (MLS151).
@@ -114,9 +110,6 @@ class Subject(NamedTuple):
 # PyTorch zip checkpoints keep raw tensor bytes in ``<folder>/data/<n>``: small int64 values
 # can look like a safetensors header length followed by "{", so those are never taken for one.
 _TORCH_STORAGE = re.compile(r"(?:^|/)data/\d+$")
-_FORMAT_KINDS = frozenset(
-    {FileKind.SAFETENSORS, FileKind.GGUF, FileKind.HDF5, FileKind.ONNX, FileKind.TF_SAVEDMODEL}
-)
 
 
 def wants_member(kind: FileKind, name: str) -> bool:
@@ -127,14 +120,7 @@ def wants_member(kind: FileKind, name: str) -> bool:
     """
     if _TORCH_STORAGE.search(name):
         return False
-    if kind in _FORMAT_KINDS:
-        return True
-    if kind not in (FileKind.BINARY, FileKind.TEXT):
-        return False
-    lower = name.lower()
-    if kind is FileKind.TEXT and lower.endswith(_TEMPLATE_FILES):
-        return True  # Hugging Face chat templates, as beside the weights
-    return lower.endswith(_SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",))
+    return member_format(kind, name) is not None
 
 
 def check_member(
@@ -154,18 +140,7 @@ class ModelFormatsAnalyzer(FileAnalyzer):
 
     # -- which files ------------------------------------------------------------------
     def accepts(self, target: Target) -> bool:
-        kind = target.kind
-        if kind in (FileKind.EMPTY, FileKind.LFS_POINTER):
-            return False
-        if kind in (FileKind.SAFETENSORS, FileKind.GGUF, FileKind.ONNX, FileKind.TF_SAVEDMODEL):
-            return True
-        if kind is FileKind.HDF5 or kind is FileKind.ZIP:
-            return True  # decided in analyze_file: Keras or not
-        name = target.relpath.lower()
-        # A broken header can defeat content sniffing; the extension still says what it is.
-        return kind is FileKind.BINARY or name.endswith(
-            _SAFETENSORS_EXT + _GGUF_EXT + _KERAS_EXT + (".pb",) + _TEMPLATE_FILES
-        )
+        return leaf_format(target.kind, target.relpath) is not None
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         self._facts = []
@@ -197,37 +172,20 @@ class FormatChecks:
         self._facts = facts
 
     def dispatch(self, target: Subject) -> Iterator[Finding]:
-        ctx = self.ctx
-        kind = target.kind
-        name = target.name.lower()
-        if name.endswith(_TEMPLATE_FILES) and kind is FileKind.TEXT:
-            yield from self._template_file(target, ctx)
-        elif kind is FileKind.SAFETENSORS or name.endswith(_SAFETENSORS_EXT):
-            yield from self._safetensors(target, ctx)
-        elif kind is FileKind.GGUF or name.endswith(_GGUF_EXT):
-            yield from self._gguf(target, ctx)
-        elif kind is FileKind.ONNX:
-            yield from self._onnx(target, ctx, sniffed=False)
-        elif kind is FileKind.TF_SAVEDMODEL:
-            yield from self._saved_model(target, ctx, text=name.endswith(".pbtxt"))
-        elif kind is FileKind.HDF5:
-            yield from self._keras_h5(target, ctx)
-        elif kind is FileKind.ZIP:
-            yield from self._keras_zip(target, ctx)
-        elif name.endswith(_KERAS_EXT):
-            yield _finding(
-                ctx,
-                target,
-                "MLS149",
-                "File is named .keras but is neither a zip archive nor HDF5",
-                key="not-keras",
-            )
-        elif name.endswith("keras_metadata.pb"):
-            yield from self._keras_saved_metadata(target, ctx)
-        elif name.endswith(".pb"):  # small protobufs can even look like text
-            yield from self._graph_def(target, ctx)
-        elif kind is FileKind.BINARY:
-            yield from self._onnx(target, ctx, sniffed=True)
+        row = leaf_format(target.kind, target.name)
+        if row is not None and row.check is not None:
+            check: Callable[[Subject, AnalysisContext], Iterator[Finding]]
+            check = getattr(self, "_" + row.check)
+            yield from check(target, self.ctx)
+
+    def _not_keras(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
+        yield _finding(
+            ctx,
+            target,
+            "MLS149",
+            "File is named .keras but is neither a zip archive nor HDF5",
+            key="not-keras",
+        )
 
     # -- safetensors ------------------------------------------------------------------
     def _safetensors(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
@@ -270,7 +228,7 @@ class FormatChecks:
 
     # -- GGUF -------------------------------------------------------------------------------
     def _gguf(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
-        from mlsec.analyzers.chat_template import template_issues
+        from mlsec.analyzers.chat_template import template_findings
         from mlsec.formats.gguf import read_gguf
 
         try:
@@ -280,17 +238,10 @@ class FormatChecks:
             self._fact(target, "gguf", "gguf", None, {})
             return
         for key, template in info.chat_templates.items():
-            if key in info.truncated_keys:
-                yield _finding(
-                    ctx,
-                    target,
-                    "MLS144",
-                    f"Chat template {key} is too large to check (over {len(template)} bytes)",
-                    inner=key,
-                    key=f"{key}:syntax",
-                )
-                continue
-            yield from _template_findings(ctx, target, key, template, template_issues(template))
+            cut = len(template) if key in info.truncated_keys else None
+            yield from template_findings(
+                ctx, target.relpath, target.within(key), key, template, truncated_at=cut
+            )
         metadata = info.metadata_json()
         metadata["gguf_version"] = info.version
         metadata["tensor_count"] = info.tensor_count
@@ -300,33 +251,17 @@ class FormatChecks:
 
     def _template_file(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         """Chat templates shipped beside the weights (Hugging Face tokenizer files)."""
-        from mlsec.analyzers.chat_template import template_issues
+        from mlsec.analyzers.chat_template import template_file_findings
 
-        if target.size > _MAX_TEMPLATE_FILE:
-            return
-        text = target.path.read_bytes().decode("utf-8", "replace")
-        templates: dict[str, str] = {}
-        if target.name.lower().endswith(".jinja"):
-            templates["chat_template"] = text
-        else:
-            try:
-                document = json.loads(text)
-            except (json.JSONDecodeError, RecursionError):
-                return  # not JSON: not a tokenizer configuration this check understands
-            value = document.get("chat_template") if isinstance(document, dict) else None
-            if isinstance(value, str):
-                templates["chat_template"] = value
-            elif isinstance(value, list):
-                for entry in value:
-                    if isinstance(entry, dict) and isinstance(entry.get("template"), str):
-                        templates[f"chat_template.{entry.get('name', '')}"] = entry["template"]
-        for key, template in templates.items():
-            yield from _template_findings(ctx, target, key, template, template_issues(template))
+        yield from template_file_findings(
+            ctx, target.path, target.relpath, target.member, target.name
+        )
 
     # -- ONNX -------------------------------------------------------------------------------
-    def _onnx(self, target: Subject, ctx: AnalysisContext, sniffed: bool) -> Iterator[Finding]:
+    def _onnx(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.formats.onnx import read_onnx
 
+        sniffed = target.kind is not FileKind.ONNX
         if sniffed:  # a binary of unknown kind: only if it starts like a ModelProto
             with open(target.path, "rb") as handle:
                 if not _ONNX_HEAD.match(handle.read(2)):
@@ -379,7 +314,7 @@ class FormatChecks:
     # -- Keras ------------------------------------------------------------------------------
     def _keras_zip(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         if not is_keras_zip(target.path):
-            if target.name.lower().endswith(_KERAS_EXT):
+            if target.name.lower().endswith(".keras"):
                 yield _finding(
                     ctx,
                     target,
@@ -399,10 +334,17 @@ class FormatChecks:
         yield from self._keras_findings(target, ctx, info, member="config.json")
 
     def _keras_h5(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
-        from mlsec.formats.keras import read_keras_h5
+        from mlsec import native
 
-        try:
-            info = read_keras_h5(target.path)
+        try:  # libhdf5 runs in the bounded worker: a hang or blow-up costs this file only
+            info = native.read_keras_h5(
+                target.path, timeout=ctx.options.limits.file_timeout_seconds
+            )
+        except native.NativeFailure as exc:
+            yield _finding(
+                ctx, target, exc.rule_id, f"Keras HDF5 file not checked: {exc}", key=f"h5-{exc.key}"
+            )
+            return
         except FormatError as exc:
             yield _finding(ctx, target, "MLS149", f"Keras HDF5 file: {exc}", key="config")
             return
@@ -454,7 +396,7 @@ class FormatChecks:
             target,
             info.format,
             "keras",
-            None,
+            getattr(info, "parameter_count", None),
             {**info.metadata_json(), "lambda_layers": len(info.lambdas)},
         )
 
@@ -499,16 +441,16 @@ class FormatChecks:
         try:
             info = read_graph_def(target.path)
         except FormatError:
-            yield from self._onnx(target, ctx, sniffed=True)  # or an ONNX model named .pb
+            # or an ONNX model named .pb
+            yield from self._onnx(target._replace(kind=FileKind.BINARY), ctx)
             return
         yield from self._op_findings(target, ctx, info)
         self._fact(target, "tf-graphdef", "tensorflow", None, {"op_types": len(info.ops)})
 
-    def _saved_model(
-        self, target: Subject, ctx: AnalysisContext, text: bool = False
-    ) -> Iterator[Finding]:
+    def _saved_model(self, target: Subject, ctx: AnalysisContext) -> Iterator[Finding]:
         from mlsec.formats.savedmodel import read_saved_model, read_saved_model_text
 
+        text = target.name.lower().endswith(".pbtxt")
         try:
             info = read_saved_model_text(target.path) if text else read_saved_model(target.path)
         except FormatError as exc:
@@ -574,49 +516,6 @@ def _finding(
 def _with_severity(fact: ModelFileFact, severity: Severity) -> ModelFileFact:
 
     return fact._replace(max_severity=severity)
-
-
-def _template_findings(
-    ctx: AnalysisContext, target: Subject, key: str, template: str, issues: Sequence[Any]
-) -> Iterator[Finding]:
-    internals = [i for i in issues if i.kind == "internals"]
-    dynamic = [i for i in issues if i.kind == "dynamic"]
-    syntax = [i for i in issues if i.kind == "syntax"]
-    details: dict[str, Any] = {"metadata_key": key, "template_excerpt": template[:300]}
-    if internals:
-        names = ", ".join(i.name for i in internals[:10])
-        yield _finding(
-            ctx,
-            target,
-            "MLS143",
-            f"Chat template {key} accesses Python internals ({names}): template injection"
-            " that runs code in loaders rendering it outside Jinja's sandbox",
-            inner=key,
-            key=f"{key}:internals",
-            details={**details, "names": [i.name for i in internals], "line": internals[0].line},
-        )
-    if dynamic:
-        names = ", ".join(i.name for i in dynamic[:6])
-        yield _finding(
-            ctx,
-            target,
-            "MLS145",
-            f"Chat template {key} builds attribute names dynamically or spells Python"
-            f" internals in strings ({names})",
-            inner=key,
-            key=f"{key}:dynamic",
-            details={**details, "names": [i.name for i in dynamic], "line": dynamic[0].line},
-        )
-    if syntax:
-        yield _finding(
-            ctx,
-            target,
-            "MLS144",
-            f"Chat template {key} is not valid Jinja: {syntax[0].name}",
-            inner=key,
-            key=f"{key}:syntax",
-            details={**details, "line": syntax[0].line},
-        )
 
 
 def _escape_reason(model_dir: Path, location: str) -> str | None:

@@ -1,0 +1,151 @@
+"""Content probing: a pickle is what decodes as one, whatever its name and first byte; a file
+whose first opcodes do not decode is no pickle, whatever its extension."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import pickle
+import pickletools
+import zlib
+
+import lz4.frame
+import pytest
+
+from mlsec.config import Limits
+from mlsec.models.probe import _OPCODES, FIRST_OPCODES, looks_like_pickle
+from mlsec.models.registry import FileKind
+from mlsec.models.sniff import HEAD_SIZE, sniff
+from tests.models.conftest import hits
+
+# Protocol 0: os.system('echo probe'), written opcode by opcode (never loaded).
+EVIL_P0 = b"cos\nsystem\n(S'echo probe'\ntR."
+# Protocol 1: the same with binary opcodes and a memo.
+EVIL_P1 = b"cos\nsystem\nq\x00(U\x0aecho probeq\x01tq\x02Rq\x03."
+BENIGN_P0 = pickle.dumps({"weights": [0.5, 1.5], "name": "layer"}, protocol=0)
+BENIGN_P1 = pickle.dumps({"weights": [0.5, 1.5], "name": "layer"}, protocol=1)
+
+LOADER_NAMES = ["model.pth.tar", "model.th", "model.model", "model.pdparams", "weights", "x.txt"]
+
+
+def test_opcode_table_matches_pickletools() -> None:
+    codes = {op.code.encode("latin-1")[0] for op in pickletools.opcodes}
+    assert codes == _OPCODES
+    assert FIRST_OPCODES <= _OPCODES
+
+
+@pytest.mark.parametrize("name", LOADER_NAMES)
+@pytest.mark.parametrize(
+    "payload", [EVIL_P0, EVIL_P1, b"\x80\x01" + EVIL_P1, b"\x80\x00" + EVIL_P0]
+)
+def test_old_protocols_under_any_name_are_pickles(scan_one, name: str, payload: bytes) -> None:
+    assert sniff(payload, name, len(payload)) is FileKind.PICKLE
+    report = scan_one(name, payload)
+    assert ("MLS101", "critical", name, None) in hits(report)
+
+
+@pytest.mark.parametrize("data", [BENIGN_P0, BENIGN_P1])
+def test_benign_old_protocols_are_recognised_and_stay_below_high(scan_one, data: bytes) -> None:
+    assert sniff(data, "state", len(data)) is FileKind.PICKLE
+    report = scan_one("state", data)
+    assert {f.severity.value for f in report.findings} <= {"info", "low"}
+
+
+def test_large_first_argument_does_not_hide_the_payload(scan_one) -> None:
+    # PROTO 3, a 4 KiB bytes object (longer than the probe's head), POP, then the call.
+    data = b"\x80\x03B" + (4096).to_bytes(4, "little") + b"\x00" * 4096 + b"0" + EVIL_P0
+    assert len(data) > HEAD_SIZE
+    report = scan_one("blob.data", data)
+    assert ("MLS101", "critical", "blob.data", None) in hits(report)
+
+
+# Real kinds of files that are not pickles but start with a byte that is an opcode.
+NOT_PICKLES = {
+    # IDL save file: "SR" signature, record header
+    "spectrum.sav": b"SR\x00\x04\x00\x00\x00\x0a\x00\x00\x00\x00" + bytes(range(256)) * 4,
+    # Fortran unformatted .dat whose first byte is "(" (a 40-byte record marker)
+    "grid.dat": b"(\x00\x00\x00" + bytes(40) + b"(\x00\x00\x00" + bytes(range(200)),
+    "notes.pkl": b"(defun probe (x) (* x x))\n",
+    "module.pt": b"class Model:\n    def forward(self, x):\n        return x\n",
+    "list.p": b"]\n",
+    "table.data": b"col_a,col_b\n1,2\n3,4\n",
+    "top_level.txt": b"certifi\n",
+    "LICENSE.bin": b"Copyright (c) 2019 Google LLC\nCopyright (c) 2017 Facebook Inc.\n" * 30,
+    "META.ckpt": b"Metadata-Version: 2.4\nName: probe\nVersion: 1.0\n" * 40,
+    "nb.pkl": b"N.B. this file is documentation, not data.\n",
+    "brace.pkl": b"}",
+    "float16.pkl": b"\x80\x02\xff\xfe" + bytes(60),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_PICKLES))
+def test_files_whose_first_opcodes_do_not_decode_are_not_pickles(scan_one, name: str) -> None:
+    data = NOT_PICKLES[name]
+    head = data[:HEAD_SIZE]
+    assert not looks_like_pickle(head, len(head) < HEAD_SIZE, len(data))
+    assert sniff(head, name, len(data)) is not FileKind.PICKLE
+    report = scan_one(name, data)
+    assert not [f for f in report.findings if f.rule_id.startswith("MLS10")], report.findings
+
+
+COMPRESSORS = {
+    "gzip": lambda d: gzip.compress(d, mtime=0),
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+    "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
+    "zlib": zlib.compress,
+    "lz4": lz4.frame.compress,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+@pytest.mark.parametrize("payload", [EVIL_P0, EVIL_P1])
+def test_compressed_old_protocol_pickles_with_no_inner_extension(
+    scan_one, kind: str, payload: bytes
+) -> None:
+    name = {"gzip": "blob.gz", "bzip2": "blob.bz2", "xz": "blob.xz"}.get(kind, "blob")
+    report = scan_one(name, COMPRESSORS[kind](payload))
+    assert ("MLS101", "critical", name, None) in hits(report)
+
+
+def test_zstd_compressed_pickle(scan_one) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    data = zstandard.ZstdCompressor().compress(EVIL_P0)
+    report = scan_one("blob.zst", data)
+    assert ("MLS101", "critical", "blob.zst", None) in hits(report)
+
+
+def test_zstd_bomb_is_bounded(scan_one) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    size = 64 * 1024**2  # one BINBYTES8 of zeros: 64 MiB from a few KiB
+    inner = b"\x80\x04\x8e" + size.to_bytes(8, "little") + bytes(size) + b"."
+    data = zstandard.ZstdCompressor(level=3).compress(inner)
+    assert len(data) < 64 * 1024
+    report = scan_one("bomb.zst", data, limits=Limits(max_uncompressed_size=8 * 1024**2))
+    [limit] = [f for f in report.findings if f.rule_id == "MLS904"]
+    assert (limit.severity.value, limit.path, limit.member) == ("medium", "bomb.zst", None)
+    assert "max-uncompressed-size" in limit.message
+
+
+@pytest.mark.parametrize("extra_space", [False, True])
+def test_joblib_zfile_with_and_without_python2_space(scan_one, extra_space: bool) -> None:
+    body = pickle.dumps(pickle.loads(BENIGN_P1), protocol=2)[:-1]  # a dict, then the call
+    payload = body + b"0" + EVIL_P0
+    header = b"ZF" + hex(len(payload)).encode().ljust(19) + (b" " if extra_space else b"")
+    report = scan_one("old.pkl", header + zlib.compress(payload))
+    assert ("MLS101", "critical", "old.pkl", None) in hits(report)
+    assert not [f for f in report.findings if f.rule_id == "MLS100"]
+
+
+def test_zfile_inner_npy_without_pickle_name(scan_one) -> None:
+    # joblib < 0.10 wrote arrays beside the pickle as "<name>_01.npy.z" zfiles.
+    buf = io.BytesIO()
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }".ljust(118) + "\n"
+    buf.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+    buf.write(EVIL_P1)
+    inner = buf.getvalue()
+    data = b"ZF" + hex(len(inner)).encode().ljust(19) + zlib.compress(inner)
+    report = scan_one("model.pkl_01.npy.z", data)
+    assert ("MLS101", "critical", "model.pkl_01.npy.z", None) in hits(report)
