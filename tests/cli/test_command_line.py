@@ -10,6 +10,7 @@ import pytest
 
 from mlsec.cli import scan_args
 from mlsec.cli.outputs import EXTENSIONS, Format, Output, format_of, plan_outputs
+from mlsec.errors import MlsecError
 from mlsec.render import RENDERERS
 
 from .conftest import evil_pickle, git, ours, report, write
@@ -35,12 +36,19 @@ def test_every_format_is_handled_everywhere() -> None:
         (Format.sarif, ["report"], [Output(Format.sarif, Path("report"))]),
         (None, ["sarif=x.txt", "x=y.json"],
          [Output(Format.sarif, Path("x.txt")), Output(Format.json, Path("x=y.json"))]),
+        (None, ["sarif=-", "r.md"],
+         [Output(Format.sarif, None), Output(Format.markdown, Path("r.md"))]),
     ],
 )  # fmt: skip
 def test_output_formats_come_from_the_extension(
     fmt: Format | None, outputs: list[str], planned: list[Output]
 ) -> None:
     assert plan_outputs(fmt, outputs) == planned
+
+
+def test_one_report_on_standard_output() -> None:
+    with pytest.raises(MlsecError, match="only one report can go to standard output"):
+        plan_outputs(Format.table, ["sarif=-"])
 
 
 def test_format_of_needs_a_name_before_the_extension() -> None:
