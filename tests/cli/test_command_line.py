@@ -261,3 +261,15 @@ def test_real_entry_point_gates(tmp_path: Path, cli_subprocess) -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", "")
     data = json.loads((tmp_path / "out" / "r.json").read_text())
     assert ("MLS101", "critical", "w.pkl", False) in ours(data)
+
+
+def test_color_and_quiet(tmp_path: Path, cli) -> None:
+    evil_pickle(tmp_path / "w.pkl")
+    colored = cli("scan", tmp_path, "--color", "always")
+    assert "\x1b[" in colored.stdout and "MLS101" in colored.stdout
+    plain = cli("scan", tmp_path, "--color", "never", env={"MLSEC_COLOR": "always"})
+    assert "\x1b[" not in plain.stdout and "MLS101" in plain.stdout
+    # -q: the report, and nothing else on stderr.
+    quiet = cli("scan", tmp_path, "-q", "-f", "json")
+    assert quiet.returncode == 1 and quiet.stderr == ""
+    assert report(quiet)["summary"]["failed"] is True
