@@ -217,12 +217,14 @@ def find_config_file(root: Path, stop: Path | None = None) -> tuple[Path, Mappin
     folders = [start]
     if stop is not None and start.is_relative_to(end := Path(os.path.abspath(stop))):
         folders.extend(p for p in start.parents if p.is_relative_to(end))
+    tree = Path(os.path.abspath(stop)) if stop is not None else start
     for folder in folders:
         dedicated = folder / ".mlsec.toml"
         if dedicated.is_file():
+            _inside_tree(dedicated, tree)
             return dedicated, _read_toml(dedicated)
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file():
+        if pyproject.is_file() and _resolves_inside(pyproject, tree):
             try:
                 data = _read_toml(pyproject)
             except ConfigError:
@@ -235,6 +237,22 @@ def find_config_file(root: Path, stop: Path | None = None) -> tuple[Path, Mappin
     return None
 
 
+def _resolves_inside(path: Path, tree: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(tree.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def _inside_tree(path: Path, tree: Path) -> None:
+    """The tree's configuration is read only from the tree (a link out of it is refused)."""
+    if not _resolves_inside(path, tree):
+        raise ConfigError(
+            f"{path}: a symlink out of the scanned tree; it was not read",
+            hint="replace the link with the file, or pass the file with --config",
+        )
+
+
 def load_config_file(path: Path) -> Mapping[str, Any]:
     data = _read_toml(path)
     if path.name == "pyproject.toml":
@@ -245,6 +263,7 @@ def load_config_file(path: Path) -> Mapping[str, Any]:
 
 
 MAX_CONFIG_BYTES = 4 * 1024**2
+MAX_SUPPRESSIONS = 10_000  # each is matched against every finding
 MAX_CONFIG_DEPTH = 32
 
 
@@ -346,6 +365,8 @@ def _suppress(
 ) -> tuple[SuppressRule, ...]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(f"{where}: expected [[suppress]] tables")
+    if len(value) > MAX_SUPPRESSIONS:
+        raise ConfigError(f"{where}: more than {MAX_SUPPRESSIONS} entries")
     rules: list[SuppressRule] = []
     for index, entry in enumerate(value):
         at = f"{where}[{index}]"

@@ -218,3 +218,21 @@ def test_in_tree_include_and_severity_raise(tmp_path: Path, cli) -> None:
     assert ("MLS101", "critical", "scratch/x.pkl", True) in found  # outside include
     assert ("MLS101", "critical", "models/w.pkl", False) in found
     assert ("MLS102", "high", "models/w.pkl", False) in found  # raising applies as is
+
+
+def test_in_tree_configuration_linked_from_outside_is_not_read(tmp_path: Path, cli) -> None:
+    repo, outside = tmp_path / "repo", tmp_path / "elsewhere.toml"
+    evil_pickle(repo / "w.pkl")
+    write(outside, 'ignore = ["MLS1"]\n')
+    (repo / ".mlsec.toml").symlink_to(outside)
+    proc = cli("scan", repo, "-f", "json")
+    assert proc.returncode == 2
+    assert "a symlink out of the scanned tree; it was not read" in proc.stderr
+    assert ("MLS101", "critical", "w.pkl", False) in ours(report(proc))
+
+
+def test_too_many_suppressions_are_refused(tmp_path: Path, cli) -> None:
+    write(tmp_path / "ops.toml", '[[suppress]]\nrule = "MLS1"\nreason = "r"\n' * 10_001)
+    proc = cli("scan", tmp_path / "ops.toml", "--config", tmp_path / "ops.toml")
+    assert proc.returncode == 2
+    assert "suppress: more than 10000 entries" in proc.stderr
