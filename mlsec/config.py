@@ -137,6 +137,10 @@ class ScanOptions(NamedTuple):
     sections: Mapping[str, Mapping[str, Any]] = EMPTY_MAPPING
     config_file: Path | None = None
     use_git: bool = True
+    # Read symlinks that point out of the scanned tree (off: they are findings, not read).
+    follow_symlinks: bool = False
+    # Leave gitignored files out of a work-tree scan (each listed in ``skipped``).
+    respect_gitignore: bool = False
     show_progress: bool = False
     reproducible: bool = False
     # Build the AI bill of materials (hash every model file, read cards and git): needed for
@@ -147,10 +151,6 @@ class ScanOptions(NamedTuple):
     # Findings below this are not reported (--fail-on stays the gate).
     min_severity: Severity = Severity.INFO
     category: str = "mlsec/"  # SARIF automationDetails.id: one per kind of scan of a repo
-    # Read symlinks that point out of the scanned tree (off: they are findings, not read).
-    follow_symlinks: bool = False
-    # Leave gitignored files out of a work-tree scan (each listed in ``skipped``).
-    respect_gitignore: bool = False
     jobs: int = 1
     shard: tuple[int, int] | None = None  # (K, N): the K-th of N deterministic parts, 1-based
     cache_dir: Path | None = None

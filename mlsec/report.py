@@ -26,9 +26,6 @@ class ScanReport(NamedTuple):
     rules: RuleSet
     files_scanned: int
     fail_on: Severity | None = Severity.HIGH
-    # Suppressed findings left out of ``findings``: none from scan() (suppressed findings
-    # stay in the report); kept for callers and renderers that count both.
-    suppressed: int = 0
     git: bool = False
     facts: Mapping[str, Any] = EMPTY_MAPPING
     # What is reported (--min-severity); findings below it are counted, not kept.

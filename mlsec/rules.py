@@ -1,8 +1,10 @@
 """Rules as data: one TOML file per rule under ``rules/`` (shipped as ``mlsec/_rules``).
 
 A rule file has ``id``, ``name``, ``severity``, ``title``, ``description`` (what it detects
-and why it matters), ``remediation``, ``references`` and optional ``tags``. Policy lists that
-analyzers consult (e.g. the pickle allowlist) live under ``rules/lists/``.
+and why it matters), ``remediation``, ``references``, and optional ``tags`` and ``notice``
+(true: a note about the scan itself, such as a missing second-opinion tool or a file that
+could not be read, which SARIF reports as a tool notification rather than a result).
+Policy lists that analyzers consult (e.g. the pickle allowlist) live under ``rules/lists/``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ else:  # pragma: no cover
 
 RULE_ID = re.compile(r"^MLS[1-49]\d\d$")
 _REQUIRED = ("id", "name", "severity", "title", "description", "remediation", "references")
-_OPTIONAL = ("tags",)
+_OPTIONAL = ("tags", "notice")
 
 TOPICS = {
     "1": "model files",
@@ -44,6 +46,7 @@ class Rule(NamedTuple):
     remediation: str
     references: tuple[str, ...]
     tags: tuple[str, ...] = ()
+    notice: bool = False
 
     @property
     def topic(self) -> str:
@@ -64,7 +67,7 @@ def rules_dir() -> Path:
         return source
     raise RuleError(
         "mlsec's rule data is missing from this installation",
-        hint="reinstall mlsec (pip install --force-reinstall mlsec)",
+        hint="reinstall mlsec (pip install --force-reinstall mlsec-scanner)",
     )
 
 
@@ -88,6 +91,9 @@ def parse_rule(data: Mapping[str, Any], origin: str) -> Rule:
         raise RuleError(f"rule file {origin}: references must be a list of URLs")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise RuleError(f"rule file {origin}: tags must be a list of strings")
+    notice = data.get("notice", False)
+    if not isinstance(notice, bool):
+        raise RuleError(f"rule file {origin}: notice must be true or false")
     return Rule(
         id=rule_id,
         name=str(data["name"]),
@@ -97,6 +103,7 @@ def parse_rule(data: Mapping[str, Any], origin: str) -> Rule:
         remediation=_unwrap(str(data["remediation"])),
         references=tuple(refs),
         tags=tuple(tags),
+        notice=notice,
     )
 
 

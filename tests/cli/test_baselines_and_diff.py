@@ -129,7 +129,7 @@ def test_merge_sarif_shards_into_one_run_per_category(tmp_path: Path, cli) -> No
     proc = cli("merge", *parts, other, "-o", tmp_path / "all.sarif")
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((tmp_path / "all.sarif").read_text())["runs"]
-    assert [r["automationDetails"]["id"] for r in runs] == ["mlsec/", "mlsec/d0"]
+    assert [r["automationDetails"]["id"] for r in runs] == ["mlsec/", "mlsec/d0/"]
     critical = [r for r in runs[0]["results"] if r["ruleId"] == "MLS101"]
     assert len(critical) == 6
     for result in runs[0]["results"]:

@@ -44,7 +44,9 @@ def test_sarif_carries_the_suppression(tmp_path: Path, cli) -> None:
     proc = cli("scan", tmp_path, "-f", "sarif")
     assert proc.returncode == 0, proc.stderr
     [result] = [r for r in report(proc)["runs"][0]["results"] if r["ruleId"] == "MLS101"]
-    assert result["suppressions"] == [{"kind": "inSource", "justification": "fixtures"}]
+    [suppression] = result["suppressions"]
+    assert (suppression["kind"], suppression["justification"]) == ("inSource", "fixtures")
+    assert suppression["properties"]["source"] == ".mlsec.toml: suppress[0]"
 
 
 def test_expired_suppression_stops_applying_and_is_reported(tmp_path: Path, cli) -> None:
