@@ -181,6 +181,26 @@ class ScanOptions(NamedTuple):
             return ""
         return "" if rel == "." else rel
 
+    def cache_root(self) -> Path | None:
+        """Where this scan may keep caches (hashes, database indexes, HTTP), or None for no
+        cache (``--no-cache``); default: mlsec's folder in the user's cache directory."""
+        if not self.use_cache:
+            return None
+        if self.cache_dir is not None:
+            return self.cache_dir
+        from mlsec.hashing import default_cache_dir
+
+        return default_cache_dir()
+
+    def data_root(self) -> Path:
+        """Where downloaded data lives (the offline database): ``--cache-dir``, else the
+        default cache directory; ``--no-cache`` does not hide it (it is data, not a cache)."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        from mlsec.hashing import default_cache_dir
+
+        return default_cache_dir()
+
     def section(self, name: str) -> Mapping[str, Any]:
         return self.sections.get(name, {})
 

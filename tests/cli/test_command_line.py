@@ -274,3 +274,29 @@ def test_color_and_quiet(tmp_path: Path, cli) -> None:
     quiet = cli("scan", tmp_path, "-q", "-f", "json")
     assert quiet.returncode == 1 and quiet.stderr == ""
     assert report(quiet)["summary"]["failed"] is True
+
+
+def test_cache_dir_and_no_cache(tmp_path: Path, cli) -> None:
+    from .conftest import OSV_MINI
+
+    repo, cache = tmp_path / "repo", tmp_path / "cache"
+    evil_pickle(repo / "model.pkl")
+    write(repo / "requirements.txt", "mlflow==2.9.0\n")
+    argv = ["scan", repo, "-f", "cyclonedx", "--offline", "--vuln-db", OSV_MINI, "--no-git"]
+    assert cli(*argv, "--cache-dir", cache).returncode == 1
+    kept = {p.relative_to(cache).parts[0] for p in cache.rglob("*") if p.is_file()}
+    assert kept == {"hashes.json", "osv-index"}
+    again = tmp_path / "cache2"
+    proc = cli(*argv, env={"MLSEC_NO_CACHE": "1", "XDG_CACHE_HOME": str(again)})
+    assert proc.returncode == 1, proc.stderr
+    assert not again.exists()  # nothing was cached
+    proc = cli("scan", repo, "--cache-dir", cache, "--no-cache")
+    assert proc.returncode == 2 and "exclude each other" in proc.stderr
+
+
+def test_offline_database_is_looked_up_in_the_cache_dir(tmp_path: Path, cli) -> None:
+    repo = tmp_path / "repo"
+    write(repo / "requirements.txt", "mlflow==2.9.0\n")
+    proc = cli("scan", repo, "--offline", "--cache-dir", tmp_path / "c")
+    assert proc.returncode == 2
+    assert f"none was given or found in {tmp_path / 'c' / 'osv'}" in proc.stderr
