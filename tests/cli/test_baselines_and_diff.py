@@ -159,3 +159,12 @@ def test_diff_keeps_files_with_undecodable_names(repo: Path, cli) -> None:
     proc = cli("scan", repo, "--diff", "HEAD", "-f", "json", "--min-severity", "critical")
     assert proc.returncode == 1
     assert ours(report(proc)) == [("MLS101", "critical", "w\\xff.pkl", False)]
+
+
+def test_diff_revision_is_never_a_git_option(repo: Path, tmp_path: Path, cli) -> None:
+    """`--diff=--output=FILE` would make git write FILE: refused before git runs."""
+    target = tmp_path / "written-by-git"
+    proc = cli("scan", repo, f"--diff=--output={target}")
+    assert proc.returncode == 2
+    assert "is not a git revision" in proc.stderr
+    assert not target.exists()
