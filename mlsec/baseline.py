@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlsec.errors import ConfigError
+from mlsec.walk import display_name
 
 MAX_BASELINE_BYTES = 256 * 1024**2
 SARIF_FINGERPRINT = "mlsecFingerprint/v1"
@@ -25,17 +26,17 @@ class BaselineEntry(NamedTuple):
 
 
 def read_report(path: Path, what: str = "baseline", hint: str = _HINT) -> Any:
-    """A JSON or SARIF report file, read bounded (a regular file, size and nesting capped):
-    ``--baseline /dev/zero`` or a deeply nested file is a ConfigError, not a hang or a crash."""
+    """A JSON or SARIF report file, read bounded (a regular file, size, nesting): the data,
+    or a ConfigError that says why."""
     from mlsec import boundedjson
 
+    where = f"{what} {display_name(str(path))}"
     try:
         return boundedjson.read_file(path, max_bytes=MAX_BASELINE_BYTES)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError(f"cannot read {what} {path}: {reason}", hint=hint) from None
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}", hint=hint) from None
     except boundedjson.JsonLimitError as exc:
-        raise ConfigError(f"{what} {path} is refused: {exc}", hint=hint) from None
+        raise ConfigError(f"{where} is refused: {exc}", hint=hint) from None
 
 
 def _text(value: object) -> str:

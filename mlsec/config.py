@@ -183,6 +183,26 @@ class ScanOptions(NamedTuple):
             return ""
         return "" if rel == "." else rel
 
+    def cache_root(self) -> Path | None:
+        """Where this scan may keep caches (hashes, database indexes, HTTP), or None for no
+        cache (``--no-cache``); default: mlsec's folder in the user's cache directory."""
+        if not self.use_cache:
+            return None
+        if self.cache_dir is not None:
+            return self.cache_dir
+        from mlsec.hashing import default_cache_dir
+
+        return default_cache_dir()
+
+    def data_root(self) -> Path:
+        """Where downloaded data lives (the offline database): ``--cache-dir``, else the
+        default cache directory; ``--no-cache`` does not hide it (it is data, not a cache)."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        from mlsec.hashing import default_cache_dir
+
+        return default_cache_dir()
+
     def section(self, name: str) -> Mapping[str, Any]:
         return self.sections.get(name, {})
 
@@ -219,12 +239,14 @@ def find_config_file(root: Path, stop: Path | None = None) -> tuple[Path, Mappin
     folders = [start]
     if stop is not None and start.is_relative_to(end := Path(os.path.abspath(stop))):
         folders.extend(p for p in start.parents if p.is_relative_to(end))
+    tree = Path(os.path.abspath(stop)) if stop is not None else start
     for folder in folders:
         dedicated = folder / ".mlsec.toml"
         if dedicated.is_file():
+            _inside_tree(dedicated, tree)
             return dedicated, _read_toml(dedicated)
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file():
+        if pyproject.is_file() and _resolves_inside(pyproject, tree):
             try:
                 data = _read_toml(pyproject)
             except ConfigError:
@@ -237,6 +259,22 @@ def find_config_file(root: Path, stop: Path | None = None) -> tuple[Path, Mappin
     return None
 
 
+def _resolves_inside(path: Path, tree: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(tree.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def _inside_tree(path: Path, tree: Path) -> None:
+    """The tree's configuration is read only from the tree (a link out of it is refused)."""
+    if not _resolves_inside(path, tree):
+        raise ConfigError(
+            f"{path}: a symlink out of the scanned tree; it was not read",
+            hint="replace the link with the file, or pass the file with --config",
+        )
+
+
 def load_config_file(path: Path) -> Mapping[str, Any]:
     data = _read_toml(path)
     if path.name == "pyproject.toml":
@@ -247,6 +285,7 @@ def load_config_file(path: Path) -> Mapping[str, Any]:
 
 
 MAX_CONFIG_BYTES = 4 * 1024**2
+MAX_SUPPRESSIONS = 10_000  # each is matched against every finding
 MAX_CONFIG_DEPTH = 32
 
 
@@ -348,6 +387,8 @@ def _suppress(
 ) -> tuple[SuppressRule, ...]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(f"{where}: expected [[suppress]] tables")
+    if len(value) > MAX_SUPPRESSIONS:
+        raise ConfigError(f"{where}: more than {MAX_SUPPRESSIONS} entries")
     rules: list[SuppressRule] = []
     for index, entry in enumerate(value):
         at = f"{where}[{index}]"

@@ -41,6 +41,21 @@ def repo_path(prefix: str, relpath: str) -> str:
     return prefix if relpath in ("", ".") else f"{prefix}/{relpath}"
 
 
+def _rebased(finding: Finding, prefix: str) -> Finding:
+    """``finding`` with its path, and the sources of its analyzers' suppressions that name
+    it ("requirements.txt:3"), made repository-relative."""
+    if not prefix:
+        return finding
+    old, new = finding.path, repo_path(prefix, finding.path)
+    suppressions = tuple(
+        s._replace(source=new + s.source[len(old) :])
+        if s.source == old or s.source.startswith(old + ":")
+        else s
+        for s in finding.suppressions
+    )
+    return finding._replace(path=new, suppressions=suppressions)
+
+
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
     seen: set[tuple[str, int | None, int | None]] = set()
     out: list[Finding] = []
@@ -205,11 +220,7 @@ def scan(
         if result.facts is not None:
             facts[analyzer.name] = result.facts
 
-    kept = [
-        f._replace(path=repo_path(prefix, f.path))
-        for f in _dedupe(findings)
-        if options.rule_enabled(f.rule_id)
-    ]
+    kept = [_rebased(f, prefix) for f in _dedupe(findings) if options.rule_enabled(f.rule_id)]
     if options.suppress or options.repo_tuning is not None:
         from mlsec.suppress import apply_suppressions
 

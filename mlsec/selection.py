@@ -79,6 +79,12 @@ def _includes(target: Target, path: str) -> set[str]:
 def changed_files(repo_root: Path, ref: str) -> frozenset[str]:
     """Files changed since ``ref`` in the work tree (renames as their new name), plus
     untracked files, relative to the repository root. Deleted files are not listed."""
+    if not ref or ref.startswith("-") or "\0" in ref:
+        # A revision that git would read as an option (`--output=FILE` writes a file).
+        raise MlsecError(
+            f"--diff {ref!r} is not a git revision",
+            hint="give a commit, branch or tag, e.g. --diff origin/main",
+        )
     try:
         import git  # gitpython, imported only for --diff
     except ImportError:  # pragma: no cover - a declared dependency

@@ -321,7 +321,8 @@ class AibomBuilder:
     def _hash(self, groups: Sequence[ModelGroup]) -> Mapping[Path, str]:
         paths = [t.path for g in groups for t in g.files if t.kind is not FileKind.LFS_POINTER]
         paths += [t.path for t in self._loose(groups) if t.kind is not FileKind.LFS_POINTER]
-        cache = HashCache(default_cache_dir() / "hashes.json") if self.settings.hash_cache else None
+        folder = self.settings.cache_dir or default_cache_dir()
+        cache = HashCache(folder / "hashes.json") if self.settings.hash_cache else None
         return hash_files(paths, cache=cache)
 
     # -- one model -------------------------------------------------------------------------

@@ -28,14 +28,16 @@ def bom_settings(ctx: AnalysisContext) -> BomSettings:
     section = ctx.options.section("bom")
     origin = ctx.options.config_file or "configuration"
     selected = any(s.startswith("MLS3") for s in ctx.options.select)
-    settings = BomSettings(findings=selected)
+    # (Not cache_root(): that imports mlsec.hashing, on scans that build no BOM too.)
+    use_cache = ctx.options.use_cache
+    settings = BomSettings(findings=selected, hash_cache=use_cache, cache_dir=ctx.options.cache_dir)
     for key, value in section.items():
         where = f"{origin}: bom.{key}"
         if key in ("hash-cache", "findings"):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: expected true or false")
             if key == "hash-cache":
-                settings = settings._replace(hash_cache=value)
+                settings = settings._replace(hash_cache=value and use_cache)
             else:
                 settings = settings._replace(findings=value or selected)
         elif key == "min-completeness":

@@ -236,13 +236,13 @@ class DependencyAnalyzer(Analyzer):
     def _auditor(
         self, ctx: AnalysisContext, config: DependencyConfig
     ) -> tuple[Auditor, str | None]:
-        from mlsec.deps.osv import OsvDatabase, default_database_dir
-        from mlsec.hashing import default_cache_dir
+        from mlsec.deps.osv import OsvDatabase
 
         options = ctx.options
+        cache = options.cache_root()  # None: --no-cache
         database_path = options.vuln_db
         if database_path is None and options.offline:
-            cached = default_database_dir()
+            cached = options.data_root() / "osv"  # where `mlsec db update` keeps it
             if not (cached / "all.zip").is_file():
                 raise MlsecError(
                     "offline dependency audit needs a vulnerability database, and none was "
@@ -254,7 +254,7 @@ class DependencyAnalyzer(Analyzer):
                 )
             database_path = cached
         if database_path is not None:
-            database = OsvDatabase(database_path, cache_dir=default_cache_dir())
+            database = OsvDatabase(database_path, cache_dir=cache)
             info = database.summary()
             if info.records == 0:
                 raise MlsecError(
@@ -288,7 +288,7 @@ class DependencyAnalyzer(Analyzer):
         return (
             PipAuditAuditor(
                 config.service,
-                cache_dir=default_cache_dir() / "http",
+                cache_dir=cache / "http" if cache is not None else None,
                 timeout=config.timeout,
                 ignore=config.ignore_vulns,
             ),
@@ -518,9 +518,7 @@ def _database_at_hand(ctx: AnalysisContext) -> bool:
         return True
     if not ctx.options.offline:
         return False
-    from mlsec.deps.osv import default_database_dir
-
-    return (default_database_dir() / "all.zip").is_file()
+    return (ctx.options.data_root() / "osv" / "all.zip").is_file()
 
 
 _LOCAL_TARGET = re.compile(r"^(?:-e|--editable)?\s*=?\s*(?:file:)?(?P<path>[^:\s]*)$")

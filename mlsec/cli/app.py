@@ -231,9 +231,16 @@ def scan(
     ] = None,
     cache_dir: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--cache-dir", metavar="DIR", help="Where hashes and indexes are cached."),
+        typer.Option(
+            "--cache-dir",
+            metavar="DIR",
+            help="Where hashes, database indexes and the offline database are kept (default: "
+            "mlsec in the user's cache directory).",
+        ),
     ] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Use no cache.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Keep no cache: hash and index everything anew.")
+    ] = False,
     quiet: Annotated[
         bool,
         typer.Option("--quiet", "-q", help="No progress and no notices on stderr."),

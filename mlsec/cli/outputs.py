@@ -49,12 +49,13 @@ def format_of(name: str) -> Format | None:
 
 
 def parse_output(value: str, default: Format | None) -> Output:
-    """``--output FILE`` (format from the extension, else ``default``) or ``FORMAT=FILE``."""
+    """``--output FILE`` (format from the extension, else ``default``) or ``FORMAT=FILE``;
+    ``-`` is standard output."""
     prefix, equals, rest = value.partition("=")
     if equals and rest and prefix in Format.__members__:
-        return Output(Format(prefix), Path(rest))
+        return Output(Format(prefix), None if rest == "-" else Path(rest))
     fmt = format_of(value) or default or Format.table
-    return Output(fmt, Path(value))
+    return Output(fmt, None if value == "-" else Path(value))
 
 
 def plan_outputs(fmt: Format | None, outputs: list[str] | None) -> list[Output]:
@@ -67,4 +68,8 @@ def plan_outputs(fmt: Format | None, outputs: list[str] | None) -> list[Output]:
     planned = [parse_output(value, fmt) for value in outputs or ()]
     if not planned or (fmt is not None and all(o.fmt is not fmt for o in planned)):
         planned.append(Output(fmt or Format.table, None))
+    if sum(o.path is None for o in planned) > 1:
+        from mlsec.errors import MlsecError
+
+        raise MlsecError("only one report can go to standard output", hint="name a file")
     return planned

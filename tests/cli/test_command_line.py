@@ -10,6 +10,7 @@ import pytest
 
 from mlsec.cli import scan_args
 from mlsec.cli.outputs import EXTENSIONS, Format, Output, format_of, plan_outputs
+from mlsec.errors import MlsecError
 from mlsec.render import RENDERERS
 
 from .conftest import evil_pickle, git, ours, report, write
@@ -35,12 +36,19 @@ def test_every_format_is_handled_everywhere() -> None:
         (Format.sarif, ["report"], [Output(Format.sarif, Path("report"))]),
         (None, ["sarif=x.txt", "x=y.json"],
          [Output(Format.sarif, Path("x.txt")), Output(Format.json, Path("x=y.json"))]),
+        (None, ["sarif=-", "r.md"],
+         [Output(Format.sarif, None), Output(Format.markdown, Path("r.md"))]),
     ],
 )  # fmt: skip
 def test_output_formats_come_from_the_extension(
     fmt: Format | None, outputs: list[str], planned: list[Output]
 ) -> None:
     assert plan_outputs(fmt, outputs) == planned
+
+
+def test_one_report_on_standard_output() -> None:
+    with pytest.raises(MlsecError, match="only one report can go to standard output"):
+        plan_outputs(Format.table, ["sarif=-"])
 
 
 def test_format_of_needs_a_name_before_the_extension() -> None:
@@ -254,3 +262,41 @@ def test_real_entry_point_gates(tmp_path: Path, cli_subprocess) -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", "")
     data = json.loads((tmp_path / "out" / "r.json").read_text())
     assert ("MLS101", "critical", "w.pkl", False) in ours(data)
+
+
+def test_color_and_quiet(tmp_path: Path, cli) -> None:
+    evil_pickle(tmp_path / "w.pkl")
+    colored = cli("scan", tmp_path, "--color", "always")
+    assert "\x1b[" in colored.stdout and "MLS101" in colored.stdout
+    plain = cli("scan", tmp_path, "--color", "never", env={"MLSEC_COLOR": "always"})
+    assert "\x1b[" not in plain.stdout and "MLS101" in plain.stdout
+    # -q: the report, and nothing else on stderr.
+    quiet = cli("scan", tmp_path, "-q", "-f", "json")
+    assert quiet.returncode == 1 and quiet.stderr == ""
+    assert report(quiet)["summary"]["failed"] is True
+
+
+def test_cache_dir_and_no_cache(tmp_path: Path, cli) -> None:
+    from .conftest import OSV_MINI
+
+    repo, cache = tmp_path / "repo", tmp_path / "cache"
+    evil_pickle(repo / "model.pkl")
+    write(repo / "requirements.txt", "mlflow==2.9.0\n")
+    argv = ["scan", repo, "-f", "cyclonedx", "--offline", "--vuln-db", OSV_MINI, "--no-git"]
+    assert cli(*argv, "--cache-dir", cache).returncode == 1
+    kept = {p.relative_to(cache).parts[0] for p in cache.rglob("*") if p.is_file()}
+    assert kept == {"hashes.json", "osv-index"}
+    again = tmp_path / "cache2"
+    proc = cli(*argv, env={"MLSEC_NO_CACHE": "1", "XDG_CACHE_HOME": str(again)})
+    assert proc.returncode == 1, proc.stderr
+    assert not again.exists()  # nothing was cached
+    proc = cli("scan", repo, "--cache-dir", cache, "--no-cache")
+    assert proc.returncode == 2 and "exclude each other" in proc.stderr
+
+
+def test_offline_database_is_looked_up_in_the_cache_dir(tmp_path: Path, cli) -> None:
+    repo = tmp_path / "repo"
+    write(repo / "requirements.txt", "mlflow==2.9.0\n")
+    proc = cli("scan", repo, "--offline", "--cache-dir", tmp_path / "c")
+    assert proc.returncode == 2
+    assert f"none was given or found in {tmp_path / 'c' / 'osv'}" in proc.stderr

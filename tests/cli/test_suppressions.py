@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from mlsec.findings import Suppression
 
 from .conftest import OSV_MINI, evil_pickle, ours, report, write
 
@@ -173,34 +170,31 @@ def test_no_config_refuses_a_config_inside_the_tree(tmp_path: Path, cli) -> None
     assert "--config and --no-config exclude each other" in proc.stderr
 
 
-def test_inline_suppression_from_an_analyzer_does_not_gate(
-    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An analyzer that attaches an inSource suppression (the dependency analyzer does for
-    `# mlsec: ignore[MLS201] reason`) keeps the finding in the report, out of the gate.
-    Emulated here on the analyzer's real MLS201 finding for a hand-made line."""
-    from mlsec.analyzers import dependencies
-
+def test_inline_ignore_in_a_manifest_does_not_gate(tmp_path: Path, cli) -> None:
+    """`# mlsec: ignore[MLS201] reason` (the dependency analyzer attaches the suppression):
+    the finding stays in the report, out of the gate; the other lines still gate."""
+    tmp_path = tmp_path / "sub"
     write(tmp_path / "requirements.txt", "mlflow==2.9.0  # mlsec: ignore[MLS201] not reachable\n")
-    real = dependencies.DependencyAnalyzer.analyze
-
-    def with_inline(self: Any, targets: Any, ctx: Any) -> Any:
-        result = real(self, targets, ctx)
-        said = Suppression("inSource", "not reachable", "requirements.txt:1")
-        result.findings = [
-            f._replace(suppressions=(said,)) if f.rule_id == "MLS201" and f.line == 1 else f
-            for f in result.findings
-        ]
-        return result
-
-    monkeypatch.setattr(dependencies.DependencyAnalyzer, "analyze", with_inline)
     proc = cli("scan", tmp_path, "-f", "json", "--offline", "--vuln-db", OSV_MINI)
     assert proc.returncode == 0, proc.stderr
     data = report(proc)
     [finding] = [f for f in data["findings"] if f["rule_id"] == "MLS201"]
-    assert finding["suppressions"][0]["source"] == "requirements.txt:1"
+    assert (finding["path"], finding["line"]) == ("requirements.txt", 1)
+    assert finding["suppressions"] == [
+        {"kind": "inSource", "justification": "not reachable", "source": "requirements.txt:1"}
+    ]
     assert data["summary"]["suppressed_by_kind"] == {"inSource": 1, "external": 0}
-    assert data["summary"]["failed"] is False
+    # From a parent folder: the source is a repository path like the finding's.
+    proc = cli("scan", "sub", "-f", "json", "--offline", "--vuln-db", OSV_MINI, cwd=tmp_path.parent)
+    [finding] = [f for f in report(proc)["findings"] if f["rule_id"] == "MLS201"]
+    assert finding["path"] == "sub/requirements.txt"
+    assert finding["suppressions"][0]["source"] == "sub/requirements.txt:1"
+    write(tmp_path / "requirements.txt", "mlflow==2.9.0  # mlsec: ignore[MLS201] not reachable\n"
+          "langchain==0.0.171\n")  # fmt: skip
+    proc = cli("scan", tmp_path, "-f", "sarif", "--offline", "--vuln-db", OSV_MINI)
+    assert proc.returncode == 1  # langchain, critical, is not covered
+    results = report(proc)["runs"][0]["results"]
+    assert [r["ruleId"] for r in results if r.get("suppressions")] == ["MLS201"]
 
 
 def test_expired_operator_suppression_is_a_scan_notice(tmp_path: Path, cli) -> None:
@@ -226,3 +220,21 @@ def test_in_tree_include_and_severity_raise(tmp_path: Path, cli) -> None:
     assert ("MLS101", "critical", "scratch/x.pkl", True) in found  # outside include
     assert ("MLS101", "critical", "models/w.pkl", False) in found
     assert ("MLS102", "high", "models/w.pkl", False) in found  # raising applies as is
+
+
+def test_in_tree_configuration_linked_from_outside_is_not_read(tmp_path: Path, cli) -> None:
+    repo, outside = tmp_path / "repo", tmp_path / "elsewhere.toml"
+    evil_pickle(repo / "w.pkl")
+    write(outside, 'ignore = ["MLS1"]\n')
+    (repo / ".mlsec.toml").symlink_to(outside)
+    proc = cli("scan", repo, "-f", "json")
+    assert proc.returncode == 2
+    assert "a symlink out of the scanned tree; it was not read" in proc.stderr
+    assert ("MLS101", "critical", "w.pkl", False) in ours(report(proc))
+
+
+def test_too_many_suppressions_are_refused(tmp_path: Path, cli) -> None:
+    write(tmp_path / "ops.toml", '[[suppress]]\nrule = "MLS1"\nreason = "r"\n' * 10_001)
+    proc = cli("scan", tmp_path / "ops.toml", "--config", tmp_path / "ops.toml")
+    assert proc.returncode == 2
+    assert "suppress: more than 10000 entries" in proc.stderr

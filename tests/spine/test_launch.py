@@ -144,7 +144,8 @@ def _run_entry_point(code: str, tmp_path: Path) -> subprocess.CompletedProcess[s
 
 def test_scan_of_a_model_starts_without_typer_or_dataclasses(tmp_path: Path) -> None:
     """The start-up budget: no typer/click/rich for JSON output, no dataclasses (see
-    mlsec/findings.py) on the path a checkpoint scan takes. (modelscan, which brings its own
+    mlsec/findings.py), no logging or thread pools (mlsec.hashing) on the path a checkpoint
+    scan takes. (modelscan, which brings its own
     imports, is off here: it skips large checkpoints anyway.)"""
     import zipfile
 
@@ -159,7 +160,7 @@ def test_scan_of_a_model_starts_without_typer_or_dataclasses(tmp_path: Path) -> 
         "import mlsec.cli\n"
         "try:\n    mlsec.cli.main()\n"
         "except SystemExit as exc:\n"
-        "    heavy = {'typer', 'click', 'rich', 'dataclasses'}\n"
+        "    heavy = {'typer', 'click', 'rich', 'dataclasses', 'logging', 'concurrent'}\n"
         "    loaded = {m.split('.')[0] for m in sys.modules} & heavy\n"
         "    print('exit', exc.code, sorted(loaded), file=sys.stderr)\n"
     )
