@@ -38,6 +38,8 @@ class ScanReport(NamedTuple):
     # The scanned root's place in the repository ("" at the top): finding paths start with
     # it; facts (the BOM's) are relative to the scanned root.
     prefix: str = ""
+    # Where renderers may keep memos (the BOM validation memo); None: --no-cache.
+    cache_root: str | None = None
 
     def scan_relative(self, path: str) -> str:
         """A report (repository-relative) path as the analyzers' facts name it."""

@@ -252,6 +252,7 @@ def scan(
         category=options.category,
         config_problems=options.config_problems,
         prefix=prefix,
+        cache_root=None if (cache := options.cache_root()) is None else str(cache),
     )
 
 

@@ -390,8 +390,7 @@ def bom(
     Exit code 0 when the BOM was written (findings do not fail this command), 2 when it
     could not be produced.
     """
-    from mlsec.hashing import default_cache_dir
-    from mlsec.render.cyclonedx import ValidationMemo, render_bom
+    from mlsec.render.cyclonedx import render_bom, report_memo
 
     report = run_scan(
         [path],
@@ -408,7 +407,7 @@ def bom(
 
         bom_text = render_spdx3(report)
     else:
-        memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
+        memo = report_memo(report)
         bom_text = render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo)
     write_output(bom_text, output)
     warn_errors(report)

@@ -61,10 +61,17 @@ def parse_output(value: str, default: Format | None) -> Output:
 def plan_outputs(fmt: Format | None, outputs: list[str] | None) -> list[Output]:
     """Every report one run writes.
 
-    Each ``--output`` gets its own format (``FORMAT=FILE``, else the extension, else
-    ``--format``). Standard output gets ``--format`` (default: table) when there is no
-    ``--output``, or when ``--format`` was given and no file already takes that format.
+    One ``--output FILE`` with ``--format``: the file gets that format, as in every scanner
+    users know (``-f cyclonedx -o bom.json``). Otherwise each ``--output`` gets its own format
+    (``FORMAT=FILE``, else the extension, else ``--format``). Standard output gets
+    ``--format`` (default: table) when there is no ``--output``, or when ``--format`` was
+    given and no file already takes that format.
     """
+    if fmt is not None and outputs and len(outputs) == 1:
+        value = outputs[0]
+        prefix, equals, rest = value.partition("=")
+        if not (equals and rest and prefix in Format.__members__):
+            return [Output(fmt, None if value == "-" else Path(value))]
     planned = [parse_output(value, fmt) for value in outputs or ()]
     if not planned or (fmt is not None and all(o.fmt is not fmt for o in planned)):
         planned.append(Output(fmt or Format.table, None))

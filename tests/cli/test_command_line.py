@@ -30,8 +30,11 @@ def test_every_format_is_handled_everywhere() -> None:
         (None, ["r.sarif"], [Output(Format.sarif, Path("r.sarif"))]),
         (None, ["bom.cdx.json", "r.md"],
          [Output(Format.cyclonedx, Path("bom.cdx.json")), Output(Format.markdown, Path("r.md"))]),
-        (Format.table, ["r.sarif"],
-         [Output(Format.sarif, Path("r.sarif")), Output(Format.table, None)]),
+        # one file with an explicit --format: that format, whatever the extension
+        (Format.cyclonedx, ["bom.json"], [Output(Format.cyclonedx, Path("bom.json"))]),
+        (Format.table, ["r.sarif", "r.md"],
+         [Output(Format.sarif, Path("r.sarif")), Output(Format.markdown, Path("r.md")),
+          Output(Format.table, None)]),
         (Format.json, ["out/report.json"], [Output(Format.json, Path("out/report.json"))]),
         (Format.sarif, ["report"], [Output(Format.sarif, Path("report"))]),
         (None, ["sarif=x.txt", "x=y.json"],
@@ -66,9 +69,13 @@ def test_several_outputs_in_one_run(tmp_path: Path, cli) -> None:
     assert json.loads((out / "r.sarif").read_text())["version"] == "2.1.0"
     assert ("MLS101", "critical", "w.pkl", False) in ours(json.loads((out / "r.json").read_text()))
     assert "## mlsec scan" in (out / "r.md").read_text()
-    # --format given and taken by no file: standard output gets it as well.
-    proc = cli("scan", repo, "-f", "table", "-o", out / "r2.sarif")
+    # --format given and taken by none of several files: standard output gets it as well.
+    proc = cli("scan", repo, "-f", "table", "-o", out / "r2.sarif", "-o", out / "r2.md")
     assert "CRITICAL" in proc.stdout and (out / "r2.sarif").is_file()
+    # one file with --format: that file gets the format, whatever its extension
+    proc = cli("scan", repo, "-f", "sarif", "-o", out / "r3.json")
+    assert proc.stdout == ""
+    assert json.loads((out / "r3.json").read_text())["version"] == "2.1.0"
 
 
 def test_several_paths_report_repository_paths(repo: Path, cli) -> None:
@@ -285,7 +292,7 @@ def test_cache_dir_and_no_cache(tmp_path: Path, cli) -> None:
     argv = ["scan", repo, "-f", "cyclonedx", "--offline", "--vuln-db", OSV_MINI, "--no-git"]
     assert cli(*argv, "--cache-dir", cache).returncode == 1
     kept = {p.relative_to(cache).parts[0] for p in cache.rglob("*") if p.is_file()}
-    assert kept == {"hashes.json", "osv-index"}
+    assert kept == {"hashes.json", "osv-index", "bom-validated.json", "bom-render"}
     again = tmp_path / "cache2"
     proc = cli(*argv, env={"MLSEC_NO_CACHE": "1", "XDG_CACHE_HOME": str(again)})
     assert proc.returncode == 1, proc.stderr
