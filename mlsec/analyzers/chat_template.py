@@ -1053,6 +1053,8 @@ def _no_fold() -> Any:
 
 
 # -- the interpreter ---------------------------------------------------------------------------
+
+
 class _Interpreter:
     """Runs the template abstractly: every branch, every loop body, every macro."""
 
@@ -1111,6 +1113,9 @@ class _Interpreter:
         from jinja2 import nodes
 
         self.tick(node, depth)
+        copies = nodes.AssignBlock | nodes.CallBlock | nodes.FilterBlock | nodes.With | nodes.Macro
+        if isinstance(node, copies):
+            self.copying(env, node, depth)
         empty = _const("")
         if isinstance(node, nodes.Output):
             parts = [self.expr(child, env, depth + 1) for child in node.nodes]
@@ -1173,7 +1178,14 @@ class _Interpreter:
             env[name] = INPUT
         return OPAQUE
 
+    def copying(self, env: dict[str, _Val], node: Any, depth: int) -> None:
+        """Charge copying and joining ``env`` to the step budget (hostile templates set
+        thousands of variables and then branch thousands of times)."""
+        self.steps += len(env) // 8
+        self.tick(node, depth)
+
     def branch(self, node: Any, env: dict[str, _Val], depth: int, capture: bool) -> _Val:
+        self.copying(env, node, depth)
         self.expr(node.test, env, depth + 1)
         taken = dict(env)
         out_taken = self.body(node.body, taken, depth, capture)
@@ -1201,6 +1213,7 @@ class _Interpreter:
                 listed = None
             if listed is not None and len(listed) <= MAX_UNROLL:
                 items = list(listed)
+        self.copying(env, node, depth)
         inner = dict(env)
         inner["loop"] = _const(_Loop(iterable.input))
         out = _const("")
@@ -1222,6 +1235,7 @@ class _Interpreter:
             )
             inner["\0loop.item"] = element
             for _ in range(3):
+                self.copying(inner, node, depth)
                 start = dict(inner)
                 self.assign(node.target, element, inner)
                 if node.test is not None:
@@ -1312,6 +1326,7 @@ class _Interpreter:
         memo_key = (macro.ident, tuple(args), tuple(sorted(kwargs.items())), caller)
         if memo_key in self.macro_memo:
             return self.macro_memo[memo_key]
+        self.copying(defined_env, node, depth)
         inner = dict(defined_env)
         inner[node.name] = _const(macro)
         names = [arg.name for arg in node.args]
@@ -1626,6 +1641,7 @@ class _Interpreter:
         """``self.name()``: the output of the template's block ``name``."""
         if name in self.active_blocks or name not in self.blocks:
             return OPAQUE
+        self.copying(env, self.blocks[name], depth)
         self.active_blocks.add(name)
         try:
             return self.body(self.blocks[name].body, dict(env), depth, capture=True)

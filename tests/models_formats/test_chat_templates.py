@@ -553,3 +553,13 @@ def test_every_value_of_a_repeated_key_is_analysed(tmp_path: Path, scan_formats:
 def test_sort_attribute_lists_are_split_on_commas() -> None:
     assert _internals("{{ [x]|sort(attribute='name,__class__') }}") == {"__class__"}
     assert _internals("{{ [x]|sort(attribute='name,' ~ '__cla' ~ 'ss__') }}") == {"__class__"}
+
+
+def test_copying_many_variables_is_charged(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Thousands of variables, then thousands of branches: each branch copies them all.
+    monkeypatch.setattr(chat_template, "MAX_STEPS", 3000)
+    names = "".join(f"{{% set v{i} = {i} %}}" for i in range(300))
+    assert _bounds(names + "{% if a %}{% endif %}" * 300) == [
+        "over 3000 folding steps (the interpreter limit)"
+    ]
+    assert _bounds(names + "{% if a %}{% endif %}" * 3) == []
