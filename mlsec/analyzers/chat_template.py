@@ -1621,11 +1621,30 @@ class _Interpreter:
         kwargs: dict[str, _Val],
         env: dict[str, _Val],
     ) -> _Val:
-        if name == "dict" and not args:
+        if name == "dict" and len(args) <= 1:
             keys = list(kwargs)
-            return _lift(lambda *vs: _KDict(zip(keys, vs, strict=True)), *kwargs.values())
+            return _lift(
+                lambda *vs: _KDict(
+                    {
+                        **_as_mapping(vs[0] if args else ()),
+                        **dict(zip(keys, vs[len(args) :], strict=True)),
+                    }.items()
+                ),
+                *args,
+                *kwargs.values(),
+            )
         if name == "namespace":
             space = _NS(id(node))
+            for arg in args[:1]:  # namespace({'k': v}) or namespace([('k', v)])
+                for known in arg.known:
+                    try:
+                        pairs = _as_mapping(known)
+                    except _NoFold:
+                        continue
+                    for key, value in pairs.items():
+                        if isinstance(key, str):
+                            slot = _ns_key(space.ident, key)
+                            env[slot] = _join(env.get(slot, _Val(frozenset())), _const(value))
             for key, value in kwargs.items():
                 env[_ns_key(space.ident, key)] = value
             return _const(space)
@@ -1734,6 +1753,16 @@ def _mutate(name: str, container: Any, *args: Any) -> tuple[Any, Any]:
     else:
         raise _NoFold
     return tuple(items), result
+
+
+def _as_mapping(value: Any) -> dict[Any, Any]:
+    """``dict(value)`` for a folded dict or list of pairs."""
+    if isinstance(value, _KDict):
+        return dict(value)
+    pairs = _as_list(value)
+    if not all(_is_seq(pair) and len(pair) == 2 for pair in pairs):
+        raise _NoFold
+    return {pair[0]: pair[1] for pair in pairs}
 
 
 def _picks(value: Any) -> list[Any]:

@@ -182,6 +182,10 @@ def test_folded_subscript_keys(key: str) -> None:
         "{% set l = [] %}{% do l.append('__cla' ~ 'ss__') %}{{ x[l[0]] }}",
         "{% set l = ['a', '__class__'] %}{% set _ = l.pop(0) %}{{ x[l[0]] }}",
         "{% set ns = namespace(l=[]) %}{% set _ = ns.l.append('__class__') %}{{ x[ns.l.pop(0)] }}",
+        "{% set ns = namespace({'k': '__class__'}) %}{{ x[ns.k] }}",
+        "{% set ns = namespace([('k', '__cla' ~ 'ss__')]) %}{{ x[ns.k] }}",
+        "{{ x[dict([('__class__', 1)])|first] }}",
+        "{{ x[dict({'a': 1}, __class__=2)|last] }}",
     ],
     ids=[
         "set",
@@ -221,6 +225,10 @@ def test_folded_subscript_keys(key: str) -> None:
         "list-append",
         "list-pop",
         "namespace-list-queue",
+        "namespace-from-dict",
+        "namespace-from-pairs",
+        "dict-from-pairs",
+        "dict-from-dict-and-keywords",
     ],
 )
 def test_folded_through_variables(template: str) -> None:
