@@ -73,6 +73,7 @@ _INTERNAL_NAMES = frozenset(
     }
 )
 _DUNDER = re.compile(r"^__\w+__$")
+_WHITESPACE = re.compile(r"\s+")
 
 
 def is_internal(name: str) -> bool:
@@ -377,9 +378,13 @@ def _environment() -> Any:
                     raise _OutOfBudget(f"parsing took over {MAX_SECONDS:g} s", token.lineno)
                 yield token
 
-    # The extensions transformers enables, so benign templates parse as they do there.
+    # The options and extensions transformers and llama-cpp-python use, so templates parse as
+    # they do there (other loaders keep the whitespace these options trim: names are judged
+    # with whitespace removed too).
     return jinja2.Environment(  # noqa: S701 (never rendered: escaping is moot)
-        extensions=[jinja2.ext.loopcontrols, jinja2.ext.do, GenerationTag, TokenBudget]
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[jinja2.ext.loopcontrols, jinja2.ext.do, GenerationTag, TokenBudget],
     )
 
 
@@ -417,6 +422,8 @@ class _Judge:
             if not isinstance(known, str):
                 continue
             parts = re.split(r"[.,]", known) if dotted else [known]
+            # Whitespace differs between loaders that trim blocks and loaders that do not.
+            parts += [squeezed for part in parts if (squeezed := _WHITESPACE.sub("", part)) != part]
             internal = [part for part in parts if is_internal(part)]
             for part in internal:
                 self.add("internals", part, line, how)

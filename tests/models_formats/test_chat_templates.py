@@ -186,6 +186,9 @@ def test_folded_subscript_keys(key: str) -> None:
         "{% set ns = namespace([('k', '__cla' ~ 'ss__')]) %}{{ x[ns.k] }}",
         "{{ x[dict([('__class__', 1)])|first] }}",
         "{{ x[dict({'a': 1}, __class__=2)|last] }}",
+        # Loaders that keep the whitespace block tags trim: the name is judged without it.
+        "{% set k %}__cla{% if 1 %}\n   ss__{% endif %}{% endset %}{{ x[k] }}",
+        "{% set k %}  __class__  {% endset %}{{ x|attr(k) }}",
     ],
     ids=[
         "set",
@@ -229,6 +232,8 @@ def test_folded_subscript_keys(key: str) -> None:
         "namespace-from-pairs",
         "dict-from-pairs",
         "dict-from-dict-and-keywords",
+        "whitespace-between-blocks",
+        "whitespace-around",
     ],
 )
 def test_folded_through_variables(template: str) -> None:
