@@ -664,8 +664,18 @@ def _join(*values: _Val) -> _Val:
     return _Val(frozenset(known), open_, capped, computed, input_)
 
 
+_NS_PREFIX = "\0ns"
+
+
 def _ns_key(ident: int, attr: str) -> str:
-    return f"\0ns{ident}.{attr}"
+    return f"{_NS_PREFIX}{ident}.{attr}"
+
+
+def _keep_namespaces(env: dict[str, _Val], scope: dict[str, _Val], *, surely: bool) -> None:
+    """Namespace attributes set inside a scope outlive it (``surely``: the scope did run)."""
+    for key, value in scope.items():
+        if key.startswith(_NS_PREFIX) and env.get(key) != value:
+            env[key] = value if surely else _join(env.get(key, INPUT), value)
 
 
 def _check_size(value: Any) -> Any:
@@ -1071,7 +1081,8 @@ class _Interpreter:
         self.deadline = time.monotonic() + MAX_SECONDS
         self.macros: dict[int, tuple[Any, dict[str, _Val], _Val, dict[str, _Val]]] = {}
         self.macro_depth = 0
-        self.macro_memo: dict[tuple[Any, ...], _Val] = {}
+        # (macro, arguments) -> (output, namespace attributes it leaves behind)
+        self.macro_memo: dict[tuple[Any, ...], tuple[_Val, dict[str, _Val]]] = {}
         self.callers: list[_Val] = []  # the output of each enclosing {% call %} body
         self.blocks: dict[str, Any] = {}
         self.active_blocks: set[str] = set()
@@ -1131,7 +1142,9 @@ class _Interpreter:
             self.assign(node.target, self.expr(node.node, env, depth + 1), env)
             return empty
         if isinstance(node, nodes.AssignBlock):
-            value = self.body(node.body, dict(env), depth, capture=True)
+            scope = dict(env)
+            value = self.body(node.body, scope, depth, capture=True)
+            _keep_namespaces(env, scope, surely=True)
             if node.filter is not None:
                 value = self.filter(node.filter, value, env, depth + 1)
             self.assign(node.target, value, env)
@@ -1150,21 +1163,22 @@ class _Interpreter:
             for default in node.defaults:
                 self.expr(default, env, depth + 1)
             self.callers.append(self.body(node.body, inner, depth, capture=True))
+            _keep_namespaces(env, inner, surely=False)
             try:
                 return self.expr(node.call, env, depth + 1)
             finally:
                 self.callers.pop()
         if isinstance(node, nodes.FilterBlock):
-            value = self.body(node.body, dict(env), depth, capture=True)
+            scope = dict(env)
+            value = self.body(node.body, scope, depth, capture=True)
+            _keep_namespaces(env, scope, surely=True)
             return self.filter(node.filter, value, env, depth + 1)
         if isinstance(node, nodes.With):
             inner = dict(env)
             for target, source in zip(node.targets, node.values, strict=False):
                 self.assign(target, self.expr(source, env, depth + 1), inner)
             out = self.body(node.body, inner, depth, capture)
-            for key, value in inner.items():  # namespace attributes outlive the block
-                if key.startswith("\0"):
-                    env[key] = value
+            _keep_namespaces(env, inner, surely=True)
             return out
         if isinstance(node, nodes.ExprStmt):
             self.expr(node.node, env, depth + 1)
@@ -1180,7 +1194,9 @@ class _Interpreter:
             if isinstance(child, nodes.Expr):
                 self.expr(child, env, depth + 1)
             else:
-                self.stmt(child, dict(env), depth + 1, capture=False)
+                scope = dict(env)
+                self.stmt(child, scope, depth + 1, capture=False)
+                _keep_namespaces(env, scope, surely=False)
         for name in _assigned_names(node):
             env[name] = INPUT
         return OPAQUE
@@ -1259,9 +1275,10 @@ class _Interpreter:
                 self.assign(node.target, element, inner)
                 self.body(node.body, inner, depth, capture=False)
             out = _unknown(iterable)
-        self.body(node.else_, dict(before), depth, capture=False)
+        otherwise = dict(before)  # {% else %}: runs when there was nothing to loop over
+        self.body(node.else_, otherwise, depth, capture=False)
         env.clear()
-        env.update(_join_envs(before, inner))
+        env.update(_join_envs(_join_envs(before, inner), otherwise))
         for key in ("loop", "\0loop.item"):
             if key in before:
                 env[key] = before[key]
@@ -1313,6 +1330,7 @@ class _Interpreter:
         self.macros[ident] = (node, dict(env), INPUT, defaults)
         output = self.body(node.body, inner, depth, capture=True)
         self.macros[ident] = (node, dict(env), output, defaults)
+        _keep_namespaces(env, inner, surely=False)  # as if called: it may be
 
     def defaults(self, node: Any, env: dict[str, _Val], depth: int) -> dict[str, _Val]:
         """A macro's default argument values (they belong to its last arguments)."""
@@ -1321,7 +1339,12 @@ class _Interpreter:
         return dict(zip(names, values, strict=True))
 
     def call_macro(
-        self, macro: _Macro, args: list[_Val], kwargs: dict[str, _Val], depth: int
+        self,
+        macro: _Macro,
+        args: list[_Val],
+        kwargs: dict[str, _Val],
+        env: dict[str, _Val],
+        depth: int,
     ) -> _Val:
         node, defined_env, output, defaults = self.macros[macro.ident]
         values = [*args, *kwargs.values()]
@@ -1332,7 +1355,9 @@ class _Interpreter:
         caller = self.callers[-1] if self.callers else None
         memo_key = (macro.ident, tuple(args), tuple(sorted(kwargs.items())), caller)
         if memo_key in self.macro_memo:
-            return self.macro_memo[memo_key]
+            result, effects = self.macro_memo[memo_key]
+            _keep_namespaces(env, effects, surely=True)
+            return result
         self.copying(defined_env, node, depth)
         inner = dict(defined_env)
         inner[node.name] = _const(macro)
@@ -1353,7 +1378,9 @@ class _Interpreter:
             result = self.body(node.body, inner, depth, capture=True)
         finally:
             self.macro_depth -= 1
-        self.macro_memo[memo_key] = result
+        _keep_namespaces(env, inner, surely=True)
+        effects = {k: v for k, v in inner.items() if k.startswith(_NS_PREFIX)}
+        self.macro_memo[memo_key] = (result, effects)
         return result
 
     # -- expressions ----------------------------------------------------------------------
@@ -1576,7 +1603,7 @@ class _Interpreter:
     ) -> _Val:
         everything = [*args, *kwargs.values()]
         if isinstance(callee, _Macro):
-            return self.call_macro(callee, args, kwargs, depth)
+            return self.call_macro(callee, args, kwargs, env, depth)
         if isinstance(callee, _Caller):
             return self.callers[callee.position] if callee.position < len(self.callers) else INPUT
         if isinstance(callee, _BlockRef):
@@ -1669,10 +1696,12 @@ class _Interpreter:
             return OPAQUE
         self.copying(env, self.blocks[name], depth)
         self.active_blocks.add(name)
+        scope = dict(env)
         try:
-            return self.body(self.blocks[name].body, dict(env), depth, capture=True)
+            return self.body(self.blocks[name].body, scope, depth, capture=True)
         finally:
             self.active_blocks.discard(name)
+            _keep_namespaces(env, scope, surely=True)
 
     def method(self, node: Any, method: _Method, args: list[_Val], kwargs: dict[str, _Val]) -> _Val:
         receiver = method.receiver

@@ -189,6 +189,12 @@ def test_folded_subscript_keys(key: str) -> None:
         # Loaders that keep the whitespace block tags trim: the name is judged without it.
         "{% set k %}__cla{% if 1 %}\n   ss__{% endif %}{% endset %}{{ x[k] }}",
         "{% set k %}  __class__  {% endset %}{{ x|attr(k) }}",
+        "{% set ns = namespace(k='') %}{% for m in [] %}{% else %}{% set ns.k = '__class__' %}"
+        "{% endfor %}{{ x[ns.k] }}",
+        "{% set ns = namespace(k='') %}{% macro m(a) %}{% set ns.k = a %}{% endmacro %}"
+        "{{ m('__cla' ~ 'ss__') }}{{ x[ns.k] }}",
+        "{% set ns = namespace(k='') %}{% set v %}{% set ns.k = '__class__' %}{% endset %}"
+        "{{ x[ns.k] }}",
     ],
     ids=[
         "set",
@@ -234,6 +240,9 @@ def test_folded_subscript_keys(key: str) -> None:
         "dict-from-dict-and-keywords",
         "whitespace-between-blocks",
         "whitespace-around",
+        "loop-else",
+        "namespace-set-in-macro",
+        "namespace-set-in-set-block",
     ],
 )
 def test_folded_through_variables(template: str) -> None:
