@@ -10,9 +10,14 @@ small abstract interpreter: it folds every string built from literals (operators
 string methods, slicing, ``set`` variables, namespaces, loops over literal lists, macros) and
 judges each *name lookup* (``x.name``, ``x[key]``, ``attr()``, ``map(attribute=...)``, format
 fields) by the names it can take. A string is judged only where it is used as a name, so text
-that merely contains double underscores stays clean. Every bound (size, tokens, folding steps,
-nesting, time) that stops the analysis is reported, never silent. Hand-written: no maintained
-library folds Jinja expressions without rendering them.
+that merely contains double underscores stays clean.
+
+Values the interpreter cannot fold are of two kinds: render-time input (``messages``,
+``tools``...: ``message[key]`` is how templates read data, so such keys are nothing) and the
+template's own objects (``lipsum|string``, filters not folded: names spelt from their text
+are hostile). Every bound (size, tokens, folding steps, nesting, time) that stops the
+analysis is reported, never silent. Hand-written: no maintained library folds Jinja
+expressions without rendering them.
 """
 
 from __future__ import annotations
