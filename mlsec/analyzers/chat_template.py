@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # -- bounds (each one reached is an MLS170 finding naming it) ----------------------------------
 MAX_TEMPLATE_BYTES = 2 * 1024 * 1024  # real chat templates are under 100 KB
 MAX_TOKENS = 100_000  # Jinja parses ~150k tokens/s alone; real templates have under 10k
-MAX_STEPS = 300_000  # interpreter steps (~2 s; the real templates tried need under 20k)
+MAX_STEPS = 200_000  # interpreter steps (about 1 s; 178 real templates need at most 26k)
 MAX_NESTING = 250  # syntax-tree depth the interpreter follows (Python's stack is the limit)
 MAX_SECONDS = 10.0  # wall-clock backstop on top of the deterministic budgets
 MAX_FOLDED = 64 * 1024  # longest string folded (longer: "too long to fold", judged as capped)
