@@ -422,7 +422,6 @@ class _Judge:
         ``dotted``: Jinja splits the name on dots (attribute arguments of filters).
         """
         line = getattr(node, "lineno", None)
-        how = "" if not value.computed else _describe(node)
         for known in value.known:
             if not isinstance(known, str):
                 continue
@@ -430,9 +429,11 @@ class _Judge:
             # Whitespace differs between loaders that trim blocks and loaders that do not.
             parts += [squeezed for part in parts if (squeezed := _WHITESPACE.sub("", part)) != part]
             internal = [part for part in parts if is_internal(part)]
+            reported = internal or (value.computed and known.isidentifier())
+            how = _describe(node) if reported and value.computed else ""
             for part in internal:
                 self.add("internals", part, line, how)
-            if not internal and value.computed and known.isidentifier():
+            if not internal and reported:
                 self.add("dynamic", repr(known[:60]), line, how)
         if value.capped:
             self.add(
@@ -697,12 +698,17 @@ class _Capped(Exception):
 
 def _lift(fn: Callable[..., Any], *values: _Val) -> _Val:
     """Apply a concrete operation to every combination of known values (bounded)."""
-    open_ = any(v.open for v in values)
-    capped = any(v.capped for v in values)
-    input_ = any(v.input for v in values)
+    open_ = capped = input_ = False
     combos: list[tuple[Any, ...]] = [()]
     for value in values:
-        combos = [(*c, k) for c in combos for k in value.known]
+        open_ = open_ or value.open
+        capped = capped or value.capped
+        input_ = input_ or value.input
+        if len(value.known) == 1:
+            (only,) = value.known
+            combos = [(*c, only) for c in combos]
+        else:
+            combos = [(*c, k) for c in combos for k in value.known]
         if len(combos) > MAX_CHOICES:
             return CAPPED
     out: set[Any] = set()
@@ -1081,6 +1087,9 @@ class _Interpreter:
     """Runs the template abstractly: every branch, every loop body, every macro."""
 
     def __init__(self, judge: _Judge) -> None:
+        from jinja2 import nodes
+
+        self.nodes = nodes  # imported once: the interpreter's methods are hot
         self.judge = judge
         self.steps = 0
         self.deadline = time.monotonic() + MAX_SECONDS
@@ -1108,7 +1117,7 @@ class _Interpreter:
             raise _OutOfBudget(f"folding took over {MAX_SECONDS:g} s")
 
     def run(self, tree: Any) -> None:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         # Iteratively (jinja2's find_all recurses, and hostile trees are deep).
         stack = [tree]
@@ -1133,7 +1142,7 @@ class _Interpreter:
         return out if capture else OPAQUE
 
     def stmt(self, node: Any, env: dict[str, _Val], depth: int, capture: bool) -> _Val:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         self.tick(node, depth)
         copies = nodes.AssignBlock | nodes.CallBlock | nodes.FilterBlock | nodes.With | nodes.Macro
@@ -1292,7 +1301,7 @@ class _Interpreter:
         return out
 
     def assign(self, target: Any, value: _Val, env: dict[str, _Val]) -> None:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         if isinstance(target, nodes.Name):
             env[target.name] = value
@@ -1398,7 +1407,7 @@ class _Interpreter:
         return out
 
     def expr(self, node: Any, env: dict[str, _Val], depth: int) -> _Val:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         self.tick(node, depth)
         d = depth + 1
@@ -1494,7 +1503,7 @@ class _Interpreter:
         return OPAQUE  # an attribute of one of the template's own objects
 
     def item(self, node: Any, env: dict[str, _Val], depth: int) -> _Val:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         obj = self.expr(node.node, env, depth)
         if isinstance(node.arg, nodes.Slice):
@@ -1577,7 +1586,7 @@ class _Interpreter:
         ]
 
     def call(self, node: Any, env: dict[str, _Val], depth: int) -> _Val:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         if isinstance(node.node, nodes.Getattr) and node.node.attr in _MUTATORS:
             mutated = self.mutation(node, env, depth)
@@ -1630,7 +1639,7 @@ class _Interpreter:
     def mutation(self, node: Any, env: dict[str, _Val], depth: int) -> _Val | None:
         """``l.append(x)``, ``d.update(e)``, ``l.pop(0)``...: the container held by a variable
         (or a namespace attribute) changes; the result is what the method returns."""
-        from jinja2 import nodes
+        nodes = self.nodes
 
         target = node.node.node
         container = self.expr(target, env, depth)
