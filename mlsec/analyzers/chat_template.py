@@ -10,9 +10,14 @@ small abstract interpreter: it folds every string built from literals (operators
 string methods, slicing, ``set`` variables, namespaces, loops over literal lists, macros) and
 judges each *name lookup* (``x.name``, ``x[key]``, ``attr()``, ``map(attribute=...)``, format
 fields) by the names it can take. A string is judged only where it is used as a name, so text
-that merely contains double underscores stays clean. Every bound (size, tokens, folding steps,
-nesting, time) that stops the analysis is reported, never silent. Hand-written: no maintained
-library folds Jinja expressions without rendering them.
+that merely contains double underscores stays clean.
+
+Values the interpreter cannot fold are of two kinds: render-time input (``messages``,
+``tools``...: ``message[key]`` is how templates read data, so such keys are nothing) and the
+template's own objects (``lipsum|string``, filters not folded: names spelt from their text
+are hostile). Every bound (size, tokens, folding steps, nesting, time) that stops the
+analysis is reported, never silent. Hand-written: no maintained library folds Jinja
+expressions without rendering them.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
 # -- bounds (each one reached is an MLS170 finding naming it) ----------------------------------
 MAX_TEMPLATE_BYTES = 2 * 1024 * 1024  # real chat templates are under 100 KB
 MAX_TOKENS = 100_000  # Jinja parses ~150k tokens/s alone; real templates have under 10k
-MAX_STEPS = 300_000  # interpreter steps (~2 s; the real templates tried need under 20k)
+MAX_STEPS = 200_000  # interpreter steps (about 1 s; 178 real templates need at most 26k)
 MAX_NESTING = 250  # syntax-tree depth the interpreter follows (Python's stack is the limit)
 MAX_SECONDS = 10.0  # wall-clock backstop on top of the deterministic budgets
 MAX_FOLDED = 64 * 1024  # longest string folded (longer: "too long to fold", judged as capped)
@@ -73,6 +78,7 @@ _INTERNAL_NAMES = frozenset(
     }
 )
 _DUNDER = re.compile(r"^__\w+__$")
+_WHITESPACE = re.compile(r"\s+")
 
 
 def is_internal(name: str) -> bool:
@@ -377,9 +383,13 @@ def _environment() -> Any:
                     raise _OutOfBudget(f"parsing took over {MAX_SECONDS:g} s", token.lineno)
                 yield token
 
-    # The extensions transformers enables, so benign templates parse as they do there.
+    # The options and extensions transformers and llama-cpp-python use, so templates parse as
+    # they do there (other loaders keep the whitespace these options trim: names are judged
+    # with whitespace removed too).
     return jinja2.Environment(  # noqa: S701 (never rendered: escaping is moot)
-        extensions=[jinja2.ext.loopcontrols, jinja2.ext.do, GenerationTag, TokenBudget]
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[jinja2.ext.loopcontrols, jinja2.ext.do, GenerationTag, TokenBudget],
     )
 
 
@@ -412,15 +422,18 @@ class _Judge:
         ``dotted``: Jinja splits the name on dots (attribute arguments of filters).
         """
         line = getattr(node, "lineno", None)
-        how = "" if not value.computed else _describe(node)
         for known in value.known:
             if not isinstance(known, str):
                 continue
             parts = re.split(r"[.,]", known) if dotted else [known]
+            # Whitespace differs between loaders that trim blocks and loaders that do not.
+            parts += [squeezed for part in parts if (squeezed := _WHITESPACE.sub("", part)) != part]
             internal = [part for part in parts if is_internal(part)]
+            reported = internal or (value.computed and known.isidentifier())
+            how = _describe(node) if reported and value.computed else ""
             for part in internal:
                 self.add("internals", part, line, how)
-            if not internal and value.computed and known.isidentifier():
+            if not internal and reported:
                 self.add("dynamic", repr(known[:60]), line, how)
         if value.capped:
             self.add(
@@ -657,8 +670,18 @@ def _join(*values: _Val) -> _Val:
     return _Val(frozenset(known), open_, capped, computed, input_)
 
 
+_NS_PREFIX = "\0ns"
+
+
 def _ns_key(ident: int, attr: str) -> str:
-    return f"\0ns{ident}.{attr}"
+    return f"{_NS_PREFIX}{ident}.{attr}"
+
+
+def _keep_namespaces(env: dict[str, _Val], scope: dict[str, _Val], *, surely: bool) -> None:
+    """Namespace attributes set inside a scope outlive it (``surely``: the scope did run)."""
+    for key, value in scope.items():
+        if key.startswith(_NS_PREFIX) and env.get(key) != value:
+            env[key] = value if surely else _join(env.get(key, INPUT), value)
 
 
 def _check_size(value: Any) -> Any:
@@ -675,12 +698,17 @@ class _Capped(Exception):
 
 def _lift(fn: Callable[..., Any], *values: _Val) -> _Val:
     """Apply a concrete operation to every combination of known values (bounded)."""
-    open_ = any(v.open for v in values)
-    capped = any(v.capped for v in values)
-    input_ = any(v.input for v in values)
+    open_ = capped = input_ = False
     combos: list[tuple[Any, ...]] = [()]
     for value in values:
-        combos = [(*c, k) for c in combos for k in value.known]
+        open_ = open_ or value.open
+        capped = capped or value.capped
+        input_ = input_ or value.input
+        if len(value.known) == 1:
+            (only,) = value.known
+            combos = [(*c, only) for c in combos]
+        else:
+            combos = [(*c, k) for c in combos for k in value.known]
         if len(combos) > MAX_CHOICES:
             return CAPPED
     out: set[Any] = set()
@@ -1053,16 +1081,22 @@ def _no_fold() -> Any:
 
 
 # -- the interpreter ---------------------------------------------------------------------------
+
+
 class _Interpreter:
     """Runs the template abstractly: every branch, every loop body, every macro."""
 
     def __init__(self, judge: _Judge) -> None:
+        from jinja2 import nodes
+
+        self.nodes = nodes  # imported once: the interpreter's methods are hot
         self.judge = judge
         self.steps = 0
         self.deadline = time.monotonic() + MAX_SECONDS
         self.macros: dict[int, tuple[Any, dict[str, _Val], _Val, dict[str, _Val]]] = {}
         self.macro_depth = 0
-        self.macro_memo: dict[tuple[Any, ...], _Val] = {}
+        # (macro, arguments) -> (output, namespace attributes it leaves behind)
+        self.macro_memo: dict[tuple[Any, ...], tuple[_Val, dict[str, _Val]]] = {}
         self.callers: list[_Val] = []  # the output of each enclosing {% call %} body
         self.blocks: dict[str, Any] = {}
         self.active_blocks: set[str] = set()
@@ -1083,7 +1117,7 @@ class _Interpreter:
             raise _OutOfBudget(f"folding took over {MAX_SECONDS:g} s")
 
     def run(self, tree: Any) -> None:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         # Iteratively (jinja2's find_all recurses, and hostile trees are deep).
         stack = [tree]
@@ -1108,9 +1142,12 @@ class _Interpreter:
         return out if capture else OPAQUE
 
     def stmt(self, node: Any, env: dict[str, _Val], depth: int, capture: bool) -> _Val:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         self.tick(node, depth)
+        copies = nodes.AssignBlock | nodes.CallBlock | nodes.FilterBlock | nodes.With | nodes.Macro
+        if isinstance(node, copies):
+            self.copying(env, node, depth)
         empty = _const("")
         if isinstance(node, nodes.Output):
             parts = [self.expr(child, env, depth + 1) for child in node.nodes]
@@ -1119,7 +1156,9 @@ class _Interpreter:
             self.assign(node.target, self.expr(node.node, env, depth + 1), env)
             return empty
         if isinstance(node, nodes.AssignBlock):
-            value = self.body(node.body, dict(env), depth, capture=True)
+            scope = dict(env)
+            value = self.body(node.body, scope, depth, capture=True)
+            _keep_namespaces(env, scope, surely=True)
             if node.filter is not None:
                 value = self.filter(node.filter, value, env, depth + 1)
             self.assign(node.target, value, env)
@@ -1138,21 +1177,22 @@ class _Interpreter:
             for default in node.defaults:
                 self.expr(default, env, depth + 1)
             self.callers.append(self.body(node.body, inner, depth, capture=True))
+            _keep_namespaces(env, inner, surely=False)
             try:
                 return self.expr(node.call, env, depth + 1)
             finally:
                 self.callers.pop()
         if isinstance(node, nodes.FilterBlock):
-            value = self.body(node.body, dict(env), depth, capture=True)
+            scope = dict(env)
+            value = self.body(node.body, scope, depth, capture=True)
+            _keep_namespaces(env, scope, surely=True)
             return self.filter(node.filter, value, env, depth + 1)
         if isinstance(node, nodes.With):
             inner = dict(env)
             for target, source in zip(node.targets, node.values, strict=False):
                 self.assign(target, self.expr(source, env, depth + 1), inner)
             out = self.body(node.body, inner, depth, capture)
-            for key, value in inner.items():  # namespace attributes outlive the block
-                if key.startswith("\0"):
-                    env[key] = value
+            _keep_namespaces(env, inner, surely=True)
             return out
         if isinstance(node, nodes.ExprStmt):
             self.expr(node.node, env, depth + 1)
@@ -1168,12 +1208,21 @@ class _Interpreter:
             if isinstance(child, nodes.Expr):
                 self.expr(child, env, depth + 1)
             else:
-                self.stmt(child, dict(env), depth + 1, capture=False)
+                scope = dict(env)
+                self.stmt(child, scope, depth + 1, capture=False)
+                _keep_namespaces(env, scope, surely=False)
         for name in _assigned_names(node):
             env[name] = INPUT
         return OPAQUE
 
+    def copying(self, env: dict[str, _Val], node: Any, depth: int) -> None:
+        """Charge copying and joining ``env`` to the step budget (hostile templates set
+        thousands of variables and then branch thousands of times)."""
+        self.steps += len(env) // 8
+        self.tick(node, depth)
+
     def branch(self, node: Any, env: dict[str, _Val], depth: int, capture: bool) -> _Val:
+        self.copying(env, node, depth)
         self.expr(node.test, env, depth + 1)
         taken = dict(env)
         out_taken = self.body(node.body, taken, depth, capture)
@@ -1201,6 +1250,7 @@ class _Interpreter:
                 listed = None
             if listed is not None and len(listed) <= MAX_UNROLL:
                 items = list(listed)
+        self.copying(env, node, depth)
         inner = dict(env)
         inner["loop"] = _const(_Loop(iterable.input))
         out = _const("")
@@ -1222,6 +1272,7 @@ class _Interpreter:
             )
             inner["\0loop.item"] = element
             for _ in range(3):
+                self.copying(inner, node, depth)
                 start = dict(inner)
                 self.assign(node.target, element, inner)
                 if node.test is not None:
@@ -1238,9 +1289,10 @@ class _Interpreter:
                 self.assign(node.target, element, inner)
                 self.body(node.body, inner, depth, capture=False)
             out = _unknown(iterable)
-        self.body(node.else_, dict(before), depth, capture=False)
+        otherwise = dict(before)  # {% else %}: runs when there was nothing to loop over
+        self.body(node.else_, otherwise, depth, capture=False)
         env.clear()
-        env.update(_join_envs(before, inner))
+        env.update(_join_envs(_join_envs(before, inner), otherwise))
         for key in ("loop", "\0loop.item"):
             if key in before:
                 env[key] = before[key]
@@ -1249,7 +1301,7 @@ class _Interpreter:
         return out
 
     def assign(self, target: Any, value: _Val, env: dict[str, _Val]) -> None:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         if isinstance(target, nodes.Name):
             env[target.name] = value
@@ -1292,6 +1344,7 @@ class _Interpreter:
         self.macros[ident] = (node, dict(env), INPUT, defaults)
         output = self.body(node.body, inner, depth, capture=True)
         self.macros[ident] = (node, dict(env), output, defaults)
+        _keep_namespaces(env, inner, surely=False)  # as if called: it may be
 
     def defaults(self, node: Any, env: dict[str, _Val], depth: int) -> dict[str, _Val]:
         """A macro's default argument values (they belong to its last arguments)."""
@@ -1300,7 +1353,12 @@ class _Interpreter:
         return dict(zip(names, values, strict=True))
 
     def call_macro(
-        self, macro: _Macro, args: list[_Val], kwargs: dict[str, _Val], depth: int
+        self,
+        macro: _Macro,
+        args: list[_Val],
+        kwargs: dict[str, _Val],
+        env: dict[str, _Val],
+        depth: int,
     ) -> _Val:
         node, defined_env, output, defaults = self.macros[macro.ident]
         values = [*args, *kwargs.values()]
@@ -1311,7 +1369,10 @@ class _Interpreter:
         caller = self.callers[-1] if self.callers else None
         memo_key = (macro.ident, tuple(args), tuple(sorted(kwargs.items())), caller)
         if memo_key in self.macro_memo:
-            return self.macro_memo[memo_key]
+            result, effects = self.macro_memo[memo_key]
+            _keep_namespaces(env, effects, surely=True)
+            return result
+        self.copying(defined_env, node, depth)
         inner = dict(defined_env)
         inner[node.name] = _const(macro)
         names = [arg.name for arg in node.args]
@@ -1331,7 +1392,9 @@ class _Interpreter:
             result = self.body(node.body, inner, depth, capture=True)
         finally:
             self.macro_depth -= 1
-        self.macro_memo[memo_key] = result
+        _keep_namespaces(env, inner, surely=True)
+        effects = {k: v for k, v in inner.items() if k.startswith(_NS_PREFIX)}
+        self.macro_memo[memo_key] = (result, effects)
         return result
 
     # -- expressions ----------------------------------------------------------------------
@@ -1344,7 +1407,7 @@ class _Interpreter:
         return out
 
     def expr(self, node: Any, env: dict[str, _Val], depth: int) -> _Val:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         self.tick(node, depth)
         d = depth + 1
@@ -1440,7 +1503,7 @@ class _Interpreter:
         return OPAQUE  # an attribute of one of the template's own objects
 
     def item(self, node: Any, env: dict[str, _Val], depth: int) -> _Val:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         obj = self.expr(node.node, env, depth)
         if isinstance(node.arg, nodes.Slice):
@@ -1523,7 +1586,7 @@ class _Interpreter:
         ]
 
     def call(self, node: Any, env: dict[str, _Val], depth: int) -> _Val:
-        from jinja2 import nodes
+        nodes = self.nodes
 
         if isinstance(node.node, nodes.Getattr) and node.node.attr in _MUTATORS:
             mutated = self.mutation(node, env, depth)
@@ -1554,7 +1617,7 @@ class _Interpreter:
     ) -> _Val:
         everything = [*args, *kwargs.values()]
         if isinstance(callee, _Macro):
-            return self.call_macro(callee, args, kwargs, depth)
+            return self.call_macro(callee, args, kwargs, env, depth)
         if isinstance(callee, _Caller):
             return self.callers[callee.position] if callee.position < len(self.callers) else INPUT
         if isinstance(callee, _BlockRef):
@@ -1576,7 +1639,7 @@ class _Interpreter:
     def mutation(self, node: Any, env: dict[str, _Val], depth: int) -> _Val | None:
         """``l.append(x)``, ``d.update(e)``, ``l.pop(0)``...: the container held by a variable
         (or a namespace attribute) changes; the result is what the method returns."""
-        from jinja2 import nodes
+        nodes = self.nodes
 
         target = node.node.node
         container = self.expr(target, env, depth)
@@ -1606,11 +1669,30 @@ class _Interpreter:
         kwargs: dict[str, _Val],
         env: dict[str, _Val],
     ) -> _Val:
-        if name == "dict" and not args:
+        if name == "dict" and len(args) <= 1:
             keys = list(kwargs)
-            return _lift(lambda *vs: _KDict(zip(keys, vs, strict=True)), *kwargs.values())
+            return _lift(
+                lambda *vs: _KDict(
+                    {
+                        **_as_mapping(vs[0] if args else ()),
+                        **dict(zip(keys, vs[len(args) :], strict=True)),
+                    }.items()
+                ),
+                *args,
+                *kwargs.values(),
+            )
         if name == "namespace":
             space = _NS(id(node))
+            for arg in args[:1]:  # namespace({'k': v}) or namespace([('k', v)])
+                for known in arg.known:
+                    try:
+                        pairs = _as_mapping(known)
+                    except _NoFold:
+                        continue
+                    for key, value in pairs.items():
+                        if isinstance(key, str):
+                            slot = _ns_key(space.ident, key)
+                            env[slot] = _join(env.get(slot, _Val(frozenset())), _const(value))
             for key, value in kwargs.items():
                 env[_ns_key(space.ident, key)] = value
             return _const(space)
@@ -1626,11 +1708,14 @@ class _Interpreter:
         """``self.name()``: the output of the template's block ``name``."""
         if name in self.active_blocks or name not in self.blocks:
             return OPAQUE
+        self.copying(env, self.blocks[name], depth)
         self.active_blocks.add(name)
+        scope = dict(env)
         try:
-            return self.body(self.blocks[name].body, dict(env), depth, capture=True)
+            return self.body(self.blocks[name].body, scope, depth, capture=True)
         finally:
             self.active_blocks.discard(name)
+            _keep_namespaces(env, scope, surely=True)
 
     def method(self, node: Any, method: _Method, args: list[_Val], kwargs: dict[str, _Val]) -> _Val:
         receiver = method.receiver
@@ -1718,6 +1803,16 @@ def _mutate(name: str, container: Any, *args: Any) -> tuple[Any, Any]:
     else:
         raise _NoFold
     return tuple(items), result
+
+
+def _as_mapping(value: Any) -> dict[Any, Any]:
+    """``dict(value)`` for a folded dict or list of pairs."""
+    if isinstance(value, _KDict):
+        return dict(value)
+    pairs = _as_list(value)
+    if not all(_is_seq(pair) and len(pair) == 2 for pair in pairs):
+        raise _NoFold
+    return {pair[0]: pair[1] for pair in pairs}
 
 
 def _picks(value: Any) -> list[Any]:

@@ -182,6 +182,19 @@ def test_folded_subscript_keys(key: str) -> None:
         "{% set l = [] %}{% do l.append('__cla' ~ 'ss__') %}{{ x[l[0]] }}",
         "{% set l = ['a', '__class__'] %}{% set _ = l.pop(0) %}{{ x[l[0]] }}",
         "{% set ns = namespace(l=[]) %}{% set _ = ns.l.append('__class__') %}{{ x[ns.l.pop(0)] }}",
+        "{% set ns = namespace({'k': '__class__'}) %}{{ x[ns.k] }}",
+        "{% set ns = namespace([('k', '__cla' ~ 'ss__')]) %}{{ x[ns.k] }}",
+        "{{ x[dict([('__class__', 1)])|first] }}",
+        "{{ x[dict({'a': 1}, __class__=2)|last] }}",
+        # Loaders that keep the whitespace block tags trim: the name is judged without it.
+        "{% set k %}__cla{% if 1 %}\n   ss__{% endif %}{% endset %}{{ x[k] }}",
+        "{% set k %}  __class__  {% endset %}{{ x|attr(k) }}",
+        "{% set ns = namespace(k='') %}{% for m in [] %}{% else %}{% set ns.k = '__class__' %}"
+        "{% endfor %}{{ x[ns.k] }}",
+        "{% set ns = namespace(k='') %}{% macro m(a) %}{% set ns.k = a %}{% endmacro %}"
+        "{{ m('__cla' ~ 'ss__') }}{{ x[ns.k] }}",
+        "{% set ns = namespace(k='') %}{% set v %}{% set ns.k = '__class__' %}{% endset %}"
+        "{{ x[ns.k] }}",
     ],
     ids=[
         "set",
@@ -221,6 +234,15 @@ def test_folded_subscript_keys(key: str) -> None:
         "list-append",
         "list-pop",
         "namespace-list-queue",
+        "namespace-from-dict",
+        "namespace-from-pairs",
+        "dict-from-pairs",
+        "dict-from-dict-and-keywords",
+        "whitespace-between-blocks",
+        "whitespace-around",
+        "loop-else",
+        "namespace-set-in-macro",
+        "namespace-set-in-set-block",
     ],
 )
 def test_folded_through_variables(template: str) -> None:
@@ -553,3 +575,13 @@ def test_every_value_of_a_repeated_key_is_analysed(tmp_path: Path, scan_formats:
 def test_sort_attribute_lists_are_split_on_commas() -> None:
     assert _internals("{{ [x]|sort(attribute='name,__class__') }}") == {"__class__"}
     assert _internals("{{ [x]|sort(attribute='name,' ~ '__cla' ~ 'ss__') }}") == {"__class__"}
+
+
+def test_copying_many_variables_is_charged(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Thousands of variables, then thousands of branches: each branch copies them all.
+    monkeypatch.setattr(chat_template, "MAX_STEPS", 3000)
+    names = "".join(f"{{% set v{i} = {i} %}}" for i in range(300))
+    assert _bounds(names + "{% if a %}{% endif %}" * 300) == [
+        "over 3000 folding steps (the interpreter limit)"
+    ]
+    assert _bounds(names + "{% if a %}{% endif %}" * 3) == []
