@@ -110,7 +110,7 @@ class _Document:
             software_primaryPurpose=spdx.software_SoftwarePurpose.source,
         )
         if git:
-            from mlsec.render.cyclonedx import repository_purl
+            from mlsec.render.cdx_build import repository_purl
 
             package.software_packageVersion = git.tag or git.commit
             purl = repository_purl(git.remote_url, git.commit)
@@ -183,7 +183,7 @@ class _Document:
         if model.description:
             package.description = model.description
         if model.hub_id:
-            from mlsec.render.cyclonedx import hub_purl
+            from mlsec.render.cdx_build import hub_purl
 
             purl = hub_purl(model.hub_id, model.hub_revision)
             if purl is not None:
@@ -259,7 +259,7 @@ class _Document:
         for base in model.base_models:
             base_id = self.id("model", f"base:{base}")
             if base_id not in self.ids:
-                from mlsec.render.cyclonedx import hub_purl
+                from mlsec.render.cdx_build import hub_purl
 
                 element = spdx.ai_AIPackage(
                     _id=base_id,
