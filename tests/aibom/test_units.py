@@ -373,3 +373,13 @@ def test_gguf_repository_card_description_is_under_its_heading() -> None:
     assert card.description == (
         "This repo contains GGUF format model files for Meta Llama 2's Llama 2 7B Chat."
     )
+
+
+def test_a_card_opening_with_usage_has_no_description() -> None:
+    from mlsec.aibom.card import parse_card_text
+
+    card = parse_card_text(
+        "## Usage (Sentence-Transformers)\n\nUsing this model becomes easy when you have it.\n",
+        "README.md",
+    )
+    assert card.description is None
