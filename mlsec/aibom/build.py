@@ -55,6 +55,7 @@ from mlsec.walk import Target
 
 HF = "https://huggingface.co"
 MAX_INDEX_BYTES = 64 * 1024 * 1024  # a sharded checkpoint's index maps every tensor name
+MAX_LOOSE_HASH_BYTES = 64 * 1024 * 1024  # data files outside models hashed up to this size
 # load_dataset("json", data_files=...) names a file loader, not a dataset.
 _PACKAGED_BUILDERS = frozenset(
     {
@@ -315,13 +316,23 @@ class AibomBuilder:
         file_facts: Mapping[str, ModelFileFact],
         digests: Mapping[Path, str],
     ) -> tuple[BomFile, ...]:
-        return tuple(
-            self._file(t, False, file_facts.get(t.relpath), digests) for t in self._loose(groups)
-        )
+        files = []
+        for target in self._loose(groups):
+            file = self._file(target, False, file_facts.get(target.relpath), digests)
+            if target.size > MAX_LOOSE_HASH_BYTES and file.sha256 is None:
+                file = replace(file, hash_source="not-hashed-large-data")
+            files.append(file)
+        return tuple(files)
 
     def _hash(self, groups: Sequence[ModelGroup]) -> Mapping[Path, str]:
         paths = [t.path for g in groups for t in g.files if t.kind is not FileKind.LFS_POINTER]
-        paths += [t.path for t in self._loose(groups) if t.kind is not FileKind.LFS_POINTER]
+        # Data outside every model is hashed when small (a filterbank, a vocabulary): a
+        # repository's training arrays are not read in full for a bill of materials.
+        paths += [
+            t.path
+            for t in self._loose(groups)
+            if t.kind is not FileKind.LFS_POINTER and t.size <= MAX_LOOSE_HASH_BYTES
+        ]
         folder = self.settings.cache_dir or default_cache_dir()
         cache = HashCache(folder / "hashes.json") if self.settings.hash_cache else None
         return hash_files(paths, cache=cache)

@@ -286,6 +286,11 @@ _DESCRIPTION_HEADING = re.compile(
     r"^(?:model (?:card )?)?(?:details|description|summary|overview)$|^introduction$"
     r"|^about(?: (?:this|the) model)?$|^model$|^(?:model )?information$"
 )
+# Headings whose prose is about something else than the model, even as the first heading.
+_NOT_DESCRIPTION_HEADING = re.compile(
+    r"^(?:usage|how to|install|installation|citation|cite|license|licence|quick ?start"
+    r"|getting started|examples?|requirements|setup|changelog|acknowledg)\b"
+)
 
 
 def _first_paragraph(blocks: list[_Block]) -> str | None:
@@ -303,7 +308,10 @@ def _first_paragraph(blocks: list[_Block]) -> str | None:
             if headings > MAX_SECTIONS:
                 return None
             heading = _normalise_heading(block.text)
-            allowed = not seen_heading or bool(_DESCRIPTION_HEADING.match(heading))
+            if _NOT_DESCRIPTION_HEADING.search(heading):
+                allowed = False
+            else:
+                allowed = not seen_heading or bool(_DESCRIPTION_HEADING.match(heading))
             seen_heading = True
             continue
         if not allowed:

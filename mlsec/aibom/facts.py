@@ -32,7 +32,9 @@ class BomFile:
     path: str  # relative to the scan root
     size: int  # of the artifact (the LFS size for a pointer)
     sha256: str | None  # None: the file could not be read
-    hash_source: str  # "file", "git-lfs-pointer" or "unavailable"
+    # "file", "git-lfs-pointer", "unavailable" (unreadable), "not-hashed-large-data" (a data
+    # file outside every model, over build.MAX_LOOSE_HASH_BYTES)
+    hash_source: str
     # "weights", "config", "card", "tokenizer", "chat-template", "code", "data", "other"
     role: str
     format: str | None = None

@@ -12,6 +12,7 @@ checks each class's required properties and cardinalities).
   training notes, metrics and architecture hyper-parameters (``ai_metric``,
   ``ai_hyperparameter``), its files (``contains``), datasets (``trainedOn``/``testedOn``),
   libraries (``dependsOn``), base models (``ancestorOf``), signatures (external references);
+- library advisories are ``security_Vulnerability`` elements (``hasAssociatedVulnerability``);
 - datasets are ``dataset_DatasetPackage`` (type ``noAssertion``: a card names a dataset, not
   its kind); tokenizer vocabularies and arrays outside any model are ``software_File`` data.
 
@@ -110,7 +111,7 @@ class _Document:
             software_primaryPurpose=spdx.software_SoftwarePurpose.source,
         )
         if git:
-            from mlsec.render.cyclonedx import repository_purl
+            from mlsec.render.cdx_build import repository_purl
 
             package.software_packageVersion = git.tag or git.commit
             purl = repository_purl(git.remote_url, git.commit)
@@ -183,7 +184,7 @@ class _Document:
         if model.description:
             package.description = model.description
         if model.hub_id:
-            from mlsec.render.cyclonedx import hub_purl
+            from mlsec.render.cdx_build import hub_purl
 
             purl = hub_purl(model.hub_id, model.hub_revision)
             if purl is not None:
@@ -259,7 +260,7 @@ class _Document:
         for base in model.base_models:
             base_id = self.id("model", f"base:{base}")
             if base_id not in self.ids:
-                from mlsec.render.cyclonedx import hub_purl
+                from mlsec.render.cdx_build import hub_purl
 
                 element = spdx.ai_AIPackage(
                     _id=base_id,
@@ -287,6 +288,29 @@ class _Document:
             element.software_downloadLocation = dataset.url
         element.comment = "named by: " + ", ".join(dataset.sources)
         return str(self.add(element)._id)
+
+    def vulnerability(self, advisory: Any) -> str:
+        """An advisory of a library (the security profile), with its ids and summary."""
+        spdx = self.spdx
+        vuln_id = self.id("vulnerability", advisory.id)
+        if vuln_id in self.ids:
+            return vuln_id
+        element = spdx.security_Vulnerability(_id=vuln_id, name=advisory.id)
+        if advisory.summary:
+            element.summary = advisory.summary[:2000]
+        for alias in sorted({advisory.id, *advisory.aliases}):
+            kind = (
+                spdx.ExternalIdentifierType.cve
+                if alias.startswith("CVE-")
+                else (spdx.ExternalIdentifierType.securityOther)
+            )
+            element.externalIdentifier.append(
+                spdx.ExternalIdentifier(externalIdentifierType=kind, identifier=alias)
+            )
+        if advisory.fix_versions:
+            element.comment = f"fixed in {', '.join(advisory.fix_versions)}"
+        self.add(element)
+        return vuln_id
 
     def library(self, name: str, version: str | None) -> str:
         from packageurl import PackageURL
@@ -345,6 +369,14 @@ def build(report: ScanReport, facts: AibomFacts, namespace: str) -> _Document:
             known = libraries.get(_normal(lib.name))
             used.append(known or doc.library(lib.name, None))
         doc.relate(model_id, "dependsOn", used)
+    vulnerable: dict[str, list[str]] = {}
+    for advisory in doc.deps.advisories if doc.deps else ():
+        vuln_id = doc.vulnerability(advisory)
+        package = libraries.get(_normal(advisory.package))
+        if package is not None:
+            vulnerable.setdefault(package, []).append(vuln_id)
+    for package, vulns in sorted(vulnerable.items()):
+        doc.relate(package, "hasAssociatedVulnerability", vulns)
     loose = [doc.file(f, "data") for f in facts.loose_files]
     direct = sorted(
         {libraries[_normal(d.name)] for d in doc.deps.dependencies if d.direct}
@@ -362,6 +394,7 @@ def build(report: ScanReport, facts: AibomFacts, namespace: str) -> _Document:
             spdx.ProfileIdentifierType.software,
             spdx.ProfileIdentifierType.ai,
             spdx.ProfileIdentifierType.dataset,
+            spdx.ProfileIdentifierType.security,
         ],
     )
     document.element.extend(sorted(doc.ids))

@@ -318,9 +318,11 @@ def test_render_memo_serves_an_unchanged_bom_without_rebuilding_it(
         scan_report(fixture_copy), memo=cyclonedx.ValidationMemo(memo_file)
     )
     built: list[int] = []
-    real_build = cyclonedx.BomBuilder.build
+    from mlsec.render import cdx_build
+
+    real_build = cdx_build.BomBuilder.build
     monkeypatch.setattr(
-        cyclonedx.BomBuilder, "build", lambda self: built.append(1) or real_build(self)
+        cdx_build.BomBuilder, "build", lambda self: built.append(1) or real_build(self)
     )
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
     second = cyclonedx.render_bom(

@@ -222,3 +222,21 @@ def test_adapter_base_model_and_config_version(tmp_path: Path) -> None:
     assert base["purl"] == "pkg:huggingface/meta-llama/Llama-3.2-1B"
     assert model["version"] == "3.1"
     assert props(model)["mlsec:version-source"] == ["config"]
+
+
+def test_large_data_outside_models_is_listed_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsec.aibom import build
+
+    monkeypatch.setattr(build, "MAX_LOOSE_HASH_BYTES", 200)  # small.npy is 128 bytes
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "small.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00" + b" " * 118 + b"\n")
+    (data / "train.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00" + b" " * 118 + b"\n" + bytes(512))
+    every = components(bom_of(scan_report(tmp_path)))
+    assert props(every["file:data/train.npy"])["mlsec:file:hash-source"] == [
+        "not-hashed-large-data"
+    ]
+    assert "hashes" not in every["file:data/train.npy"]
+    assert props(every["file:data/small.npy"])["mlsec:file:hash-source"] == ["file"]

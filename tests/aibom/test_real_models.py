@@ -17,7 +17,7 @@ MINILM = REAL / "all-MiniLM-L6-v2"
 
 
 @pytest.fixture(scope="module")
-def real_bom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def real_report(tmp_path_factory: pytest.TempPathFactory) -> Any:
     base = tmp_path_factory.mktemp("real")
     root = base / "repo"
     shutil.copytree(REAL, root, ignore=shutil.ignore_patterns("templates", "*.md", "*.json"))
@@ -28,7 +28,20 @@ def real_bom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(base / "cache"))
         patch.delenv("SOURCE_DATE_EPOCH", raising=False)
-        return bom_of(scan_report(root))
+        return scan_report(root)
+
+
+@pytest.fixture(scope="module")
+def real_bom(real_report: Any) -> dict[str, Any]:
+    return bom_of(real_report)
+
+
+@pytest.mark.parametrize(("fmt", "spec"), [("xml", "1.6"), ("json", "1.5"), ("xml", "1.5")])
+def test_real_models_validate_in_every_form(real_report: Any, fmt: str, spec: str) -> None:
+    from mlsec.render.cyclonedx import render_bom
+
+    text = render_bom(real_report, fmt=fmt, spec_version=spec)  # strict validation inside
+    assert "silero_vad.onnx" in text
 
 
 def _card(component: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def test_cli_spdx3_is_byte_identical_and_valid(real_repo: Path, cli, tmp_path: P
     assert info["created"] == "2023-11-14T22:13:20Z"
     assert info["specVersion"] == "3.0.1"
     (document,) = [o for o in graph if o["type"] == "SpdxDocument"]
-    assert document["profileConformance"] == ["core", "software", "ai", "dataset"]
+    assert document["profileConformance"] == ["core", "software", "ai", "dataset", "security"]
     assert document["spdxId"].startswith("urn:uuid:")
     ids = {o["spdxId"] for o in graph if "spdxId" in o}
     assert set(document["element"]) == ids - {document["spdxId"]}
@@ -171,3 +171,25 @@ def test_serialising_checks_required_properties(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(MlsecError, match="not valid"):
         spdx3.render_spdx3(report)
     assert spdx.dataset_DatasetPackage  # the class the check comes from
+
+
+def test_library_advisories_in_the_security_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlsec.render.spdx3 import render_spdx3
+    from tests.conftest import FIXTURES
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    report = scan_report(
+        FIXTURES / "demo-repo", offline=True, vuln_db=(FIXTURES / "osv-mini").resolve()
+    )
+    text = render_spdx3(report)
+    _load(text)
+    graph = json.loads(text)["@graph"]
+    by_id = {o.get("spdxId"): o for o in graph}
+    links = [o for o in graph if o.get("relationshipType") == "hasAssociatedVulnerability"]
+    assert links
+    for link in links:
+        assert by_id[link["from"]]["software_primaryPurpose"] == "library"
+        assert all(by_id[t]["type"] == "security_Vulnerability" for t in link["to"])
+    advisories = {a.id for a in report.facts["dependencies"].advisories}
+    names = {o["name"] for o in graph if o["type"] == "security_Vulnerability"}
+    assert names == advisories

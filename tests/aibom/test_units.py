@@ -317,3 +317,71 @@ def test_facts_json_keeps_nested_records_as_objects() -> None:
     [as_json] = ModelFacts(files=(nested,)).to_json()
     assert as_json["metadata"]["first"]["name"] == "torch"  # not a bare list of values
     assert DependencyFacts(dependencies=(dep,)).to_json()["dependencies"][0]["line"] == 3
+
+
+@pytest.mark.parametrize(
+    ("heading", "field"),
+    [
+        ("## Intended uses", "use_cases"),
+        ("## Intended Use Cases", "use_cases"),
+        ("### Direct Use", "use_cases"),
+        ("### Downstream Use [optional]", "use_cases"),
+        ("### Out-of-Scope Use", "out_of_scope"),
+        ("## Misuse and Out-of-scope Use", "out_of_scope"),
+        ("## Limitations", "limitations"),
+        ("## Known limitations", "limitations"),
+        ("## Ethical Considerations", "ethical"),
+        ("## Safety", "ethical"),
+        ("## Explanation of quantisation methods", "tradeoffs"),
+        ("## Performance trade-offs", "tradeoffs"),
+        ("#### Training data", "training_data"),
+        ("### Training Dataset", "training_data"),
+        ("## Evaluation", "evaluation"),
+        ("## Evaluation results", "evaluation"),
+        ("## Benchmarks", "evaluation"),
+    ],
+)
+def test_headings_are_matched_by_meaning(heading: str, field: str) -> None:
+    from mlsec.aibom.card import parse_card_text
+
+    card = parse_card_text(f"# Title\n\nA model.\n\n{heading}\n\nSection text.\n", "README.md")
+    fields = ("use_cases", "out_of_scope", "limitations", "ethical", "tradeoffs")
+    fields += ("training_data", "evaluation")
+    assert {f: getattr(card, f) for f in fields if getattr(card, f)} == {field: ("Section text.",)}
+
+
+@pytest.mark.parametrize(
+    "heading",
+    ["## Usage", "## How to use", "## How to Get Started with the Model", "## Citation"],
+)
+def test_usage_and_citation_sections_are_no_model_card_field(heading: str) -> None:
+    from mlsec.aibom.card import parse_card_text
+
+    card = parse_card_text(f"# T\n\n{heading}\n\nSome text here.\n", "README.md")
+    assert card.use_cases == () and card.limitations == () and card.description is None
+
+
+def test_gguf_repository_card_description_is_under_its_heading() -> None:
+    from mlsec.aibom.card import parse_card_text
+
+    card = parse_card_text(
+        "<!-- header start -->\n<div><img src='x.png'></div>\n<!-- header end -->\n"
+        "# Llama 2 7B Chat - GGUF\n- Model creator: [Meta](https://huggingface.co/meta-llama)\n"
+        "- Original model: [Llama 2 7B Chat](https://huggingface.co/meta-llama/Llama-2-7b-chat-hf)\n"
+        "\n## Description\n\nThis repo contains GGUF format model files for "
+        "[Meta Llama 2's Llama 2 7B Chat](https://huggingface.co/meta-llama/Llama-2-7b-chat-hf).\n",
+        "README.md",
+    )
+    assert card.description == (
+        "This repo contains GGUF format model files for Meta Llama 2's Llama 2 7B Chat."
+    )
+
+
+def test_a_card_opening_with_usage_has_no_description() -> None:
+    from mlsec.aibom.card import parse_card_text
+
+    card = parse_card_text(
+        "## Usage (Sentence-Transformers)\n\nUsing this model becomes easy when you have it.\n",
+        "README.md",
+    )
+    assert card.description is None
