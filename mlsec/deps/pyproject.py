@@ -19,7 +19,6 @@ from mlsec.deps.manifest import (
     Unauditable,
     from_requirement_string,
     normalise,
-    quoted_key,
 )
 from mlsec.facts import Dependency
 
@@ -45,13 +44,13 @@ def parse_pyproject(text: str, relpath: str) -> ParsedManifest:
         if isinstance(extras, dict):
             start = finder.header(r"^\[project\.optional-dependencies\]$") or start
             for extra, values in extras.items():
-                at = finder.find(quoted_key(str(extra)), start) or start
+                at = finder.key(str(extra), start) or start
                 _strings(values, f"optional-dependencies.{extra}", finder, at, manifest)
     groups = data.get("dependency-groups")
     if isinstance(groups, dict):
         start = finder.header(r"^\[dependency-groups\]$") or 1
         for group, values in groups.items():
-            at = finder.find(quoted_key(str(group)), start) or start
+            at = finder.key(str(group), start) or start
             if isinstance(values, list):
                 # {include-group = "x"} entries reference other groups, already listed.
                 values = [v for v in values if isinstance(v, str)]
@@ -95,7 +94,7 @@ def _pdm(pdm: object, finder: LineFinder, manifest: ParsedManifest) -> None:
         return
     start = finder.header(r"^\[tool\.pdm\.dev-dependencies\]$") or 1
     for group, values in groups.items():
-        at = finder.find(quoted_key(str(group)[:200]), start) or start
+        at = finder.key(str(group)[:200], start) or start
         if isinstance(values, list):
             kept: list[object] = []
             for value in values:
@@ -173,7 +172,7 @@ def _poetry(poetry: Mapping[str, Any], finder: LineFinder, manifest: ParsedManif
         for name, spec in table.items():
             if str(name).lower() == "python":
                 continue
-            line = finder.find(quoted_key(str(name)), start) or start
+            line = finder.key(str(name), start) or start
             _poetry_entry(str(name), spec, line, manifest, dev)
 
 
