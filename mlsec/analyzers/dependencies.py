@@ -162,7 +162,11 @@ class DependencyAnalyzer(Analyzer):
                 m.unauditable = [u for u in m.unauditable if not u.dev]
         findings = result.findings
         for m in manifests:
-            for line, message in m.problems:
+            for line, raw in m.problems:
+                # parser messages can run over lines (a caret under the error): one line here
+                message = " ".join(raw.split())
+                if len(message) > 300:
+                    message = message[:297] + "..."
                 findings.append(
                     ctx.finding(
                         "MLS212",

@@ -218,10 +218,16 @@ class RequirementsParser:
         try:
             included = (path.parent / target).resolve()
             included_rel = self._relative(included)
-            exists = included_rel is not None and included.is_file()
+            exists = included_rel is not None and included.exists()
+            regular = exists and included.is_file()
         except (OSError, ValueError, RuntimeError) as exc:
             # an embedded NUL, a name longer than the file system allows, a symlink loop
-            reason = getattr(exc, "strerror", None) or str(exc)
+            if isinstance(exc, OSError):
+                reason = exc.strerror or type(exc).__name__
+            elif isinstance(exc, RuntimeError):
+                reason = "symlink loop"
+            else:
+                reason = "embedded NUL byte" if "null" in str(exc) else str(exc)[:100]
             manifest.problems.append((line, f"include {shown_target} cannot be read: {reason}"))
             return
         if included_rel is None:
@@ -229,6 +235,9 @@ class RequirementsParser:
             return
         if not exists:
             manifest.problems.append((line, f"included file {shown_target} not found"))
+            return
+        if not regular:
+            manifest.problems.append((line, f"include {shown_target} is not a regular file"))
             return
         if included in chain or depth >= MAX_INCLUDE_DEPTH:
             manifest.problems.append((line, f"include {shown_target} loops or nests too deep"))
