@@ -394,7 +394,7 @@ class DependencyAnalyzer(Analyzer):
         for path, deps in uncovered.items():
             for dep in deps:
                 kept = [r for r in records(dep.name) if not ignore.intersection((r.id, *r.aliases))]
-                exposure = range_exposure(dep.specifier, kept)
+                exposure = range_exposure(_pep440(dep.specifier), kept)
                 if exposure is None:
                     continue
                 wanted = f"{dep.name}{dep.specifier}" if dep.specifier else dep.name
@@ -517,6 +517,20 @@ class DependencyAnalyzer(Analyzer):
         return out
 
 
+def _pep440(specifier: str) -> str | list[str]:
+    """A requirement's specifier as PEP 440 (Poetry's ``^``/``~``/``||`` translated)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        SpecifierSet(specifier)
+        return specifier
+    except InvalidSpecifier:
+        pass
+    from mlsec.deps.pyproject import poetry_specifiers
+
+    return poetry_specifiers(specifier) or specifier
+
+
 def _database_at_hand(ctx: AnalysisContext) -> bool:
     if ctx.options.vuln_db is not None:
         return True
@@ -543,6 +557,9 @@ def _own_code(item: Unauditable, manifests: Sequence[ParsedManifest]) -> bool:
     if match is None:
         return False
     target = match.group("path").split("#", 1)[0]
+    for root in ("///${PROJECT_ROOT}/", "${PROJECT_ROOT}/"):  # PDM's spelling of the project
+        if target.startswith(root):
+            target = "./" + target[len(root) :]
     if not target or target.startswith(("/", "~", "\\")):
         return False
     folder = PurePosixPath(item.source).parent / target.replace("\\", "/")

@@ -230,3 +230,43 @@ def poetry_exact(constraint: str) -> str | None:
     except InvalidVersion:
         return None
     return text
+
+
+def poetry_specifiers(constraint: str) -> list[str] | None:
+    """A Poetry version constraint as PEP 440 specifiers, one per ``||`` alternative
+    (``^1.2.3`` is ``>=1.2.3,<2.0.0``, ``~1.2`` is ``>=1.2,<1.3``); None if it is not one."""
+    out: list[str] = []
+    for alternative in constraint.split("||"):
+        parts: list[str] = []
+        joined = re.sub(r"(\^|~=|~|==|!=|>=|<=|>|<|=)\s+", r"\1", alternative.strip())
+        for raw in re.split(r"[,\s]+", joined):
+            if not raw or raw == "*":
+                continue
+            translated = _poetry_part(raw)
+            if translated is None:
+                return None
+            parts.append(translated)
+        out.append(",".join(parts))
+    return out or None
+
+
+def _poetry_part(part: str) -> str | None:
+    match = re.fullmatch(r"(\^|~=|~|==|!=|>=|<=|>|<|=)?\s*([0-9][0-9A-Za-z.*+!_-]*)", part)
+    if match is None:
+        return None
+    operator, version = match.group(1) or "", match.group(2)
+    numbers = version.split(".")
+    if operator == "^":
+        release = [int(n) if n.isdigit() else 0 for n in numbers[:3]]
+        first = next((i for i, n in enumerate(release) if n), len(release) - 1)
+        upper = release[: first + 1]
+        upper[-1] += 1
+        return f">={version},<{'.'.join(map(str, upper))}"
+    if operator == "~":
+        release = [int(n) if n.isdigit() else 0 for n in numbers[:3]]
+        keep = release[:2] if len(release) > 1 else release[:1]
+        keep[-1] += 1
+        return f">={version},<{'.'.join(map(str, keep))}"
+    if operator in ("", "="):
+        return f"=={version}"
+    return f"{operator}{version}"
