@@ -1143,6 +1143,12 @@ class RangeExposure(NamedTuple):
     ids: tuple[str, ...]  # advisories affecting the allowed releases (primary ids)
 
 
+def _release_text(version: Version) -> str:
+    # Listed versions are kept as equality keys ("2" for 2.0.0); "2.0" reads as a release.
+    text = str(version)
+    return f"{text}.0" if len(version.release) == 1 and version.epoch == 0 else text
+
+
 def range_exposure(
     specifier: str | Sequence[str], records: Sequence[OsvRecord]
 ) -> RangeExposure | None:
@@ -1200,8 +1206,8 @@ def range_exposure(
         key=_id_rank,
     )
     return RangeExposure(
-        lowest=str(allowed[0]),
+        lowest=_release_text(allowed[0]),
         vulnerable=len(affected_allowed),
-        floor=str(floor) if floor is not None else None,
+        floor=_release_text(floor) if floor is not None else None,
         ids=tuple(ids),
     )
