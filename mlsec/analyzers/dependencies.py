@@ -3,8 +3,11 @@
 Manifests are parsed by :mod:`mlsec.deps`; pinned versions are audited against the local OSV
 database (``--vuln-db``, or the one ``mlsec db update`` cached, used with ``--offline``) or
 online through pip-audit's services. Whatever could not be checked (unpinned ranges, URLs,
-a service that did not answer) is a finding of its own: the audit never reports "clean" for
-a package it did not check.
+dependencies computed at run time, a service that did not answer) is a finding of its own:
+the audit never reports "clean" for a package it did not check. Findings are shaped for a
+user to act on: one per vulnerable package version, one per manifest for its unpinned
+ranges (none when a lock file covers them), one per range whose floor allows known-vulnerable
+releases, with inline ``# mlsec: ignore[...] reason`` comments attached as suppressions.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,7 +29,8 @@ from mlsec.walk import Target
 
 if TYPE_CHECKING:  # the audit machinery is imported only when there are manifests
     from mlsec.deps.audit import Auditor, AuditOutcome, Package
-    from mlsec.deps.manifest import ParsedManifest, Unauditable
+    from mlsec.deps.manifest import InlineIgnore, ParsedManifest, Unauditable
+    from mlsec.deps.osv import OsvRecord
 
 _SEVERITY_RULES = {
     Severity.CRITICAL: "MLS200",
@@ -384,7 +388,7 @@ class DependencyAnalyzer(Analyzer):
     def _floors(
         ctx: AnalysisContext,
         uncovered: Mapping[str, list[Dependency]],
-        records: Any,
+        records: Callable[[str], Sequence[OsvRecord]],
         config: DependencyConfig,
     ) -> list[Finding]:
         from mlsec.deps.osv import range_exposure
@@ -576,7 +580,7 @@ def _apply_inline_ignores(
     a listed id. A comment without a reason suppresses nothing and is a finding itself."""
     from mlsec.findings import Suppression
 
-    by_line: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    by_line: dict[tuple[str, int], list[InlineIgnore]] = defaultdict(list)
     out: list[Finding] = []
     for m in manifests:
         for ignore in m.ignores:
