@@ -353,3 +353,13 @@ def test_pdm_project_root_paths_are_own_code(tmp_path: Path, write) -> None:
         '[tool.pdm.dev-dependencies]\ndev = ["-e file:///${PROJECT_ROOT}/plugins/x"]\n',
     )
     assert "MLS211" not in by_rule(run(tmp_path))
+
+
+def test_inline_ignore_on_a_continuation_line(tmp_path: Path, write) -> None:
+    write(
+        "requirements.txt",
+        "torch==1.13.0 \\\n"
+        "    --hash=sha256:" + "a" * 64 + "  # mlsec: ignore[MLS204] CPU inference only\n",
+    )
+    (torch,) = by_rule(run(tmp_path))["MLS204"]
+    assert torch.line == 1 and torch.suppressed
