@@ -3,8 +3,11 @@
 Manifests are parsed by :mod:`mlsec.deps`; pinned versions are audited against the local OSV
 database (``--vuln-db``, or the one ``mlsec db update`` cached, used with ``--offline``) or
 online through pip-audit's services. Whatever could not be checked (unpinned ranges, URLs,
-a service that did not answer) is a finding of its own: the audit never reports "clean" for
-a package it did not check.
+dependencies computed at run time, a service that did not answer) is a finding of its own:
+the audit never reports "clean" for a package it did not check. Findings are shaped for a
+user to act on: one per vulnerable package version, one per manifest for its unpinned
+ranges (none when a lock file covers them), one per range whose floor allows known-vulnerable
+releases, with inline ``# mlsec: ignore[...] reason`` comments attached as suppressions.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,7 +29,8 @@ from mlsec.walk import Target
 
 if TYPE_CHECKING:  # the audit machinery is imported only when there are manifests
     from mlsec.deps.audit import Auditor, AuditOutcome, Package
-    from mlsec.deps.manifest import ParsedManifest, Unauditable
+    from mlsec.deps.manifest import InlineIgnore, ParsedManifest, Unauditable
+    from mlsec.deps.osv import OsvRecord
 
 _SEVERITY_RULES = {
     Severity.CRITICAL: "MLS200",
@@ -162,7 +166,11 @@ class DependencyAnalyzer(Analyzer):
                 m.unauditable = [u for u in m.unauditable if not u.dev]
         findings = result.findings
         for m in manifests:
-            for line, message in m.problems:
+            for line, raw in m.problems:
+                # parser messages can run over lines (a caret under the error): one line here
+                message = " ".join(raw.split())
+                if len(message) > 300:
+                    message = message[:297] + "..."
                 findings.append(
                     ctx.finding(
                         "MLS212",
@@ -380,7 +388,7 @@ class DependencyAnalyzer(Analyzer):
     def _floors(
         ctx: AnalysisContext,
         uncovered: Mapping[str, list[Dependency]],
-        records: Any,
+        records: Callable[[str], Sequence[OsvRecord]],
         config: DependencyConfig,
     ) -> list[Finding]:
         from mlsec.deps.osv import range_exposure
@@ -390,7 +398,7 @@ class DependencyAnalyzer(Analyzer):
         for path, deps in uncovered.items():
             for dep in deps:
                 kept = [r for r in records(dep.name) if not ignore.intersection((r.id, *r.aliases))]
-                exposure = range_exposure(dep.specifier, kept)
+                exposure = range_exposure(_pep440(dep.specifier), kept)
                 if exposure is None:
                     continue
                 wanted = f"{dep.name}{dep.specifier}" if dep.specifier else dep.name
@@ -513,6 +521,20 @@ class DependencyAnalyzer(Analyzer):
         return out
 
 
+def _pep440(specifier: str) -> str | list[str]:
+    """A requirement's specifier as PEP 440 (Poetry's ``^``/``~``/``||`` translated)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        SpecifierSet(specifier)
+        return specifier
+    except InvalidSpecifier:
+        pass
+    from mlsec.deps.pyproject import poetry_specifiers
+
+    return poetry_specifiers(specifier) or specifier
+
+
 def _database_at_hand(ctx: AnalysisContext) -> bool:
     if ctx.options.vuln_db is not None:
         return True
@@ -537,6 +559,9 @@ def _own_code(item: Unauditable, manifests: Sequence[ParsedManifest]) -> bool:
     if match is None:
         return False
     target = match.group("path").split("#", 1)[0]
+    for root in ("///${PROJECT_ROOT}/", "${PROJECT_ROOT}/"):  # PDM's spelling of the project
+        if target.startswith(root):
+            target = "./" + target[len(root) :]
     if not target or target.startswith(("/", "~", "\\")):
         return False
     folder = PurePosixPath(item.source).parent / target.replace("\\", "/")
@@ -553,7 +578,7 @@ def _apply_inline_ignores(
     a listed id. A comment without a reason suppresses nothing and is a finding itself."""
     from mlsec.findings import Suppression
 
-    by_line: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    by_line: dict[tuple[str, int], list[InlineIgnore]] = defaultdict(list)
     out: list[Finding] = []
     for m in manifests:
         for ignore in m.ignores:

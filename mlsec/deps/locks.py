@@ -282,7 +282,7 @@ def parse_pipfile_lock(text: str, relpath: str) -> ParsedManifest:
             continue
         start = finder.string_value(section) or 1
         for raw_name, spec in entries.items():
-            line = finder.string_value(str(raw_name)[:300], start) or start
+            line = finder.string_value(str(raw_name), start) or start
             problem = name_problem(raw_name)
             if problem is not None:
                 manifest.problems.append((line, f"'{section}' entry: {problem}"))

@@ -9,7 +9,8 @@ could not be parsed). Parsers never raise on bad input.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -235,13 +236,17 @@ def string_lines(text: str) -> list[str]:
 class LineFinder:
     """Line numbers of values in formats whose parsers keep none (tomllib, json, configparser).
 
-    The standard parsers give no positions, so we look the value up in the raw text, in order
-    and after a starting line, which is exact for the way manifests are written (one entry per
-    line) and falls back to the section's line otherwise.
+    The standard parsers give no positions, so we look the value up in the raw text, after a
+    starting line, which is exact for the way manifests are written (one entry per line) and
+    falls back to the section's line otherwise. Quoted strings and table keys are indexed
+    once (a lookup is a dictionary access and a bisection), so a lock file with tens of
+    thousands of entries costs linear time, never quadratic.
     """
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
+        self._strings: dict[str, list[int]] | None = None
+        self._keys: dict[str, list[int]] | None = None
 
     def find(self, needles: Iterable[str], start: int = 1) -> int | None:
         """First 1-based line at or after ``start`` containing any of ``needles``."""
@@ -265,16 +270,47 @@ class LineFinder:
         return [i + 1 for i, line in enumerate(self.lines) if line.strip() == literal]
 
     def string_value(self, value: str, start: int = 1) -> int | None:
-        """Line where the quoted string ``value`` appears (TOML/JSON literal)."""
-        return self.find((f'"{value}"', f"'{value}'", _json_escaped(value)), start)
+        """First line at or after ``start`` where the quoted string ``value`` appears."""
+        if self._strings is None:
+            self._strings = defaultdict(list)
+            for number, line in enumerate(self.lines, start=1):
+                if '"' in line or "'" in line:
+                    for match in _QUOTED.finditer(line):
+                        token = match.group(1) if match.group(1) is not None else match.group(2)
+                        self._strings[token].append(number)
+        escaped = _json_escaped(value)[1:-1]
+        return _first_at_or_after(
+            [self._strings.get(value, []), self._strings.get(escaped, [])], start
+        )
+
+    def key(self, name: str, start: int = 1) -> int | None:
+        """First line at or after ``start`` where a table key ``name`` is assigned
+        (``name =``, ``"name" =``, ``'name' =``)."""
+        if self._keys is None:
+            self._keys = defaultdict(list)
+            for number, line in enumerate(self.lines, start=1):
+                match = _KEY.match(line)
+                if match is not None:
+                    self._keys[next(g for g in match.groups() if g is not None)].append(number)
+        return _first_at_or_after([self._keys.get(name, [])], start)
+
+
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'')
+_KEY = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_.-]+))\s*=')
+
+
+def _first_at_or_after(candidates: Iterable[list[int]], start: int) -> int | None:
+    import bisect
+
+    best: int | None = None
+    for lines in candidates:
+        at = bisect.bisect_left(lines, start)
+        if at < len(lines) and (best is None or lines[at] < best):
+            best = lines[at]
+    return best
 
 
 def _json_escaped(value: str) -> str:
     import json
 
     return json.dumps(value)
-
-
-def quoted_key(name: str) -> Sequence[str]:
-    """Ways a table key naming ``name`` is written: bare, double- or single-quoted."""
-    return (f"{name} =", f"{name}=", f'"{name}" =', f'"{name}"=', f"'{name}' =")

@@ -1143,18 +1143,31 @@ class RangeExposure(NamedTuple):
     ids: tuple[str, ...]  # advisories affecting the allowed releases (primary ids)
 
 
-def range_exposure(specifier: str, records: Sequence[OsvRecord]) -> RangeExposure | None:
+def _release_text(version: Version) -> str:
+    # Listed versions are kept as equality keys ("2" for 2.0.0); "2.0" reads as a release.
+    text = str(version)
+    return f"{text}.0" if len(version.release) == 1 and version.epoch == 0 else text
+
+
+def range_exposure(
+    specifier: str | Sequence[str], records: Sequence[OsvRecord]
+) -> RangeExposure | None:
     """What ``specifier`` allows of the releases the package's records name, when its lowest
     allowed one is known-vulnerable; None otherwise (or when nothing is known).
 
     An offline database has no list of every release; the records' listed, introduced and
     fixed versions are the releases known here. Pre-, dev- and post-releases are left out
-    (an installer skips pre-releases, and a floor is a final release)."""
+    (an installer skips pre-releases, and a floor is a final release). A sequence of
+    specifiers is a union (Poetry's ``||``)."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     try:
-        spec = SpecifierSet(specifier)
+        specs = [
+            SpecifierSet(s) for s in ([specifier] if isinstance(specifier, str) else specifier)
+        ]
     except InvalidSpecifier:
+        return None
+    if not specs:
         return None
     live = [r for r in records if not r.withdrawn]
     if not live:
@@ -1173,7 +1186,7 @@ def range_exposure(specifier: str, records: Sequence[OsvRecord]) -> RangeExposur
             if not v.is_postrelease
         }
     )
-    allowed = [v for v in releases if spec.contains(v)]
+    allowed = [v for v in releases if any(spec.contains(v) for spec in specs)]
     if not allowed:
         return None
     by_release = {v: [r for r in live if r.affects(str(v))] for v in allowed}
@@ -1184,10 +1197,17 @@ def range_exposure(specifier: str, records: Sequence[OsvRecord]) -> RangeExposur
     floor = next(
         (v for v in releases if v > worst and not any(r.affects(str(v)) for r in live)), None
     )
-    ids = sorted({r.id for v in affected_allowed for r in by_release[v]}, key=_id_rank)
+    affecting = list({id(r): r for v in affected_allowed for r in by_release[v]}.values())
+    ids = sorted(
+        (
+            min((i for r in group for i in (r.id, *r.aliases)), key=_id_rank)
+            for group in group_aliases(affecting)
+        ),
+        key=_id_rank,
+    )
     return RangeExposure(
-        lowest=str(allowed[0]),
+        lowest=_release_text(allowed[0]),
         vulnerable=len(affected_allowed),
-        floor=str(floor) if floor is not None else None,
+        floor=_release_text(floor) if floor is not None else None,
         ids=tuple(ids),
     )

@@ -19,7 +19,6 @@ from mlsec.deps.manifest import (
     exact_version,
     name_problem,
     normalise,
-    quoted_key,
     shown,
 )
 from mlsec.facts import Dependency
@@ -46,7 +45,7 @@ def parse_pipfile(text: str, relpath: str) -> ParsedManifest:
             continue
         start = finder.header(r"^\[\s*[\"']?" + re.escape(category) + r"[\"']?\s*\]$") or 1
         for raw_name, spec in table.items():
-            line = finder.find(quoted_key(str(raw_name)[:300]), start) or start
+            line = finder.key(str(raw_name), start) or start
             problem = name_problem(raw_name)
             if problem is not None:
                 manifest.problems.append((line, f"[{category}]: {problem}"))

@@ -19,7 +19,6 @@ from mlsec.deps.manifest import (
     Unauditable,
     from_requirement_string,
     normalise,
-    quoted_key,
 )
 from mlsec.facts import Dependency
 
@@ -45,13 +44,13 @@ def parse_pyproject(text: str, relpath: str) -> ParsedManifest:
         if isinstance(extras, dict):
             start = finder.header(r"^\[project\.optional-dependencies\]$") or start
             for extra, values in extras.items():
-                at = finder.find(quoted_key(str(extra)), start) or start
+                at = finder.key(str(extra), start) or start
                 _strings(values, f"optional-dependencies.{extra}", finder, at, manifest)
     groups = data.get("dependency-groups")
     if isinstance(groups, dict):
         start = finder.header(r"^\[dependency-groups\]$") or 1
         for group, values in groups.items():
-            at = finder.find(quoted_key(str(group)), start) or start
+            at = finder.key(str(group), start) or start
             if isinstance(values, list):
                 # {include-group = "x"} entries reference other groups, already listed.
                 values = [v for v in values if isinstance(v, str)]
@@ -95,7 +94,7 @@ def _pdm(pdm: object, finder: LineFinder, manifest: ParsedManifest) -> None:
         return
     start = finder.header(r"^\[tool\.pdm\.dev-dependencies\]$") or 1
     for group, values in groups.items():
-        at = finder.find(quoted_key(str(group)[:200]), start) or start
+        at = finder.key(str(group)[:200], start) or start
         if isinstance(values, list):
             kept: list[object] = []
             for value in values:
@@ -173,7 +172,7 @@ def _poetry(poetry: Mapping[str, Any], finder: LineFinder, manifest: ParsedManif
         for name, spec in table.items():
             if str(name).lower() == "python":
                 continue
-            line = finder.find(quoted_key(str(name)), start) or start
+            line = finder.key(str(name), start) or start
             _poetry_entry(str(name), spec, line, manifest, dev)
 
 
@@ -231,3 +230,43 @@ def poetry_exact(constraint: str) -> str | None:
     except InvalidVersion:
         return None
     return text
+
+
+def poetry_specifiers(constraint: str) -> list[str] | None:
+    """A Poetry version constraint as PEP 440 specifiers, one per ``||`` alternative
+    (``^1.2.3`` is ``>=1.2.3,<2.0.0``, ``~1.2`` is ``>=1.2,<1.3``); None if it is not one."""
+    out: list[str] = []
+    for alternative in constraint.split("||"):
+        parts: list[str] = []
+        joined = re.sub(r"(\^|~=|~|==|!=|>=|<=|>|<|=)\s+", r"\1", alternative.strip())
+        for raw in re.split(r"[,\s]+", joined):
+            if not raw or raw == "*":
+                continue
+            translated = _poetry_part(raw)
+            if translated is None:
+                return None
+            parts.append(translated)
+        out.append(",".join(parts))
+    return out or None
+
+
+def _poetry_part(part: str) -> str | None:
+    match = re.fullmatch(r"(\^|~=|~|==|!=|>=|<=|>|<|=)?\s*([0-9][0-9A-Za-z.*+!_-]*)", part)
+    if match is None:
+        return None
+    operator, version = match.group(1) or "", match.group(2)
+    numbers = version.split(".")
+    if operator == "^":
+        release = [int(n) if n.isdigit() else 0 for n in numbers[:3]]
+        first = next((i for i, n in enumerate(release) if n), len(release) - 1)
+        upper = release[: first + 1]
+        upper[-1] += 1
+        return f">={version},<{'.'.join(map(str, upper))}"
+    if operator == "~":
+        release = [int(n) if n.isdigit() else 0 for n in numbers[:3]]
+        keep = release[:2] if len(release) > 1 else release[:1]
+        keep[-1] += 1
+        return f">={version},<{'.'.join(map(str, keep))}"
+    if operator in ("", "="):
+        return f"=={version}"
+    return f"{operator}{version}"

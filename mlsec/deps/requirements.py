@@ -56,6 +56,17 @@ def logical_lines(text: str) -> Iterator[tuple[int, str]]:
             yield start, joined
 
 
+def _logical_starts(text: str) -> dict[int, int]:
+    """{physical line: first line of its logical line} for lines continued with ``\\``."""
+    starts: dict[int, int] = {}
+    start: int | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if start is not None:
+            starts[number] = start
+        start = (start or number) if raw.endswith("\\") else None
+    return starts
+
+
 def _name_from_url(url: str) -> str | None:
     if m := _EGG.search(url):
         return normalise(m.group(1))
@@ -131,6 +142,13 @@ class RequirementsParser:
 
         included = ParsedManifest(path=relpath, kind="requirements")
         text = read_manifest(path, included, limit=MAX_BYTES)
+        if included.ignores and text is not None:
+            # An ignore on a continuation line (after `\`, beside a --hash) belongs to the
+            # requirement, which is known by the first line of its logical line.
+            starts = _logical_starts(text)
+            included.ignores = [
+                i._replace(line=starts.get(i.line, i.line)) for i in included.ignores
+            ]
         manifest.ignores.extend(included.ignores)
         manifest.problems.extend(
             (line, f"{relpath}: {message}" if relpath != manifest.path else message)
@@ -218,10 +236,16 @@ class RequirementsParser:
         try:
             included = (path.parent / target).resolve()
             included_rel = self._relative(included)
-            exists = included_rel is not None and included.is_file()
+            exists = included_rel is not None and included.exists()
+            regular = exists and included.is_file()
         except (OSError, ValueError, RuntimeError) as exc:
             # an embedded NUL, a name longer than the file system allows, a symlink loop
-            reason = getattr(exc, "strerror", None) or str(exc)
+            if isinstance(exc, OSError):
+                reason = exc.strerror or type(exc).__name__
+            elif isinstance(exc, RuntimeError):
+                reason = "symlink loop"
+            else:
+                reason = "embedded NUL byte" if "null" in str(exc) else str(exc)[:100]
             manifest.problems.append((line, f"include {shown_target} cannot be read: {reason}"))
             return
         if included_rel is None:
@@ -229,6 +253,9 @@ class RequirementsParser:
             return
         if not exists:
             manifest.problems.append((line, f"included file {shown_target} not found"))
+            return
+        if not regular:
+            manifest.problems.append((line, f"include {shown_target} is not a regular file"))
             return
         if included in chain or depth >= MAX_INCLUDE_DEPTH:
             manifest.problems.append((line, f"include {shown_target} loops or nests too deep"))

@@ -312,3 +312,54 @@ def test_inline_ignore_in_a_lock_file_and_an_unpinned_list(tmp_path: Path, write
     grouped, own = sorted(rules["MLS210"], key=lambda f: f.suppressed)
     assert [p["name"] for p in grouped.details["packages"]] == ["rich"]
     assert own.suppressed and own.line == 1
+
+
+def test_range_floor_understands_poetry_constraints(tmp_path: Path, write) -> None:
+    write("pyproject.toml", '[tool.poetry.dependencies]\nscikit-learn = "^0.20"\n')
+    (floor,) = by_rule(run(tmp_path))["MLS206"]
+    assert (floor.line, floor.details["lowest_allowed"], floor.details["safe_floor"]) == (
+        2,
+        "0.20",
+        "0.24",
+    )
+    assert floor.details["advisories"] == ["PYSEC-2020-108"]
+    # ^0.20 is >=0.20,<0.21: 0.20.0 to 0.20.4 are listed affected; the floor, 0.24 (the fix
+    # 0.24.dev0 leads to), is above the range, which the message shows
+    assert floor.details["vulnerable_releases"] == 5
+    assert "`scikit-learn^0.20` allows 5 known-vulnerable releases" in floor.message
+
+
+@pytest.mark.parametrize(
+    ("constraint", "expected"),
+    [
+        ("^1.2.3", [">=1.2.3,<2"]),
+        ("^0.2.3", [">=0.2.3,<0.3"]),
+        ("~1.2.3", [">=1.2.3,<1.3"]),
+        (">= 1.0, < 2.0", [">=1.0,<2.0"]),
+        ("^1.0 || ^2.0", [">=1.0,<2", ">=2.0,<3"]),
+        ("1.2.3", ["==1.2.3"]),
+        ("not a version", None),
+    ],
+)
+def test_poetry_constraints_as_pep440(constraint: str, expected: list[str] | None) -> None:
+    from mlsec.deps.pyproject import poetry_specifiers
+
+    assert poetry_specifiers(constraint) == expected
+
+
+def test_pdm_project_root_paths_are_own_code(tmp_path: Path, write) -> None:
+    write(
+        "pyproject.toml",
+        '[tool.pdm.dev-dependencies]\ndev = ["-e file:///${PROJECT_ROOT}/plugins/x"]\n',
+    )
+    assert "MLS211" not in by_rule(run(tmp_path))
+
+
+def test_inline_ignore_on_a_continuation_line(tmp_path: Path, write) -> None:
+    write(
+        "requirements.txt",
+        "torch==1.13.0 \\\n"
+        "    --hash=sha256:" + "a" * 64 + "  # mlsec: ignore[MLS204] CPU inference only\n",
+    )
+    (torch,) = by_rule(run(tmp_path))["MLS204"]
+    assert torch.line == 1 and torch.suppressed
