@@ -196,9 +196,9 @@ def call(name: str, args: Mapping[str, Any], *, timeout: float) -> Any:
 
 
 def call_in_process(name: str, args: Mapping[str, Any], *, timeout: float) -> Any:
-    """The same call run here, unbounded: for tests that monkeypatch the parsers."""
-    answer = json.loads(json.dumps(_CALLS[name](args), default=str))
-    return answer
+    """The same call run here, unbounded (the answer still round-trips through JSON): for
+    tests that monkeypatch the parsers, which a worker process would not see."""
+    return json.loads(json.dumps(_CALLS[name](args), default=str))
 
 
 def stop_worker() -> None:
