@@ -6,15 +6,19 @@ one character of a set (``[!...]`` or ``[^...]``: not of it; never ``/``). A pat
 matches everything below it. ``fnmatch`` has no ``**`` and lets ``*`` cross ``/``, hence
 this small matcher.
 
-Written by hand, not translated to a regular expression: patterns come from configuration a
-scanned repository controls, and a regex of many ``*`` backtracks exponentially (``a*a*...b``
-of twenty stars runs for hours). Matching here simulates the pattern's automaton over the
-path, one set of states per character: time linear in pattern length times path length.
+Patterns come from configuration a scanned repository controls, and a regular expression of
+many ``*`` backtracks exponentially (``a*a*...b`` of twenty stars runs for hours). So only
+patterns with at most two wildcards of unbounded length (almost all real ones: ``*.pkl``,
+``models/**/weights.bin``) become a regular expression, whose worst case is then quadratic;
+the others are matched by simulating the pattern's automaton over the path, one set of
+states per character: time linear in pattern length times path length. Both give the same
+answers (tests/spine/test_globs.py).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 
 # Token kinds; a token is (kind, literal character, character set).
@@ -98,7 +102,45 @@ def _compiled(pattern: str) -> tuple[tuple[_Token, ...], tuple[frozenset[int], .
     return tokens, tuple(reach)
 
 
+def _set_regex(spec: _Set | None) -> str:
+    assert spec is not None
+    negated, chars, ranges = spec
+    body = "".join(re.escape(c) for c in sorted(chars))
+    body += "".join(f"{re.escape(low)}-{re.escape(high)}" for low, high in ranges if low <= high)
+    if negated:
+        return f"[^/{body}]"
+    return f"(?:(?!/)[{body}])" if body else "(?!)"
+
+
+_REGEX = {_ONE: "[^/]", _STAR: "[^/]*", _DEEP: ".*", _SEGMENTS: "(?:.*/)?"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str] | None:
+    """The pattern as a regular expression, when that cannot backtrack badly (at most two
+    unbounded wildcards); None otherwise."""
+    tokens = _tokens(pattern)
+    if sum(kind in (_STAR, _DEEP, _SEGMENTS) for kind, _, _ in tokens) > 2:
+        return None
+    parts = [
+        re.escape(literal)
+        if kind == _LITERAL
+        else _set_regex(spec)
+        if kind == _CLASS
+        else _REGEX[kind]
+        for kind, literal, spec in tokens
+    ]
+    return re.compile("".join(parts) + "(?:/.*)?", re.DOTALL)
+
+
 def glob_match(pattern: str, path: str) -> bool:
+    regex = _regex(pattern)
+    if regex is not None:
+        return regex.fullmatch(path) is not None
+    return _simulate(pattern, path)
+
+
+def _simulate(pattern: str, path: str) -> bool:
     tokens, reach = _compiled(pattern)
     n = len(tokens)
     states: set[int] = set(reach[0])

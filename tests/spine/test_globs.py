@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlsec.globs import glob_match
+from mlsec.globs import _simulate, glob_match
 
 
 def _reference(pattern: str) -> re.Pattern[str]:
@@ -66,6 +66,7 @@ def _reference(pattern: str) -> re.Pattern[str]:
 )
 def test_glob_semantics(pattern: str, path: str, expected: bool) -> None:
     assert glob_match(pattern, path) is expected
+    assert _simulate(pattern, path) is expected  # the automaton, whatever the pattern
 
 
 ALPHABET = st.sampled_from(["a", "b", "/", "*", "**", "?", ".", "**/", "x"])
@@ -74,7 +75,18 @@ ALPHABET = st.sampled_from(["a", "b", "/", "*", "**", "?", ".", "**/", "x"])
 @settings(max_examples=400, deadline=None)
 @given(st.lists(ALPHABET, max_size=7).map("".join), st.text("ab/.x", max_size=10))
 def test_agrees_with_the_regular_expression_translation(pattern: str, path: str) -> None:
-    assert glob_match(pattern, path) == bool(_reference(pattern).fullmatch(path))
+    expected = bool(_reference(pattern).fullmatch(path))
+    assert glob_match(pattern, path) == expected
+    assert _simulate(pattern, path) == expected
+
+
+SET_ALPHABET = st.sampled_from(["a", "/", "*", "[ab]", "[!a]", "[a-b]", "?", "**/", "b"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SET_ALPHABET, max_size=6).map("".join), st.text("ab/", max_size=8))
+def test_both_matchers_agree_on_character_sets(pattern: str, path: str) -> None:
+    assert glob_match(pattern, path) == _simulate(pattern, path)
 
 
 def test_many_stars_do_not_blow_up() -> None:
