@@ -10,11 +10,16 @@ taken from the records so that many of them are vulnerable), then times the whol
 * a typical lock file (only 60 of the 500 packages have advisories), cold;
 * the same database converted to an osv.dev-style ``all.zip`` of JSON records (the format
   ``mlsec db update`` downloads; its index is normally built by ``db update`` itself), cold
-  and warm.
+  and warm;
+* 30,000 pins (``--pins``) in one requirements file: every (package, version) the records
+  name (listed, introduced and fixed versions: every range boundary), padded with packages
+  the database does not know; index cached; JSON and SARIF output. Peak memory is the scan
+  process's maximum resident set size.
 
-Target: under 2 s whole-process. Run from the repository root:
+Targets: the 500-package lock under 2 s whole-process with the index cached; 30,000 pins
+under 10 s and 500 MB. Run from the repository root:
 
-    /work/venv/bin/python benchmarks/bench_deps.py [--db PATH] [--packages 500]
+    python benchmarks/bench_deps.py [--db PATH] [--packages 500] [--pins 30000]
 """
 
 from __future__ import annotations
@@ -76,13 +81,49 @@ def write_export(db: Path, target: Path) -> None:
             archive.writestr(f"{path.stem}.json", json.dumps(doc, default=str))
 
 
+def write_pins(directory: Path, db: Path, count: int) -> int:
+    """requirements.txt with ``count`` pins: every version the records name, then padding.
+    Returns how many pins name a package version from the records."""
+    import yaml
+
+    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+    seen: dict[tuple[str, str], None] = {}
+    for path in sorted(db.glob("vulns/*/*.yaml")):
+        doc = yaml.load(path.read_bytes(), Loader=loader)
+        for affected in doc.get("affected") or []:
+            name = affected["package"]["name"]
+            named = list(affected.get("versions") or [])
+            for rng in affected.get("ranges") or []:
+                for event in rng.get("events") or []:
+                    named.extend(v for v in event.values() if v != "0")
+            for version in named:
+                seen.setdefault((name, version), None)
+    pins = [f"{name}=={version}" for name, version in seen][:count]
+    known = len(pins)
+    pins += [f"bench-unknown-{i}==1.0" for i in range(count - known)]
+    (directory / "requirements.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
+    return known
+
+
 CPU: list[float] = []  # user+system seconds of each scan process, beside its wall time
+PEAK: list[float] = []  # the scan process's maximum resident set size, MB
+# Runs one command and reports its own child's peak memory (RUSAGE_CHILDREN is a maximum over
+# every child ever waited for, so each scan gets a fresh parent).
+_MEASURE = (
+    "import resource, subprocess, sys; "
+    "p = subprocess.run(sys.argv[1:]); "
+    "sys.stderr.write(f'\\nMAXRSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n'); "
+    "sys.exit(p.returncode)"
+)
 
 
-def run_scan(directory: Path, db: Path, cache: Path) -> tuple[float, dict[str, object]]:
+def run_scan(
+    directory: Path, db: Path, cache: Path, output: str = "json"
+) -> tuple[float, dict[str, object]]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(cache)}
-    command = [sys.executable, "-m", "mlsec", "scan", str(directory), "--offline"]
-    command += ["--vuln-db", str(db), "--format", "json", "--no-git", "--fail-on", "none"]
+    command = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "mlsec", "scan"]
+    command += [str(directory), "--offline", "--vuln-db", str(db), "--format", output]
+    command += ["--no-git", "--fail-on", "none"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -91,6 +132,8 @@ def run_scan(directory: Path, db: Path, cache: Path) -> tuple[float, dict[str, o
     CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"scan failed ({proc.returncode}): {proc.stderr}")
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("MAXRSS ")]
+    PEAK.append(int(peak[-1].split()[1]) / 1024 if peak else float("nan"))
     return elapsed, json.loads(proc.stdout)
 
 
@@ -99,6 +142,7 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=DEFAULT_DB)
     parser.add_argument("--packages", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--pins", type=int, default=30_000)
     args = parser.parse_args()
     records = sum(1 for _ in args.db.glob("vulns/*/*.yaml"))
     with tempfile.TemporaryDirectory(prefix="mlsec-bench-deps-") as tmp:
@@ -115,6 +159,18 @@ def main() -> None:
         (work / "typical").mkdir()
         write_lock(work / "typical", args.db, args.packages, known=60)
         typical_cold, _ = run_scan(work / "typical", args.db, work / "cache-typical")
+        first_runs = list(CPU)
+        (work / "pins").mkdir()
+        known = write_pins(work / "pins", args.db, args.pins)
+        run_scan(work / "pins", args.db, cache)  # the index of every package, cached
+        pins = [run_scan(work / "pins", args.db, cache) for _ in range(3)]
+        pins_cpu, pins_peak = CPU[-3:], PEAK[-3:]
+        pins_sarif = [run_scan(work / "pins", args.db, cache, "sarif")[0] for _ in range(3)]
+        sarif_cpu, sarif_peak = CPU[-3:], PEAK[-3:]
+    pins_report = pins[-1][1]
+    pins_findings = pins_report["findings"]
+    assert isinstance(pins_findings, list)
+    pins_vulnerable = sum(1 for f in pins_findings if str(f["rule_id"]) < "MLS206")
     findings = report["findings"]
     assert isinstance(findings, list)
     vulnerable = sum(1 for f in findings if str(f["rule_id"]) < "MLS210")
@@ -125,18 +181,30 @@ def main() -> None:
     print(f"database: {args.db} ({records} YAML records)")
     print(f"lock file: uv.lock with {args.packages} packages; {vulnerable} vulnerable findings")
     n = args.repeat
-    cpu_warm, cpu_zip_warm = CPU[1 : 1 + n], CPU[2 + n : -1]
-    print(f"YAML directory, cold (index built):  {cold:.2f} s wall, {CPU[0]:.2f} s CPU")
+    cpu_warm, cpu_zip_warm = first_runs[1 : 1 + n], first_runs[2 + n : -1]
+    print(f"YAML directory, cold (index built):  {cold:.2f} s wall, {first_runs[0]:.2f} s CPU")
     print(f"YAML directory, warm (index cached): wall {_spread(warm)}")
     print(f"                                     CPU  {_spread(cpu_warm)}")
-    print(f"all.zip export, cold (index built):  {zip_cold:.2f} s wall, {CPU[1 + n]:.2f} s CPU")
+    print(
+        f"all.zip export, cold (index built):  {zip_cold:.2f} s wall, {first_runs[1 + n]:.2f} s CPU"
+    )
     print(f"all.zip export, warm (index cached): wall {_spread(zip_warm)}")
     print(f"                                     CPU  {_spread(cpu_zip_warm)}")
     print(
         f"typical lock (60 of {args.packages} packages in the database), YAML directory, cold: "
-        f"{typical_cold:.2f} s wall, {CPU[-1]:.2f} s CPU"
+        f"{typical_cold:.2f} s wall, {first_runs[-1]:.2f} s CPU"
     )
     print(f"target < 2 s with the index cached: {'met' if max(warm + zip_warm) < 2 else 'NOT met'}")
+    print(
+        f"{args.pins} pins ({known} named by the records), {pins_vulnerable} vulnerable "
+        "findings, index cached:"
+    )
+    print(f"  JSON:  wall {_spread([t for t, _ in pins])}")
+    print(f"         CPU  {_spread(pins_cpu)}; peak {max(pins_peak):.0f} MB")
+    print(f"  SARIF: wall {_spread(pins_sarif)}")
+    print(f"         CPU  {_spread(sarif_cpu)}; peak {max(sarif_peak):.0f} MB")
+    ok = statistics.median(pins_cpu) < 10 and max(pins_peak) < 500
+    print(f"target < 10 s and < 500 MB (JSON, CPU time): {'met' if ok else 'NOT met'}")
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

@@ -82,14 +82,38 @@ class DependencyFacts(NamedTuple):
     unaudited: tuple[str, ...] = ()  # packages the service could not answer for
 
     def to_json(self) -> Any:
-        return _jsonable(
-            {
-                "service": self.service,
-                "dependencies": [d._asdict() for d in self.dependencies],
-                "advisories": [a._asdict() for a in self.advisories],
-                "unaudited": list(self.unaudited),
-            }
-        )
+        # One entry per advisory, with every package version it affects: the same advisory
+        # repeated per version (its summary and references) is most of a large audit's JSON.
+        # Built directly (not through _jsonable): tens of thousands of entries.
+        grouped: dict[str, dict[str, Any]] = {}
+        for a in self.advisories:
+            entry = grouped.get(a.id)
+            if entry is None:
+                entry = grouped[a.id] = {
+                    "id": a.id,
+                    "aliases": list(a.aliases),
+                    "summary": a.summary,
+                    "severity": a.severity.value if a.severity is not None else None,
+                    "cvss_vector": a.cvss_vector,
+                    "cvss_score": a.cvss_score,
+                    "references": list(a.references),
+                    "affects": [],
+                }
+            entry["affects"].append(
+                {"package": a.package, "version": a.version, "fix_versions": list(a.fix_versions)}
+            )
+        fields = Dependency._fields
+        dependencies = []
+        for d in self.dependencies:
+            row: dict[str, Any] = dict(zip(fields, d, strict=True))
+            row["depends_on"] = list(d.depends_on)
+            dependencies.append(row)
+        return {
+            "service": self.service,
+            "dependencies": dependencies,
+            "advisories": list(grouped.values()),
+            "unaudited": list(self.unaudited),
+        }
 
 
 # -- signatures -------------------------------------------------------------------------------

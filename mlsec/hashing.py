@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,10 +36,17 @@ def sha256_file_keyed(path: Path) -> tuple[str, str]:
     with open_regular(path) as handle:
         key = _key_of(os.fstat(handle.fileno()))
         while n := handle.readinto(buffer):  # type: ignore[attr-defined]
+            if _CANCELLED.is_set():  # Ctrl-C in the main thread: stop within one chunk
+                raise _Cancelled(os.fspath(path))
             digest.update(view[:n])
     return digest.hexdigest(), key
 
 
+class _Cancelled(OSError):
+    """Hashing stopped because the scan was interrupted."""
+
+
+_CANCELLED = threading.Event()
 # Version 2: keys carry ctime and device (version 1 entries are dropped, not trusted).
 _VERSION = 2
 # Digests computed in this process, so two analyzers (signatures, AIBOM) hash a file once.
@@ -75,15 +83,22 @@ class HashCache:
         self._entries: dict[str, list[str]] = {}
         self._dirty = False
         if file is not None:
+            from mlsec import boundedjson
+
             try:
-                data = json.loads(file.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and data.get("version") == _VERSION:
+                data = boundedjson.read_file(file, max_bytes=256 * 1024 * 1024, max_depth=4)
+                if not isinstance(data, dict) or data.get("version") != _VERSION:
+                    data = {}
+                entries = data.get("entries")
+                if isinstance(entries, dict):
                     self._entries = {
                         k: v
-                        for k, v in data.get("entries", {}).items()
-                        if isinstance(v, list) and len(v) == 2
+                        for k, v in entries.items()
+                        if isinstance(v, list)
+                        and len(v) == 2
+                        and all(isinstance(x, str) for x in v)
                     }
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # missing, unreadable or damaged: start afresh
                 self._entries = {}
 
     def get(self, path: Path) -> str | None:
@@ -157,12 +172,21 @@ def hash_files(
         _MEMO[(str(path), key)] = digest
         return path, digest, key
 
-    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1))
+    try:
         for path, digest, key in pool.map(one, todo):
             if digest is not None:
                 result[path] = digest
                 if cache:
                     cache.put(path, digest, key)
+    except BaseException:
+        # Ctrl-C: the threads stop at their next chunk and queued files are dropped, so the
+        # scan ends now rather than after hashing every remaining weight file.
+        _CANCELLED.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        _CANCELLED.clear()
+        raise
+    pool.shutdown(wait=True)
     if cache:
         cache.save()
     return result

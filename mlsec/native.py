@@ -35,6 +35,9 @@ from typing import IO, Any
 from mlsec.formats import FormatError
 
 MEMORY_LIMIT_BYTES = 2 * 1024**3
+# Reading a Keras HDF5 file's root attributes takes milliseconds; a file that keeps libhdf5
+# busy for this long is stuck (crafted B-trees loop forever), whatever the per-file limit.
+H5_TIMEOUT_SECONDS = 30.0
 MAX_ANSWER_BYTES = 256 * 1024 * 1024
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
@@ -204,8 +207,12 @@ def stop_worker() -> None:
 
 
 def read_keras_h5(path: str | os.PathLike[str], *, timeout: float) -> Any:
-    """:func:`mlsec.formats.keras.read_keras_h5` in the worker; returns its ``KerasInfo``."""
-    return _decode_keras(call("keras_h5", {"path": os.fspath(path)}, timeout=timeout))
+    """:func:`mlsec.formats.keras.read_keras_h5` in the worker; returns its ``KerasInfo``.
+
+    The deadline is ``timeout`` (the per-file limit) or :data:`H5_TIMEOUT_SECONDS`, the
+    shorter."""
+    deadline = min(timeout, H5_TIMEOUT_SECONDS)
+    return _decode_keras(call("keras_h5", {"path": os.fspath(path)}, timeout=deadline))
 
 
 # -- KerasInfo over JSON ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ from mlsec.modelnames import loader_would_open
 from mlsec.records import Slotted
 from mlsec.rules import RuleSet
 from mlsec.safeopen import NotRegularFile, open_regular
-from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer, sniff
+from mlsec.sniff import HEAD_SIZE, FileKind, head_reader, parse_lfs_pointer, sniff
 
 TAIL_SIZE = 22  # a zip's end-of-central-directory record without a comment
 
@@ -218,6 +218,13 @@ class Walker:
             rels.add(rel)
             return
         parts = rel.split("/")
+        try:
+            real_folder = stat.S_ISDIR((self.root / rel).lstat().st_mode)
+        except OSError:
+            real_folder = False
+        if not real_folder:  # a link git listed as a folder: judged like any other link
+            rels.add(rel)
+            return
         if any(p in DEFAULT_EXCLUDED_DIRS for p in parts) or _is_venv(self.root / rel):
             self._skip(shown, "excluded folder (default)")
             return
@@ -235,7 +242,7 @@ class Walker:
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as exc:
-                self._error(base.rstrip("/") or ".", f"cannot list directory: {exc.strerror}")
+                self._unreadable(base.rstrip("/") or ".", f"cannot list directory: {exc.strerror}")
                 continue
             subfolders: list[tuple[Path, str]] = []
             for entry in entries:
@@ -256,6 +263,7 @@ class Walker:
 
     # -- per path -----------------------------------------------------------------------
     def _consider(self, rel: str) -> None:
+        rel = rel.rstrip("/")  # git lists a nested repository as "path/"
         shown = display_name(rel)
         if self.options.exclude and any_match(self.options.exclude, rel):
             self._skip(shown, "excluded by configuration")
@@ -270,13 +278,19 @@ class Walker:
             self._skip(shown, "tracked by git but missing from the work tree")
             return
         except OSError as exc:
-            self._error(shown, f"cannot stat: {exc.strerror}")
+            self._unreadable(shown, f"cannot stat: {exc.strerror}")
             return
         if stat.S_ISLNK(st.st_mode):
             self._symlink(full, shown)
             return
         if stat.S_ISDIR(st.st_mode):
-            self._skip(shown + "/", "git submodule or nested repository (not scanned)")
+            # A submodule or a nested clone (a model repository cloned into the tree): git
+            # lists it as one entry, but its files are what a loader opens, so walk it.
+            if _is_venv(full):
+                self._skip(shown + "/", "excluded folder (default)")
+                return
+            for inner in self._fs_files(full, rel + "/"):
+                self._consider(inner)
             return
         if not stat.S_ISREG(st.st_mode):
             self._special(shown, st.st_mode, shown)
@@ -414,15 +428,9 @@ class Walker:
         try:
             head, tail = read_head_and_tail(full)
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            self._error(shown, f"cannot read: {reason}")
-            self.result.findings.append(
-                self.rules.finding(
-                    "MLS901", shown, f"File could not be read ({reason}); it was not scanned"
-                )
-            )
+            self._unreadable(shown, f"cannot read: {exc.strerror or exc}")
             return
-        kind = sniff(head, full.name, size)
+        kind = sniff(head, full.name, size, head_reader(full))
         if kind is FileKind.LFS_POINTER:
             pointer = parse_lfs_pointer(head)
             if pointer is not None:
@@ -444,6 +452,15 @@ class Walker:
 
     def _error(self, shown: str, message: str) -> None:
         self.result.errors.append(ScanError(shown, message, analyzer="walk"))
+
+    def _unreadable(self, shown: str, message: str) -> None:
+        """An error entry and a finding: what could not be read was not checked."""
+        self._error(shown, message)
+        self.result.findings.append(
+            self.rules.finding(
+                "MLS901", shown, f"Not scanned: {message}", key=message.split(":", 1)[0]
+            )
+        )
 
     def _limit(self, shown: str, message: str) -> None:
         self._skip(shown, message)

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from mlsec.aibom import completeness, sidecars
-from mlsec.aibom.card import ModelCard, ModelConfig, parse_card, parse_config, read_bounded
+from mlsec.aibom.card import (
+    ModelCard,
+    ModelConfig,
+    adapter_base_model,
+    parse_card,
+    parse_config,
+    read_bounded,
+)
 from mlsec.aibom.code_datasets import CodeDataset, find_datasets
 from mlsec.aibom.discover import (
     ModelGroup,
@@ -215,6 +222,11 @@ class AibomBuilder:
         provenance = git_repo.provenance() if git_repo and git_repo.available else None
         timestamp = self._timestamp(provenance)
 
+        states = (
+            git_repo.model_states({g.path: [t.relpath for t in g.files] for g in groups})
+            if git_repo and git_repo.available
+            else {}
+        )
         code_datasets = self._code_datasets()
         digests = self._hash(groups)
         signatures = self._signatures()
@@ -230,7 +242,7 @@ class AibomBuilder:
                     file_facts,
                     digests,
                     provenance,
-                    git_repo,
+                    states.get(group.path, (None, False)),
                     code_datasets,
                     datasets,
                 )
@@ -241,6 +253,7 @@ class AibomBuilder:
                         f"internal error ({type(exc).__name__}: {exc}); this model is missing "
                         "from the BOM; please report this",
                         analyzer="aibom",
+                        internal=True,
                     )
                 )
                 continue
@@ -321,7 +334,7 @@ class AibomBuilder:
         file_facts: Mapping[str, ModelFileFact],
         digests: Mapping[Path, str],
         provenance: GitProvenance | None,
-        git_repo: GitRepo | None,
+        git_state: tuple[str | None, bool],
         code_datasets: list[CodeDataset],
         datasets: dict[str, DatasetRef],
     ) -> BomModel:
@@ -371,11 +384,15 @@ class AibomBuilder:
 
         hub_id, revision = self._hub_identity(group, provenance, metadata)
         name, version, version_source = self._identity(
-            group, card, metadata, provenance, hub_id, revision
+            group, card, metadata, provenance, hub_id, revision, config
         )
         license_text, license_url = self._license(card, metadata)
         spdx = _spdx(license_text)
-        base_models = (card.base_models if card else ()) or _gguf_base_models(metadata)
+        base_models = (
+            (card.base_models if card else ())
+            or _gguf_base_models(metadata)
+            or self._adapter_base(group)
+        )
 
         hub_url = f"{HF}/{hub_id}" if hub_id else None
         hub_url = hub_url or _meta(metadata, "gguf:general.repo_url", "gguf:general.url")
@@ -408,9 +425,7 @@ class AibomBuilder:
             Metric(m.type, m.value, " ".join(p for p in (m.dataset, m.split) if p) or None)
             for m in (card.metrics if card else ())
         )
-        last_commit, committed = (None, False)
-        if git_repo is not None and git_repo.available:
-            last_commit, committed = git_repo.model_state([t.relpath for t in group.files])
+        last_commit, committed = git_state
 
         family = (config.model_type if config else None) or _meta(
             metadata, "gguf:general.architecture"
@@ -521,6 +536,15 @@ class AibomBuilder:
         return hub_id, revision if hub_id or revision else None
 
     @staticmethod
+    def _adapter_base(group: ModelGroup) -> tuple[str, ...]:
+        for target in group.files:
+            if target.relpath.rsplit("/", 1)[-1] == "adapter_config.json":
+                base = adapter_base_model(target.path)
+                if base:
+                    return (base,)
+        return ()
+
+    @staticmethod
     def _produced_here(group: ModelGroup) -> bool:
         """Whether the repository itself produces this model, so that the repository's tag
         versions it: the model is the repository (its folder is the scanned root, as in a
@@ -539,6 +563,7 @@ class AibomBuilder:
         provenance: GitProvenance | None,
         hub_id: str | None = None,
         revision: str | None = None,
+        config: ModelConfig | None = None,
     ) -> tuple[str, str | None, str | None]:
         if group.path == ".":
             fallback = repository_name(provenance.remote_url if provenance else None, self.root)
@@ -549,6 +574,8 @@ class AibomBuilder:
         name = (card.name if card else None) or _meta(metadata, "gguf:general.name") or fallback
         if card and card.version:
             return name, card.version, "card"
+        if config and config.version:
+            return name, config.version, "config"
         for key, source in (("gguf:general.version", "gguf"), ("onnx:model_version", "onnx")):
             value = metadata.get(key)
             if value and value != "0":  # ONNX writes 0 when no version was set

@@ -497,6 +497,7 @@ class ModelConfig:
     torch_dtype: str | None = None
     transformers_version: str | None = None
     name_or_path: str | None = None  # "_name_or_path": the hub id it was saved from
+    version: str | None = None  # "model_version" / "version", when the config states one
 
 
 def parse_config(path: Path, relpath: str) -> ModelConfig | None:
@@ -514,4 +515,28 @@ def parse_config(path: Path, relpath: str) -> ModelConfig | None:
         torch_dtype=_text(data.get("torch_dtype")) or _text(data.get("dtype")),
         transformers_version=_text(data.get("transformers_version")),
         name_or_path=_text(data.get("_name_or_path")),
+        version=_version(data),
     )
+
+
+def _version(data: Mapping[str, Any]) -> str | None:
+    for key in ("model_version", "version"):
+        value = data.get(key)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            text = _text(value)
+            if text and len(text) <= 64:
+                return text
+    return None
+
+
+def adapter_base_model(path: Path) -> str | None:
+    """The base model a PEFT adapter names (``adapter_config.json``
+    ``base_model_name_or_path``), when it is a hub id rather than a local path."""
+    try:
+        data = json.loads(read_bounded(path, MAX_CONFIG_BYTES))
+    except (OSError, ValueError, RecursionError):
+        return None
+    value = _text(data.get("base_model_name_or_path")) if isinstance(data, dict) else None
+    if value and not value.startswith(("/", ".", "~")) and value.count("/") <= 1:
+        return value
+    return None

@@ -49,7 +49,6 @@ _TOKENIZER_NAMES = frozenset(
         "target.spm",
         "special_tokens_map.json",
         "added_tokens.json",
-        "preprocessor_config.json",
     }
 )
 # Files that make a folder a model folder.
@@ -152,9 +151,20 @@ def group_models(
     known = set(known_models)
     cards = set(card_folders)
     weights = [t for t in targets if is_weight(t, known)]
+    declared = set(declared_folders)
     markers = {
         _parent(t.relpath) for t in targets if t.relpath.rsplit("/", 1)[-1] in _MARKERS
     } | cards
+    # The repository root is a model folder only on real evidence (a model card, a config
+    # naming an architecture, a pipeline index): any project may have a config.json at its
+    # root, and a root model folder takes in every file one level down.
+    if (
+        "." in markers
+        and "." not in cards
+        and "." not in declared
+        and not any(t.relpath in ("model_index.json", "adapter_config.json") for t in targets)
+    ):
+        markers.discard(".")
     # A SavedModel's folder is the one holding saved_model.pb; the files under its
     # variables/ folder are its weights, whatever their names.
     saved_models = {_parent(t.relpath) for t in weights if t.kind is FileKind.TF_SAVEDMODEL}
@@ -204,7 +214,7 @@ def group_models(
             parent.subfolders |= {child.path, *child.subfolders}
             del groups[child.path]
 
-    for folder in sorted(declared_folders):
+    for folder in sorted(declared):
         if folder not in groups and not any(
             g.folder and _inside(folder, g.path) for g in groups.values()
         ):
@@ -255,9 +265,11 @@ def _model_folder(relpath: str, folders: set[str]) -> str | None:
 
 
 def card_candidates(targets: Sequence[Target]) -> Mapping[str, Target]:
-    """README.md files by folder (the caller checks which have front matter)."""
+    """README.md files by folder (the caller checks which have front matter). Whatever the
+    sniffer made of the content: a card with a stray control byte is still the card."""
     return {
         _parent(t.relpath): t
         for t in targets
-        if t.relpath.rsplit("/", 1)[-1].lower() == "readme.md" and t.kind is FileKind.TEXT
+        if t.relpath.rsplit("/", 1)[-1].lower() == "readme.md"
+        and t.kind is not FileKind.LFS_POINTER
     }

@@ -9,7 +9,7 @@ value means less information in the BOM and, where it matters, an MLS3xx finding
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlsec.facts import _jsonable
@@ -160,7 +160,19 @@ class AibomFacts:
     serial: str | None = None  # a random UUID unless reproducible (then derived from content)
 
     def to_json(self) -> Any:
-        data = asdict(self)
+        data = _plain(self)
         for model, raw in zip(self.models, data["models"], strict=True):
-            raw["completeness"] = [{**asdict(c), "score": c.score} for c in model.completeness]
+            raw["completeness"] = [{**_plain(c), "score": c.score} for c in model.completeness]
         return _jsonable(data)
+
+
+def _plain(value: Any) -> Any:
+    """A record tree as dicts and lists (``dataclasses.asdict`` deep-copies every leaf: ten
+    times slower on a BOM of 1,000 models)."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

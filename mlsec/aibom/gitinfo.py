@@ -1,4 +1,4 @@
-"""Git provenance through gitpython: commit, branch, tag, dirty state, remote URL.
+"""Git provenance: commit, branch, tag, dirty state, remote URL, each model's last commit.
 
 The remote URL is stripped of credentials (``https://user:token@host/...`` becomes
 ``https://host/...``) before it goes anywhere near a BOM.
@@ -6,9 +6,11 @@ The remote URL is stripped of credentials (``https://user:token@host/...`` becom
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mlsec.aibom.facts import GitProvenance
@@ -52,13 +54,29 @@ def repository_name(remote: str | None, root: Path) -> str:
 
 
 class GitRepo:
-    """The git repository containing ``root``, or nothing when there is none (or no git)."""
+    """The git repository containing ``root``, or nothing when there is none (or no git).
+
+    gitpython finds the repository and reads HEAD and the remotes (from the configuration,
+    no subprocess); the state of the work tree comes from a fixed number of plumbing calls
+    for the whole repository, however many model files there are:
+
+    - ``ls-files -s``: tracked paths and their index blob ids;
+    - ``diff-files``: paths whose stat data differs from the index (no content is read);
+    - ``hash-object --stdin-paths`` on those only: which really changed (git streams big
+      files here, where ``git diff --raw`` reads a whole checkpoint into memory);
+    - ``diff-index --cached HEAD``: staged changes (index against HEAD, no work tree read);
+    - ``ls-files --others``: whether untracked files exist;
+    - one ``log --name-only``, read as a stream and stopped once every model file's last
+      commit is known.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._repo = None
+        self._repo: Any = None
+        self.calls = 0  # git subprocesses run by this object (the provenance's cost)
+        self._state: _TreeState | None = None
         try:
-            import git  # gitpython; lazily, it is slow to import and spawns git
+            import git  # gitpython; lazily, it is slow to import
 
             repo = git.Repo(self.root, search_parent_directories=True)
             if repo.bare or repo.working_tree_dir is None:
@@ -73,6 +91,57 @@ class GitRepo:
     def available(self) -> bool:
         return self._repo is not None
 
+    def _git(self, *args: str, stdin: bytes | None = None) -> bytes:
+        import subprocess
+
+        self.calls += 1
+        done = subprocess.run(
+            ["git", "-C", str(self._top), "-c", "core.quotepath=off", *args],
+            input=stdin,
+            capture_output=True,
+            check=True,
+            timeout=GIT_TIMEOUT,
+        )
+        return done.stdout
+
+    def _scope(self) -> str:
+        return self._rel(".")
+
+    def _tree_state(self) -> _TreeState:
+        if self._state is not None:
+            return self._state
+        scope = self._scope()
+        index: dict[str, str] = {}
+        for entry in _nul_split(self._git("ls-files", "-s", "-z", "--", scope)):
+            meta, _, path = entry.partition("\t")
+            fields = meta.split()
+            if len(fields) == 3 and fields[2] == "0":
+                index[path] = fields[1]
+        stat_dirty = [
+            p for p in _nul_split(self._git("diff-files", "--name-only", "-z", "--", scope))
+        ]
+        changed: set[str] = set()
+        # Deleted in the work tree, or a name --stdin-paths cannot carry: changed.
+        present = [p for p in stat_dirty if "\n" not in p and (self._top / p).is_file()]
+        changed |= set(stat_dirty) - set(present)
+        if present:
+            out = self._git("hash-object", "--stdin-paths", stdin="\n".join(present).encode())
+            for path, blob in zip(present, out.decode().split(), strict=False):
+                if index.get(path) != blob:
+                    changed.add(path)
+        staged = set(
+            _nul_split(
+                self._git("diff-index", "--cached", "--name-only", "-z", "HEAD", "--", scope)
+            )
+        )
+        untracked = bool(
+            self._git(
+                "ls-files", "--others", "--exclude-standard", "-z", "--directory", "--", scope
+            )
+        )
+        self._state = _TreeState(index, changed | staged, untracked)
+        return self._state
+
     def provenance(self) -> GitProvenance | None:
         repo = self._repo
         if repo is None:
@@ -80,20 +149,32 @@ class GitRepo:
         head = repo.head.commit
         branch = None if repo.head.is_detached else repo.active_branch.name
         try:
-            tags = sorted(repo.git.tag("--points-at", "HEAD").split())
+            tags = sorted(self._git("tag", "--points-at", "HEAD").decode().split())
         except Exception:  # an old git without --points-at: no tag rather than a crash
             tags = []
         remote_url = None
-        remotes = sorted(repo.remotes, key=lambda r: (r.name != "origin", r.name))
-        for remote in remotes:
-            urls = list(remote.urls)
-            if urls:
-                remote_url = strip_credentials(urls[0])
-                break
+        try:
+            reader = repo.config_reader()
+            names = sorted(
+                (s.split('"')[1] for s in reader.sections() if s.startswith('remote "')),
+                key=lambda n: (n != "origin", n),
+            )
+            for name in names:
+                url = reader.get_value(f'remote "{name}"', "url", default="")
+                if url:
+                    remote_url = strip_credentials(str(url))
+                    break
+        except Exception:  # an unreadable configuration: no remote
+            remote_url = None
+        try:
+            state = self._tree_state()
+            dirty = bool(state.changed or state.untracked)
+        except Exception:  # git failed: say dirty rather than clean
+            dirty = True
         return GitProvenance(
             commit=head.hexsha,
             branch=branch,
-            dirty=repo.is_dirty(untracked_files=True, path=str(self.root)),
+            dirty=dirty,
             tag=tags[-1] if tags else None,
             remote_url=remote_url,
             commit_time=int(head.committed_date),
@@ -104,17 +185,74 @@ class GitRepo:
         full = (self.root / path).resolve() if path != "." else self.root
         return full.relative_to(self._top).as_posix() or "."
 
-    def model_state(self, paths: Sequence[str]) -> tuple[str | None, bool]:
-        """(last commit touching these paths, whether all are tracked and unchanged)."""
-        repo = self._repo
-        if repo is None or not paths:
-            return None, False
+    def model_states(
+        self, models: Mapping[str, Sequence[str]]
+    ) -> dict[str, tuple[str | None, bool]]:
+        """For each model (key) and its files (scan-root relative): the last commit touching
+        them and whether all are tracked and unchanged."""
+        if self._repo is None or not models:
+            return {}
         try:
-            rels = [self._rel(p) for p in paths]
-            last = repo.git.log("-1", "--format=%H", "--", *rels).strip() or None
-            tracked = set(repo.git.ls_files("--", *rels).splitlines())
-            changed = repo.git.status("--porcelain", "--", *rels).strip()
+            state = self._tree_state()
+            rels = {key: [self._rel(p) for p in paths] for key, paths in models.items()}
+            wanted = {r for paths in rels.values() for r in paths if r in state.index}
+            last = self._last_commits(wanted)
         except Exception:  # a path outside the work tree or a git failure: no provenance
-            return None, False
-        committed = last is not None and all(r in tracked for r in rels) and not changed
-        return last, committed
+            return {}
+        out: dict[str, tuple[str | None, bool]] = {}
+        for key, paths in rels.items():
+            commits = [last[p] for p in paths if p in last]
+            # The newest commit among the files' last commits: log lists newest first.
+            newest = min(commits, key=lambda c: c[0])[1] if commits else None
+            committed = (
+                newest is not None
+                and all(p in state.index for p in paths)
+                and not any(p in state.changed for p in paths)
+            )
+            out[key] = (newest, committed)
+        return out
+
+    def _last_commits(self, paths: set[str]) -> dict[str, tuple[int, str]]:
+        """path -> (position in log order, commit) of the last commit touching it."""
+        import subprocess
+
+        found: dict[str, tuple[int, str]] = {}
+        if not paths:
+            return found
+        self.calls += 1
+        args = ["git", "-C", str(self._top), "-c", "core.quotepath=off", "log"]
+        args += ["--format=%x01%H", "--name-only", "--no-renames", "-z", "--", self._scope()]
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+            assert proc.stdout is not None
+            commit, position, tail = "", 0, b""
+            try:
+                while len(found) < len(paths):
+                    chunk = os.read(proc.stdout.fileno(), 1 << 16)
+                    if not chunk:
+                        break
+                    *tokens, tail = (tail + chunk).split(b"\0")
+                    for raw in tokens:
+                        token = raw.decode("utf-8", "surrogateescape").lstrip("\n")
+                        if token.startswith("\x01"):
+                            commit, position = token[1:], position + 1
+                        elif token in paths and token not in found:
+                            found[token] = (position, commit)
+            finally:
+                proc.kill()  # every wanted path found: the rest of history is not needed
+        return found
+
+
+GIT_TIMEOUT = 120
+
+
+class _TreeState:
+    __slots__ = ("changed", "index", "untracked")
+
+    def __init__(self, index: dict[str, str], changed: set[str], untracked: bool) -> None:
+        self.index = index  # tracked path (top-relative) -> index blob id
+        self.changed = changed  # tracked paths that differ from HEAD (work tree or index)
+        self.untracked = untracked  # untracked files exist in the scope
+
+
+def _nul_split(data: bytes) -> list[str]:
+    return [p for p in data.decode("utf-8", "surrogateescape").split("\0") if p]

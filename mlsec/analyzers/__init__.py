@@ -95,9 +95,18 @@ class FileAnalyzer(Analyzer):
                 result.findings.extend(self.analyze_file(target, ctx))
             except MlsecError:
                 raise
-            except OSError as exc:
+            except OSError as exc:  # gone, swapped for a FIFO, unreadable: not checked
                 result.errors.append(
                     ScanError(target.relpath, f"cannot read: {exc}", analyzer=self.name)
+                )
+                result.findings.append(
+                    ctx.finding(
+                        "MLS901",
+                        target.relpath,
+                        f"File could not be read by the {self.name} analyzer ({exc});"
+                        " it was not fully scanned",
+                        key=f"analyzer:{self.name}",
+                    )
                 )
             except Exception as exc:  # a bug in mlsec, not in the file: report and go on
                 result.errors.append(

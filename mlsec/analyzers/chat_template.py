@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # -- bounds (each one reached is an MLS170 finding naming it) ----------------------------------
 MAX_TEMPLATE_BYTES = 2 * 1024 * 1024  # real chat templates are under 100 KB
-MAX_TOKENS = 200_000  # Jinja parses ~150k tokens/s; real templates have under 10k
+MAX_TOKENS = 100_000  # Jinja parses ~150k tokens/s alone; real templates have under 10k
 MAX_STEPS = 300_000  # interpreter steps (~2 s; the real templates tried need under 20k)
 MAX_NESTING = 250  # syntax-tree depth the interpreter follows (Python's stack is the limit)
 MAX_SECONDS = 10.0  # wall-clock backstop on top of the deterministic budgets
@@ -98,7 +98,27 @@ class TemplateIssue(NamedTuple):
 # -- the public entry points -----------------------------------------------------------------
 def template_issues(source: str) -> list[TemplateIssue]:
     """Parse ``source`` (never render it) and report what its name lookups can reach."""
-    size = len(source.encode("utf-8", "surrogatepass"))
+    import hashlib
+
+    encoded = source.encode("utf-8", "surrogatepass")
+    # Every quantisation of a model carries the same template: analyse it once.
+    limits = (MAX_TEMPLATE_BYTES, MAX_TOKENS, MAX_STEPS, MAX_NESTING, MAX_FOLDED, MAX_CHOICES)
+    key = (hashlib.sha256(encoded).digest(), limits)
+    cached = _CACHE.get(key)
+    if cached is None:
+        cached = _CACHE[key] = tuple(_analyse(source, len(encoded)))
+        while len(_CACHE) > 256:
+            try:
+                del _CACHE[next(iter(_CACHE))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread evicted it
+                break
+    return list(cached)
+
+
+_CACHE: dict[tuple[bytes, tuple[int, ...]], tuple[TemplateIssue, ...]] = {}
+
+
+def _analyse(source: str, size: int) -> list[TemplateIssue]:
     if size > MAX_TEMPLATE_BYTES:
         return [
             TemplateIssue(
@@ -151,22 +171,40 @@ def template_findings(
     return list(_findings(ctx, path, member, label, template, issues))
 
 
-# Hugging Face files that carry chat templates (rendered by loaders as Jinja).
-TEMPLATE_FILE_NAMES = (
+# Hugging Face JSON files that carry chat templates (rendered by loaders as Jinja).
+TEMPLATE_JSON_NAMES = (
     "tokenizer_config.json",
     "chat_template.json",
-    "chat_template.jinja",
     "processor_config.json",
+    "preprocessor_config.json",
 )
 _EXTRA_TEMPLATES_DIR = "additional_chat_templates/"  # transformers: <dir>/<name>.jinja
+
+
+def _template_label(lower: str) -> str | None:
+    """The label of a Jinja file that is a chat template (by its lower-case path), or None.
+
+    ``chat_template.jinja`` (transformers), ``additional_chat_templates/<name>.jinja``
+    (transformers' named templates) and any ``*chat_template*.jinja``/``.j2`` (the
+    ``--chat-template`` files of serving tools); other Jinja files are web pages.
+    """
+    folder, _, base = lower.rpartition("/")
+    stem, dot, extension = base.rpartition(".")
+    if not dot or extension not in ("jinja", "j2", "jinja2"):
+        return None
+    if stem == "chat_template":
+        return "chat_template"
+    if f"/{folder}/".endswith(f"/{_EXTRA_TEMPLATES_DIR}") or "chat_template" in stem.replace(
+        "-", "_"
+    ):
+        return f"chat_template.{stem}"
+    return None
 
 
 def is_template_file(name: str) -> bool:
     """Whether a file or member called ``name`` carries chat templates loaders render."""
     lower = name.lower().replace("\\", "/")
-    if lower.endswith(TEMPLATE_FILE_NAMES):
-        return True
-    return lower.endswith(".jinja") and _EXTRA_TEMPLATES_DIR in f"/{lower}"
+    return lower.endswith(TEMPLATE_JSON_NAMES) or _template_label(lower) is not None
 
 
 def template_file_findings(
@@ -178,10 +216,8 @@ def template_file_findings(
 
     with open_regular(path) as handle:
         data = handle.read(MAX_TEMPLATE_FILE + 1)
-    label = "chat_template"
     lower = name.lower().replace("\\", "/")
-    if lower.endswith(".jinja") and not lower.endswith("chat_template.jinja"):
-        label = f"chat_template.{lower.rsplit('/', 1)[-1][: -len('.jinja')]}"
+    label = _template_label(lower) or "chat_template"
     if len(data) > MAX_TEMPLATE_FILE:
         issue = TemplateIssue("bound", f"over the {MAX_TEMPLATE_FILE}-byte limit on files", None)
         return list(_findings(ctx, relpath, join_member(member, label), label, "", [issue]))
@@ -203,28 +239,48 @@ def templates_in_text(name: str, text: str) -> list[tuple[str, str]]:
     """The (label, template) pairs in a template file's text (``name``: its lower-case name).
 
     ``chat_template`` in JSON is a string or a list of ``{"name", "template"}`` (transformers
-    reads both); a ``.jinja`` file is one template.
+    reads both); a Jinja file is one template.
     """
-    if name.endswith(".jinja"):
-        stem = name.rsplit("/", 1)[-1][: -len(".jinja")]
-        return [("chat_template" if stem == "chat_template" else f"chat_template.{stem}", text)]
+    label = _template_label(name)
+    if label is not None:
+        return [(label, text)]
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_EveryValue)
     except (ValueError, RecursionError):
         return []  # not JSON: not a configuration a loader would read a template from
-    value = document.get("chat_template") if isinstance(document, dict) else None
-    if isinstance(value, str):
-        return [("chat_template", value)]
+    if not isinstance(document, _EveryValue):
+        return []
     out: list[tuple[str, str]] = []
-    if isinstance(value, list):
-        for index, entry in enumerate(value):
-            if isinstance(entry, dict) and isinstance(entry.get("template"), str):
+    # Every value of a repeated key: JSON readers disagree on which one wins.
+    for copy, value in enumerate(document.every.get("chat_template", ())):
+        suffix = f"#{copy + 1}" if copy else ""
+        if isinstance(value, str):
+            out.append((f"chat_template{suffix}", value))
+        elif isinstance(value, list):
+            for index, entry in enumerate(value):
+                if not isinstance(entry, _EveryValue):
+                    continue
                 entry_name = entry.get("name")
                 label = entry_name if isinstance(entry_name, str) else str(index)
-                out.append((f"chat_template.{label}", entry["template"]))
-    elif isinstance(value, dict):  # some tools write {name: template}
-        out.extend((f"chat_template.{k}", v) for k, v in value.items() if isinstance(v, str))
+                for number, template in enumerate(entry.every.get("template", ())):
+                    if isinstance(template, str):
+                        again = f"#{number + 1}" if number else ""
+                        out.append((f"chat_template.{label}{suffix}{again}", template))
+        elif isinstance(value, dict):  # some tools write {name: template}
+            out.extend(
+                (f"chat_template.{k}{suffix}", v) for k, v in value.items() if isinstance(v, str)
+            )
     return out
+
+
+class _EveryValue(dict[str, Any]):
+    """A JSON object that also keeps every value of a repeated key (``every``)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.every: dict[str, list[Any]] = {}
+        for key, value in pairs:
+            self.every.setdefault(key, []).append(value)
 
 
 def _findings(
@@ -360,7 +416,7 @@ class _Judge:
         for known in value.known:
             if not isinstance(known, str):
                 continue
-            parts = known.split(".") if dotted else [known]
+            parts = re.split(r"[.,]", known) if dotted else [known]
             internal = [part for part in parts if is_internal(part)]
             for part in internal:
                 self.add("internals", part, line, how)
@@ -373,36 +429,40 @@ class _Judge:
                 f" to fold (limits {MAX_FOLDED} characters, {MAX_CHOICES} values)",
                 line,
             )
+        elif value.open and not value.input and value.computed:
+            # Built from text no literal holds, such as characters sliced out of
+            # ``lipsum|string``: a way to spell a name no reader can see.
+            self.add("dynamic", f"{_describe(node)} (computed from the template's objects)", line)
         elif value.open and chosen_at_render:
             self.add("dynamic", f"{_describe(node)} (chosen at render time)", line)
 
 
-def _describe(node: Any) -> str:
+def _describe(node: Any, depth: int = 0) -> str:
     """A short source-like rendering of an expression, for messages."""
     from jinja2 import nodes
 
-    try:
-        if isinstance(node, nodes.Const):
-            return repr(node.value)[:40]
-        if isinstance(node, nodes.Name):
-            return node.name
-        if isinstance(node, nodes.Concat):
-            return " ~ ".join(_describe(n) for n in node.nodes[:6])
-        if isinstance(node, nodes.BinExpr):
-            return f"{_describe(node.left)} {node.operator} {_describe(node.right)}"
-        if isinstance(node, nodes.Filter):
-            base = _describe(node.node) if node.node is not None else "..."
-            return f"{base}|{node.name}"
-        if isinstance(node, nodes.Getattr):
-            return f"{_describe(node.node)}.{node.attr}"
-        if isinstance(node, nodes.Getitem):
-            return f"{_describe(node.node)}[...]"
-        if isinstance(node, nodes.Call):
-            return f"{_describe(node.node)}(...)"
-        if isinstance(node, nodes.List | nodes.Tuple):
-            return "[" + ", ".join(_describe(n) for n in node.items[:4]) + "]"
-    except RecursionError:
-        pass
+    if depth > 6:
+        return "..."
+    inner = depth + 1
+    if isinstance(node, nodes.Const):
+        return repr(node.value)[:40]
+    if isinstance(node, nodes.Name):
+        return str(node.name)
+    if isinstance(node, nodes.Concat):
+        return " ~ ".join(_describe(n, inner) for n in node.nodes[:6])
+    if isinstance(node, nodes.BinExpr):
+        return f"{_describe(node.left, inner)} {node.operator} {_describe(node.right, inner)}"
+    if isinstance(node, nodes.Filter):
+        base = _describe(node.node, inner) if node.node is not None else "..."
+        return f"{base}|{node.name}"
+    if isinstance(node, nodes.Getattr):
+        return f"{_describe(node.node, inner)}.{node.attr}"
+    if isinstance(node, nodes.Getitem):
+        return f"{_describe(node.node, inner)}[...]"
+    if isinstance(node, nodes.Call):
+        return f"{_describe(node.node, inner)}(...)"
+    if isinstance(node, nodes.List | nodes.Tuple):
+        return "[" + ", ".join(_describe(n, inner) for n in node.items[:4]) + "]"
     return type(node).__name__.lower()
 
 
@@ -465,8 +525,9 @@ def _literal_pass(tree: Any, judge: _Judge) -> None:
             if found is not None:
                 arg, is_attr = found
                 if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
-                    for part in arg.value.split("." if not is_attr else "\0"):
-                        judge.literal_name(part, line)
+                    parts = [arg.value] if is_attr else re.split(r"[.,]", arg.value)
+                    for part in parts:
+                        judge.literal_name(part.strip(), line)
         stack.extend(node.iter_child_nodes())
 
 
@@ -475,15 +536,18 @@ class _Val(NamedTuple):
     """What an expression may evaluate to.
 
     ``known``: the concrete values it may take (str, int, float, bool, None, tuples for lists,
-    and the markers below); ``open``: it may also be something from render-time input;
-    ``capped``: folding gave up at a bound; ``computed``: built by an operation, not a literal
-    or a copy of one.
+    and the markers below); ``open``: it may also be something not folded; ``input``: that
+    something may come from render-time input (the messages, tools... a loader passes), as
+    opposed to the template's own objects (whose text, like ``lipsum|string``, an author can
+    predict and slice characters from); ``capped``: folding gave up at a bound; ``computed``:
+    built by an operation, not a literal or a copy of one.
     """
 
     known: frozenset[Any]
     open: bool = False
     capped: bool = False
     computed: bool = False
+    input: bool = False
 
 
 class _KDict(tuple):  # type: ignore[type-arg]
@@ -494,6 +558,20 @@ class _KDict(tuple):  # type: ignore[type-arg]
             if k == key:
                 return v
         raise _NoFold
+
+
+class _View(tuple):  # type: ignore[type-arg]
+    """``dict.items()``/``keys()``/``values()``: a sequence whose text says ``dict_items(...)``."""
+
+    kind = "items"
+
+
+class _KeysView(_View):
+    kind = "keys"
+
+
+class _ValuesView(_View):
+    kind = "values"
 
 
 class _NS(NamedTuple):
@@ -515,11 +593,40 @@ class _Macro(NamedTuple):
     ident: int
 
 
+class _Loop(NamedTuple):
+    """The ``loop`` variable (``loop.cycle(...)`` returns one of its arguments)."""
+
+    input: bool
+
+
+class _Cycler(NamedTuple):
+    items: tuple[Any, ...]
+
+
+class _Joiner(NamedTuple):
+    separator: Any
+
+
+class _Caller(NamedTuple):
+    position: int
+
+
+class _Self(NamedTuple):
+    pass
+
+
+class _BlockRef(NamedTuple):
+    name: str
+
+
 class _NoFold(Exception):
     """This operation cannot be folded (the result is whatever the input makes it)."""
 
 
-OPEN = _Val(frozenset(), open=True)
+# Markers of the template's own objects (functions, namespaces, loop...), not data.
+_TEMPLATE_OBJECTS = (_NS, _Method, _Global, _Macro, _Loop, _Cycler, _Joiner, _Caller, _Self)
+INPUT = _Val(frozenset(), open=True, input=True)
+OPAQUE = _Val(frozenset(), open=True, computed=True)
 CAPPED = _Val(frozenset(), open=True, capped=True, computed=True)
 _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace"})
 
@@ -528,7 +635,12 @@ def _const(value: Any, computed: bool = False) -> _Val:
     try:
         return _Val(frozenset({value}), computed=computed)
     except TypeError:
-        return OPEN
+        return OPAQUE
+
+
+def _unknown(*values: _Val) -> _Val:
+    """The result of an operation not folded on ``values``: input if any of them is."""
+    return INPUT if any(v.input for v in values) else OPAQUE
 
 
 def _join(*values: _Val) -> _Val:
@@ -538,9 +650,11 @@ def _join(*values: _Val) -> _Val:
     open_ = any(v.open for v in values)
     capped = any(v.capped for v in values)
     computed = any(v.computed for v in values)
+    input_ = any(v.input for v in values)
     if len(known) > MAX_CHOICES:
-        return CAPPED if any(isinstance(k, str) for k in known) else OPEN
-    return _Val(frozenset(known), open_, capped, computed)
+        # Too many strings to judge is a bound; too many numbers is no name at all.
+        return CAPPED if any(isinstance(k, str) for k in known) else INPUT
+    return _Val(frozenset(known), open_, capped, computed, input_)
 
 
 def _ns_key(ident: int, attr: str) -> str:
@@ -563,6 +677,7 @@ def _lift(fn: Callable[..., Any], *values: _Val) -> _Val:
     """Apply a concrete operation to every combination of known values (bounded)."""
     open_ = any(v.open for v in values)
     capped = any(v.capped for v in values)
+    input_ = any(v.input for v in values)
     combos: list[tuple[Any, ...]] = [()]
     for value in values:
         combos = [(*c, k) for c in combos for k in value.known]
@@ -580,7 +695,7 @@ def _lift(fn: Callable[..., Any], *values: _Val) -> _Val:
             open_ = True  # rendering would fail here: nothing to fold
     if capped and not out:
         return CAPPED
-    return _Val(frozenset(out), open_, capped, computed=True)
+    return _Val(frozenset(out), open_, capped, True, input_)
 
 
 def _pystr(value: Any) -> str:
@@ -591,9 +706,11 @@ def _pystr(value: Any) -> str:
         return str(value)
     if isinstance(value, _KDict):
         return str(dict(value))
-    if isinstance(value, tuple):
+    if isinstance(value, _View):
+        return f"dict_{value.kind}({list(value)})"
+    if isinstance(value, tuple) and type(value) is tuple:
         return str(list(value))
-    raise _NoFold
+    raise _NoFold  # a template object or a generator: its text is not folded
 
 
 def _small_int(value: Any, limit: int = MAX_FOLDED) -> int:
@@ -604,10 +721,15 @@ def _small_int(value: Any, limit: int = MAX_FOLDED) -> int:
     return value
 
 
+def _is_seq(value: Any) -> bool:
+    """A folded list (the markers are tuples too, but no sequences)."""
+    return type(value) in (tuple, _Iter, _View, _KeysView, _ValuesView)
+
+
 def _as_list(value: Any) -> tuple[Any, ...]:
     if isinstance(value, _KDict):
         return tuple(k for k, _ in value)
-    if isinstance(value, str | tuple):
+    if isinstance(value, str) or _is_seq(value):
         return tuple(value)
     raise _NoFold
 
@@ -629,9 +751,7 @@ def _printf(fmt: Any, args: Any) -> str:
         raise _NoFold
     if isinstance(args, _KDict):
         args = dict(args)
-    for arg in (
-        args.values() if isinstance(args, dict) else args if isinstance(args, tuple) else (args,)
-    ):
+    for arg in args.values() if isinstance(args, dict) else args if _is_seq(args) else (args,):
         _plain(arg)
     return str(fmt % args)
 
@@ -723,24 +843,31 @@ def _join_strings(sep: Any, items: Any) -> str:
 
 
 def _multiply(left: Any, right: Any) -> Any:
-    if isinstance(left, str | tuple) and isinstance(right, int) and not isinstance(right, bool):
-        if len(left) * max(right, 0) > MAX_FOLDED:
-            raise _Capped
+    if isinstance(left, int) and not isinstance(left, bool):
+        left, right = right, left  # 2 * 'ab' is 'ab' * 2
+    if isinstance(left, bool | int | float) and isinstance(right, bool | int | float):
         return left * right
-    if isinstance(right, str | tuple):
-        return _multiply(right, left)
-    if isinstance(left, int | float) and isinstance(right, int | float):
-        return left * right
-    raise _NoFold
+    sequence = isinstance(left, str) or _is_seq(left)
+    if not sequence or isinstance(right, bool) or not isinstance(right, int):
+        raise _NoFold
+    if len(left) * max(right, 0) > MAX_FOLDED:
+        raise _Capped
+    return left * right
 
 
 def _add(left: Any, right: Any) -> Any:
-    if isinstance(left, _KDict) or isinstance(right, _KDict):
-        raise _NoFold
-    if type(left) is type(right) or (
-        isinstance(left, int | float) and isinstance(right, int | float)
-    ):
+    if _is_seq(left) and _is_seq(right):
+        return tuple(left) + tuple(right)
+    if isinstance(left, str) and isinstance(right, str):
         return left + right
+    if isinstance(left, bool | int | float) and isinstance(right, bool | int | float):
+        return left + right
+    raise _NoFold
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        return value
     raise _NoFold
 
 
@@ -806,17 +933,31 @@ def _last(value: Any) -> Any:
     return items[-1]
 
 
+class _Iter(tuple):  # type: ignore[type-arg]
+    """What a generator-returning filter gives: iterable, but its text is ``<generator...>``."""
+
+
 def _reverse(value: Any) -> Any:
     if isinstance(value, str):
         return value[::-1]
-    return tuple(reversed(_as_list(value)))
+    return _Iter(reversed(_as_list(value)))
+
+
+def _min_max(pick: Callable[..., Any]) -> Callable[..., Any]:
+    def apply(value: Any, case_sensitive: Any = False, *rest: Any) -> Any:
+        items = _as_list(value)
+        if rest or not items or not all(isinstance(i, str) for i in items):
+            raise _NoFold
+        return pick(items, key=None if case_sensitive else str.lower)
+
+    return apply
 
 
 def _tojson(value: Any) -> str:
     def plain(v: Any) -> Any:
         if isinstance(v, _KDict):
             return {str(k): plain(x) for k, x in v}
-        if isinstance(v, tuple):
+        if _is_seq(v):
             return [plain(x) for x in v]
         if isinstance(v, str | int | float | bool) or v is None:
             return v
@@ -847,7 +988,7 @@ def _filter_join(value: Any, sep: Any = "", attribute: Any = None) -> str:
 def _dict_items(value: Any) -> tuple[Any, ...]:
     if not isinstance(value, _KDict):
         raise _NoFold
-    return tuple(tuple(pair) for pair in value)
+    return _Iter(tuple(pair) for pair in value)
 
 
 def _sort(value: Any, reverse: Any = False, *rest: Any) -> tuple[Any, ...]:
@@ -899,7 +1040,9 @@ _FILTERS: Mapping[str, Callable[..., Any]] = {
     "items": _dict_items,
     "dictsort": lambda v, *a: tuple(sorted(_dict_items(v))) if not a else _no_fold(),
     "sort": _sort,
-    "unique": lambda v, *a: tuple(dict.fromkeys(_as_list(v))) if not a else _no_fold(),
+    "unique": lambda v, *a: _Iter(dict.fromkeys(_as_list(v))) if not a else _no_fold(),
+    "min": _min_max(min),
+    "max": _min_max(max),
     "default": _default,
     "d": _default,
 }
@@ -919,7 +1062,10 @@ class _Interpreter:
         self.deadline = time.monotonic() + MAX_SECONDS
         self.macros: dict[int, tuple[Any, dict[str, _Val], _Val, dict[str, _Val]]] = {}
         self.macro_depth = 0
-        self.macro_memo: dict[tuple[int, tuple[_Val, ...]], _Val] = {}
+        self.macro_memo: dict[tuple[Any, ...], _Val] = {}
+        self.callers: list[_Val] = []  # the output of each enclosing {% call %} body
+        self.blocks: dict[str, Any] = {}
+        self.active_blocks: set[str] = set()
 
     def tick(self, node: Any, depth: int) -> None:
         self.steps += 1
@@ -937,19 +1083,29 @@ class _Interpreter:
             raise _OutOfBudget(f"folding took over {MAX_SECONDS:g} s")
 
     def run(self, tree: Any) -> None:
+        from jinja2 import nodes
+
+        # Iteratively (jinja2's find_all recurses, and hostile trees are deep).
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, nodes.Block):
+                self.blocks.setdefault(node.name, node)
+            if isinstance(node, nodes.Stmt | nodes.Template):
+                stack.extend(node.iter_child_nodes())
         self.body(tree.body, {}, 0, capture=False)
 
     # -- statements -----------------------------------------------------------------------
     def body(self, stmts: Iterable[Any], env: dict[str, _Val], depth: int, capture: bool) -> _Val:
         """Run statements in ``env`` (updated in place); their output when ``capture``."""
-        out = _const("") if capture else OPEN
+        out = _const("")
         for stmt in stmts:
             produced = self.stmt(stmt, env, depth + 1, capture)
             if capture:
-                out = _lift(lambda a, b: a + b, out, produced)._replace(
+                out = _lift(lambda a, b: a + _pystr(b), out, produced)._replace(
                     computed=out.computed or produced.computed
                 )
-        return out
+        return out if capture else OPAQUE
 
     def stmt(self, node: Any, env: dict[str, _Val], depth: int, capture: bool) -> _Val:
         from jinja2 import nodes
@@ -958,48 +1114,49 @@ class _Interpreter:
         empty = _const("")
         if isinstance(node, nodes.Output):
             parts = [self.expr(child, env, depth + 1) for child in node.nodes]
-            if not capture:
-                return OPEN
-            return _Val(frozenset(), open=True) if not parts else self.concat(parts)
+            return self.concat(parts) if capture and parts else empty
         if isinstance(node, nodes.Assign):
-            self.assign(node.target, self.expr(node.node, env, depth + 1), env, depth)
+            self.assign(node.target, self.expr(node.node, env, depth + 1), env)
             return empty
         if isinstance(node, nodes.AssignBlock):
             value = self.body(node.body, dict(env), depth, capture=True)
             if node.filter is not None:
                 value = self.filter(node.filter, value, env, depth + 1)
-            self.assign(node.target, value, env, depth)
+            self.assign(node.target, value, env)
             return empty
         if isinstance(node, nodes.If):
             return self.branch(node, env, depth, capture)
         if isinstance(node, nodes.For):
-            self.loop(node, env, depth)
-            return OPEN
+            return self.loop(node, env, depth, capture)
         if isinstance(node, nodes.Macro):
             self.define_macro(node, env, depth)
             return empty
         if isinstance(node, nodes.CallBlock):
-            self.expr(node.call, env, depth + 1)
             inner = dict(env)
             for arg in node.args:
-                inner[arg.name] = OPEN
+                inner[arg.name] = INPUT
             for default in node.defaults:
                 self.expr(default, env, depth + 1)
-            self.body(node.body, inner, depth, capture=False)
-            return OPEN
+            self.callers.append(self.body(node.body, inner, depth, capture=True))
+            try:
+                return self.expr(node.call, env, depth + 1)
+            finally:
+                self.callers.pop()
         if isinstance(node, nodes.FilterBlock):
             value = self.body(node.body, dict(env), depth, capture=True)
             return self.filter(node.filter, value, env, depth + 1)
         if isinstance(node, nodes.With):
             inner = dict(env)
             for target, source in zip(node.targets, node.values, strict=False):
-                self.assign(target, self.expr(source, env, depth + 1), inner, depth)
+                self.assign(target, self.expr(source, env, depth + 1), inner)
             out = self.body(node.body, inner, depth, capture)
-            self.merge_namespaces(env, inner)
+            for key, value in inner.items():  # namespace attributes outlive the block
+                if key.startswith("\0"):
+                    env[key] = value
             return out
         if isinstance(node, nodes.ExprStmt):
             self.expr(node.node, env, depth + 1)
-            return OPEN
+            return empty
         if isinstance(node, nodes.Scope | nodes.OverlayScope | nodes.ScopedEvalContextModifier):
             return self.body(node.body, env, depth, capture)
         if isinstance(node, nodes.Block):
@@ -1007,19 +1164,14 @@ class _Interpreter:
         if isinstance(node, nodes.Break | nodes.Continue):
             return empty
         # Anything else (include, import, extends...): judge its expressions, assume nothing.
-        self.children(node, env, depth)
-        for name in _assigned_names(node):
-            env[name] = OPEN
-        return OPEN
-
-    def children(self, node: Any, env: dict[str, _Val], depth: int) -> None:
-        from jinja2 import nodes
-
         for child in node.iter_child_nodes():
             if isinstance(child, nodes.Expr):
                 self.expr(child, env, depth + 1)
             else:
                 self.stmt(child, dict(env), depth + 1, capture=False)
+        for name in _assigned_names(node):
+            env[name] = INPUT
+        return OPAQUE
 
     def branch(self, node: Any, env: dict[str, _Val], depth: int, capture: bool) -> _Val:
         self.expr(node.test, env, depth + 1)
@@ -1037,7 +1189,7 @@ class _Interpreter:
         env.update(_join_envs(taken, other))
         return _join(out_taken, out_other)
 
-    def loop(self, node: Any, env: dict[str, _Val], depth: int) -> None:
+    def loop(self, node: Any, env: dict[str, _Val], depth: int, capture: bool) -> _Val:
         iterable = self.expr(node.iter, env, depth + 1)
         before = dict(env)
         items: list[Any] | None = None
@@ -1050,18 +1202,28 @@ class _Interpreter:
             if listed is not None and len(listed) <= MAX_UNROLL:
                 items = list(listed)
         inner = dict(env)
-        inner["loop"] = OPEN
+        inner["loop"] = _const(_Loop(iterable.input))
+        out = _const("")
         if items is not None:
             for item in items:
-                self.assign(node.target, _const(item, iterable.computed), inner, depth)
+                element = _const(item, iterable.computed)
+                self.assign(node.target, element, inner)
+                inner["\0loop.item"] = element
                 if node.test is not None:
                     self.expr(node.test, inner, depth + 1)
-                self.body(node.body, inner, depth, capture=False)
+                produced = self.body(node.body, inner, depth, capture)
+                if capture:
+                    out = _lift(lambda a, b: a + _pystr(b), out, produced)
         else:
-            element = _join(*(_const(k) for k in _elements(iterable)), OPEN)
+            elements, whole = _elements(iterable)
+            element = _join(
+                *(_const(k, iterable.computed) for k in elements),
+                *([] if whole else [_unknown(iterable)]),
+            )
+            inner["\0loop.item"] = element
             for _ in range(3):
                 start = dict(inner)
-                self.assign(node.target, element, inner, depth)
+                self.assign(node.target, element, inner)
                 if node.test is not None:
                     self.expr(node.test, inner, depth + 1)
                 self.body(node.body, inner, depth, capture=False)
@@ -1072,51 +1234,51 @@ class _Interpreter:
                 for key, value in list(inner.items()):
                     if value != start.get(key):
                         strings = any(isinstance(k, str) for k in value.known)
-                        inner[key] = CAPPED if strings else OPEN
-                self.assign(node.target, element, inner, depth)
+                        inner[key] = CAPPED if strings else INPUT
+                self.assign(node.target, element, inner)
                 self.body(node.body, inner, depth, capture=False)
+            out = _unknown(iterable)
         self.body(node.else_, dict(before), depth, capture=False)
         env.clear()
         env.update(_join_envs(before, inner))
-        if "loop" not in before:
-            env.pop("loop", None)
+        for key in ("loop", "\0loop.item"):
+            if key in before:
+                env[key] = before[key]
+            else:
+                env.pop(key, None)
+        return out
 
-    def merge_namespaces(self, env: dict[str, _Val], inner: dict[str, _Val]) -> None:
-        for key, value in inner.items():
-            if key.startswith("\0"):
-                env[key] = value
-
-    def assign(self, target: Any, value: _Val, env: dict[str, _Val], depth: int) -> None:
+    def assign(self, target: Any, value: _Val, env: dict[str, _Val]) -> None:
         from jinja2 import nodes
 
         if isinstance(target, nodes.Name):
             env[target.name] = value
         elif isinstance(target, nodes.NSRef):
             self.judge.literal_name(target.attr, getattr(target, "lineno", None))
-            holders = env.get(target.name, OPEN)
+            holders = env.get(target.name, INPUT)
             spaces = [k for k in holders.known if isinstance(k, _NS)]
             for space in spaces:
                 key = _ns_key(space.ident, target.attr)
-                env[key] = value if len(spaces) == 1 else _join(env.get(key, OPEN), value)
+                env[key] = value if len(spaces) == 1 else _join(env.get(key, INPUT), value)
         elif isinstance(target, nodes.Tuple | nodes.List):
             unpacked: list[list[Any]] = [[] for _ in target.items]
-            open_ = value.open
+            unfolded = value.open
             for known in value.known:
                 try:
                     parts = _as_list(known)
                 except _NoFold:
-                    open_ = True
+                    unfolded = True
                     continue
                 if len(parts) != len(target.items):
-                    open_ = True
+                    unfolded = True
                     continue
                 for slot, part in zip(unpacked, parts, strict=True):
                     slot.append(part)
             for item, slot in zip(target.items, unpacked, strict=True):
-                joined = _join(*(_const(p) for p in slot)) if slot else OPEN
-                if open_:
-                    joined = _join(joined, OPEN)
-                self.assign(item, joined._replace(computed=value.computed), env, depth)
+                parts_val = [_const(p, value.computed) for p in slot]
+                if unfolded or not slot:
+                    parts_val.append(_unknown(value))
+                self.assign(item, _join(*parts_val), env)
 
     def define_macro(self, node: Any, env: dict[str, _Val], depth: int) -> None:
         ident = id(node)
@@ -1124,10 +1286,10 @@ class _Interpreter:
         inner = dict(env)
         defaults = self.defaults(node, env, depth)
         for arg in node.args:
-            inner[arg.name] = _join(defaults[arg.name], OPEN) if arg.name in defaults else OPEN
+            inner[arg.name] = _join(defaults[arg.name], INPUT) if arg.name in defaults else INPUT
         for name in ("caller", "varargs", "kwargs"):
-            inner[name] = OPEN
-        self.macros[ident] = (node, dict(env), OPEN, defaults)
+            inner[name] = INPUT
+        self.macros[ident] = (node, dict(env), INPUT, defaults)
         output = self.body(node.body, inner, depth, capture=True)
         self.macros[ident] = (node, dict(env), output, defaults)
 
@@ -1137,21 +1299,33 @@ class _Interpreter:
         names = [arg.name for arg in node.args][len(node.args) - len(values) :]
         return dict(zip(names, values, strict=True))
 
-    def call_macro(self, macro: _Macro, args: list[_Val], depth: int) -> _Val:
+    def call_macro(
+        self, macro: _Macro, args: list[_Val], kwargs: dict[str, _Val], depth: int
+    ) -> _Val:
         node, defined_env, output, defaults = self.macros[macro.ident]
-        if all(a.open and not a.known for a in args):
+        values = [*args, *kwargs.values()]
+        if not self.callers and all(v.input and not v.known for v in values):
             return output  # already analysed with every argument unknown
         if self.macro_depth >= MAX_MACRO_DEPTH:
-            return CAPPED if output.capped or any(a.known for a in args) else output
-        memo_key = (macro.ident, tuple(args))
+            return CAPPED if output.capped or any(v.known for v in values) else output
+        caller = self.callers[-1] if self.callers else None
+        memo_key = (macro.ident, tuple(args), tuple(sorted(kwargs.items())), caller)
         if memo_key in self.macro_memo:
             return self.macro_memo[memo_key]
         inner = dict(defined_env)
         inner[node.name] = _const(macro)
-        for index, arg in enumerate(node.args):
-            inner[arg.name] = args[index] if index < len(args) else defaults.get(arg.name, OPEN)
-        for name in ("caller", "varargs", "kwargs"):
-            inner[name] = OPEN
+        names = [arg.name for arg in node.args]
+        for index, name in enumerate(names):
+            if index < len(args):
+                inner[name] = args[index]
+            else:
+                inner[name] = kwargs.get(name, defaults.get(name, INPUT))
+        extra = args[len(names) :]
+        inner["varargs"] = _lift(lambda *xs: tuple(xs), *extra) if extra else _const(())
+        rest = {k: v for k, v in kwargs.items() if k not in names}
+        keys = list(rest)
+        inner["kwargs"] = _lift(lambda *vs: _KDict(zip(keys, vs, strict=True)), *rest.values())
+        inner["caller"] = _const(_Caller(len(self.callers) - 1)) if caller else INPUT
         self.macro_depth += 1
         try:
             result = self.body(node.body, inner, depth, capture=True)
@@ -1183,7 +1357,9 @@ class _Interpreter:
                 return env[node.name]
             if node.name in _JINJA_GLOBALS:
                 return _const(_Global(node.name))
-            return OPEN
+            if node.name == "self":
+                return _const(_Self())
+            return INPUT  # a variable the loader passes (messages, tools, bos_token...)
         if isinstance(node, nodes.Getattr):
             self.judge.literal_name(node.attr, node.lineno)
             return self.attribute(self.expr(node.node, env, d), node.attr, env)
@@ -1194,17 +1370,18 @@ class _Interpreter:
         if isinstance(node, nodes.CondExpr):
             self.expr(node.test, env, d)
             first = self.expr(node.expr1, env, d)
-            second = self.expr(node.expr2, env, d) if node.expr2 is not None else OPEN
+            second = self.expr(node.expr2, env, d) if node.expr2 is not None else INPUT
             return _join(first, second)
         if isinstance(node, nodes.And | nodes.Or):
             return _join(self.expr(node.left, env, d), self.expr(node.right, env, d))
         if isinstance(node, nodes.BinExpr):
             left, right = self.expr(node.left, env, d), self.expr(node.right, env, d)
             operation = _BINARY.get(type(node).__name__)
-            return _lift(operation, left, right) if operation else OPEN
+            return _lift(operation, left, right) if operation else _unknown(left, right)
         if isinstance(node, nodes.Neg | nodes.Pos):
             value = self.expr(node.node, env, d)
-            return _lift(lambda v: -v if isinstance(node, nodes.Neg) else +v, value)
+            sign = -1 if isinstance(node, nodes.Neg) else 1
+            return _lift(lambda v: sign * _number(v), value)
         if isinstance(node, nodes.List | nodes.Tuple):
             items = [self.expr(item, env, d) for item in node.items]
             if not items:
@@ -1219,49 +1396,48 @@ class _Interpreter:
             built = _lift(lambda *xs: _KDict(zip(xs[::2], xs[1::2], strict=True)), *flat)
             return built._replace(computed=any(v.computed for v in flat))
         if isinstance(node, nodes.Filter):
-            base = self.expr(node.node, env, d) if node.node is not None else OPEN
+            base = self.expr(node.node, env, d) if node.node is not None else INPUT
             return self.filter(node, base, env, d)
-        if isinstance(node, nodes.Test):
-            self.expr(node.node, env, d)
-            for arg in [*node.args, *(kw.value for kw in node.kwargs)]:
-                self.expr(arg, env, d)
-            self.dyn(node, env, d)
-            return OPEN
         if isinstance(node, nodes.Call):
             return self.call(node, env, d)
-        if isinstance(node, nodes.Slice):
-            for part in (node.start, node.stop, node.step):
-                if part is not None:
-                    self.expr(part, env, d)
-            return OPEN
-        # Compare, Not, and anything new: judge the parts, assume nothing about the value.
+        # Test, Compare, Not, Slice and anything new: judge the parts; a truth value is no name.
         for child in node.iter_child_nodes():
             self.expr(child, env, d)
-        return OPEN
-
-    def dyn(self, node: Any, env: dict[str, _Val], depth: int) -> None:
-        for extra in (node.dyn_args, node.dyn_kwargs):
-            if extra is not None:
-                self.expr(extra, env, depth)
+        return INPUT
 
     def attribute(self, obj: _Val, attr: str, env: dict[str, _Val]) -> _Val:
         """``obj.attr`` (Jinja falls back to ``obj['attr']``)."""
-        results: list[_Val] = [OPEN] if obj.open else []
+        results: list[_Val] = [_unknown(obj)] if obj.open else []
         for known in obj.known:
-            if isinstance(known, _NS):
-                results.append(env.get(_ns_key(known.ident, attr), OPEN))
-            elif (isinstance(known, str) and (attr in _STR_METHODS or attr in _FORMATTERS)) or (
-                isinstance(known, _KDict) and attr in ("items", "keys", "values", "get")
-            ):
-                results.append(_const(_Method(known, attr), obj.computed))
-            elif isinstance(known, _KDict):
-                try:
-                    results.append(_const(known.lookup(attr), obj.computed))
-                except _NoFold:
-                    results.append(OPEN)
-            else:
-                results.append(OPEN)
-        return _join(*results) if results else OPEN
+            results.append(self.attribute_of(known, attr, env, obj.computed))
+        return _join(*results) if results else INPUT
+
+    def attribute_of(self, known: Any, attr: str, env: dict[str, _Val], computed: bool) -> _Val:
+        if isinstance(known, _NS):
+            return env.get(_ns_key(known.ident, attr), INPUT)
+        if isinstance(known, str) and (attr in _STR_METHODS or attr in _FORMATTERS):
+            return _const(_Method(known, attr), computed)
+        if isinstance(known, _KDict) and attr in ("items", "keys", "values", "get"):
+            return _const(_Method(known, attr), computed)
+        if isinstance(known, _KDict):
+            try:
+                return _const(known.lookup(attr), computed)
+            except _NoFold:
+                return INPUT  # undefined
+        if isinstance(known, _Loop):
+            if attr == "cycle":
+                return _const(_Method(known, attr))
+            if attr in ("previtem", "nextitem"):
+                return env.get("\0loop.item", INPUT)
+            return INPUT  # counters and flags: never names
+        if isinstance(known, _Cycler):
+            if attr == "current":
+                return _join(*(_const(i, True) for i in known.items)) if known.items else INPUT
+            if attr == "next":
+                return _const(_Method(known, attr))
+        if isinstance(known, _Self):
+            return _const(_BlockRef(attr)) if attr in self.blocks else OPAQUE
+        return OPAQUE  # an attribute of one of the template's own objects
 
     def item(self, node: Any, env: dict[str, _Val], depth: int) -> _Val:
         from jinja2 import nodes
@@ -1274,32 +1450,56 @@ class _Interpreter:
             ]
             return _lift(_slice, obj, *bounds)
         key = self.expr(node.arg, env, depth)
-        # A plain literal key (message['content']) is a copy, not a computation.
-        self.judge.key(key, node.arg, chosen_at_render=False, dotted=False)
-        return _lift(_subscript, obj, key)._replace(computed=True)
+        # A plain literal key (message['content']) is a copy, not a computation; a key from
+        # input reads data, unless what it indexes is one of the template's own objects.
+        on_object = any(isinstance(k, _TEMPLATE_OBJECTS) for k in obj.known)
+        self.judge.key(key, node.arg, chosen_at_render=on_object, dotted=False)
+        if obj.known and all(isinstance(k, _Self) for k in obj.known):
+            names = [k for k in key.known if isinstance(k, str) and k in self.blocks]
+            return _join(*(_const(_BlockRef(n)) for n in names)) if names else OPAQUE
+        # Picking from a literal list or dict is selection; picking characters is spelling.
+        spelled = obj.computed or any(isinstance(k, str) for k in obj.known)
+        result = _lift(_subscript, obj, key)._replace(computed=spelled)
+        if key.open:  # an index not folded may pick any element: judge them all
+            picks = [_const(p, spelled) for k in obj.known for p in _picks(k)]
+            result = _join(result, *picks)
+        return result
 
     def filter(self, node: Any, base: _Val, env: dict[str, _Val], depth: int) -> _Val:
         args = [self.expr(arg, env, depth) for arg in node.args]
         kwargs = {kw.key: self.expr(kw.value, env, depth) for kw in node.kwargs}
-        self.dyn(node, env, depth)
+        extras = self.dyn(node, env, depth)
         found = _attribute_argument(node)
         if found is not None:
             arg_node, is_attr = found
             value = self.expr(arg_node, env, depth)
             self.judge.key(value, arg_node, chosen_at_render=True, dotted=not is_attr)
         name = node.name
+        everything = [base, *args, *kwargs.values(), *extras]
+        if name == "map" and len(args) >= 2 and "attr" in args[0].known:
+            # map('at' ~ 'tr', name): the name is an attribute however the filter is spelt.
+            self.judge.key(args[1], node.args[1], chosen_at_render=True, dotted=False)
         if name == "map" and args and not kwargs:
             return self.map_filter(node, base, args)
         if name in ("default", "d"):
             fallback = args[0] if args else _const("")
             return _join(base, fallback)
         if name == "random":
-            return _join(*(_const(k, True) for k in _elements(base)), OPEN)
+            elements, whole = _elements(base)
+            picked = [_const(k, base.computed) for k in elements]
+            return _join(*picked, *([] if whole and picked else [_unknown(base)]))
+        if name == "format" and kwargs and not args and not extras:
+            keys = list(kwargs)  # '%(u)s'|format(u='_'): printf with a mapping
+            return _lift(
+                lambda fmt, *vs: _printf(fmt, _KDict(zip(keys, vs, strict=True))),
+                base,
+                *kwargs.values(),
+            )
         function = _FILTERS.get(name)
-        if function is None or kwargs:
+        if function is None or kwargs or extras:
             if name in ("select", "reject", "map") and args:
                 self.judge_filter_name(node, args[0])
-            return OPEN
+            return _unknown(*everything)
         return _lift(function, base, *args)
 
     def map_filter(self, node: Any, base: _Val, args: list[_Val]) -> _Val:
@@ -1307,23 +1507,41 @@ class _Interpreter:
         name = next(iter(args[0].known)) if len(args[0].known) == 1 else None
         function = _FILTERS.get(name) if isinstance(name, str) else None
         if function is None or args[0].open:
-            return OPEN
-        return _lift(lambda seq, *a: tuple(function(x, *a) for x in _as_list(seq)), base, *args[1:])
+            return _unknown(base, *args)
+        return _lift(lambda seq, *a: _Iter(function(x, *a) for x in _as_list(seq)), base, *args[1:])
 
     def judge_filter_name(self, node: Any, name: _Val) -> None:
         """``map(name)``/``select(name)`` look a filter or test up by a string."""
         if name.open:
             self.judge.add("dynamic", f"{node.name}(<filter chosen at render time>)", node.lineno)
 
+    def dyn(self, node: Any, env: dict[str, _Val], depth: int) -> list[_Val]:
+        return [
+            self.expr(extra, env, depth)
+            for extra in (node.dyn_args, node.dyn_kwargs)
+            if extra is not None
+        ]
+
     def call(self, node: Any, env: dict[str, _Val], depth: int) -> _Val:
+        from jinja2 import nodes
+
+        if isinstance(node.node, nodes.Getattr) and node.node.attr in _MUTATORS:
+            mutated = self.mutation(node, env, depth)
+            if mutated is not None:
+                return mutated
         callee = self.expr(node.node, env, depth)
         args = [self.expr(arg, env, depth) for arg in node.args]
         kwargs = {kw.key: self.expr(kw.value, env, depth) for kw in node.kwargs}
-        self.dyn(node, env, depth)
-        results: list[_Val] = [OPEN] if callee.open else []
+        extras = self.dyn(node, env, depth)
+        results: list[_Val] = []
+        if callee.open:
+            results.append(_unknown(callee, *args, *kwargs.values(), *extras))
         for known in callee.known:
-            results.append(self.apply(node, known, args, kwargs, env, depth))
-        return _join(*results) if results else OPEN
+            if extras:
+                results.append(_unknown(*args, *kwargs.values(), *extras))
+            else:
+                results.append(self.apply(node, known, args, kwargs, env, depth))
+        return _join(*results) if results else INPUT
 
     def apply(
         self,
@@ -1334,33 +1552,95 @@ class _Interpreter:
         env: dict[str, _Val],
         depth: int,
     ) -> _Val:
+        everything = [*args, *kwargs.values()]
         if isinstance(callee, _Macro):
-            return self.call_macro(callee, args, depth)
+            return self.call_macro(callee, args, kwargs, depth)
+        if isinstance(callee, _Caller):
+            return self.callers[callee.position] if callee.position < len(self.callers) else INPUT
+        if isinstance(callee, _BlockRef):
+            return self.render_block(callee.name, env, depth)
         if isinstance(callee, _Global):
-            if callee.name == "dict" and not args:
-                keys = list(kwargs)
-                return _lift(lambda *vs: _KDict(zip(keys, vs, strict=True)), *kwargs.values())
-            if callee.name == "namespace":
-                space = _NS(id(node))
-                for key, value in kwargs.items():
-                    env[_ns_key(space.ident, key)] = value
-                return _const(space)
-            if callee.name == "range" and not kwargs:
-                return _lift(lambda *a: tuple(range(*(_small_int(x) for x in a))), *args)
-            return OPEN
+            return self.call_global(node, callee.name, args, kwargs, env)
+        if isinstance(callee, _Joiner):
+            return _join(_const("", True), _const(callee.separator, True))
         if isinstance(callee, _Method):
+            if isinstance(callee.receiver, _Loop | _Cycler):
+                if isinstance(callee.receiver, _Loop):
+                    chosen = args
+                else:
+                    chosen = [_const(i, True) for i in callee.receiver.items]
+                return _join(*chosen)._replace(computed=True) if chosen else INPUT
             return self.method(node, callee, args, kwargs)
-        return OPEN
+        return _unknown(*everything)
+
+    def mutation(self, node: Any, env: dict[str, _Val], depth: int) -> _Val | None:
+        """``l.append(x)``, ``d.update(e)``, ``l.pop(0)``...: the container held by a variable
+        (or a namespace attribute) changes; the result is what the method returns."""
+        from jinja2 import nodes
+
+        target = node.node.node
+        container = self.expr(target, env, depth)
+        if not container.known or node.kwargs or node.dyn_args or node.dyn_kwargs:
+            return None
+        name = node.node.attr
+        self.judge.literal_name(name, node.lineno)
+        args = [self.expr(arg, env, depth) for arg in node.args]
+        changed = _lift(lambda c, *a: _mutate(name, c, *a)[0], container, *args)
+        returned = _lift(lambda c, *a: _mutate(name, c, *a)[1], container, *args)
+        changed = changed._replace(computed=container.computed or any(a.computed for a in args))
+        if changed.open and not changed.known:
+            changed = _join(changed, *(_const(p, True) for k in container.known for p in _picks(k)))
+        if isinstance(target, nodes.Name):
+            env[target.name] = changed
+        elif isinstance(target, nodes.Getattr) and isinstance(target.node, nodes.Name):
+            holders = env.get(target.node.name, INPUT)
+            for space in (k for k in holders.known if isinstance(k, _NS)):
+                env[_ns_key(space.ident, target.attr)] = changed
+        return returned._replace(computed=changed.computed)
+
+    def call_global(
+        self,
+        node: Any,
+        name: str,
+        args: list[_Val],
+        kwargs: dict[str, _Val],
+        env: dict[str, _Val],
+    ) -> _Val:
+        if name == "dict" and not args:
+            keys = list(kwargs)
+            return _lift(lambda *vs: _KDict(zip(keys, vs, strict=True)), *kwargs.values())
+        if name == "namespace":
+            space = _NS(id(node))
+            for key, value in kwargs.items():
+                env[_ns_key(space.ident, key)] = value
+            return _const(space)
+        if name == "range" and not kwargs:
+            return _lift(lambda *a: tuple(range(*(_small_int(x) for x in a))), *args)
+        if name == "cycler" and not kwargs:
+            return _lift(lambda *xs: _Cycler(tuple(xs)), *args)
+        if name == "joiner" and not kwargs:
+            return _lift(_Joiner, *args) if args else _const(_Joiner(", "))
+        return _unknown(*args, *kwargs.values())  # lipsum(): text nobody can fold
+
+    def render_block(self, name: str, env: dict[str, _Val], depth: int) -> _Val:
+        """``self.name()``: the output of the template's block ``name``."""
+        if name in self.active_blocks or name not in self.blocks:
+            return OPAQUE
+        self.active_blocks.add(name)
+        try:
+            return self.body(self.blocks[name].body, dict(env), depth, capture=True)
+        finally:
+            self.active_blocks.discard(name)
 
     def method(self, node: Any, method: _Method, args: list[_Val], kwargs: dict[str, _Val]) -> _Val:
         receiver = method.receiver
         if isinstance(receiver, _KDict):
             if method.name == "items":
-                return _const(_dict_items(receiver), True)
+                return _const(_View(tuple(pair) for pair in receiver), True)
             if method.name == "keys":
-                return _const(_as_list(receiver), True)
+                return _const(_KeysView(_as_list(receiver)), True)
             if method.name == "values":
-                return _const(tuple(v for _, v in receiver), True)
+                return _const(_ValuesView(v for _, v in receiver), True)
             return _lift(lambda k, *d: _lookup_or(receiver, k, d), *args)
         if method.name in _FORMATTERS:
             _format_fields(self.judge, node, receiver)
@@ -1379,7 +1659,7 @@ class _Interpreter:
                 return _lift(fold)
             return _lift(fold, *args, *kwargs.values())
         if kwargs:
-            return OPEN
+            return _unknown(*args, *kwargs.values())
         function = _STR_METHODS[method.name]
         return _lift(lambda *a: function(receiver, *a), *args)
 
@@ -1391,19 +1671,82 @@ def _lookup_or(mapping: _KDict, key: Any, default: tuple[Any, ...]) -> Any:
         return default[0] if default else None
 
 
-def _elements(value: _Val) -> list[Any]:
-    """The elements of every known sequence ``value`` may be (bounded)."""
+_MUTATORS = frozenset(
+    {"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"}
+    | {"update", "setdefault", "popitem"}
+)
+
+
+def _mutate(name: str, container: Any, *args: Any) -> tuple[Any, Any]:
+    """What a list or dict method does to a folded ``container``: (new container, result)."""
+    if isinstance(container, _KDict):
+        pairs = dict(container)
+        if name == "update" and len(args) == 1 and isinstance(args[0], _KDict):
+            pairs.update(dict(args[0]))
+            return _KDict(pairs.items()), None
+        if name == "setdefault" and len(args) in (1, 2):
+            value = pairs.setdefault(args[0], args[1] if len(args) == 2 else None)
+            return _KDict(pairs.items()), value
+        if name == "pop" and len(args) in (1, 2):
+            value = pairs.pop(args[0], *args[1:])
+            return _KDict(pairs.items()), value
+        if name == "popitem" and not args and pairs:
+            return _KDict(list(pairs.items())[:-1]), list(pairs.items())[-1]
+        if name == "clear" and not args:
+            return _KDict(), None
+        raise _NoFold
+    if not _is_seq(container):
+        raise _NoFold
+    items = list(container)
+    result: Any = None
+    if name == "append" and len(args) == 1:
+        items.append(args[0])
+    elif name == "extend" and len(args) == 1:
+        items.extend(_as_list(args[0]))
+    elif name == "insert" and len(args) == 2:
+        items.insert(_small_int(args[0]), args[1])
+    elif name == "pop" and len(args) <= 1:
+        result = items.pop(*(_small_int(a) for a in args))
+    elif name == "remove" and len(args) == 1:
+        items.remove(args[0])
+    elif name == "clear" and not args:
+        items.clear()
+    elif name == "reverse" and not args:
+        items.reverse()
+    elif name == "sort" and not args and all(isinstance(i, str) for i in items):
+        items.sort()
+    else:
+        raise _NoFold
+    return tuple(items), result
+
+
+def _picks(value: Any) -> list[Any]:
+    """What ``value[i]`` may give for an unknown ``i`` (bounded)."""
+    if isinstance(value, _KDict):
+        return [v for _, v in value][: MAX_CHOICES + 1]
+    if isinstance(value, str) or _is_seq(value):
+        return list(dict.fromkeys(value))[: MAX_CHOICES + 1]
+    return []
+
+
+def _elements(value: _Val) -> tuple[list[Any], bool]:
+    """The elements of every known sequence ``value`` may be (bounded), and whether that is
+    all of them."""
     out: list[Any] = []
+    whole = not value.open
     for known in value.known:
         try:
-            out.extend(_as_list(known)[: MAX_CHOICES + 1])
+            listed = _as_list(known)
         except _NoFold:
+            whole = False
             continue
-    return out
+        whole = whole and len(listed) <= MAX_CHOICES
+        out.extend(listed[: MAX_CHOICES + 1])
+    return out, whole
 
 
 def _slice(value: Any, start: Any, stop: Any, step: Any) -> Any:
-    if not isinstance(value, str | tuple):
+    if not (isinstance(value, str) or _is_seq(value)):
         raise _NoFold
     for bound in (start, stop, step):
         if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
@@ -1414,19 +1757,23 @@ def _slice(value: Any, start: Any, stop: Any, step: Any) -> Any:
 def _subscript(value: Any, key: Any) -> Any:
     if isinstance(value, _KDict):
         return value.lookup(key)
-    if isinstance(value, str | tuple) and isinstance(key, int) and not isinstance(key, bool):
+    if (
+        (isinstance(value, str) or _is_seq(value))
+        and isinstance(key, int)
+        and not isinstance(key, bool)
+    ):
         return value[key]
     raise _NoFold
 
 
 _BINARY: Mapping[str, Callable[[Any, Any], Any]] = {
     "Add": _add,
-    "Sub": lambda a, b: a - b,
+    "Sub": lambda a, b: _number(a) - _number(b),
     "Mul": _multiply,
-    "Div": lambda a, b: a / b,
-    "FloorDiv": lambda a, b: a // b,
-    "Mod": lambda a, b: _printf(a, b) if isinstance(a, str) else a % b,
-    "Pow": _power,
+    "Div": lambda a, b: _number(a) / _number(b),
+    "FloorDiv": lambda a, b: _number(a) // _number(b),
+    "Mod": lambda a, b: _printf(a, b) if isinstance(a, str) else _number(a) % _number(b),
+    "Pow": lambda a, b: _power(_number(a), _number(b)),
 }
 
 
@@ -1438,7 +1785,7 @@ def _join_envs(first: dict[str, _Val], second: dict[str, _Val]) -> dict[str, _Va
         if a is None or b is None:
             present = a if a is not None else b
             assert present is not None
-            out[key] = _join(present, OPEN)
+            out[key] = _join(present, INPUT)
         else:
             out[key] = a if a == b else _join(a, b)
     return out

@@ -9,6 +9,7 @@ a package it did not check.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -184,8 +185,9 @@ class DependencyAnalyzer(Analyzer):
                     )
                 )
             for item in m.unauditable:
-                if item.name is None or item.name not in _first_party(manifests):
-                    findings.append(self._unauditable(ctx, item))
+                if _own_code(item, manifests):
+                    continue
+                findings.append(self._unauditable(ctx, item))
         coverage = _Coverage(manifests)
         uncovered = self._uncovered(manifests, coverage)
         findings.extend(self._unpinned(ctx, uncovered, manifests))
@@ -519,8 +521,26 @@ def _database_at_hand(ctx: AnalysisContext) -> bool:
     return (ctx.options.data_root() / "osv" / "all.zip").is_file()
 
 
-def _first_party(manifests: Sequence[ParsedManifest]) -> set[str]:
-    return {name for m in manifests for name in m.first_party}
+_LOCAL_TARGET = re.compile(r"^(?:-e|--editable)?\s*=?\s*(?:file:)?(?P<path>[^:\s]*)$")
+
+
+def _own_code(item: Unauditable, manifests: Sequence[ParsedManifest]) -> bool:
+    """Whether an unauditable requirement is the project's own code: a workspace member or
+    project named in the tree, or an editable install / local path inside the scanned tree
+    (``-e .``, ``-e file:.``, ``./packages/core``). That code is in the repository this scan
+    reads, and its own manifests are audited; it is not a dependency to report."""
+    if item.name is not None and any(item.name in m.first_party for m in manifests):
+        return True
+    if item.reason not in ("editable install", "local path"):
+        return False
+    match = _LOCAL_TARGET.match(item.text.strip())
+    if match is None:
+        return False
+    target = match.group("path").split("#", 1)[0]
+    if not target or target.startswith(("/", "~", "\\")):
+        return False
+    folder = PurePosixPath(item.source).parent / target.replace("\\", "/")
+    return ".." not in PurePosixPath(os.path.normpath(folder.as_posix())).parts
 
 
 def _apply_inline_ignores(
@@ -591,15 +611,22 @@ def _locations(deps: Sequence[Dependency]) -> list[tuple[str, int | None]]:
 
 
 def _advisory_json(advisory: Advisory) -> dict[str, Any]:
-    return {
-        "id": advisory.id,
-        "aliases": list(advisory.aliases),
-        "summary": advisory.summary,
-        "fix_versions": list(advisory.fix_versions),
-        "severity": advisory.severity.value if advisory.severity else None,
-        "cvss_vector": advisory.cvss_vector,
-        "cvss_score": advisory.cvss_score,
-    }
+    # Lean: a finding per vulnerable version repeats its advisories, and that is most of the
+    # JSON of a large audit. The summary is shortened and empty fields are left out; the
+    # dependency facts carry each advisory whole, once.
+    summary = advisory.summary
+    if len(summary) > 120:
+        summary = summary[:117].rstrip() + "..."
+    out: dict[str, Any] = {"id": advisory.id, "aliases": list(advisory.aliases)}
+    if summary:
+        out["summary"] = summary
+    out["fix_versions"] = list(advisory.fix_versions)
+    if advisory.severity is not None:
+        out["severity"] = advisory.severity.value
+    if advisory.cvss_score is not None:
+        out["cvss_score"] = advisory.cvss_score
+        out["cvss_vector"] = advisory.cvss_vector
+    return out
 
 
 def _as_dependency(item: Unauditable) -> Dependency:

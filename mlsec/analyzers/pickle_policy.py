@@ -22,6 +22,7 @@ from mlsec.errors import ConfigError
 from mlsec.findings import Severity
 
 LIST_NAME = "pickle_globals"
+_MAX_TAILS = 32  # tails of a dotted name judged against the critical tier
 _PATTERN = re.compile(r"^[A-Za-z_][\w.*]*$")
 
 
@@ -259,8 +260,10 @@ class PicklePolicy:
         if hit is None and dotted:
             # Protocol 4 walks attributes: "pkg.mod" + "utils.os.system" reaches os.system.
             # Judge every tail of the path, with each segment also resolved as a module alias.
+            # Only the last tails: what an attribute walk ends on is named by its last
+            # segments (a hostile path of 20,000 segments must not cost quadratic time).
             segments = qualname.split(".")
-            for i in range(1, len(segments) - 1):
+            for i in range(max(1, len(segments) - 1 - _MAX_TAILS), len(segments) - 1):
                 tail_module = self.resolve(".".join(segments[i:-1]), segments[-1])[0]
                 hit = _match(self.critical, f"{tail_module}.{segments[-1]}", glob=True)
                 if hit is not None:

@@ -351,6 +351,7 @@ def list_rules(
 class BomFormat(str, Enum):
     json = "json"
     xml = "xml"
+    spdx3 = "spdx3"
 
 
 @app.command("bom")
@@ -363,9 +364,12 @@ def bom(
     spec_version: Annotated[
         str, typer.Option("--spec-version", help="CycloneDX specification version (1.6 or 1.5).")
     ] = "1.6",
-    fmt: Annotated[BomFormat, typer.Option("--format", "-f", help="json or xml.")] = (
-        BomFormat.json
-    ),
+    fmt: Annotated[
+        BomFormat,
+        typer.Option(
+            "--format", "-f", help="json or xml (CycloneDX), or spdx3 (SPDX 3.0 JSON-LD)."
+        ),
+    ] = (BomFormat.json),
     reproducible: Annotated[
         bool,
         typer.Option(
@@ -399,8 +403,13 @@ def bom(
         reproducible=True if reproducible else None,
         build_bom=True,
     )
-    memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
-    bom_text = render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo)
+    if fmt is BomFormat.spdx3:
+        from mlsec.render.spdx3 import render_spdx3
+
+        bom_text = render_spdx3(report)
+    else:
+        memo = ValidationMemo(default_cache_dir() / "bom-validated.json")
+        bom_text = render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo)
     write_output(bom_text, output)
     warn_errors(report)
 

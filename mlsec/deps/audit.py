@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mlsec.deps.osv import OsvDatabase, OsvRecord, smallest_fix
+from mlsec.deps.osv import FixFinder, OsvDatabase, OsvRecord
 from mlsec.facts import Advisory
 
 Package = tuple[str, str]  # (normalised name, version)
@@ -49,6 +49,7 @@ class LocalDatabaseAuditor:
         todo = sorted(set(packages))
         self.database.prefetch(name for name, _ in todo)
         outcome = AuditOutcome(service=self.database.summary().describe())
+        finders: dict[str, FixFinder] = {}  # per package: shared across its versions
         for name, version in todo:
             found = [
                 a
@@ -56,8 +57,9 @@ class LocalDatabaseAuditor:
                 if not self.ignore.intersection((a.id, *a.aliases))
             ]
             if found:
+                finder = finders.get(name)
+                if finder is None:
+                    finder = finders[name] = FixFinder(self.database.records(name))
                 outcome.advisories[(name, version)] = found
-                outcome.smallest_fix[(name, version)] = smallest_fix(
-                    version, found, self.database.records(name)
-                )
+                outcome.smallest_fix[(name, version)] = finder.smallest_fix(version, found)
         return outcome

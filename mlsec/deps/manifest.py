@@ -150,6 +150,9 @@ def exact_version(specifier: SpecifierSet | str) -> str | None:
     return None
 
 
+_PINNED = re.compile(
+    r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*==\s*([0-9][0-9A-Za-z.!+_-]*)\s*$"
+)
 _VCS = re.compile(r"^(git|hg|svn|bzr)\+", re.IGNORECASE)
 
 
@@ -171,6 +174,28 @@ def from_requirement_string(
     direct: bool = True,
 ) -> None:
     """Parse one PEP 508 string into ``manifest`` (dependency, unauditable or problem)."""
+    fast = _PINNED.match(text)
+    if fast is not None and len(fast.group(1)) <= MAX_NAME_LENGTH:
+        # `name==version`, most lines of a lock or a pinned requirements file: packaging's
+        # parser costs ~0.15 ms a line, ~5 s for 30,000 pins; the result is the same.
+        from mlsec.deps.osv import parse_version
+
+        parsed = parse_version(fast.group(2))
+        if parsed is not None:
+            version = fast.group(2)
+            manifest.dependencies.append(
+                Dependency(
+                    name=normalise(fast.group(1)),
+                    version=version,
+                    specifier=f"=={version}",
+                    source=source,
+                    line=line,
+                    pinned=True,
+                    direct=direct,
+                    dev=dev,
+                )
+            )
+            return
     # Imported here: lock files never need it, and it is the slowest import of the audit.
     from packaging.requirements import InvalidRequirement, Requirement
 

@@ -70,7 +70,9 @@ class AffectedRange:
         # Listed versions as equality keys (see equality_key), computed once when indexing;
         # strings that are not PEP 440 versions are kept as written.
         self.versions = versions
-        self._intervals: tuple[Interval, ...] | None = None
+        # The intervals with their bounds as sort keys (see version_order), built when first
+        # needed: matching is the audit's inner loop.
+        self._intervals: tuple[tuple[Any, Any, bool], ...] | None = None
         self._listed: frozenset[str] | None = None
 
     def __eq__(self, other: object) -> bool:
@@ -88,8 +90,14 @@ class AffectedRange:
 
     @property
     def intervals(self) -> tuple[Interval, ...]:
+        return tuple(i for events in self.ranges for i in intervals(events))
+
+    def _keyed(self) -> tuple[tuple[Any, Any, bool], ...]:
         if self._intervals is None:
-            self._intervals = tuple(i for events in self.ranges for i in intervals(events))
+            self._intervals = tuple(
+                (version_order(low), None if high is None else version_order(high), inclusive)
+                for low, high, inclusive in self.intervals
+            )
         return self._intervals
 
     def affects(self, version: str) -> bool:
@@ -103,8 +111,9 @@ class AffectedRange:
             # A local build (torch 2.1.0+cu118) is its public release as far as advisories go.
             parsed = public_version(parsed)
             text = str(parsed)
-        for low, high, inclusive in self.intervals:
-            if parsed >= low and (high is None or parsed < high or (inclusive and parsed == high)):
+        key = version_order(parsed)
+        for low, high, inclusive in self._intervals or self._keyed():
+            if key >= low and (high is None or key < high or (inclusive and key == high)):
                 return True
         if not self.versions:
             return False
@@ -131,7 +140,15 @@ class OsvRecord:
     withdrawn: bool = False
 
     def affects(self, version: str) -> bool:
-        return not self.withdrawn and any(a.affects(version) for a in self.affected)
+        parsed = parse_version(version)
+        if parsed is None:
+            return not self.withdrawn and any(version in a.versions for a in self.affected)
+        return self.affects_parsed(parsed, version)
+
+    def affects_parsed(self, parsed: Version, text: str) -> bool:
+        if self.withdrawn:
+            return False
+        return any(a.affects_parsed(parsed, text) for a in self.affected)
 
     def to_compact(self) -> list[Any]:
         return [
@@ -179,6 +196,7 @@ _CANONICAL = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def equality_key(text: str) -> str | None:
     """A string equal for PEP 440-equal versions (``1.13`` and ``1.13.0``), like
     ``packaging.utils.canonicalize_version``, with a fast path for versions already written in
@@ -197,6 +215,15 @@ def equality_key(text: str) -> str | None:
 def version_key(text: str) -> Version:
     """A sort key for version strings (unparsable ones sort first)."""
     return parse_version(text) or _ZERO
+
+
+def version_order(version: Version) -> Any:
+    """A key that orders like ``version`` and compares much faster.
+
+    ``packaging`` compares versions through its ``_key`` tuple; comparing the tuples
+    directly skips two Python-level calls per comparison, which is most of the time of an
+    audit of tens of thousands of pins. Falls back to the version itself."""
+    return getattr(version, "_key", version)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -374,7 +401,7 @@ class DatabaseInfo:
     records: int
     packages: int
     bad_records: int
-    date: datetime | None  # when the export was downloaded, else the newest file's mtime
+    date: datetime | None  # the newest record's `modified` (None: no record has one)
     sha256: str | None = None  # of all.zip, from `mlsec db update`'s metadata
     source_url: str | None = None
 
@@ -652,7 +679,6 @@ class OsvDatabase:
             self._kind = "osv-export"
             st = zip_path.stat()
             fingerprint = f"zip:{st.st_size}:{st.st_mtime_ns}"
-            self._date = _metadata_date(self._meta) or _mtime(st.st_mtime)
             build = functools.partial(self._build_from_zip, zip_path)
         elif self.path.is_dir():
             files = _record_files(self.path)
@@ -660,7 +686,6 @@ class OsvDatabase:
             for path, size, mtime in files:
                 digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
             fingerprint = f"dir:{len(files)}:{digest.hexdigest()}"
-            self._date = _mtime(max((m for _, _, m in files), default=0) / 1e9) if files else None
             build = functools.partial(self._build_from_files, [p for p, _, _ in files])
         else:
             raise MlsecError(
@@ -672,9 +697,9 @@ class OsvDatabase:
             built = build()
             self._write_index(fingerprint, built)
         self._index, self._bad, newest = built
-        if self._kind == "osv-directory":
-            # A checkout's file times say when it was cloned; the records say how fresh it is.
-            self._date = _timestamp(newest) or self._date
+        # File times say when a copy was made (a clone, a download); the records say how
+        # fresh the data is. No record with a date: the age is unknown (and said so).
+        self._date = _timestamp(newest)
         return self._index
 
     def _build_from_files(self, paths: list[str]) -> Built:
@@ -823,7 +848,12 @@ class OsvDatabase:
 
     def advisories(self, name: str, version: str) -> list[Advisory]:
         """Every advisory affecting ``name`` at ``version``, aliases merged."""
-        matched = [r for r in self.records(name) if r.affects(version)]
+        parsed = parse_version(version)
+        records = self.records(name)
+        if parsed is None:
+            matched = [r for r in records if r.affects(version)]
+        else:
+            matched = [r for r in records if r.affects_parsed(parsed, version)]
         return merge_advisories(canonicalize_name(name), version, matched)
 
 
@@ -837,11 +867,6 @@ def _write_json(target: Path, payload: Any) -> None:
         pass  # an index that cannot be cached only costs time on the next run
 
 
-def _metadata_date(meta: Mapping[str, Any]) -> datetime | None:
-    value = meta.get("downloaded")
-    return _timestamp(value) if isinstance(value, str) else None
-
-
 def _timestamp(value: str) -> datetime | None:
     if not value:
         return None
@@ -849,10 +874,6 @@ def _timestamp(value: str) -> datetime | None:
         return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-
-
-def _mtime(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 # -- merging, fix versions, severity ---------------------------------------------------------
@@ -886,57 +907,86 @@ def group_aliases(records: Sequence[OsvRecord]) -> list[list[OsvRecord]]:
     return list(groups.values())
 
 
+class _MergedGroup(NamedTuple):
+    """What an alias group of records says whatever the version (computed once per group)."""
+
+    ids: tuple[str, ...]
+    summary: str
+    fixes: tuple[tuple[Version, str], ...]  # every fixed bound, sorted
+    severity: Severity | None
+    vector: str | None
+    score: float | None
+    references: tuple[str, ...]
+
+
+_GROUPS: dict[tuple[int, ...], tuple[tuple[OsvRecord, ...], _MergedGroup]] = {}
+
+
+def _merged_group(group: Sequence[OsvRecord]) -> _MergedGroup:
+    # Keyed on the records' identities, and holding them, so a key is never reused for
+    # other records.
+    key = tuple(id(r) for r in group)
+    cached = _GROUPS.get(key)
+    if cached is not None:
+        return cached[1]
+    ids = sorted({i for r in group for i in (r.id, *r.aliases)}, key=_id_rank)
+    fixes: dict[str, Version] = {}
+    for record in group:
+        for affected in record.affected:
+            for fix in affected.fixed_versions():
+                parsed = parse_version(fix)
+                if parsed is not None:
+                    fixes[fix] = parsed
+    severity, vector, score = group_severity(group)
+    references: list[str] = []
+    for record in group:
+        references.extend(u for u in record.references if u not in references)
+    merged = _MergedGroup(
+        ids=tuple(ids),
+        summary=next((r.summary for r in group if r.summary), ""),
+        fixes=tuple(sorted(((v, t) for t, v in fixes.items()), key=lambda item: item[0])),
+        severity=severity,
+        vector=vector,
+        score=score,
+        references=tuple(references[:10]),
+    )
+    if len(_GROUPS) > 100_000:
+        _GROUPS.clear()
+    _GROUPS[key] = (tuple(group), merged)
+    return merged
+
+
 def merge_advisories(name: str, version: str, records: Sequence[OsvRecord]) -> list[Advisory]:
     out: list[Advisory] = []
     current = parse_version(version)
     for group in group_aliases(records):
-        ids = sorted({i for r in group for i in (r.id, *r.aliases)}, key=_id_rank)
-        fixes: set[str] = set()
-        for record in group:
-            for affected in record.affected:
-                for fix in affected.fixed_versions():
-                    parsed = parse_version(fix)
-                    if parsed is not None and (current is None or parsed > current):
-                        fixes.add(fix)
-        severity, vector, score = group_severity(group)
-        references: list[str] = []
-        for record in group:
-            references.extend(u for u in record.references if u not in references)
+        merged = _merged_group(group)
         out.append(
             Advisory(
-                id=ids[0],
-                aliases=tuple(ids[1:]),
+                id=merged.ids[0],
+                aliases=merged.ids[1:],
                 package=name,
                 version=version,
-                summary=next((r.summary for r in group if r.summary), ""),
-                fix_versions=tuple(sorted(fixes, key=version_key)),
-                severity=severity,
-                cvss_vector=vector,
-                cvss_score=score,
-                references=tuple(references[:10]),
+                summary=merged.summary,
+                fix_versions=tuple(t for v, t in merged.fixes if current is None or v > current),
+                severity=merged.severity,
+                cvss_vector=merged.vector,
+                cvss_score=merged.score,
+                references=merged.references,
             )
         )
     out.sort(key=lambda a: _id_rank(a.id))
     return out
 
 
-def smallest_fix(
-    version: str, advisories: Sequence[Advisory], records: Iterable[OsvRecord]
-) -> str | None:
-    """The lowest release above ``version`` that no interval of the matched records covers.
-
-    Candidates are the versions the package's records name (fixed bounds, listed versions,
-    interval bounds): the only releases an offline audit knows of. A pre-, dev- or
-    post-release is never suggested unless ``version`` is one itself; a pre- or dev-release
-    fix (``fixed: 0.24.dev0``) stands for the final release it leads to (``0.24``)."""
-    current = parse_version(version)
-    if current is None:
-        return None
-    current = public_version(current)
-    matched_ids = {i for a in advisories for i in (a.id, *a.aliases)}
-    records = tuple(records)
-    relevant = [r for r in records if r.id in matched_ids]
-    named: set[str] = {f for a in advisories for f in a.fix_versions}
+def fix_candidates(
+    records: Iterable[OsvRecord], *, prereleases: bool = False, postreleases: bool = False
+) -> list[tuple[Version, str]]:
+    """The releases the package's records name (fixed bounds, listed versions, interval
+    bounds), sorted: the only releases an offline audit knows of, so the only candidates for
+    a fix. A pre- or dev-release (``fixed: 0.24.dev0``) stands for the final release it
+    leads to (``0.24``) unless ``prereleases``; post-releases only with ``postreleases``."""
+    named: set[str] = set()
     for record in records:
         for affected in record.affected:
             named.update(v for events in affected.ranges for _, v in events)
@@ -947,19 +997,76 @@ def smallest_fix(
         if parsed is None:
             continue
         parsed = public_version(parsed)
-        if (parsed.is_prerelease and not current.is_prerelease) or (
-            parsed.is_devrelease and not current.is_devrelease
-        ):
-            parsed = Version(parsed.base_version)  # 0.24.dev0, 0.14.0rc1: that release
-        if parsed.is_postrelease and not current.is_postrelease:
+        if (parsed.is_prerelease or parsed.is_devrelease) and not prereleases:
+            parsed = Version(parsed.base_version)
+        if parsed.is_postrelease and not postreleases:
             continue
-        if parsed > current:
-            candidates.setdefault(parsed, str(parsed))
-    for candidate in sorted(candidates):
-        text = candidates[candidate]
-        if not any(r.affects(text) for r in relevant):
-            return text
-    return None
+        candidates.setdefault(parsed, str(parsed))
+    return sorted(candidates.items())
+
+
+class FixFinder:
+    """Smallest fixes for many versions of one package, sharing the work.
+
+    Which records affect each candidate release is computed once per candidate (and kept),
+    not once per audited version: a lock file or a large requirements set names hundreds of
+    versions of the same package."""
+
+    def __init__(self, records: Iterable[OsvRecord]) -> None:
+        self.records = tuple(records)
+        self._candidates: dict[tuple[bool, bool], list[tuple[Version, str]]] = {}
+        self._affecting: dict[Version, frozenset[str]] = {}
+        # (flags, relevant record ids, candidate index) -> index of the fix (-1: none): the
+        # versions of one package share long runs of affected candidates.
+        self._answers: dict[tuple[tuple[bool, bool], frozenset[str], int], int] = {}
+
+    def _affected_by(self, parsed: Version, text: str) -> frozenset[str]:
+        found = self._affecting.get(parsed)
+        if found is None:
+            found = frozenset(r.id for r in self.records if r.affects_parsed(parsed, text))
+            self._affecting[parsed] = found
+        return found
+
+    def smallest_fix(self, version: str, advisories: Sequence[Advisory]) -> str | None:
+        """The lowest release above ``version`` that no interval of the matched records
+        covers; a pre-, dev- or post-release only when ``version`` is one itself."""
+        import bisect
+
+        current = parse_version(version)
+        if current is None:
+            return None
+        current = public_version(current)
+        flags = (current.is_prerelease or current.is_devrelease, current.is_postrelease)
+        candidates = self._candidates.get(flags)
+        if candidates is None:
+            candidates = fix_candidates(self.records, prereleases=flags[0], postreleases=flags[1])
+            self._candidates[flags] = candidates
+        matched = {i for a in advisories for i in (a.id, *a.aliases)}
+        relevant = frozenset(r.id for r in self.records if r.id in matched)
+        start = bisect.bisect_right(candidates, current, key=lambda item: item[0])
+        visited: list[int] = []
+        answer = -1
+        for index in range(start, len(candidates)):
+            known = self._answers.get((flags, relevant, index))
+            if known is not None:
+                answer = known
+                break
+            visited.append(index)
+            parsed, text = candidates[index]
+            if relevant.isdisjoint(self._affected_by(parsed, text)):
+                answer = index
+                break
+        for index in visited:
+            self._answers[(flags, relevant, index)] = answer
+        return candidates[answer][1] if answer >= 0 else None
+
+
+def smallest_fix(
+    version: str, advisories: Sequence[Advisory], records: Iterable[OsvRecord]
+) -> str | None:
+    """The lowest release above ``version`` that no interval of the matched records covers
+    (see :class:`FixFinder`, which shares the work across versions of one package)."""
+    return FixFinder(records).smallest_fix(version, advisories)
 
 
 _CVSS_ORDER = ("CVSS_V4", "CVSS_V3", "CVSS_V2")
@@ -972,6 +1079,7 @@ _DB_SEVERITY = {
 }
 
 
+@functools.lru_cache(maxsize=16384)
 def cvss_base_score(kind: str, vector: str) -> float | None:
     """The CVSS base score of a vector, computed by the ``cvss`` library."""
     from cvss import CVSS2, CVSS3, CVSS4
@@ -1057,10 +1165,13 @@ def range_exposure(specifier: str, records: Sequence[OsvRecord]) -> RangeExposur
             for events in affected.ranges:
                 known.update(b for _, v in events if v != "0" and (b := parse_version(v)))
             known.update(b for v in affected.versions if (b := parse_version(v)))
+    # A pre- or dev-release bound (fixed: 0.14.0rc1) stands for the release it leads to.
     releases = sorted(
-        public_version(v)
-        for v in known
-        if not (v.is_prerelease or v.is_devrelease or v.is_postrelease)
+        {
+            Version(v.base_version) if (v.is_prerelease or v.is_devrelease) else v
+            for v in map(public_version, known)
+            if not v.is_postrelease
+        }
     )
     allowed = [v for v in releases if spec.contains(v)]
     if not allowed:

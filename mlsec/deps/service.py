@@ -17,7 +17,9 @@ pins a compatible range. Used for:
 from __future__ import annotations
 
 import re
+import sys
 import threading
+import types
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +38,33 @@ from mlsec.deps.osv import (
 from mlsec.errors import MlsecError
 from mlsec.facts import Advisory
 
-try:  # importing pip-audit runs `pip --version`; without pip it fails: say so, do not crash
+
+def _pip_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pip")
+    except PackageNotFoundError:
+        return "0"
+
+
+class _PipApiStandIn(types.ModuleType):
+    """What pip-audit's services read of ``pip_api`` at import: the pip version.
+
+    ``import pip_api`` runs ``pip --version`` in a subprocess (0.25 s, and a failure where pip
+    is absent) only to learn a version that the installed distribution's metadata gives for
+    free. pip-audit's cache module reads nothing else of it, and only to decide whether to
+    share pip's HTTP cache, which mlsec never does (it passes its own cache directory)."""
+
+    def __init__(self) -> None:
+        super().__init__("pip_api")
+        self.PIP_VERSION = _pip_version()
+
+
+_STAND_IN = None
+if "pip_api" not in sys.modules:
+    _STAND_IN = sys.modules["pip_api"] = _PipApiStandIn()
+try:  # without pip-audit (or a part of it), say so, do not crash
     import requests
     from pip_audit._service import (
         OsvService,
@@ -54,6 +82,10 @@ except Exception as exc:  # pragma: no cover - depends on the installation
         hint="install pip and pip-audit>=2.7,<3 beside mlsec, or audit offline with "
         "--offline --vuln-db PATH",
     ) from None
+finally:
+    # Later imports of pip_api (by anything else in this process) get the real module.
+    if _STAND_IN is not None and sys.modules.get("pip_api") is _STAND_IN:
+        del sys.modules["pip_api"]
 
 SERVICES = ("osv", "pypi")
 DEFAULT_TIMEOUT = 15

@@ -16,6 +16,8 @@ middle of its pickle stream; the hook skips them exactly like joblib's unpickler
 from __future__ import annotations
 
 import codecs
+import io
+import re
 import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -166,6 +168,8 @@ class PSet(list[Any]):
 
 
 _FORGOTTEN = Opaque("<memoized value not kept>")
+_MISSING = Opaque("<not in the memo>")
+_DOUBLE = struct.Struct(">d")
 _MANY = Opaque("<more computed values than kept>")
 
 
@@ -328,6 +332,7 @@ class Machine:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
+        self.memo_len = 0  # indexes set so far (kept or not), as the unpickler counts them
         self._memo_structured = 0
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
@@ -338,17 +343,198 @@ class Machine:
 
     # -- driver ------------------------------------------------------------------------------
     def run(self) -> PickleResult:
-        """Execute until STOP; errors are recorded in the result, never raised."""
+        """Execute until STOP; errors are recorded in the result, never raised.
+
+        The loop decodes the opcodes that make up most of any real pickle (memo, small ints
+        and strings, containers, marks) inline on the reader's buffer, with the stack, memo
+        and buffer in local variables: a method call per opcode would cost more than the
+        opcode. Everything else (and any opcode whose bytes are not all buffered, or that
+        needs a check the inline code does not make) goes to the ``op_*`` handlers, with the
+        state written back first and read again after.
+        """
         r = self.r
         dispatch = self._dispatch
         res = self.result
+        memo = self.memo
+        metastack = self.metastack
+        scalars = _SCALARS
+        structured = _STRUCTURED
+        missing = _MISSING
+        unpack_double = _DOUBLE.unpack_from
         ops = 0
+        next_check = OPS_PER_CHECK
+        stack = self.stack
+        buf = r._buf
+        i = r._i
+        n = len(buf)
         try:
             while True:
-                # Inline fast path of r.tell() and r.byte(): this loop runs once per opcode.
-                buf = r._buf
-                i = r._i
-                if i < len(buf):
+                if ops >= next_check:
+                    self.stack = stack
+                    r._i = i
+                    self.budget.spend_ops(OPS_PER_CHECK)
+                    next_check += OPS_PER_CHECK
+                    if len(stack) + len(metastack) > MAX_STACK:
+                        raise PickleError(f"stack deeper than {MAX_STACK} items")
+                if i + 9 <= n:  # the opcode and 8 argument bytes are buffered
+                    code = buf[i]
+                    if code == 0x68:  # BINGET
+                        value = memo.get(buf[i + 1], missing)
+                        if value is not missing:
+                            stack.append(value)
+                            i += 2
+                            ops += 1
+                            continue
+                    elif code == 0x94 or code == 0x71:  # MEMOIZE, BINPUT
+                        if stack:
+                            index = self.memo_len if code == 0x94 else buf[i + 1]
+                            if index not in memo and len(memo) < MAX_MEMO:
+                                value = stack[-1]
+                                if type(value) in structured:  # as in _put: a memory bound
+                                    if self._memo_structured >= MAX_MEMO_STRUCTURED:
+                                        value = _FORGOTTEN
+                                    else:
+                                        self._memo_structured += 1
+                                memo[index] = value
+                                self.memo_len += 1
+                                i += 1 if code == 0x94 else 2
+                                ops += 1
+                                continue
+                    elif code == 0x8C:  # SHORT_BINUNICODE
+                        end = i + 2 + buf[i + 1]
+                        if end <= n:
+                            try:
+                                stack.append(buf[i + 2 : end].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
+                            else:
+                                i = end
+                                ops += 1
+                                continue
+                    elif code == 0x4B:  # BININT1
+                        stack.append(buf[i + 1])
+                        i += 2
+                        ops += 1
+                        continue
+                    elif code == 0x28:  # MARK
+                        if len(metastack) < MAX_STACK:
+                            metastack.append(stack)
+                            stack = []
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
+                        if metastack and metastack[-1]:
+                            target = metastack[-1][-1]
+                            kind = type(target)
+                            if code == 0x75 and kind is dict and not len(stack) & 1:
+                                if len(target) + (len(stack) >> 1) <= MAX_ITEMS and (
+                                    scalars.issuperset(map(type, stack[::2]))
+                                ):
+                                    it = iter(stack)
+                                    target.update(zip(it, it, strict=False))
+                                    stack = metastack.pop()
+                                    i += 1
+                                    ops += 1
+                                    continue
+                            elif code == 0x65 and kind is list:
+                                room = MAX_ITEMS - len(target)
+                                if room > 0:
+                                    target.extend(stack[:room])
+                                stack = metastack.pop()
+                                i += 1
+                                ops += 1
+                                continue
+                    elif code == 0x86:  # TUPLE2
+                        if len(stack) >= 2:
+                            value = stack.pop()
+                            stack[-1] = (stack[-1], value)
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x85:  # TUPLE1
+                        if stack:
+                            stack[-1] = (stack[-1],)
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x87:  # TUPLE3
+                        if len(stack) >= 3:
+                            stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x74:  # TUPLE
+                        if metastack:
+                            items = tuple(stack[:MAX_ITEMS])
+                            stack = metastack.pop()
+                            stack.append(items)
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x4D:  # BININT2
+                        stack.append(buf[i + 1] | buf[i + 2] << 8)
+                        i += 3
+                        ops += 1
+                        continue
+                    elif code == 0x4A:  # BININT
+                        stack.append(int.from_bytes(buf[i + 1 : i + 5], "little", signed=True))
+                        i += 5
+                        ops += 1
+                        continue
+                    elif code == 0x47:  # BINFLOAT
+                        stack.append(unpack_double(buf, i + 1)[0])
+                        i += 9
+                        ops += 1
+                        continue
+                    elif code == 0x4E:  # NONE
+                        stack.append(None)
+                        i += 1
+                        ops += 1
+                        continue
+                    elif code == 0x88 or code == 0x89:  # NEWTRUE, NEWFALSE
+                        stack.append(code == 0x88)
+                        i += 1
+                        ops += 1
+                        continue
+                    elif code == 0x5D or code == 0x7D or code == 0x29:  # EMPTY_LIST/DICT/TUPLE
+                        stack.append([] if code == 0x5D else {} if code == 0x7D else ())
+                        i += 1
+                        ops += 1
+                        continue
+                    elif code == 0x73:  # SETITEM
+                        target = stack[-3] if len(stack) >= 3 else None
+                        if type(target) is dict and type(stack[-2]) in scalars:
+                            if len(target) < MAX_ITEMS:
+                                target[stack[-2]] = stack[-1]
+                            del stack[-2:]
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x61:  # APPEND
+                        if len(stack) >= 2 and type(stack[-2]) is list:
+                            value = stack.pop()
+                            if len(stack[-1]) < MAX_ITEMS:
+                                stack[-1].append(value)
+                            i += 1
+                            ops += 1
+                            continue
+                    elif code == 0x43 or code == 0x55:  # SHORT_BINBYTES, SHORT_BINSTRING
+                        end = i + 2 + buf[i + 1]
+                        if end <= n:
+                            data = buf[i + 2 : end]
+                            stack.append(data if code == 0x43 else data.decode("latin-1"))
+                            i = end
+                            ops += 1
+                            continue
+                    elif code == 0x95:  # FRAME: only groups opcodes for I/O
+                        i += 9
+                        ops += 1
+                        continue
+                # The general path: one handler per opcode, on the reader's own state.
+                self.stack = stack
+                r._i = i
+                if i < n:
                     code = buf[i]
                     r._i = i + 1
                     pos = r._base + i
@@ -361,11 +547,12 @@ class Machine:
                 if handler is None:
                     raise PickleError(f"invalid opcode 0x{code:02x}")
                 ops += 1
-                if ops % OPS_PER_CHECK == 0:
-                    self.budget.spend_ops(OPS_PER_CHECK)
-                    if len(self.stack) + len(self.metastack) > MAX_STACK:
-                        raise PickleError(f"stack deeper than {MAX_STACK} items")
-                if handler(pos):
+                done = handler(pos)
+                stack = self.stack
+                buf = r._buf
+                i = r._i
+                n = len(buf)
+                if done:
                     res.end = r.tell()
                     break
         except (PickleError, Truncated) as exc:
@@ -375,7 +562,8 @@ class Machine:
             res.error = f"malformed argument: {exc}"
             res.error_offset = r.tell()
         finally:
-            self.budget.spend_ops(ops % OPS_PER_CHECK)
+            self.stack = stack
+            self.budget.spend_ops(ops - (next_check - OPS_PER_CHECK))
             res.ops = ops
         return res
 
@@ -423,8 +611,10 @@ class Machine:
             return Opaque(f"<str of {length} bytes>")
         return BytesRef(start, length)
 
-    def _line(self) -> str:
-        return self.r.readline().decode("latin-1")
+    def _line(self) -> str | None:
+        """A text argument (latin-1), or None for one longer than KEEP_BYTES (skipped)."""
+        raw = self.r.readline_or_skip(KEEP_BYTES)
+        return None if raw is None else raw.decode("latin-1")
 
     # -- constants -----------------------------------------------------------------------------
     def op_PROTO(self, pos: int) -> bool:
@@ -445,10 +635,7 @@ class Machine:
 
     def op_INT(self, pos: int) -> bool:
         text = self._line()
-        if text in ("00", "01"):
-            self.push(text == "01")
-        else:
-            self.push(int(text))
+        self.push(Opaque("<long int>") if text is None else c_int(text))
         return False
 
     def op_BININT(self, pos: int) -> bool:
@@ -464,8 +651,8 @@ class Machine:
         return False
 
     def op_LONG(self, pos: int) -> bool:
-        text = self._line().rstrip("L")
-        self.push(int(text) if len(text) < 4300 else Opaque("<long>"))
+        text = self._line()
+        self.push(Opaque("<long>") if text is None else c_long(text))
         return False
 
     def _long(self, n: int) -> None:
@@ -564,7 +751,8 @@ class Machine:
         return False
 
     def op_FLOAT(self, pos: int) -> bool:
-        self.push(float(self._line()))
+        text = self._line()
+        self.push(Opaque("<long float>") if text is None else c_float(text))
         return False
 
     def op_BINFLOAT(self, pos: int) -> bool:
@@ -698,7 +886,7 @@ class Machine:
 
     def _get(self, index: int) -> None:
         if index not in self.memo:
-            if len(self.memo) >= MAX_MEMO:  # dropped entries (memo cap) stay unknown
+            if self.memo_len > len(self.memo):  # dropped entries (memo cap) stay unknown
                 self.push(Opaque("<memo entry over the cap>"))
                 return
             raise PickleError(f"memo key {index} not defined")
@@ -715,14 +903,25 @@ class Machine:
                 value = _FORGOTTEN
             else:
                 self._memo_structured += 1
-        size = len(self.memo)
-        if size < MAX_MEMO or index in self.memo:
-            self.memo[index] = value
+        memo = self.memo
+        size = len(memo)
+        if index in memo:
+            memo[index] = value
+            return
+        # the unpickler's memo_len counts every index set: MEMOIZE writes at memo_len, so it
+        # is counted even for entries this machine does not keep
+        self.memo_len += 1
+        if size < MAX_MEMO:
+            memo[index] = value
         elif size < MAX_MEMO_NAMES and type(value) in _NAME_TYPES:
-            self.memo[index] = value  # past the cap only what names are made of is kept
+            memo[index] = value  # past the cap only what names are made of is kept
 
     def op_GET(self, pos: int) -> bool:
-        self._get(int(self._line()))
+        text = self._line()
+        if text is None:  # an index written with more than KEEP_BYTES characters
+            self.push(Opaque("<memo entry of a huge index>"))
+            return False
+        self._get(int(_c_string(text)))
         return False
 
     def op_BINGET(self, pos: int) -> bool:
@@ -734,7 +933,11 @@ class Machine:
         return False
 
     def op_PUT(self, pos: int) -> bool:
-        self._put(int(self._line()))
+        text = self._line()
+        if text is None:
+            self.top()  # still needs a value on the stack, like the unpickler
+            return False
+        self._put(int(_c_string(text)))
         return False
 
     def op_BINPUT(self, pos: int) -> bool:
@@ -746,7 +949,7 @@ class Machine:
         return False
 
     def op_MEMOIZE(self, pos: int) -> bool:
-        self._put(len(self.memo))
+        self._put(self.memo_len)
         return False
 
     # -- imports and calls ---------------------------------------------------------------------
@@ -766,7 +969,7 @@ class Machine:
     def op_GLOBAL(self, pos: int) -> bool:
         module = self._line()
         name = self._line()
-        self.push(self._import(module, name, pos, "GLOBAL"))
+        self.push(self._import(_long_name(module), _long_name(name), pos, "GLOBAL"))
         return False
 
     def op_STACK_GLOBAL(self, pos: int) -> bool:
@@ -778,7 +981,7 @@ class Machine:
     def op_INST(self, pos: int) -> bool:
         module = self._line()
         name = self._line()
-        cls = self._import(module, name, pos, "INST")
+        cls = self._import(_long_name(module), _long_name(name), pos, "INST")
         args = tuple(self.pop_mark()[:MAX_ITEMS])
         # _instantiate: klass(*args), or klass.__new__ for a class without arguments. Which one
         # depends on what the global is at load time, so it counts as a call.
@@ -905,7 +1108,7 @@ class Machine:
 
     def op_PERSID(self, pos: int) -> bool:
         self.result.persistent_ids += 1
-        self.push(Opaque(f"<persistent id {self._line()[:40]!r}>"))
+        self.push(Opaque(f"<persistent id {(self._line() or '')[:40]!r}>"))
         return False
 
     def op_BINPERSID(self, pos: int) -> bool:
@@ -930,6 +1133,75 @@ class Machine:
     def op_EXT4(self, pos: int) -> bool:
         self._ext(int.from_bytes(self.r.read(4), "little", signed=True), pos, "EXT4")
         return False
+
+
+_STRTOL = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_LONG_MIN = -(1 << 63)
+_LONG_MAX = (1 << 63) - 1
+_MAX_DIGITS = 4300  # CPython's int() limit for decimal text (sys.get_int_max_str_digits)
+
+
+def _c_string(text: str) -> str:
+    """The text as C code reads it: up to the first NUL (_pickle.c parses C strings)."""
+    cut = text.find("\0")
+    return text if cut < 0 else text[:cut]
+
+
+def c_int(text: str) -> Any:
+    """INT's argument as _pickle.c's load_int reads it.
+
+    C ``strtol(s, &end, 0)`` first (so ``010`` is octal 8 and ``0x1f`` hex), accepted when it
+    stops at the newline or a NUL, and a two-character ``0``/``1`` is a bool (``00``, ``01``,
+    ``+1``, `` 0``...); otherwise ``PyLong_FromString(s, NULL, 0)``, which is ``int(s, 0)``
+    (underscores, ``0o``/``0b``, surrounding whitespace).
+    """
+    cut = _c_string(text)
+    match = _STRTOL.match(cut)
+    if match is not None and match.end() == len(cut):
+        sign, digits = match.groups()
+        if digits[:2] in ("0x", "0X"):
+            value = int(digits[2:], 16)
+        elif digits[0] == "0":
+            value = int(digits, 8) if len(digits) > 1 else 0
+        else:
+            value = int(digits) if len(digits) <= _MAX_DIGITS else _LONG_MAX + 1
+        if sign == "-":
+            value = -value
+        if _LONG_MIN <= value <= _LONG_MAX:  # else strtol overflows: the fallback below
+            return bool(value) if len(text) == 2 and value in (0, 1) else value
+    if len(cut) > _MAX_DIGITS:
+        return Opaque("<long int>")
+    return int(cut, 0)
+
+
+def c_long(text: str) -> Any:
+    """LONG's argument as load_long reads it: one trailing ``L`` dropped, then int(s, 0)."""
+    if text.endswith("L"):
+        text = text[:-1]
+    cut = _c_string(text)
+    if len(cut) > _MAX_DIGITS:
+        return Opaque("<long>")
+    return int(cut, 0)
+
+
+def c_float(text: str) -> float:
+    """FLOAT's argument as load_float reads it: ``PyOS_string_to_double`` up to the newline
+    or a NUL; no surrounding whitespace, no underscores, an overflow is an error."""
+    cut = _c_string(text)
+    if cut != cut.strip() or "_" in cut:
+        raise ValueError("could not convert string to float")
+    value = float(cut)
+    if value in (_INF, -_INF) and "inf" not in cut.lower():
+        raise OverflowError("FLOAT argument out of range")
+    return value
+
+
+_INF = float("inf")
+
+
+def _long_name(text: str | None) -> Any:
+    """A GLOBAL/INST line: None (longer than KEEP_BYTES) becomes an unresolvable operand."""
+    return Opaque("<name longer than 1 MiB>") if text is None else text
 
 
 def _hand_over(func: Global | Unresolved, arg: Any, position: int) -> None:
@@ -1030,6 +1302,40 @@ def run_pickle(
 ) -> PickleResult:
     """Analyse one pickle program starting at the reader's position."""
     return Machine(reader, budget, hooks).run()
+
+
+HIDDEN_WINDOW = 1 << 20  # bytes after the junk searched for hidden pickles
+MAX_HIDDEN_TRIES = 64
+
+
+def hidden_pickles(
+    reader: ByteReader, budget: Budget, hooks: PickleHooks | None = None
+) -> list[PickleResult]:
+    """Pickles hidden behind junk that follows a STOP.
+
+    ``pickle.load`` called again on the stream stops at the junk, but a loader that seeks (to
+    a stored offset, past a header it knows) runs what lies behind. Every PROTO header in the
+    next HIDDEN_WINDOW bytes is tried as the start of a program; those that run to STOP and
+    import something are returned (their offsets are the stream's), to be judged like any.
+    """
+    base = reader.tell()
+    window = reader.peek(HIDDEN_WINDOW)
+    found: list[PickleResult] = []
+    pos = 0
+    for _ in range(MAX_HIDDEN_TRIES):
+        i = window.find(b"\x80", pos)
+        if i < 0 or i + 1 >= len(window):
+            break
+        pos = i + 1
+        if window[i + 1] > 5:
+            continue
+        sub = ByteReader(io.BytesIO(window[i:]), len(window) - i)
+        sub._base = base + i  # offsets of the candidate are the outer stream's
+        res = Machine(sub, budget, hooks).run()
+        if res.end is not None and res.imports:
+            found.append(res)
+            pos = res.end - base
+    return found
 
 
 # -- rendering --------------------------------------------------------------------------------

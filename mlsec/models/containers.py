@@ -35,6 +35,7 @@ from mlsec.formats.pickle import (
     PickleError,
     PickleHooks,
     PickleResult,
+    hidden_pickles,
     render,
     run_pickle,
 )
@@ -48,7 +49,7 @@ from mlsec.formats.streams import (
 )
 from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
 from mlsec.models.checks import check_member, wants_member
-from mlsec.models.registry import PICKLE_EXTENSIONS, WALKED, FileKind
+from mlsec.models.registry import PICKLE_EXTENSIONS, PICKLE_NAMES, WALKED, FileKind
 from mlsec.models.sniff import HEAD_SIZE, is_keras_archive, sniff
 from mlsec.walk import Target
 
@@ -98,20 +99,14 @@ _ELEMENT_SIZE = {
     "QInt32": 4,
 }
 _MAX_CRC_CHECK = 64 * 1024**2
+# joblib, and the copy scikit-learn vendored before 0.23 (files saved with it still load).
+# joblib's array wrapper, also under its old name vendored in scikit-learn (< 0.23): exact
+# names only (a look-alike module gets no array bytes skipped)
+_JOBLIB_MODULES = frozenset({"joblib.numpy_pickle", "sklearn.externals.joblib.numpy_pickle"})
 _SHADOW_WINDOW = 64 * 1024
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*$")
 _MAX_CODE_READ = 1024**2
 _SPOOL_MEMORY = 16 * 1024**2
-# TorchScript serializes compiled code with no imports of its own; Python-level escapes in
-# code/ files mean the archive was edited by hand.
-_SUSPICIOUS_CODE = re.compile(
-    r"^\s*(?:import|from)\s+(?!__torch__|torch\b|typing\b)[\w.]+"
-    r"|\b(?:__import__|exec|eval|compile|globals|open)\s*\("
-    r"|\b(?:os|subprocess|socket|sys|builtins|shutil|ctypes)\.\w+",
-    re.MULTILINE,
-)
-# joblib's array wrapper, also under its old name vendored in scikit-learn (< 0.23)
-_JOBLIB_MODULES = frozenset({"joblib.numpy_pickle", "sklearn.externals.joblib.numpy_pickle"})
 _FORMAT_RANK = {
     "pickle": 1,
     "zip": 1,
@@ -144,6 +139,7 @@ class PickleModelsAnalyzer(FileAnalyzer):
         self._policy = PicklePolicy.load(config)
         self._facts = []
         result = super().analyze(targets, ctx)
+        result.findings.extend(_not_pickles(targets, ctx))
         result.facts = ModelFacts(files=tuple(self._facts))
         return result
 
@@ -276,7 +272,7 @@ class _FileScan:
                 multi=True,
                 content_only=not _pickle_name(name),
             )
-            if depth == 0 and self.pickles:
+            if member is None and self.pickles:  # the file itself, or its decompressed content
                 self.set_format("pickle")
         elif kind is FileKind.ZIP:
             self.scan_zip(stream, size, member, depth)
@@ -337,6 +333,9 @@ class _FileScan:
                         )
                     else:
                         self._trailing(res.start, member)
+                        for hidden in hidden_pickles(reader, self.budget, self._hooks(acc)):
+                            results.append(hidden)
+                            self._collect(hidden, acc)
                     break
                 if len(results) == 2 and not legacy and count is None:
                     self.add(
@@ -442,6 +441,7 @@ class _FileScan:
         self, wrapper: Call, reader: ByteReader, machine: Machine, acc: MemberImports
     ) -> None:
         """Skip (or scan) the array data joblib writes right after a NumpyArrayWrapper."""
+        self.set_format("joblib")
         state = wrapper.state if isinstance(wrapper.state, dict) else {}
         shape = state.get("shape")
         itemsize, has_object = _dtype_size(state.get("dtype"))
@@ -601,6 +601,11 @@ class _FileScan:
     ) -> None:
         stream = open_member(handle, size, entry, self.budget)
         head = stream.read(HEAD_SIZE)
+        if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
+            # TorchScript source, whatever its bytes look like: the loader compiles it.
+            rest = stream.read(_MAX_CODE_READ)
+            self._torchscript_code(head + rest, entry_member, complete=not stream.read(1))
+            return
         kind = sniff(head, entry.name)
         if wants_member(kind, entry.name):
             # Keras reads only weights from a .keras archive's model.weights.h5, never a
@@ -610,8 +615,6 @@ class _FileScan:
                 self.scan_format(member_stream, entry.name, entry_member, kind)
             return
         if kind is FileKind.TEXT:
-            if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
-                self._torchscript_code(head + stream.read(_MAX_CODE_READ), entry_member)
             return
         if kind not in ACCEPTED:
             return
@@ -640,9 +643,12 @@ class _FileScan:
             depth + 1,
         )
 
-    def _torchscript_code(self, data: bytes, member: str | None) -> None:
-        text = data.decode("utf-8", "replace")
-        hits = sorted({m.group(0).strip() for m in _SUSPICIOUS_CODE.finditer(text)})
+    def _torchscript_code(self, data: bytes, member: str | None, complete: bool) -> None:
+        from mlsec.models.torchscript import suspicious_constructs, unallowed
+
+        allow = self.ctx.options.section("models").get("allow", [])
+        found = suspicious_constructs(data.decode("utf-8", "replace"))
+        hits = unallowed(found, [str(p) for p in allow] if isinstance(allow, list) else [])
         if hits:
             self.add(
                 "MLS107",
@@ -651,6 +657,14 @@ class _FileScan:
                 member,
                 key="torchscript-code",
                 details={"matches": hits[:20]},
+            )
+        if not complete:
+            self.add(
+                "MLS904",
+                f"Not fully scanned: TorchScript code file larger than {len(data)} bytes;"
+                " only its beginning was checked",
+                member,
+                key="torchscript-code-size",
             )
 
     # -- other model formats --------------------------------------------------------------
@@ -879,6 +893,23 @@ def _pickle_name(name: str) -> bool:
     """Whether a file name says "pickle" (then a broken stream is a corrupt pickle)."""
     lower = _strip_compression(name.rsplit("/", 1)[-1].lower())
     return lower.endswith((*PICKLE_EXTENSIONS, ".debug_pkl", ".npy", ".pyt"))
+
+
+def _not_pickles(targets: Sequence[Target], ctx: AnalysisContext) -> Iterator[Finding]:
+    """MLS120 for files named like pickles whose content is none (the probe said no)."""
+    for target in targets:
+        if target.kind not in (FileKind.TEXT, FileKind.BINARY):
+            continue
+        name = target.relpath.rsplit("/", 1)[-1].lower()
+        if not name.endswith(PICKLE_NAMES) or _ends_like_zip(target):
+            continue
+        yield ctx.finding(
+            "MLS120",
+            target.relpath,
+            f"Named like a pickle but the content is {target.kind.value}, not a pickle: its"
+            " first opcodes do not decode, so it was not analysed as one",
+            key="not-a-pickle",
+        )
 
 
 def _ends_like_zip(target: Target) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlsec.formats.streams import ByteReader
@@ -49,6 +50,7 @@ MIN_OPS = 3  # a complete pickle shorter than this must end the file ("N." at th
 MIN_BROKEN_OPS = 4
 MIN_VALID_BEFORE_ERROR = 8
 MIN_PREFIX_OPS = 4
+PROBE_LIMIT = 1 << 20  # how far the probe reads when the head ends inside the first arguments
 _DOTTED = re.compile(r"^[^\W\d]\w*(?:\.[^\W\d]\w*)*\Z")
 # Loose byte-level forms of the same (the decode checks exactly): identifiers may be
 # non-ASCII UTF-8; numbers as int() and float() read them, with LONG's "L" suffix.
@@ -151,6 +153,8 @@ def _second_opcode_plausible(head: bytes, size: int | None) -> bool:
         at = end + 1
     elif code not in _NO_ARGUMENT:
         return True  # LONG1/4, BINUNICODE8, BINBYTES8, BYTEARRAY8: the decode decides
+    if size is not None and at >= size:
+        return False  # one opcode is the whole file: no pickle ("VALUE = 1" in a .py)
     if at >= len(head):
         return True
     second = head[at]
@@ -170,16 +174,41 @@ _NEEDS_TWO = frozenset(b"asbR") | frozenset([0x81, 0x86, 0x87, 0x92, 0x93])
 _NEEDS_ITEM_ABOVE_MARK = frozenset(b"02pqrQ") | frozenset([0x85, 0x94, 0x98, 0x97])
 
 
-def looks_like_pickle(head: bytes, complete: bool, size: int | None = None) -> bool:
+def looks_like_pickle(
+    head: bytes,
+    complete: bool,
+    size: int | None = None,
+    more: Callable[[int], bytes] | None = None,
+) -> bool:
     """Whether ``head`` (the first bytes of a file of ``size`` bytes if known; all of it if
-    ``complete``) starts a pickle CPython would accept."""
+    ``complete``) starts a pickle CPython would accept.
+
+    ``more(n)`` returns up to the first ``n`` bytes of the file: asked for when the head ends
+    inside the first arguments (a protocol 0 string longer than the head), so padding in
+    front of a payload does not hide it. Without it, or past :data:`PROBE_LIMIT`, such a
+    prefix counts as a pickle (the full scan then decides).
+    """
     if complete:
         size = len(head)
     if not head or head[0] not in FIRST_OPCODES or not _second_opcode_plausible(head, size):
         return False
+    verdict = _decode(head, size)
+    if verdict is None and more is not None:
+        longer = more(PROBE_LIMIT)
+        if len(longer) > len(head):
+            if len(longer) < PROBE_LIMIT:
+                size = len(longer)
+            verdict = _decode(longer, size)
+    return True if verdict is None else verdict
+
+
+def _decode(head: bytes, size: int | None) -> bool | None:
+    """The verdict on ``head`` (the file's first bytes; ``size``: the file's, if known), or
+    None when the head ends inside a valid prefix too short to judge."""
     from mlsec.formats.pickle import Machine, PickleHooks
     from mlsec.formats.streams import Budget
 
+    complete = size is not None and len(head) >= size
     reader = _HeadReader(head)
     budget = Budget(timeout=5.0, max_ops=1 << 30, max_uncompressed=0, max_ratio=1)
     machine = Machine(reader, budget, PickleHooks(after_build=_stop))
@@ -198,13 +227,14 @@ def looks_like_pickle(head: bytes, complete: bool, size: int | None = None) -> b
     if not reader.exhausted:
         # A structural error inside the head: a pickle only if enough opcodes decoded first.
         return res.ops - 1 >= MIN_VALID_BEFORE_ERROR
-    if complete:
+    if complete or (size is not None and reader.tell() >= size):
+        # The file itself ends inside (an argument longer than the file, a missing STOP).
         return res.ops >= MIN_BROKEN_OPS
-    # The head ends inside a valid prefix and the file goes on. Two opcodes of prose can do
-    # that ("Cop..." is SHORT_BINBYTES, then a BINSTRING of "yrig" bytes): ask for a PROTO
-    # first or a few more opcodes.
-    first_proto = head[0] == 0x80
-    return res.ops >= MIN_PREFIX_OPS or (first_proto and res.ops >= 2)
+    # The head ends inside a valid prefix and the file goes on: after PROTO or a few opcodes
+    # that is structure enough; otherwise the head was too short to tell.
+    if res.ops >= MIN_PREFIX_OPS or (head[0] == 0x80 and res.ops >= 2):
+        return True
+    return None
 
 
 def _importable(imp: Any) -> bool:

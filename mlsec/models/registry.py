@@ -70,7 +70,9 @@ class ModelFormat(NamedTuple):
     loaders accept that say nothing on their own (``.dat``, ``.sav``); ``pickles``: it carries
     pickles; ``walk``: the container walk opens it; ``check``: the
     :class:`~mlsec.models.checks.FormatChecks` method that checks it as a leaf;
-    ``weights``: BOM role; ``modelscan``: modelscan's format for routing.
+    ``weights``: BOM role; ``modelscan``: modelscan's format for routing; ``facts``: the
+    ``format`` values of the :class:`~mlsec.facts.ModelFileFact` a file of this format yields
+    for the BOM (none for compressed streams: the fact names what they hold).
     """
 
     name: str
@@ -85,6 +87,7 @@ class ModelFormat(NamedTuple):
     check: str | None = None
     weights: Weights = Weights.NEVER
     modelscan: str | None = None
+    facts: tuple[str, ...] = ()
 
     def named(self, kind: FileKind, lower_name: str) -> bool:
         """Whether a file of ``kind`` is this format by its (lower-case) name."""
@@ -159,6 +162,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         check="keras_zip",  # a top-level .keras (the walk handles nested ones)
         weights=Weights.BY_NAME,
         modelscan=MODELSCAN_OPENS,
+        facts=("zip", "pytorch-zip", "torchscript", "npz", "keras"),
     ),
     ModelFormat(
         "tar",
@@ -169,6 +173,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         pickles=True,
         walk=True,
         weights=Weights.BY_NAME,
+        facts=("tar", "pytorch-legacy"),
     ),
     ModelFormat(
         "gzip",
@@ -239,6 +244,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         walk=True,
         weights=Weights.BY_NAME,
         modelscan="NUMPY",
+        facts=("numpy",),
     ),
     ModelFormat(
         "gguf",
@@ -248,6 +254,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         extensions=frozenset({".gguf"}),
         check="gguf",
         weights=Weights.ALWAYS,
+        facts=("gguf",),
     ),
     ModelFormat(
         "keras-h5",
@@ -257,6 +264,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         check="keras_h5",
         weights=Weights.BY_NAME,
         modelscan="KERAS_H5",
+        facts=("keras-h5",),
     ),
     ModelFormat(
         "safetensors",
@@ -266,6 +274,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         extensions=frozenset({".safetensors"}),
         check="safetensors",
         weights=Weights.ALWAYS,
+        facts=("safetensors",),
     ),
     ModelFormat(
         "lzma",
@@ -295,6 +304,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         extensions=frozenset({".onnx"}),
         check="onnx",
         weights=Weights.ALWAYS,
+        facts=("onnx",),
     ),
     ModelFormat(
         "tf-savedmodel",
@@ -304,6 +314,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         check="saved_model",
         weights=Weights.ALWAYS,
         modelscan="TENSORFLOW",
+        facts=("tf-savedmodel",),
     ),
     # Recognised by a bounded decode of the first opcodes (mlsec.models.probe), not magic.
     ModelFormat(
@@ -315,6 +326,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         walk=True,
         weights=Weights.BY_NAME,
         modelscan="PICKLE",
+        facts=("pickle", "joblib", "pytorch-legacy"),
     ),
     # Formats known by name only, checked as leaves (content decides nothing more).
     ModelFormat(
@@ -333,6 +345,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         extensions=frozenset({".keras"}),
         check="not_keras",  # a .keras that is neither a zip nor HDF5
         weights=Weights.BY_NAME,
+        facts=("keras",),
     ),
     ModelFormat(
         "keras-metadata",
@@ -340,6 +353,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         names=("keras_metadata.pb",),
         name_kinds=_NOT_ZIP,
         check="keras_saved_metadata",
+        facts=("keras-savedmodel",),
     ),
     ModelFormat(
         "tf-graphdef",
@@ -349,6 +363,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         extensions=frozenset({".pb"}),
         check="graph_def",
         weights=Weights.BY_NAME,
+        facts=("tf-graphdef",),
     ),
     # What nothing else claims; weights only by name (.tflite, .msgpack, a raw .bin...).
     ModelFormat(
@@ -365,6 +380,8 @@ FORMATS: tuple[ModelFormat, ...] = (
 )
 
 BY_NAME: Mapping[str, ModelFormat] = {row.name: row for row in FORMATS}
+# Every format a model fact can name (the AIBOM's file formats).
+FACT_FORMATS: frozenset[str] = frozenset(f for row in FORMATS for f in row.facts)
 MAGIC: tuple[tuple[Callable[[bytes], bool], FileKind], ...] = tuple(
     (row.magic, next(iter(row.kinds))) for row in FORMATS if row.magic is not None
 )
@@ -381,6 +398,10 @@ ROW_OF_KIND: Mapping[FileKind, ModelFormat] = _ROW_OF_KIND
 PICKLE_EXTENSIONS: frozenset[str] = frozenset(
     e for row in FORMATS if row.pickles for e in row.extensions | row.loader_extensions
 ) - frozenset(BY_NAME["zip"].loader_extensions | {".tar", ".gz", ".tgz", ".bz2", ".xz"})
+
+# Names that say "pickle model" on their own (MLS120 when the content is not one). Not
+# ``.bin`` or ``.model`` (raw tensors, tokenizers), nor the loader-only names (``.dat``).
+PICKLE_NAMES: tuple[str, ...] = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt")
 
 # -- the BOM: which files are model weights ------------------------------------------------------
 ALWAYS_WEIGHTS: frozenset[FileKind] = frozenset(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from mlsec.models.probe import looks_like_pickle
 from mlsec.models.registry import BY_NAME, MAGIC, PICKLE_EXTENSIONS, FileKind
@@ -25,9 +25,16 @@ _LFS_OID = re.compile(rb"^oid sha256:([0-9a-f]{64})$", re.MULTILINE)
 _LFS_SIZE = re.compile(rb"^size (\d+)$", re.MULTILINE)
 
 
-def sniff(head: bytes, name: str, size: int | None = None) -> FileKind:
+def sniff(
+    head: bytes,
+    name: str,
+    size: int | None = None,
+    more: Callable[[int], bytes] | None = None,
+) -> FileKind:
     """The kind of a file from its first bytes (up to :data:`HEAD_SIZE`), name and ``size``
-    (if known: it lets the pickle probe reject arguments longer than the file).
+    (if known: it lets the pickle probe reject arguments longer than the file). ``more(n)``:
+    the file's first ``n`` bytes, for a probe the head is too short for (see
+    :func:`head_reader`).
 
     Magic numbers first, in the registry's order; then the pickle probe, whatever the name
     and first byte; then the formats only a name tells (ONNX, SavedModel protobufs, which
@@ -40,7 +47,7 @@ def sniff(head: bytes, name: str, size: int | None = None) -> FileKind:
     for magic, kind in MAGIC:
         if magic(head):
             return kind
-    if looks_like_pickle(head, len(head) < HEAD_SIZE, size):
+    if looks_like_pickle(head, len(head) < HEAD_SIZE, size, more):
         return FileKind.PICKLE
     lower = name.lower()
     if lower.endswith(_ONNX.names):
@@ -50,6 +57,22 @@ def sniff(head: bytes, name: str, size: int | None = None) -> FileKind:
     if _is_text(head):
         return FileKind.TEXT
     return FileKind.BINARY
+
+
+def head_reader(path: str | os.PathLike[str]) -> Callable[[int], bytes]:
+    """``more`` for :func:`sniff`: reads the first ``n`` bytes of ``path`` again, only if it
+    is still a regular file (and nothing if it cannot be read)."""
+
+    def more(n: int) -> bytes:
+        from mlsec.safeopen import open_regular
+
+        try:
+            with open_regular(path) as handle:
+                return handle.read(n)
+        except OSError:
+            return b""
+
+    return more
 
 
 def _is_text(head: bytes) -> bool:
@@ -111,6 +134,7 @@ __all__ = [
     "LFS_PREFIX",
     "PICKLE_EXTENSIONS",
     "FileKind",
+    "head_reader",
     "is_keras_archive",
     "is_keras_zip",
     "parse_lfs_pointer",

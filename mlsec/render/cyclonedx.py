@@ -68,6 +68,7 @@ SPEC_VERSIONS = {"1.5": SchemaVersion.V1_5, "1.6": SchemaVersion.V1_6}
 HF = "https://huggingface.co"
 # A fixed serial number put in while the content hash (the reproducible serial) is taken.
 _PLACEHOLDER_SERIAL = uuid.UUID(int=0)
+_TIMESTAMP_STANDIN = datetime(1901, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
 _SERIAL_NAMESPACE = uuid.UUID("6f1c1e2a-6d1b-5d2e-9a63-6d6c7365632d")
 _SEVERITIES = {
     Severity.CRITICAL: VulnerabilitySeverity.CRITICAL,
@@ -175,9 +176,9 @@ class BomBuilder:
     # -- assembly -----------------------------------------------------------------------
     def build(self) -> Bom:
         facts = self.facts
-        timestamp = (
-            datetime.fromtimestamp(facts.timestamp, tz=timezone.utc) if facts.timestamp else None
-        )
+        # A fixed stand-in, replaced in the serialised text (render_bom): the rest of the
+        # document does not depend on the time, so it can be memoised.
+        timestamp = _TIMESTAMP_STANDIN if facts.timestamp else None
         repo = self._repository()
         tool = Component(
             type=ComponentType.APPLICATION,
@@ -197,6 +198,7 @@ class BomBuilder:
         metadata.tools.components.clear()
         metadata.tools.components.add(tool)
         bom = Bom(metadata=metadata, serial_number=self._serial())
+        _index_dependencies(bom)
 
         attached = self._model_findings()
         model_components = [self._model(m, attached.get(m.bom_ref, [])) for m in facts.models]
@@ -228,9 +230,7 @@ class BomBuilder:
         return bom
 
     def _serial(self) -> uuid.UUID:
-        if self.facts.reproducible or not self.facts.serial:
-            return _PLACEHOLDER_SERIAL  # replaced by the content hash after serialisation
-        return uuid.UUID(self.facts.serial.removeprefix("urn:uuid:"))
+        return _PLACEHOLDER_SERIAL  # replaced after serialisation (render_bom's _stamp)
 
     def _repository(self) -> Component:
         facts, git = self.facts, self.facts.git
@@ -651,6 +651,38 @@ def _normal(name: str) -> str:
     return "-".join(name.replace("_", "-").replace(".", "-").lower().split("-"))
 
 
+def _index_dependencies(bom: Bom) -> None:
+    """Give ``bom`` a ``register_dependency`` that finds a registered component by its
+    bom-ref in a dict. The library's own scans every registered dependency on each call
+    (and ``Bom.validate`` calls it once per component before output), which is quadratic:
+    5 s for a repository of 1,000 models. Same semantics, set on the instance because the
+    library's serialiser looks its classes up by name (a subclass would not serialise)."""
+    from cyclonedx.model.dependency import Dependency
+
+    index: dict[str, Dependency] = {}
+    library_register = bom.register_dependency
+
+    def register(target: Any, depends_on: Iterable[Any] | None = None) -> None:
+        key = target.bom_ref.value
+        if key is None:  # a reference the library assigns later: its own way
+            library_register(target, depends_on)
+            return
+        uses = list(depends_on or ())
+        known = index.get(key)
+        if known is None:
+            known = Dependency(
+                ref=target.bom_ref, dependencies=[Dependency(ref=u.bom_ref) for u in uses]
+            )
+            bom.dependencies.add(known)
+            index[key] = known
+        elif uses:
+            known.dependencies.update(Dependency(ref=u.bom_ref) for u in uses)
+        for used in uses:
+            register(used)
+
+    setattr(bom, "register_dependency", register)  # noqa: B010 - an instance override
+
+
 def _lib_key_of(name: str, version: str | None) -> str:
     return str(PackageURL(type="pypi", name=name, version=version))
 
@@ -734,12 +766,31 @@ def _validate_xml(text: str, spec_version: str) -> None:
         )
 
 
-def _reproducible_serial(text: str) -> str:
-    """Replace the placeholder serial by a UUIDv5 of the document's content."""
-    placeholder = _PLACEHOLDER_SERIAL.urn
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    serial = uuid.uuid5(_SERIAL_NAMESPACE, digest).urn
-    return text.replace(placeholder, serial)
+def _stamp_time(template: str, facts: AibomFacts, fmt: str) -> str:
+    """The real timestamp in place of the stand-in: the first occurrence is metadata's
+    (metadata precedes every component, and scanned text cannot hold the unescaped
+    pattern)."""
+    if not facts.timestamp:
+        return template
+    real = datetime.fromtimestamp(facts.timestamp, tz=timezone.utc).isoformat()
+    standin = _TIMESTAMP_STANDIN.isoformat()
+    pattern = '"timestamp": "{}"' if fmt == "json" else "<timestamp>{}</timestamp>"
+    return template.replace(pattern.format(standin), pattern.format(real), 1)
+
+
+def _serial(document: str, facts: AibomFacts) -> str:
+    """The serial number: a UUIDv5 of the JSON document's content (with the placeholder
+    serial in it) when reproducible, else the run's random one."""
+    if facts.reproducible or not facts.serial:
+        digest = hashlib.sha256(document.encode("utf-8")).hexdigest()
+        return uuid.uuid5(_SERIAL_NAMESPACE, digest).urn
+    return uuid.UUID(facts.serial.removeprefix("urn:uuid:")).urn
+
+
+def _stamp(template: str, facts: AibomFacts) -> str:
+    """The JSON document of this run from its template."""
+    timed = _stamp_time(template, facts, "json")
+    return timed.replace(_PLACEHOLDER_SERIAL.urn, _serial(timed, facts), 1)
 
 
 class ValidationMemo:
@@ -747,9 +798,15 @@ class ValidationMemo:
     validated again (importing the validator alone costs seconds: jsonschema builds an IRI
     grammar). The key is the document without its serial number and timestamp (which the
     library writes in valid formats), plus the mlsec, cyclonedx-python-lib and spec versions
-    and the output format. A miss, or no memo, validates."""
+    and the output format. A miss, or no memo, validates.
+
+    Beside it, the last few rendered JSON documents (``bom-render/``, serial and timestamp
+    left as stand-ins), keyed on everything the renderer reads from the report: the BOM of
+    an unchanged repository is not rebuilt (the library's model classes cost about a
+    millisecond per model)."""
 
     LIMIT = 256
+    RENDERED = 8
 
     def __init__(self, file: Path) -> None:
         self.file = file
@@ -770,6 +827,48 @@ class ValidationMemo:
         salt = f"{tool_version}\0{version('cyclonedx-python-lib')}\0{spec_version}\0{fmt}\0"
         return hashlib.sha256((salt + canonical).encode("utf-8")).hexdigest()
 
+    @staticmethod
+    def render_key(report: ScanReport, fmt: str, spec_version: str) -> str:
+        """A digest of every input of the renderer (what :class:`BomBuilder` reads)."""
+        from importlib.metadata import version
+
+        facts = report.facts.get("aibom")
+        aibom = facts.to_json() if isinstance(facts, AibomFacts) else None
+        if isinstance(aibom, dict):
+            aibom.pop("serial", None)
+            aibom["timestamp"] = bool(aibom.get("timestamp"))
+        inputs = {
+            "aibom": aibom,
+            "dependencies": _to_json(report.facts.get("dependencies")),
+            "signatures": _to_json(report.facts.get("signatures")),
+            "findings": [f.to_dict() for f in report.findings],
+            "versions": [report.tool_version, version("cyclonedx-python-lib"), spec_version, fmt],
+        }
+        canonical = json.dumps(inputs, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def _rendered_file(self, key: str) -> Path:
+        return self.file.parent / "bom-render" / f"{key}.json"
+
+    def rendered(self, key: str) -> str | None:
+        try:
+            return self._rendered_file(key).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def keep(self, key: str, template: str) -> None:
+        target = self._rendered_file(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(template, encoding="utf-8")
+            os.replace(tmp, target)
+            kept = sorted(target.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+            for old in kept[: -self.RENDERED]:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass  # a memo that cannot be written only costs time
+
     def __contains__(self, digest: object) -> bool:
         return digest in self.digests
 
@@ -777,11 +876,16 @@ class ValidationMemo:
         self.digests = [*(d for d in self.digests if d != digest), digest][-self.LIMIT :]
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_suffix(".tmp")
+            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"version": 1, "digests": self.digests}), "utf-8")
             os.replace(tmp, self.file)
         except OSError:
             pass  # a memo that cannot be written only costs time
+
+
+def _to_json(facts: object) -> Any:
+    to_json = getattr(facts, "to_json", None)
+    return to_json() if callable(to_json) else None
 
 
 def render_bom(
@@ -795,6 +899,12 @@ def render_bom(
     import warnings
 
     builder = BomBuilder(report, spec_version)
+    render_key = ValidationMemo.render_key(report, fmt, spec_version) if memo else ""
+    template = memo.rendered(render_key) if memo is not None and fmt == "json" else None
+    if memo is not None and template is not None:
+        text = _stamp(template, builder.facts)
+        if ValidationMemo.key(text, fmt, spec_version, report.tool_version) in memo:
+            return text
     bom = builder.build()
     schema = SPEC_VERSIONS[spec_version]
     with warnings.catch_warnings():
@@ -803,14 +913,15 @@ def render_bom(
         # The JSON form is always built: it is the one the memo keys on, and it carries the
         # same content as the XML one.
         raw = make_outputter(bom, OutputFormat.JSON, schema).output_as_string()
-        text = cdx_ml.insert_json(raw, builder.extras)
+        template = cdx_ml.insert_json(raw, builder.extras)
         xml = ""
         if fmt == "xml":
             raw_xml = make_outputter(bom, OutputFormat.XML, schema).output_as_string()
             xml = cdx_ml.insert_xml(raw_xml, builder.extras, spec_version)
-    if builder.facts.reproducible or not builder.facts.serial:
-        text = _reproducible_serial(text)
-        xml = xml.replace(_PLACEHOLDER_SERIAL.urn, json.loads(text)["serialNumber"])
+    text = _stamp(template, builder.facts)
+    if fmt == "xml":
+        serial = json.loads(text)["serialNumber"]
+        xml = _stamp_time(xml, builder.facts, "xml").replace(_PLACEHOLDER_SERIAL.urn, serial, 1)
     digest = ValidationMemo.key(text, fmt, spec_version, report.tool_version) if memo else ""
     if memo is None or digest not in memo:
         if fmt == "xml":
@@ -819,9 +930,21 @@ def render_bom(
             _validate_json(text, spec_version)
         if memo is not None:
             memo.add(digest)
+    if memo is not None and fmt == "json":
+        memo.keep(render_key, template)
     return xml if fmt == "xml" else text
 
 
+def default_memo() -> ValidationMemo:
+    """The validation memo in the user cache folder, shared by `scan --format cyclonedx`
+    and `mlsec bom`."""
+    from mlsec.hashing import default_cache_dir
+
+    return ValidationMemo(default_cache_dir() / "bom-validated.json")
+
+
 def render(report: ScanReport) -> str:
-    """``mlsec scan --format cyclonedx``: CycloneDX 1.6 JSON."""
-    return render_bom(report)
+    """``mlsec scan --format cyclonedx``: CycloneDX 1.6 JSON, validated unless the same
+    document validated before (the memo: the validator's import alone costs about a
+    second)."""
+    return render_bom(report, memo=default_memo())

@@ -100,14 +100,22 @@ def statement_for(
     return json.dumps(statement, indent=2).encode("utf-8")
 
 
+def _read_pem(path: Path) -> bytes:
+    """A key or certificate file: a regular file of at most 1 MiB (ValueError past that)."""
+    from mlsec import boundedjson
+    from mlsec.signatures.policy import MAX_KEY_BYTES
+
+    return boundedjson.read_capped(path, MAX_KEY_BYTES)  # JsonLimitError is a ValueError
+
+
 def _load_private_key(path: Path, password: bytes | None) -> Any:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
-        key = load_pem_private_key(path.read_bytes(), password)
+        key = load_pem_private_key(_read_pem(path), password)
     except OSError as exc:
-        raise MlsecError(f"cannot read key {path}: {exc.strerror}") from None
+        raise MlsecError(f"cannot read key {path}: {exc.strerror or exc}") from None
     except (ValueError, TypeError) as exc:
         raise MlsecError(
             f"{path} is not a usable PEM private key: {exc}",
@@ -152,8 +160,8 @@ def bundle_with_key(
         material = {"publicKey": {"hint": key_fingerprint(public)}, "tlogEntries": []}
     else:
         try:
-            leaf = x509.load_pem_x509_certificate(certificate.read_bytes())
-            others = [c for p in chain for c in x509.load_pem_x509_certificates(p.read_bytes())]
+            leaf = x509.load_pem_x509_certificate(_read_pem(certificate))
+            others = [c for p in chain for c in x509.load_pem_x509_certificates(_read_pem(p))]
         except OSError as exc:
             raise MlsecError(f"cannot read certificate: {exc}") from None
         except ValueError as exc:

@@ -305,3 +305,37 @@ def test_validation_memo_skips_only_identical_content(
     (fixture_copy / "hf-model" / "config.json").write_text('{"model_type": "roberta"}')
     cyclonedx.render_bom(scan_report(fixture_copy), memo=memo)
     assert len(calls) == 2  # changed content is validated again
+
+
+def test_render_memo_serves_an_unchanged_bom_without_rebuilding_it(
+    fixture_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsec.render import cyclonedx
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    memo_file = tmp_path / "memo.json"
+    first = cyclonedx.render_bom(
+        scan_report(fixture_copy), memo=cyclonedx.ValidationMemo(memo_file)
+    )
+    built: list[int] = []
+    real_build = cyclonedx.BomBuilder.build
+    monkeypatch.setattr(
+        cyclonedx.BomBuilder, "build", lambda self: built.append(1) or real_build(self)
+    )
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
+    second = cyclonedx.render_bom(
+        scan_report(fixture_copy), memo=cyclonedx.ValidationMemo(memo_file)
+    )
+    assert built == []  # served from the memo
+    one, two = json.loads(first), json.loads(second)
+    assert two["metadata"]["timestamp"] == "2027-01-15T08:00:00+00:00"  # this run's time
+    assert one["serialNumber"] != two["serialNumber"]  # derived from this run's content
+    one["metadata"].pop("timestamp"), two["metadata"].pop("timestamp")
+    one.pop("serialNumber"), two.pop("serialNumber")
+    assert one == two
+    # The same run without the memo gives the same bytes.
+    assert second == cyclonedx.render_bom(scan_report(fixture_copy))
+    built.clear()
+    (fixture_copy / "hf-model" / "config.json").write_text('{"model_type": "roberta"}')
+    cyclonedx.render_bom(scan_report(fixture_copy), memo=cyclonedx.ValidationMemo(memo_file))
+    assert built == [1]  # a changed repository is rendered again

@@ -233,3 +233,44 @@ def test_hash_cache_is_used_on_the_second_run(
 
     monkeypatch.setattr(hashing, "sha256_file", no_hashing)
     _scan(repo)  # every file comes from the cache
+
+
+def test_git_provenance_costs_a_constant_number_of_git_calls(tmp_path: Path) -> None:
+    """Provenance for 1 or 40 model files runs the same git calls; a touched file (same
+    content, new mtime) is not a change, an edited one is, and so is a staged one."""
+    import os
+
+    from mlsec.aibom.gitinfo import GitRepo
+
+    def make(count: int) -> tuple[git.Repo, Path]:
+        root = tmp_path / f"r{count}"
+        (root / "models").mkdir(parents=True)
+        for index in range(count):
+            (root / "models" / f"m{index}.pt").write_bytes(b"weights %d" % index)
+        repo = git.Repo.init(root, initial_branch="main")
+        with repo.config_writer() as config:
+            config.set_value("user", "name", "Test")
+            config.set_value("user", "email", "test@example.com")
+        repo.index.add([f"models/m{i}.pt" for i in range(count)])
+        repo.index.commit("models")
+        return repo, root
+
+    calls = []
+    for count in (1, 40):
+        repo, root = make(count)
+        files = {f"models/m{i}.pt": [f"models/m{i}.pt"] for i in range(count)}
+        touched = root / "models" / "m0.pt"
+        os.utime(touched, (1_000_000_000, 1_000_000_000))  # stat-dirty, content unchanged
+        if count > 1:
+            (root / "models" / "m1.pt").write_bytes(b"edited")
+        git_repo = GitRepo(root)
+        states = git_repo.model_states(files)
+        provenance = git_repo.provenance()
+        calls.append(git_repo.calls)
+        head = repo.head.commit.hexsha
+        assert states["models/m0.pt"] == (head, True)
+        if count > 1:
+            assert states["models/m1.pt"] == (head, False)
+            assert states["models/m39.pt"] == (head, True)
+            assert provenance is not None and provenance.dirty
+    assert calls[0] == calls[1] <= 7

@@ -308,3 +308,42 @@ def test_utf16_without_a_bom_is_a_problem_not_garbage(tmp_path: Path) -> None:
     assert [msg for _, msg in m.problems] == [
         "looks like UTF-16 without a byte-order mark; not read"
     ]
+
+
+def test_hatch_envs_pdm_and_uv_dev_dependencies_are_dev(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "app"\ndependencies = ["idna==3.3"]\n\n'
+        "[tool.hatch.envs.default]\n"
+        'dependencies = ["pytest==7.0.0"]\n\n'
+        "[tool.hatch.envs.docs]\n"
+        'extra-dependencies = ["mkdocs>=1.4"]\n\n'
+        "[tool.pdm.dev-dependencies]\n"
+        'lint = ["ruff==0.5.0", "-e file:///${PROJECT_ROOT}/tools/plugin"]\n\n'
+        "[tool.uv]\n"
+        'dev-dependencies = ["coverage==7.0"]\n',
+        encoding="utf-8",
+    )
+    (m,) = parse_manifests([(tmp_path / "pyproject.toml", "pyproject.toml")], tmp_path)
+    assert m.problems == []
+    assert pins(m) == {
+        "idna": ("3.3", 3, False),
+        "pytest": ("7.0.0", 6, True),
+        "mkdocs": (None, 9, True),
+        "ruff": ("0.5.0", 12, True),
+        "coverage": ("7.0", 15, True),
+    }
+    assert [(u.reason, u.line, u.dev) for u in m.unauditable] == [("editable install", 12, True)]
+    assert m.first_party == {"app"}
+
+
+def test_the_projects_own_code_is_not_reported_unauditable(tmp_path: Path) -> None:
+    rules = audit(tmp_path, "rye/requirements-dev.lock")  # -e file:. and -e file:rye-devtools
+    assert "MLS211" not in rules
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "requirements.txt").write_text(
+        "-e .\n./packages/core\n-e ../outside\n-e git+https://example.org/x.git#egg=x\n",
+        encoding="utf-8",
+    )
+    options = build_options(tmp_path / "other", use_git=False, offline=True, vuln_db=RECORDS)
+    report = scan(options, analyzers=ANALYZERS)
+    assert sorted(f.line for f in report.findings if f.rule_id == "MLS211") == [3, 4]

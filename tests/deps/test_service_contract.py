@@ -222,3 +222,49 @@ def test_our_database_as_a_pip_audit_service(isolated_cache) -> None:
     assert all(isinstance(v, Version) for r in results for v in r.fix_versions)
     ((_, clean),) = list(svc.query_all(iter([ResolvedDependency("mlflow", Version("2.10.1"))])))
     assert clean == []
+
+
+IMPORT_PROBE = """
+import subprocess, sys
+def refuse(*args, **kwargs):
+    raise AssertionError(f"subprocess started at import: {args!r}")
+subprocess.Popen.__init__ = refuse
+import mlsec.deps.service
+import pip_audit._cache
+assert str(pip_audit._cache._PIP_VERSION) not in ("", "0"), pip_audit._cache._PIP_VERSION
+assert "pip_api" not in sys.modules  # the stand-in is gone; a later import gets the real one
+"""
+
+OFFLINE_PROBE = """
+import sys
+from pathlib import Path
+from mlsec.config import build_options
+from mlsec.scan import scan
+root = Path(sys.argv[1])
+scan(build_options(root, use_git=False, offline=True, vuln_db=Path(sys.argv[2])))
+assert not any(m.startswith(("pip_audit", "pip_api")) for m in sys.modules), "imported"
+"""
+
+
+def test_importing_the_services_runs_no_pip_subprocess() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_an_offline_scan_never_imports_pip_audit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "requirements.txt").write_text("torch==1.13.0\nnumpy>=1\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-c", OFFLINE_PROBE, str(tmp_path), str(OSV_MINI)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -192,3 +192,11 @@ def test_bounded_json_api(tmp_path: Path) -> None:
         boundedjson.read_file("/dev/zero")
     (tmp_path / "ok.json").write_text("[1]")
     assert boundedjson.read_file(tmp_path / "ok.json", max_depth=1) == [1]
+
+
+def test_sign_with_a_device_as_key_is_a_clear_error(tmp_path: Path, cli) -> None:
+    (tmp_path / "w.bin").write_bytes(b"w")
+    proc = cli("sign", tmp_path, "--key", "/dev/zero", timeout=60)
+    assert proc.returncode == 2
+    assert "cannot read key /dev/zero: not a regular file" in proc.stderr
+    assert not (tmp_path / "model.sig").exists()

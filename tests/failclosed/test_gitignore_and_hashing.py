@@ -73,20 +73,24 @@ def test_hash_cache_sees_a_byte_changed_with_mtime_restored(tmp_path: Path) -> N
 def test_bom_digest_follows_the_content(tmp_path: Path, cli) -> None:
     import hashlib
 
+    from mlsec.hashing import default_cache_dir
+
     model = tmp_path / "model.safetensors"
     header = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
     model.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 8)
-    first = cli("bom", tmp_path, "--format", "json")
-    assert first.returncode == 0, first.stderr
+    first = scan(build_options(tmp_path, build_bom=True))  # fills the persistent hash cache
+    assert first.facts["aibom"] is not None
+    cached = json.loads((default_cache_dir() / "hashes.json").read_text())["entries"]
+    assert str(model) in cached
     before = model.stat()
     data = bytearray(model.read_bytes())
     data[-1] = 1
     model.write_bytes(bytes(data))
     os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
     second = cli("bom", tmp_path, "--format", "json")
-    digest = hashlib.sha256(bytes(data)).hexdigest()
-    assert digest in second.stdout
-    assert digest not in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert hashlib.sha256(bytes(data)).hexdigest() in second.stdout
+    assert cached[str(model)][1] not in second.stdout  # the stale digest is not used
 
 
 def test_hashing_refuses_a_fifo_swapped_in(tmp_path: Path) -> None:
@@ -95,3 +99,78 @@ def test_hashing_refuses_a_fifo_swapped_in(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "w.bin")
     (tmp_path / "zero.bin").symlink_to("/dev/zero")
     assert hash_files([tmp_path / "w.bin", tmp_path / "zero.bin"]) == {}
+
+
+def test_damaged_hash_cache_is_ignored(tmp_path: Path) -> None:
+    from mlsec.hashing import HashCache, hash_files
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"w")
+    store = tmp_path / "cache.json"
+    for damaged in ("[1]", "[" * 100_000, '{"version": 2, "entries": {"x": [1, 2]}}', "\xff"):
+        store.write_text(damaged)
+        assert hash_files([weights], cache=HashCache(store))[weights] == (
+            "50e721e49c013f00c62cf59f2163542a9d8df02464efeb615d31051b0fddc326"
+        )
+
+
+def test_nested_clone_and_submodule_files_are_scanned(tmp_path: Path, cli) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    clone = repo / "models" / "bert"
+    clone.mkdir(parents=True)
+    _git(clone, "init", "-q")  # e.g. `git clone https://huggingface.co/...` into the tree
+    (clone / "pytorch_model.bin").write_bytes(evil_pickle())
+    (repo / "top.pkl").write_bytes(evil_pickle("echo top"))
+    proc = cli("scan", repo, "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    critical = {p for r, s, p in findings_of(proc.stdout) if r == "MLS101"}
+    assert critical == {"models/bert/pytorch_model.bin", "top.pkl"}
+    skipped = {s["path"] for s in json.loads(proc.stdout)["skipped"]}
+    assert "models/bert/.git/" in skipped
+
+
+def test_interrupted_hashing_stops_promptly(tmp_path: Path, monkeypatch) -> None:
+    import threading
+    import time
+
+    import pytest
+
+    from mlsec import hashing
+
+    files = []
+    for i in range(8):
+        f = tmp_path / f"w{i}.bin"
+        f.write_bytes(b"x" * (hashing.CHUNK * 3))
+        files.append(f)
+    started = threading.Event()
+    real_update = hashing.hashlib.sha256
+
+    class SlowHash:
+        def __init__(self) -> None:
+            self._h = real_update()
+
+        def update(self, data: object) -> None:
+            started.set()
+            time.sleep(0.2)
+            self._h.update(data)  # type: ignore[arg-type]
+
+        def hexdigest(self) -> str:
+            return self._h.hexdigest()
+
+    monkeypatch.setattr(hashing.hashlib, "sha256", SlowHash)
+    real_map = hashing.ThreadPoolExecutor.map
+
+    def interrupted_map(self, fn, items):  # Ctrl-C arrives while the threads hash
+        real_map(self, fn, items)  # submits every file
+        started.wait(5)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hashing.ThreadPoolExecutor, "map", interrupted_map)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        hashing.hash_files(files, workers=2)
+    # 8 files x 3 chunks x 0.2 s would be ~2.4 s on two threads; stopping takes one chunk.
+    assert time.monotonic() - start < 1.5
+    assert not hashing._CANCELLED.is_set()

@@ -78,6 +78,33 @@ def test_hanging_hdf5_is_a_finding_and_the_report_is_written(tmp_path: Path) -> 
     assert "did not finish within 1.5 s" in hung["message"]
 
 
+def _hanging_hdf5(path: Path) -> None:
+    """A Keras HDF5 file with one byte changed that keeps libhdf5 busy for ever.
+
+    Built from the benign fixture generator at test time: the low byte of the length recorded
+    just before the ``model_config`` attribute's JSON goes from 0x68 to 0xE6 (found by
+    mutating that file; h5py 3.x then never returns from reading the attributes).
+    """
+    _keras_h5(path)
+    data = bytearray(path.read_bytes())
+    offset = data.index(b'{"class_name"') - 8
+    assert data[offset : offset + 8] == bytes([0x68, 0x01, 0, 0, 0, 0, 0, 0])
+    data[offset] = 0xE6
+    path.write_bytes(bytes(data))
+
+
+def test_real_hanging_hdf5_is_a_finding_through_the_cli(tmp_path: Path, cli) -> None:
+    repo = _repo(tmp_path, timeout=3)
+    _hanging_hdf5(repo / "model.h5")
+    start = time.monotonic()
+    proc = cli("scan", repo, "--format", "json", timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert time.monotonic() - start < 60
+    found = findings_of(proc.stdout)
+    assert ("MLS904", "medium", "model.h5") in found
+    assert ("MLS101", "critical", "evil.pkl") in found
+
+
 def test_ctrl_c_during_a_hanging_parser_exits_130(tmp_path: Path) -> None:
     repo = _repo(tmp_path, timeout=600)
     proc = _run_hanging("scan", repo, "--format", "json")

@@ -190,3 +190,31 @@ def test_walk_keeps_the_zip_tail(tmp_path: Path) -> None:
     targets = {t.relpath: t for t in walk(build_options(tmp_path), load_rules()).targets}
     assert targets["data.bin"].tail[:4] == b"PK\x05\x06"
     assert targets["data.bin"].tail == (tmp_path / "data.bin").read_bytes()[-22:]
+
+
+def test_unlistable_folder_is_a_finding(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "w.pkl").write_bytes(evil_pickle())
+    (tmp_path / "evil.pkl").write_bytes(evil_pickle())
+    real = os.scandir
+
+    def scandir(path):  # root lists anything; simulate EACCES on one folder
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = scan(build_options(tmp_path, use_git=False))
+    found = {(f.rule_id, f.severity.value, f.path) for f in report.findings}
+    assert ("MLS901", "low", "locked") in found
+    assert ("MLS101", "critical", "evil.pkl") in found
+    assert [(e.path, e.message) for e in report.errors] == [
+        ("locked", "cannot list directory: Permission denied")
+    ]
+
+
+def test_hf_snapshot_file_as_path_is_scanned(hf_cache: Path, cli) -> None:
+    link = hf_cache / "snapshots" / "0123abcd" / "pytorch_model.bin"
+    proc = cli("scan", link, "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert ("MLS101", "critical", "pytorch_model.bin") in findings_of(proc.stdout)

@@ -88,6 +88,10 @@ def test_files_whose_first_opcodes_do_not_decode_are_not_pickles(scan_one, name:
     assert sniff(head, name, len(data)) is not FileKind.PICKLE
     report = scan_one(name, data)
     assert not [f for f in report.findings if f.rule_id.startswith("MLS10")], report.findings
+    # A name that says pickle gets a note (looked at, not a pickle); others get nothing.
+    strong = name.endswith((".pkl", ".pt", ".ckpt"))
+    notes = {(f.rule_id, f.severity.value, f.path, f.member) for f in report.findings}
+    assert notes == ({("MLS120", "info", name, None)} if strong else set())
 
 
 COMPRESSORS = {
@@ -149,3 +153,43 @@ def test_zfile_inner_npy_without_pickle_name(scan_one) -> None:
     data = b"ZF" + hex(len(inner)).encode().ljust(19) + zlib.compress(inner)
     report = scan_one("model.pkl_01.npy.z", data)
     assert ("MLS101", "critical", "model.pkl_01.npy.z", None) in hits(report)
+
+
+# Protocol 0 padding: a first string longer than the walker's head, then the payload.
+PADDED_P0 = b"V" + b"A" * 5000 + b"\n0" + EVIL_P0
+
+
+def test_padding_longer_than_the_head_does_not_hide_a_protocol_0_payload(scan_one) -> None:
+    head = PADDED_P0[:HEAD_SIZE]
+    assert sniff(head, "padded", len(PADDED_P0), lambda n: PADDED_P0[:n]) is FileKind.PICKLE
+    report = scan_one("padded", PADDED_P0)
+    assert ("MLS101", "critical", "padded", None) in hits(report)
+
+
+def test_padding_inside_an_archive_member(scan_one) -> None:
+    from tests.models_pickle.conftest import plain_zip
+
+    report = scan_one("bundle.zip", plain_zip({"inner/state": PADDED_P0}))
+    assert ("MLS101", "critical", "bundle.zip", "inner/state") in hits(report)
+
+
+def test_prose_with_a_long_first_line_is_not_a_pickle() -> None:
+    text = b"Version " + b"x" * 3000 + b"\nmore prose\n"
+    assert sniff(text[:HEAD_SIZE], "NOTES", len(text), lambda n: text[:n]) is FileKind.TEXT
+
+
+def test_joblib_arrays_under_sklearns_vendored_name(scan_one) -> None:
+    import joblib
+    import numpy as np
+
+    buf = io.BytesIO()
+    joblib.dump({"coef": np.arange(64, dtype=np.float64)}, buf, protocol=2)
+    data = buf.getvalue()
+    old = b"cjoblib.numpy_pickle\nNumpyArrayWrapper\n"
+    assert old in data
+    vendored = data.replace(old, b"csklearn.externals.joblib.numpy_pickle\nNumpyArrayWrapper\n")
+    report = scan_one("old_sklearn.pkl", vendored)
+    # The array bytes behind the wrapper are skipped as joblib reads them, not decoded as
+    # opcodes (which made the file "corrupt").
+    assert not [f for f in report.findings if f.rule_id in ("MLS100", "MLS105")], report.findings
+    assert report.facts["models"].files[0].format == "joblib"

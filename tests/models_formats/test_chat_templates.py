@@ -62,6 +62,15 @@ COMMAND_R_STYLE = (
     "{{ key }}: {{ json_to_python_type(param) }}{% set param_fields = tool.fields %}"
     "{{ param_fields[key] }}{% endfor %}{% endfor %}"
 )
+# Shaped like AI21 Jamba's: macros kept in a list and called through an index.
+MACRO_TABLE = (
+    "{% macro docs(d) %}{{ d|tojson }}{% endmacro %}{% macro knobs(k) %}{{ k }}{% endmacro %}"
+    "{% set calls = [] %}{% set params = [] %}{% if use_docs %}{% set calls = calls + [docs] %}"
+    "{% set params = params + [[documents]] %}{% endif %}{% if use_knobs %}"
+    "{% set calls = calls + [knobs] %}{% set params = params + [[knobs_value]] %}{% endif %}"
+    "{% for i in range(calls|length) %}{% if i > 0 %}{{ '\\n' }}{% endif %}"
+    "{{ calls[i](*params[i]) }}{% endfor %}"
+)
 # Text that merely contains double underscores (printed, compared, split on): never a name.
 DUNDER_TEXT = (
     "{{ '__end__' }}{% set marker = '__init__' %}{{ marker ~ '\\n' }}"
@@ -81,8 +90,8 @@ def test_there_are_real_templates() -> None:
 
 @pytest.mark.parametrize(
     "template",
-    [CHATML, GEMMA, LLAMA31_TOOLS, COMMAND_R_STYLE, DUNDER_TEXT],
-    ids=["chatml", "gemma", "llama31-tools", "command-r-style", "dunder-text"],
+    [CHATML, GEMMA, LLAMA31_TOOLS, COMMAND_R_STYLE, MACRO_TABLE, DUNDER_TEXT],
+    ids=["chatml", "gemma", "llama31-tools", "command-r-style", "macro-table", "dunder-text"],
 )
 def test_template_shapes_are_clean(template: str) -> None:
     assert template_issues(template) == []
@@ -102,6 +111,7 @@ def _internals(source: str) -> set[str]:
         "['', 'class', '']|join('__')",
         "'%sclass%s'|format('__', '__')",
         "'%c%cclass%c%c' % (95, 95, 95, 95)",
+        "'%(u)s%(u)sclass%(u)s%(u)s'|format(u='__'[0])",
         "'{0}class{0}'.format('__')",
         "'{u}class{u}'.format(u='__')",
         "'XXclassXX'|replace('X', '_')",
@@ -150,6 +160,28 @@ def test_folded_subscript_keys(key: str) -> None:
         "{% set u = '%c'|format(95) %}{{ x[u ~ u ~ 'class' ~ u ~ u] }}",
         "{% set k = '__cla' ~ 'ss__' %}{% for m in messages %}{% set k = 'x' %}{% endfor %}"
         "{{ x[k] }}",
+        "{% set a, b = '__cla', 'ss__' %}{{ x[a ~ b] }}",
+        "{% set k %}{% for c in ['__cla', 'ss__'] %}{{ c }}{% endfor %}{% endset %}{{ x[k] }}",
+        "{% for c in ['__class__', 'b'] %}{{ x[loop.previtem] }}{% endfor %}",
+        "{% for i in [1] %}{{ x[loop.cycle('__class__')] }}{% endfor %}",
+        "{% for m in messages %}{{ x[loop.cycle('__cla' ~ 'ss__')] }}{% endfor %}",
+        "{% set c = cycler('__class__') %}{{ x[c.next()] }}{{ y[c.current] }}",
+        "{% set j = joiner('__class__') %}{{ x[j()] }}",
+        "{% macro m() %}{{ x[caller()] }}{% endmacro %}{% call m() %}__class__{% endcall %}",
+        "{% block b %}__class__{% endblock %}{{ x[self.b()] }}",
+        "{% block b %}__cla{% endblock %}{{ x[self['b']() ~ 'ss__'] }}",
+        "{% macro m() %}{{ x[varargs[0]] }}{% endmacro %}{{ m('__class__') }}",
+        "{% macro m() %}{{ x[kwargs.k] }}{% endmacro %}{{ m(k='__class__') }}",
+        "{% macro m(a) %}{{ x[a] }}{% endmacro %}{{ m(a='__cla' ~ 'ss__') }}",
+        "{{ x[['__class__', 'zzz']|min] }}",
+        "{{ x[['__class__', 'a']|random] }}",
+        "{{ x[['__class__'][loop.index0]] }}",
+        "{{ x[{'a': '__class__'}[key]] }}",
+        "{% set u = ({}.items()|string)[4] %}{{ x[u ~ u ~ 'class' ~ u ~ u] }}",
+        "{% set d = {} %}{% do d.update({'k': '__class__'}) %}{{ x[d['k']] }}",
+        "{% set l = [] %}{% do l.append('__cla' ~ 'ss__') %}{{ x[l[0]] }}",
+        "{% set l = ['a', '__class__'] %}{% set _ = l.pop(0) %}{{ x[l[0]] }}",
+        "{% set ns = namespace(l=[]) %}{% set _ = ns.l.append('__class__') %}{{ x[ns.l.pop(0)] }}",
     ],
     ids=[
         "set",
@@ -167,6 +199,28 @@ def test_folded_subscript_keys(key: str) -> None:
         "branches",
         "printf-char",
         "loop-keeps-outer",
+        "tuple-set",
+        "loop-output",
+        "loop-previtem",
+        "loop-cycle",
+        "loop-cycle-over-input",
+        "cycler",
+        "joiner",
+        "caller",
+        "self-block",
+        "self-block-item",
+        "macro-varargs",
+        "macro-kwargs",
+        "macro-named-argument",
+        "min",
+        "random",
+        "unknown-index-into-literal-list",
+        "unknown-key-into-literal-dict",
+        "dict-view-text",
+        "dict-update",
+        "list-append",
+        "list-pop",
+        "namespace-list-queue",
     ],
 )
 def test_folded_through_variables(template: str) -> None:
@@ -191,6 +245,7 @@ def test_folded_through_variables(template: str) -> None:
         ("{{ x.gi_frame.f_back.f_globals }}", {"gi_frame", "f_back", "f_globals"}),
         ("{{ [x]|map(attribute='__init__.__globals__')|list }}", {"__init__", "__globals__"}),
         ("{{ [x]|map('attr', '__cla' ~ 'ss__')|list }}", {"__class__"}),
+        ("{{ [x]|map('at' ~ 'tr', '__class__')|list }}", {"__class__"}),
         ("{{ [x]|sort(attribute='__cla' ~ 'ss__') }}", {"__class__"}),
         ("{{ [x]|selectattr('__class__') }}", {"__class__"}),
         ("{{ [x]|join('', attribute='__class__') }}", {"__class__"}),
@@ -213,6 +268,22 @@ def test_access_forms(template: str, names: set[str]) -> None:
         ("{% set n = messages[0].content %}{{ ()|attr(n) }}", "n (chosen at render time)"),
         ("{{ messages|map(attribute=m.name)|list }}", "m.name (chosen at render time)"),
         ("{{ messages|map(f)|list }}", "map(<filter chosen at render time>)"),
+        # Render-time keys on the template's own objects (not data) reach attributes.
+        ("{{ lipsum[messages[0].content] }}", "messages[...].content (chosen at render time)"),
+        ("{% set ns = namespace(a=1) %}{{ ns[key] }}", "key (chosen at render time)"),
+        # Characters sliced out of the text of the template's own objects: unfoldable, hostile.
+        (
+            "{% set u = (lipsum|string)[18] %}{{ x[u ~ u ~ 'class' ~ u ~ u] }}",
+            "u ~ u ~ 'class' ~ u ~ u (computed from the template's objects)",
+        ),
+        (
+            "{% set u = (()|select|string)[24] %}{{ x|attr(u * 2 ~ 'class' ~ u * 2) }}",
+            "u * 2 ~ 'class' ~ u * 2 (computed from the template's objects)",
+        ),
+        (
+            "{{ x[['a', '__class__']|reject('eq', 'a')|first] }}",
+            "['a', '__class__']|reject|first (computed from the template's objects)",
+        ),
     ],
 )
 def test_computed_names_that_are_not_internal(template: str, name: str) -> None:
@@ -230,6 +301,13 @@ def test_computed_names_that_are_not_internal(template: str, name: str) -> None:
         "{{ messages[ns.index - 1]['content'] }}{{ x[loop.index0] }}",
         "{{ m[key ~ '_id'] }}{{ m[key|lower] }}",
         "{% for f, label in [('maximum', 'Max')] %}{{ param[f] }}{% endfor %}",
+        "{% set roles = ['user', 'assistant'] %}{{ x[roles[loop.index0 % 2]] }}",
+        "{% set names = {'user': 'human'} %}{{ tokens[names[message.role]] }}",
+        "{{ x[strftime_now('%d')] }}{{ x[messages|length - 1] }}",
+        "{% set ns = namespace(i=0) %}{% for m in messages %}{% set ns.i = ns.i + 1 %}"
+        "{% endfor %}{{ messages[ns.i] }}",
+        "{% set q = namespace(ids=[]) %}{% for m in messages %}{% set _ = q.ids.append(m.id) %}"
+        "{% endfor %}{{ calls[q.ids.pop(0)] }}",
     ],
 )
 def test_names_from_data_or_literals_are_nothing(template: str) -> None:
@@ -303,7 +381,7 @@ def test_token_dense_template_under_the_size_limit_is_bounded() -> None:
     unit = "{% for m in messages %}{{ m['role'] ~ m['content'] }}{% endfor %}"
     source = unit * (1_900_000 // len(unit))
     start = time.perf_counter()
-    assert _bounds(source) == ["over 200000 Jinja tokens (the parse limit)"]
+    assert _bounds(source) == ["over 100000 Jinja tokens (the parse limit)"]
     assert time.perf_counter() - start < 10  # ~1 s alone; generous for a loaded CI machine
 
 
@@ -359,6 +437,10 @@ def test_every_template_file_form(tmp_path: Path, scan_formats: Scan) -> None:
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "chat_template.jinja").write_bytes(b"{{ m }}\xff\xfe")
     (tmp_path / "f" / "page.jinja").write_text(EVIL)  # a web template, not a chat template
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "tool_chat_template_mistral.jinja").write_text(EVIL)  # vLLM's naming
+    (tmp_path / "g" / "preprocessor_config.json").write_text(json.dumps({"chat_template": EVIL}))
+    (tmp_path / "g" / "base.html.j2").write_text(EVIL)
     report = scan_formats(tmp_path)
     assert rules_of(report) == [
         ("MLS143", "critical", "a/tokenizer_config.json", "chat_template"),
@@ -368,6 +450,13 @@ def test_every_template_file_form(tmp_path: Path, scan_formats: Scan) -> None:
         ("MLS143", "critical", "d/chat_template.jinja", "chat_template"),
         ("MLS143", "critical", "e/chat_template.jinja", "chat_template"),
         ("MLS143", "critical", "e/processor_config.json", "chat_template"),
+        ("MLS143", "critical", "g/preprocessor_config.json", "chat_template"),
+        (
+            "MLS143",
+            "critical",
+            "g/tool_chat_template_mistral.jinja",
+            "chat_template.tool_chat_template_mistral",
+        ),
         ("MLS144", "medium", "f/chat_template.jinja", "chat_template"),
     ]
     message = next(f for f in report.findings if f.path == "a/tokenizer_config.json").message
@@ -451,3 +540,16 @@ def test_real_templates_clean_in_every_container(
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": text}))
     (tmp_path / "chat_template.jinja").write_text(text)
     assert scan_formats(tmp_path).findings == ()
+
+
+def test_every_value_of_a_repeated_key_is_analysed(tmp_path: Path, scan_formats: Scan) -> None:
+    # Python's json keeps the last value; readers that keep the first would render EVIL.
+    text = f'{{"chat_template": {json.dumps(EVIL)}, "chat_template": {json.dumps(BENIGN)}}}'
+    (tmp_path / "tokenizer_config.json").write_text(text)
+    report = scan_formats(tmp_path)
+    assert rules_of(report) == [("MLS143", "critical", "tokenizer_config.json", "chat_template")]
+
+
+def test_sort_attribute_lists_are_split_on_commas() -> None:
+    assert _internals("{{ [x]|sort(attribute='name,__class__') }}") == {"__class__"}
+    assert _internals("{{ [x]|sort(attribute='name,' ~ '__cla' ~ 'ss__') }}") == {"__class__"}

@@ -127,7 +127,6 @@ def test_subfolder_scan_has_repository_relative_uris_and_no_binary_regions(
     import pickle
     import subprocess
 
-
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, ("echo never-run",))

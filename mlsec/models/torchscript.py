@@ -1,0 +1,270 @@
+"""MLS107: TorchScript ``code/`` files checked against what TorchScript's serializer writes.
+
+``torch.jit.save`` stores a compiled model as Python-syntax source under ``code/``, printed by
+TorchScript's own printer from its IR. That printer writes a small language: top-level
+``class`` and ``def`` statements; calls of ``torch.*`` and ``ops.*`` operators, of methods on
+``self`` and on local values, of ``__torch__.*`` classes and functions, and of a handful of
+builtins (``annotate``, ``unchecked_cast``, ``uninitialized``, ``getattr`` with a constant
+child name, ``int``/``float``/``bool``/``str``, ``range``...); exceptions as
+``ops.prim.RaiseException(message, "builtins.ValueError")``, where the class is a *string*;
+attribute dunders only on ``torch`` (``torch.__is__``, ``torch.__not__``). The fixtures in
+``fixtures/torchscript/`` (BatchNorm, GRU, LSTM, dropout, attention, control flow, raise,
+assert, string formatting; written by torch itself, ``fixtures/generate_torchscript.py``) are
+the evidence, and stay clean.
+
+So the check parses each code file with :func:`ast.parse` (parsing only: nothing is compiled
+or run) and reports what the printer never writes: imports (beyond ``torch``/``__torch__``/
+``typing``), calls of bare names that are neither TorchScript's builtins nor bound in the file
+(``eval``, ``exec``, ``open``, ``__import__``...), attribute paths rooted at an unbound name
+(``os.system``, ``builtins.eval``, ``sys.modules``), dunder attributes off ``torch``
+(``x.__class__``, ``__globals__``), ``getattr`` with a computed or dunder name, statements
+TorchScript has no IR for (``lambda``, ``try``, ``global``, ``yield``, ``async``), and
+top-level statements other than definitions. A file that does not parse is searched for the
+same constructs textually. ``[models] allow`` patterns (fnmatch) silence a construct by the
+name the finding shows (``os.system``, ``eval``, ``import os``).
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+from collections.abc import Iterator, Sequence
+
+# Bare names TorchScript's printer calls (python_print.cpp and the builtins it resolves).
+TORCHSCRIPT_CALLS = frozenset(
+    {
+        "annotate",
+        "unchecked_cast",
+        "uninitialized",
+        "getattr",
+        "hasattr",
+        "isinstance",
+        "int",
+        "float",
+        "bool",
+        "str",
+        "complex",
+        "range",
+        "sorted",
+        "len",
+        "print",
+        "fork",
+        "wait",
+        "awaitable",
+        "awaitable_wait",
+        "awaitable_nowait",
+        "NamedTuple",
+    }
+)
+# Names attribute paths start from: TorchScript's namespaces and its constant table.
+TORCHSCRIPT_ROOTS = frozenset({"torch", "ops", "__torch__", "self", "CONSTANTS"})
+# Roots whose dunder attributes TorchScript writes (torch.__is__, torch.__not__...).
+_DUNDER_OWNERS = frozenset({"torch", "ops", "__torch__"})
+# Dunder methods of Python's data model, which TorchScript classes define and its printer
+# calls on values (``(_18).__init__()`` for a context manager, ``x.__add__(y)``). Dunder
+# attributes outside them (``__class__``, ``__globals__``, ``__dict__``, ``__subclasses__``)
+# are introspection, which TorchScript cannot express.
+_OPERATORS = (
+    "add",
+    "sub",
+    "mul",
+    "matmul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "divmod",
+    "pow",
+    "lshift",
+    "rshift",
+    "and",
+    "xor",
+    "or",
+)
+_PROTOCOL = (
+    "init",
+    "new",
+    "del",
+    "repr",
+    "str",
+    "bytes",
+    "format",
+    "lt",
+    "le",
+    "eq",
+    "ne",
+    "gt",
+    "ge",
+    "hash",
+    "bool",
+    "len",
+    "length_hint",
+    "getitem",
+    "setitem",
+    "delitem",
+    "iter",
+    "next",
+    "reversed",
+    "contains",
+    "neg",
+    "pos",
+    "abs",
+    "invert",
+    "complex",
+    "int",
+    "float",
+    "index",
+    "round",
+    "trunc",
+    "floor",
+    "ceil",
+    "enter",
+    "exit",
+    "call",
+)
+DATA_MODEL_METHODS = frozenset(
+    {f"__{p}{op}__" for op in _OPERATORS for p in ("", "r", "i")}
+    | {f"__{name}__" for name in _PROTOCOL}
+)
+# Dunder names the printer writes as names: the class namespace, and class bodies' child
+# types (``__annotations__["0"] = __torch__...Linear`` in a Sequential).
+_DUNDER_NAMES = frozenset({"__torch__", "__annotations__"})
+_IMPORTABLE = frozenset({"torch", "__torch__", "typing"})  # old archives import these
+_NO_IR = (
+    ast.Lambda,
+    ast.Try,
+    ast.Global,
+    ast.Nonlocal,
+    ast.Yield,
+    ast.YieldFrom,
+    ast.Await,
+    ast.AsyncFunctionDef,
+    ast.AsyncFor,
+    ast.AsyncWith,
+)
+_DUNDER = re.compile(r"^__\w+__$")
+# The textual fallback for files that do not parse (the same constructs, as patterns).
+_SUSPICIOUS_TEXT = re.compile(
+    r"^\s*(?:import|from)\s+(?!__torch__|torch\b|typing\b)[\w.]+"
+    r"|\b(?:__import__|exec|eval|compile|globals|locals|vars|open|breakpoint)\s*\("
+    r"|\b(?:os|subprocess|socket|sys|builtins|shutil|ctypes|importlib|posix|nt)\.\w+"
+    r"|\.__(?:class|globals|builtins|subclasses|code|dict|reduce|reduce_ex|getattribute)__\b",
+    re.MULTILINE,
+)
+
+
+def suspicious_constructs(source: str) -> list[str]:
+    """What in a TorchScript code file TorchScript's printer never writes (sorted, unique)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return sorted({m.group(0).strip() for m in _SUSPICIOUS_TEXT.finditer(source)})
+    try:
+        return sorted(set(_Judge(tree).findings()))
+    except RecursionError:
+        return sorted({m.group(0).strip() for m in _SUSPICIOUS_TEXT.finditer(source)})
+
+
+def unallowed(constructs: Sequence[str], allow: Sequence[str]) -> list[str]:
+    """``constructs`` no ``[models] allow`` pattern covers."""
+    return [c for c in constructs if not any(fnmatch.fnmatchcase(c, p) for p in allow)]
+
+
+class _Judge:
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self.bound = _bound_names(tree)
+
+    def findings(self) -> Iterator[str]:
+        for statement in self.tree.body:
+            if not _definition(statement):
+                yield f"top-level {type(statement).__name__.lower()} statement"
+        for node in ast.walk(self.tree):
+            if isinstance(node, _NO_IR):
+                yield type(node).__name__.lower()
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                yield from self._import(node)
+            elif isinstance(node, ast.Call):
+                yield from self._call(node)
+            elif isinstance(node, ast.Attribute):
+                yield from self._attribute(node)
+            elif (
+                isinstance(node, ast.Name)
+                and isinstance(node.ctx, ast.Load)
+                and _DUNDER.match(node.id)
+                and node.id not in _DUNDER_NAMES
+            ):
+                yield node.id  # __builtins__, __import__ used as a value
+
+    def _import(self, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+        for module in modules:
+            if (module or "").split(".", 1)[0] not in _IMPORTABLE:
+                yield f"import {module or '.'}"
+
+    def _call(self, node: ast.Call) -> Iterator[str]:
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id not in TORCHSCRIPT_CALLS and func.id not in self.bound:
+                yield func.id
+            if func.id in ("getattr", "hasattr") and len(node.args) >= 2:
+                name = node.args[1]
+                if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+                    yield f"{func.id} with a computed name"
+                elif _DUNDER.match(name.value):
+                    yield name.value
+
+    def _attribute(self, node: ast.Attribute) -> Iterator[str]:
+        path = [node.attr]
+        value: ast.expr = node.value
+        while isinstance(value, ast.Attribute):
+            path.append(value.attr)
+            value = value.value
+        if not isinstance(value, ast.Name):
+            if _DUNDER.match(node.attr) and node.attr not in DATA_MODEL_METHODS:
+                yield node.attr  # ().__class__, "".__class__...
+            return
+        root = value.id
+        if root not in TORCHSCRIPT_ROOTS and root not in self.bound:
+            if isinstance(node.ctx, ast.Load) and not _in_annotation_position(root):
+                yield ".".join([root, *reversed(path)])
+            return
+        if (
+            _DUNDER.match(node.attr)
+            and root not in _DUNDER_OWNERS
+            and node.attr not in DATA_MODEL_METHODS
+        ):
+            yield node.attr
+
+
+def _bound_names(tree: ast.Module) -> frozenset[str]:
+    """Names the file itself binds: definitions, arguments, assignment and loop targets."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            bound.add(node.id)
+    return frozenset(bound)
+
+
+def _definition(statement: ast.stmt) -> bool:
+    """What TorchScript writes at the top level: classes, functions, imports (judged apart),
+    annotations and constant assignments (``op_version_set = 1`` in old archives)."""
+    if isinstance(statement, ast.FunctionDef | ast.ClassDef | ast.AnnAssign):
+        return True
+    if isinstance(statement, ast.Import | ast.ImportFrom):
+        return True
+    if isinstance(statement, ast.Assign):
+        value = statement.value
+        return isinstance(value, ast.Constant) or (
+            isinstance(value, ast.UnaryOp) and isinstance(value.operand, ast.Constant)
+        )
+    return False
+
+
+# Type names in annotations are never attribute roots the printer writes except these.
+def _in_annotation_position(root: str) -> bool:
+    return root in ("typing", "NoneType")
