@@ -252,6 +252,8 @@ def scan(
         category=options.category,
         config_problems=options.config_problems,
         prefix=prefix,
+        use_cache=options.use_cache,
+        cache_dir=options.cache_dir,
     )
 
 

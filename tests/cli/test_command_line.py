@@ -27,20 +27,24 @@ def test_every_format_is_handled_everywhere() -> None:
     ("fmt", "outputs", "planned"),
     [
         (None, [], [Output(Format.table, None)]),
+        (Format.json, [], [Output(Format.json, None)]),
         (None, ["r.sarif"], [Output(Format.sarif, Path("r.sarif"))]),
-        (None, ["bom.cdx.json", "r.md"],
-         [Output(Format.cyclonedx, Path("bom.cdx.json")), Output(Format.markdown, Path("r.md"))]),
-        (Format.table, ["r.sarif"],
+        (None, ["bom.cdx.json", "r.md", "r.txt"],
+         [Output(Format.cyclonedx, Path("bom.cdx.json")), Output(Format.markdown, Path("r.md")),
+          Output(Format.table, Path("r.txt"))]),
+        (None, ["r.sarif", "table=-"],
          [Output(Format.sarif, Path("r.sarif")), Output(Format.table, None)]),
-        (Format.json, ["out/report.json"], [Output(Format.json, Path("out/report.json"))]),
-        (Format.sarif, ["report"], [Output(Format.sarif, Path("report"))]),
+        # --format says what the files without FORMAT= get, whatever their extension
+        (Format.cyclonedx, ["out.json"], [Output(Format.cyclonedx, Path("out.json"))]),
+        (Format.sarif, ["report", "json=r.json"],
+         [Output(Format.sarif, Path("report")), Output(Format.json, Path("r.json"))]),
         (None, ["sarif=x.txt", "x=y.json"],
          [Output(Format.sarif, Path("x.txt")), Output(Format.json, Path("x=y.json"))]),
         (None, ["sarif=-", "r.md"],
          [Output(Format.sarif, None), Output(Format.markdown, Path("r.md"))]),
     ],
 )  # fmt: skip
-def test_output_formats_come_from_the_extension(
+def test_output_formats_come_from_format_prefix_or_extension(
     fmt: Format | None, outputs: list[str], planned: list[Output]
 ) -> None:
     assert plan_outputs(fmt, outputs) == planned
@@ -48,7 +52,7 @@ def test_output_formats_come_from_the_extension(
 
 def test_one_report_on_standard_output() -> None:
     with pytest.raises(MlsecError, match="only one report can go to standard output"):
-        plan_outputs(Format.table, ["sarif=-"])
+        plan_outputs(None, ["sarif=-", "json=-"])
 
 
 def test_format_of_needs_a_name_before_the_extension() -> None:
@@ -66,8 +70,8 @@ def test_several_outputs_in_one_run(tmp_path: Path, cli) -> None:
     assert json.loads((out / "r.sarif").read_text())["version"] == "2.1.0"
     assert ("MLS101", "critical", "w.pkl", False) in ours(json.loads((out / "r.json").read_text()))
     assert "## mlsec scan" in (out / "r.md").read_text()
-    # --format given and taken by no file: standard output gets it as well.
-    proc = cli("scan", repo, "-f", "table", "-o", out / "r2.sarif")
+    # The table on the terminal as well: it is one more output.
+    proc = cli("scan", repo, "-o", out / "r2.sarif", "-o", "table=-")
     assert "CRITICAL" in proc.stdout and (out / "r2.sarif").is_file()
 
 
@@ -285,7 +289,7 @@ def test_cache_dir_and_no_cache(tmp_path: Path, cli) -> None:
     argv = ["scan", repo, "-f", "cyclonedx", "--offline", "--vuln-db", OSV_MINI, "--no-git"]
     assert cli(*argv, "--cache-dir", cache).returncode == 1
     kept = {p.relative_to(cache).parts[0] for p in cache.rglob("*") if p.is_file()}
-    assert kept == {"hashes.json", "osv-index"}
+    assert kept == {"hashes.json", "osv-index", "bom-validated.json", "bom-render"}
     again = tmp_path / "cache2"
     proc = cli(*argv, env={"MLSEC_NO_CACHE": "1", "XDG_CACHE_HOME": str(again)})
     assert proc.returncode == 1, proc.stderr

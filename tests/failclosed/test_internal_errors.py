@@ -23,7 +23,7 @@ _BREAK = (
     "    raise ZeroDivisionError('injected bug')\n"
     "setattr(getattr(importlib.import_module(module), cls), method, boom)\n"
     "sys.argv[0] = 'mlsec'\n"
-    "from mlsec.launch import main\n"
+    "from mlsec.cli import main\n"
     "main()\n"
 )
 
@@ -44,7 +44,7 @@ def _run(broken: str, *args: str | os.PathLike[str]) -> subprocess.CompletedProc
     [
         ("mlsec.analyzers.dependencies:DependencyAnalyzer.analyze", "dependencies", "."),
         (
-            "mlsec.analyzers.model_formats:ModelFormatsAnalyzer.analyze_file",
+            "mlsec.models.checks:ModelFormatsAnalyzer.analyze_file",
             "model-formats",
             "w.safetensors",
         ),
