@@ -121,6 +121,12 @@ class RepoTuning(NamedTuple):
     said: Mapping[str, str] = EMPTY_MAPPING
 
 
+def default_cache_dir() -> Path:
+    """mlsec's folder in the user's cache directory (``$XDG_CACHE_HOME/mlsec``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mlsec"
+
+
 class ScanOptions(NamedTuple):
     """Everything one scan needs; built by :func:`build_options` or directly by library users."""
 
@@ -190,8 +196,6 @@ class ScanOptions(NamedTuple):
             return None
         if self.cache_dir is not None:
             return self.cache_dir
-        from mlsec.hashing import default_cache_dir
-
         return default_cache_dir()
 
     def data_root(self) -> Path:
@@ -199,8 +203,6 @@ class ScanOptions(NamedTuple):
         default cache directory; ``--no-cache`` does not hide it (it is data, not a cache)."""
         if self.cache_dir is not None:
             return self.cache_dir
-        from mlsec.hashing import default_cache_dir
-
         return default_cache_dir()
 
     def section(self, name: str) -> Mapping[str, Any]:

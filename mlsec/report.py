@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlsec.findings import EMPTY_MAPPING, Finding, ScanError, Severity, Skipped
@@ -39,10 +38,8 @@ class ScanReport(NamedTuple):
     # The scanned root's place in the repository ("" at the top): finding paths start with
     # it; facts (the BOM's) are relative to the scanned root.
     prefix: str = ""
-    # Where renderers may keep their own caches (the BOM's validation memo): the scan's
-    # --cache-dir (None: the default folder), nothing at all when use_cache is False.
-    use_cache: bool = True
-    cache_dir: Path | None = None
+    # Where renderers may keep memos (the BOM validation memo); None: --no-cache.
+    cache_root: str | None = None
 
     def scan_relative(self, path: str) -> str:
         """A report (repository-relative) path as the analyzers' facts name it."""

@@ -252,8 +252,7 @@ def scan(
         category=options.category,
         config_problems=options.config_problems,
         prefix=prefix,
-        use_cache=options.use_cache,
-        cache_dir=options.cache_dir,
+        cache_root=None if (cache := options.cache_root()) is None else str(cache),
     )
 
 

@@ -46,9 +46,10 @@ from mlsec.aibom.facts import (
 from mlsec.aibom.gitinfo import GitRepo, repository_name, web_url
 from mlsec.aibom.settings import BomSettings
 from mlsec.aibom.tasks import task_facts
+from mlsec.config import default_cache_dir
 from mlsec.facts import ModelFacts, ModelFileFact, SignatureFacts
 from mlsec.findings import Finding, ScanError
-from mlsec.hashing import HashCache, default_cache_dir, hash_files
+from mlsec.hashing import HashCache, hash_files
 from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer
 from mlsec.walk import Target
 

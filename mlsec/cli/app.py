@@ -143,7 +143,8 @@ def scan(
         typer.Option(
             "--format",
             "-f",
-            help="Report format (default: table; with --output, the files' extensions).",
+            help="Format on stdout (default: table), and of --output files without a known "
+            "extension.",
         ),
     ] = None,
     output: Annotated[
@@ -151,9 +152,9 @@ def scan(
         typer.Option(
             "--output",
             "-o",
-            help="Write a report to FILE (repeatable): FORMAT=FILE says its format, else "
-            "--format, else the extension (.sarif, .json, .md, .cdx.json, .txt). FILE '-' is "
-            "standard output, which gets --format (default: table) when there is no --output.",
+            help="Write a report to FILE (repeatable). The format comes from the extension "
+            "(.sarif, .json, .md, .cdx.json, .txt), else --format; FORMAT=FILE says it. "
+            "Standard output then gets --format only when it is given and no file takes it.",
         ),
     ] = None,
     fail_on: Annotated[
@@ -389,7 +390,7 @@ def bom(
     Exit code 0 when the BOM was written (findings do not fail this command), 2 when it
     could not be produced.
     """
-    from mlsec.render.cyclonedx import default_memo, render_bom
+    from mlsec.render.cyclonedx import render_bom, report_memo
 
     report = run_scan(
         [path],
@@ -406,7 +407,7 @@ def bom(
 
         bom_text = render_spdx3(report)
     else:
-        memo = default_memo(report)
+        memo = report_memo(report)
         bom_text = render_bom(report, fmt=fmt.value, spec_version=spec_version, memo=memo)
     write_output(bom_text, output)
     warn_errors(report)

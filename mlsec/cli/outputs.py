@@ -49,21 +49,31 @@ def format_of(name: str) -> Format | None:
 
 
 def parse_output(value: str, default: Format | None) -> Output:
-    """``--output FORMAT=FILE``, else ``--output FILE`` in ``default`` (``--format``) when
-    given, else in the format of the file's extension (table when it has none we know);
+    """``--output FILE`` (format from the extension, else ``default``) or ``FORMAT=FILE``;
     ``-`` is standard output."""
     prefix, equals, rest = value.partition("=")
     if equals and rest and prefix in Format.__members__:
         return Output(Format(prefix), None if rest == "-" else Path(rest))
-    fmt = default or format_of(value) or Format.table
+    fmt = format_of(value) or default or Format.table
     return Output(fmt, None if value == "-" else Path(value))
 
 
 def plan_outputs(fmt: Format | None, outputs: list[str] | None) -> list[Output]:
-    """Every report one run writes: each ``--output`` (see :func:`parse_output`), or, when
-    there is none, ``--format`` (default: table) on standard output."""
+    """Every report one run writes.
+
+    One ``--output FILE`` with ``--format``: the file gets that format, as in every scanner
+    users know (``-f cyclonedx -o bom.json``). Otherwise each ``--output`` gets its own format
+    (``FORMAT=FILE``, else the extension, else ``--format``). Standard output gets
+    ``--format`` (default: table) when there is no ``--output``, or when ``--format`` was
+    given and no file already takes that format.
+    """
+    if fmt is not None and outputs and len(outputs) == 1:
+        value = outputs[0]
+        prefix, equals, rest = value.partition("=")
+        if not (equals and rest and prefix in Format.__members__):
+            return [Output(fmt, None if value == "-" else Path(value))]
     planned = [parse_output(value, fmt) for value in outputs or ()]
-    if not planned:
+    if not planned or (fmt is not None and all(o.fmt is not fmt for o in planned)):
         planned.append(Output(fmt or Format.table, None))
     if sum(o.path is None for o in planned) > 1:
         from mlsec.errors import MlsecError

@@ -18,6 +18,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from mlsec.config import default_cache_dir
 from mlsec.deps.osv import (
     EXPORT_FILE,
     METADATA_FILE,
@@ -26,7 +27,6 @@ from mlsec.deps.osv import (
     default_database_dir,
 )
 from mlsec.errors import MlsecError
-from mlsec.hashing import default_cache_dir
 
 OSV_PYPI_EXPORT = "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip"
 MAX_EXPORT_BYTES = 2 * 1024**3

@@ -44,7 +44,7 @@ _PARALLEL_THRESHOLD = 400  # files; below this a process pool costs more than it
 
 def default_database_dir() -> Path:
     """Where `mlsec db update` keeps the export, and where `--offline` looks for it."""
-    from mlsec.hashing import default_cache_dir
+    from mlsec.config import default_cache_dir
 
     return default_cache_dir() / "osv"
 

@@ -935,19 +935,16 @@ def render_bom(
     return xml if fmt == "xml" else text
 
 
-def default_memo(report: ScanReport | None = None) -> ValidationMemo | None:
-    """The validation memo in the cache folder (the scan's --cache-dir, else the user's),
-    shared by `scan --format cyclonedx` and `mlsec bom`; None with --no-cache."""
-    from mlsec.hashing import default_cache_dir
-
-    if report is not None and not report.use_cache:
+def report_memo(report: ScanReport) -> ValidationMemo | None:
+    """The validation memo in the scan's cache folder (``--cache-dir``, else the user cache),
+    shared by `scan --format cyclonedx` and `mlsec bom`; None with ``--no-cache``."""
+    if report.cache_root is None:
         return None
-    folder = (report.cache_dir if report is not None else None) or default_cache_dir()
-    return ValidationMemo(folder / "bom-validated.json")
+    return ValidationMemo(Path(report.cache_root) / "bom-validated.json")
 
 
 def render(report: ScanReport) -> str:
     """``mlsec scan --format cyclonedx``: CycloneDX 1.6 JSON, validated unless the same
     document validated before (the memo: the validator's import alone costs about a
     second)."""
-    return render_bom(report, memo=default_memo(report))
+    return render_bom(report, memo=report_memo(report))

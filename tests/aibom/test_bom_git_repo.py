@@ -222,7 +222,9 @@ def test_hash_cache_is_used_on_the_second_run(
     from mlsec import hashing
 
     _scan(repo)
-    cache_file = hashing.default_cache_dir() / "hashes.json"
+    from mlsec.config import default_cache_dir
+
+    cache_file = default_cache_dir() / "hashes.json"
     entries = json.loads(cache_file.read_text())["entries"]
     weights = str(Path(repo.working_tree_dir or ".").resolve() / "model.safetensors")
     assert entries[weights][1] == hashlib.sha256(Path(weights).read_bytes()).hexdigest()

@@ -29,15 +29,15 @@ def test_every_format_is_handled_everywhere() -> None:
         (None, [], [Output(Format.table, None)]),
         (Format.json, [], [Output(Format.json, None)]),
         (None, ["r.sarif"], [Output(Format.sarif, Path("r.sarif"))]),
-        (None, ["bom.cdx.json", "r.md", "r.txt"],
-         [Output(Format.cyclonedx, Path("bom.cdx.json")), Output(Format.markdown, Path("r.md")),
-          Output(Format.table, Path("r.txt"))]),
-        (None, ["r.sarif", "table=-"],
-         [Output(Format.sarif, Path("r.sarif")), Output(Format.table, None)]),
-        # --format says what the files without FORMAT= get, whatever their extension
-        (Format.cyclonedx, ["out.json"], [Output(Format.cyclonedx, Path("out.json"))]),
-        (Format.sarif, ["report", "json=r.json"],
-         [Output(Format.sarif, Path("report")), Output(Format.json, Path("r.json"))]),
+        (None, ["bom.cdx.json", "r.md"],
+         [Output(Format.cyclonedx, Path("bom.cdx.json")), Output(Format.markdown, Path("r.md"))]),
+        # one file with an explicit --format: that format, whatever the extension
+        (Format.cyclonedx, ["bom.json"], [Output(Format.cyclonedx, Path("bom.json"))]),
+        (Format.table, ["r.sarif", "r.md"],
+         [Output(Format.sarif, Path("r.sarif")), Output(Format.markdown, Path("r.md")),
+          Output(Format.table, None)]),
+        (Format.json, ["out/report.json"], [Output(Format.json, Path("out/report.json"))]),
+        (Format.sarif, ["report"], [Output(Format.sarif, Path("report"))]),
         (None, ["sarif=x.txt", "x=y.json"],
          [Output(Format.sarif, Path("x.txt")), Output(Format.json, Path("x=y.json"))]),
         (None, ["sarif=-", "r.md"],
@@ -70,9 +70,13 @@ def test_several_outputs_in_one_run(tmp_path: Path, cli) -> None:
     assert json.loads((out / "r.sarif").read_text())["version"] == "2.1.0"
     assert ("MLS101", "critical", "w.pkl", False) in ours(json.loads((out / "r.json").read_text()))
     assert "## mlsec scan" in (out / "r.md").read_text()
-    # The table on the terminal as well: it is one more output.
-    proc = cli("scan", repo, "-o", out / "r2.sarif", "-o", "table=-")
+    # --format given and taken by none of several files: standard output gets it as well.
+    proc = cli("scan", repo, "-f", "table", "-o", out / "r2.sarif", "-o", out / "r2.md")
     assert "CRITICAL" in proc.stdout and (out / "r2.sarif").is_file()
+    # one file with --format: that file gets the format, whatever its extension
+    proc = cli("scan", repo, "-f", "sarif", "-o", out / "r3.json")
+    assert proc.stdout == ""
+    assert json.loads((out / "r3.json").read_text())["version"] == "2.1.0"
 
 
 def test_several_paths_report_repository_paths(repo: Path, cli) -> None:

@@ -73,7 +73,7 @@ def test_hash_cache_sees_a_byte_changed_with_mtime_restored(tmp_path: Path) -> N
 def test_bom_digest_follows_the_content(tmp_path: Path, cli) -> None:
     import hashlib
 
-    from mlsec.hashing import default_cache_dir
+    from mlsec.config import default_cache_dir
 
     model = tmp_path / "model.safetensors"
     header = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
