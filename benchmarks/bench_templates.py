@@ -71,7 +71,7 @@ def build() -> dict[str, Path]:
 MLSEC = [sys.executable, "-m", "mlsec"]
 # ``--source DIR``: run the mlsec of another checkout (e.g. ``git archive`` of an older commit).
 SOURCE_RUNNER = (
-    "import sys; sys.path.insert(0, sys.argv.pop(1)); from mlsec.launch import main; main()"
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from mlsec.cli import main; main()"
 )
 
 

@@ -288,6 +288,8 @@ def load_config_file(path: Path) -> Mapping[str, Any]:
 
 MAX_CONFIG_BYTES = 4 * 1024**2
 MAX_SUPPRESSIONS = 10_000  # each is matched against every finding
+MAX_LIST = 10_000  # entries of one list (include, exclude, select, ignore)
+MAX_GLOB = 256  # characters of one glob
 MAX_CONFIG_DEPTH = 32
 
 
@@ -333,7 +335,25 @@ def _str_list(value: object, where: str) -> tuple[str, ...]:
         value = [v for v in value.split(",") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: expected a list of strings")
+    if len(value) > MAX_LIST:
+        raise ConfigError(f"{where}: more than {MAX_LIST} entries")
     return tuple(v.strip() for v in value)
+
+
+def _globs(value: object, where: str) -> tuple[str, ...]:
+    patterns = _str_list(value, where)
+    for pattern in patterns:
+        _check_glob(pattern, where)
+    return patterns
+
+
+def _check_glob(pattern: str, where: str) -> None:
+    # Matching costs pattern length times path length, for every file or finding.
+    if len(pattern) > MAX_GLOB or "\0" in pattern:
+        raise ConfigError(
+            f"{where}: {pattern[:40]!r}... is not a usable glob (over {MAX_GLOB} characters "
+            "or a NUL byte)"
+        )
 
 
 RULES_HINT = "`mlsec rules` lists every rule id (prefixes such as MLS1 select a topic)"
@@ -410,6 +430,8 @@ def _suppress(
             raise ConfigError(f"{at}: a suppression needs a reason", hint='add reason = "why"')
         if not any(texts[k] for k in ("rule", "path", "package", "advisory")):
             raise ConfigError(f"{at}: say what it suppresses (rule, path, package or advisory)")
+        if texts["path"] is not None:
+            _check_glob(texts["path"], f"{at}.path")
         rule = texts["rule"]
         if rule is not None:
             rule = _rule_ids([rule], f"{at}.rule")[0]
@@ -494,7 +516,7 @@ def apply_config(
         if key == "fail-on":
             changes["fail_on"] = _fail_on(value, where(key))
         elif key in ("include", "exclude"):
-            changes[key] = _str_list(value, where(key))
+            changes[key] = _globs(value, where(key))
         elif key in ("select", "ignore"):
             changes[key] = _rule_ids(value, where(key))
         elif key == "severity":

@@ -27,6 +27,7 @@ def test_every_format_is_handled_everywhere() -> None:
     ("fmt", "outputs", "planned"),
     [
         (None, [], [Output(Format.table, None)]),
+        (Format.json, [], [Output(Format.json, None)]),
         (None, ["r.sarif"], [Output(Format.sarif, Path("r.sarif"))]),
         (None, ["bom.cdx.json", "r.md"],
          [Output(Format.cyclonedx, Path("bom.cdx.json")), Output(Format.markdown, Path("r.md"))]),
@@ -43,7 +44,7 @@ def test_every_format_is_handled_everywhere() -> None:
          [Output(Format.sarif, None), Output(Format.markdown, Path("r.md"))]),
     ],
 )  # fmt: skip
-def test_output_formats_come_from_the_extension(
+def test_output_formats_come_from_format_prefix_or_extension(
     fmt: Format | None, outputs: list[str], planned: list[Output]
 ) -> None:
     assert plan_outputs(fmt, outputs) == planned
@@ -51,7 +52,7 @@ def test_output_formats_come_from_the_extension(
 
 def test_one_report_on_standard_output() -> None:
     with pytest.raises(MlsecError, match="only one report can go to standard output"):
-        plan_outputs(Format.table, ["sarif=-"])
+        plan_outputs(None, ["sarif=-", "json=-"])
 
 
 def test_format_of_needs_a_name_before_the_extension() -> None:

@@ -238,3 +238,19 @@ def test_too_many_suppressions_are_refused(tmp_path: Path, cli) -> None:
     proc = cli("scan", tmp_path / "ops.toml", "--config", tmp_path / "ops.toml")
     assert proc.returncode == 2
     assert "suppress: more than 10000 entries" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'exclude = ["' + "a*" * 200 + '"]\n',
+        '[[suppress]]\npath = "' + "*" * 300 + '"\nreason = "r"\n',
+    ],
+)
+def test_overlong_globs_in_configuration_are_refused(tmp_path: Path, cli, text: str) -> None:
+    evil_pickle(tmp_path / "w.pkl")
+    write(tmp_path / ".mlsec.toml", text)
+    proc = cli("scan", tmp_path, "-f", "json")
+    assert proc.returncode == 2
+    assert "is not a usable glob (over 256 characters" in proc.stderr
+    assert ("MLS101", "critical", "w.pkl", False) in ours(report(proc))
