@@ -215,6 +215,13 @@ def read_keras_h5(path: str | os.PathLike[str], *, timeout: float) -> Any:
     return _decode_keras(call("keras_h5", {"path": os.fspath(path)}, timeout=deadline))
 
 
+def read_keras_zip(path: str | os.PathLike[str], *, timeout: float) -> Any:
+    """:func:`mlsec.formats.keras.read_keras_zip` in the worker: it opens the archive's
+    ``model.weights.h5`` with h5py to count weights, so libhdf5 runs bounded here too."""
+    deadline = min(timeout, H5_TIMEOUT_SECONDS)
+    return _decode_keras(call("keras_zip", {"path": os.fspath(path)}, timeout=deadline))
+
+
 # -- KerasInfo over JSON ---------------------------------------------------------------------
 # Field by field from the dataclass definitions, so fields added to KerasInfo travel too; tuples
 # (LambdaLayer.strings) are restored from JSON lists.
@@ -263,6 +270,12 @@ def _call_keras_h5(args: Mapping[str, Any]) -> Any:
     return _encode_keras(read(str(args["path"])))
 
 
+def _call_keras_zip(args: Mapping[str, Any]) -> Any:
+    from mlsec.formats.keras import read_keras_zip as read
+
+    return _encode_keras(read(str(args["path"])))
+
+
 def _call_modelscan(args: Mapping[str, Any]) -> Any:
     from mlsec.analyzers.modelscan_opinion import run_modelscan
 
@@ -284,6 +297,7 @@ def _call_crash(args: Mapping[str, Any]) -> Any:  # for tests: a parser that die
 
 _CALLS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "keras_h5": _call_keras_h5,
+    "keras_zip": _call_keras_zip,
     "modelscan": _call_modelscan,
     "sleep": _call_sleep,
     "allocate": _call_allocate,
