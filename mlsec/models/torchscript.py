@@ -150,8 +150,9 @@ _BUILTINS = frozenset(dir(builtins))
 # The textual fallback for files that do not parse (the same constructs, as patterns).
 _SUSPICIOUS_TEXT = re.compile(
     r"^\s*(?:import|from)\s+(?!__torch__|torch\b|typing\b)[\w.]+"
-    r"|\b(?:__import__|exec|eval|compile|globals|locals|vars|open|breakpoint)\s*\("
-    r"|\b(?:os|subprocess|socket|sys|builtins|shutil|ctypes|importlib|posix|nt)\.\w+"
+    r"|(?<![\w.])(?:__import__|exec|eval|compile|globals|locals|vars|open|breakpoint)\s*\("
+    # not inside a string: TorchScript writes exception classes as "builtins.ValueError"
+    r"|(?<![\"'\w.])(?:os|subprocess|socket|sys|builtins|shutil|ctypes|importlib|posix|nt)\.\w+"
     r"|\.__(?:class|globals|builtins|subclasses|code|dict|reduce|reduce_ex|getattribute)__\b",
     re.MULTILINE,
 )
