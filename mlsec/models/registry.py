@@ -313,7 +313,7 @@ FORMATS: tuple[ModelFormat, ...] = (
     # Formats with no reliable magic: recognised by name, before the pickle probe.
     ModelFormat(
         "onnx",
-        _kinds(FileKind.ONNX, FileKind.BINARY),  # unknown binaries: if they parse as ONNX
+        _kinds(FileKind.ONNX),  # and unknown binaries that parse as ONNX (leaf_format)
         names=(".onnx",),
         extensions=frozenset({".onnx"}),
         check="onnx",
@@ -424,10 +424,11 @@ for _row in FORMATS:
         _ROW_OF_KIND.setdefault(_kind, _row)
 ROW_OF_KIND: Mapping[FileKind, ModelFormat] = _ROW_OF_KIND
 
-# Names that say "pickle" (a broken stream under them is a corrupt pickle, not noise).
-PICKLE_EXTENSIONS: frozenset[str] = frozenset(
-    e for row in FORMATS if row.pickles for e in row.extensions | row.loader_extensions
-) - frozenset(BY_NAME["zip"].loader_extensions | {".tar", ".gz", ".tgz", ".bz2", ".xz"})
+# Names that say "pickle" (a broken stream under them is a corrupt pickle, not noise): what
+# pickle loaders accept, and NumPy's .npy (object arrays are pickles).
+PICKLE_EXTENSIONS: frozenset[str] = (
+    BY_NAME["pickle"].extensions | BY_NAME["pickle"].loader_extensions | {".npy"}
+) - {".tar", ".npz"}
 
 # Names that say "pickle model" on their own (MLS120 when the content is not one). Not
 # ``.bin`` or ``.model`` (raw tensors, tokenizers), nor the loader-only names (``.dat``).
@@ -436,7 +437,7 @@ PICKLE_NAMES: tuple[str, ...] = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".
 # -- the BOM: which files are model weights ------------------------------------------------------
 ALWAYS_WEIGHTS: frozenset[FileKind] = frozenset(
     k for row in FORMATS if row.weights is Weights.ALWAYS for k in row.kinds
-) - {FileKind.BINARY}
+)
 MAYBE_WEIGHTS: frozenset[FileKind] = frozenset(
     k for row in FORMATS if row.weights is Weights.BY_NAME for k in row.kinds
 )
