@@ -13,6 +13,7 @@ it reads):
 ``probe``
     Is this a pickle? A bounded decode of the first opcodes with the scanner's own opcode
     machine (valid arguments, consistent stack and MARKs), whatever the name or first byte.
+    A file named like a pickle whose content is none gets MLS120 (info), never MLS100.
 ``sniff``
     The walker's file kinds: magic numbers in registry order, then the pickle probe, then
     names where content cannot tell (protobufs), then text or binary; Git LFS pointers; the

@@ -261,7 +261,9 @@ class _FileScan:
             stream: IO[bytes] = handle
         else:
             stream = io.BufferedReader(_Prefixed(head, handle))
-        kind = sniff(head, name)
+        # The size the loader reads (a tar member's, a stored zip member's), if known: the
+        # probe rejects a first argument longer than that.
+        kind = sniff(head, name, None if size is None else size - (start or 0))
         if depth > 0 and wants_member(kind, name):
             self.scan_format(stream, name, member, kind)
         elif kind is FileKind.PICKLE:
@@ -606,7 +608,7 @@ class _FileScan:
             rest = stream.read(_MAX_CODE_READ)
             self._torchscript_code(head + rest, entry_member, complete=not stream.read(1))
             return
-        kind = sniff(head, entry.name)
+        kind = sniff(head, entry.name, entry.compressed_size if entry.method == 0 else None)
         if wants_member(kind, entry.name):
             # Keras reads only weights from a .keras archive's model.weights.h5, never a
             # model config: no need to copy it out and open it with h5py.

@@ -97,8 +97,22 @@ class ModelFormat(NamedTuple):
 
 
 # -- magic numbers (content recognition) --------------------------------------------------------
-def _prefix(*magic: bytes) -> Callable[[bytes], bool]:
-    return lambda head: head.startswith(magic)
+class _Magic:
+    """A content test, with the first bytes it can match (None: any), so sniffing tries only
+    the tests a file's first byte allows."""
+
+    __slots__ = ("first", "test")
+
+    def __init__(self, test: Callable[[bytes], bool], first: bytes | None = None) -> None:
+        self.test = test
+        self.first = first
+
+    def __call__(self, head: bytes) -> bool:
+        return self.test(head)
+
+
+def _prefix(*magic: bytes) -> _Magic:
+    return _Magic(lambda head: head.startswith(magic), bytes({m[0] for m in magic}))
 
 
 def _tar(head: bytes) -> bool:
@@ -279,7 +293,7 @@ FORMATS: tuple[ModelFormat, ...] = (
     ModelFormat(
         "lzma",
         _kinds(FileKind.LZMA),
-        _lzma_alone,
+        _Magic(_lzma_alone, b"\x5d"),
         extensions=_COMPRESSED_NAMES,
         loader_extensions=frozenset({".lzma"}),
         pickles=True,
@@ -289,7 +303,7 @@ FORMATS: tuple[ModelFormat, ...] = (
     ModelFormat(
         "zlib",
         _kinds(FileKind.ZLIB),
-        _zlib,
+        _Magic(_zlib, b"\x78"),
         extensions=frozenset({".joblib", ".pkl", ".bin"}),
         loader_extensions=frozenset({".z", ".zlib"}),
         pickles=True,
@@ -299,7 +313,7 @@ FORMATS: tuple[ModelFormat, ...] = (
     # Formats with no reliable magic: recognised by name, before the pickle probe.
     ModelFormat(
         "onnx",
-        _kinds(FileKind.ONNX, FileKind.BINARY),  # unknown binaries: if they parse as ONNX
+        _kinds(FileKind.ONNX),  # and unknown binaries that parse as ONNX (leaf_format)
         names=(".onnx",),
         extensions=frozenset({".onnx"}),
         check="onnx",
@@ -385,6 +399,23 @@ FACT_FORMATS: frozenset[str] = frozenset(f for row in FORMATS for f in row.facts
 MAGIC: tuple[tuple[Callable[[bytes], bool], FileKind], ...] = tuple(
     (row.magic, next(iter(row.kinds))) for row in FORMATS if row.magic is not None
 )
+
+
+def _by_first_byte() -> tuple[tuple[tuple[Callable[[bytes], bool], FileKind], ...], ...]:
+    table = []
+    for byte in range(256):
+        table.append(
+            tuple(
+                (magic, kind)
+                for magic, kind in MAGIC
+                if not isinstance(magic, _Magic) or magic.first is None or byte in magic.first
+            )
+        )
+    return tuple(table)
+
+
+# MAGIC in registry order, restricted to the tests each first byte allows.
+MAGIC_BY_FIRST_BYTE = _by_first_byte()
 # Content kinds the container walk opens (pickles and everything that wraps them).
 WALKED: frozenset[FileKind] = frozenset(k for row in FORMATS if row.walk for k in row.kinds)
 # The format of each content kind (the first row naming it).
@@ -394,10 +425,11 @@ for _row in FORMATS:
         _ROW_OF_KIND.setdefault(_kind, _row)
 ROW_OF_KIND: Mapping[FileKind, ModelFormat] = _ROW_OF_KIND
 
-# Names that say "pickle" (a broken stream under them is a corrupt pickle, not noise).
-PICKLE_EXTENSIONS: frozenset[str] = frozenset(
-    e for row in FORMATS if row.pickles for e in row.extensions | row.loader_extensions
-) - frozenset(BY_NAME["zip"].loader_extensions | {".tar", ".gz", ".tgz", ".bz2", ".xz"})
+# Names that say "pickle" (a broken stream under them is a corrupt pickle, not noise): what
+# pickle loaders accept, and NumPy's .npy (object arrays are pickles).
+PICKLE_EXTENSIONS: frozenset[str] = (
+    BY_NAME["pickle"].extensions | BY_NAME["pickle"].loader_extensions | {".npy"}
+) - {".tar", ".npz"}
 
 # Names that say "pickle model" on their own (MLS120 when the content is not one). Not
 # ``.bin`` or ``.model`` (raw tensors, tokenizers), nor the loader-only names (``.dat``).
@@ -406,7 +438,7 @@ PICKLE_NAMES: tuple[str, ...] = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".
 # -- the BOM: which files are model weights ------------------------------------------------------
 ALWAYS_WEIGHTS: frozenset[FileKind] = frozenset(
     k for row in FORMATS if row.weights is Weights.ALWAYS for k in row.kinds
-) - {FileKind.BINARY}
+)
 MAYBE_WEIGHTS: frozenset[FileKind] = frozenset(
     k for row in FORMATS if row.weights is Weights.BY_NAME for k in row.kinds
 )

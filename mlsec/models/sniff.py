@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Collection
 
 from mlsec.models.probe import looks_like_pickle
-from mlsec.models.registry import BY_NAME, MAGIC, PICKLE_EXTENSIONS, FileKind
+from mlsec.models.registry import BY_NAME, MAGIC_BY_FIRST_BYTE, PICKLE_EXTENSIONS, FileKind
 
 HEAD_SIZE = 1024
 _ONNX = BY_NAME["onnx"]
@@ -44,7 +44,7 @@ def sniff(
         return FileKind.EMPTY
     if head.startswith(LFS_PREFIX):
         return FileKind.LFS_POINTER
-    for magic, kind in MAGIC:
+    for magic, kind in MAGIC_BY_FIRST_BYTE[head[0]]:
         if magic(head):
             return kind
     if looks_like_pickle(head, len(head) < HEAD_SIZE, size, more):

@@ -7,7 +7,8 @@ TorchScript's own printer from its IR. That printer writes a small language: top
 builtins (``annotate``, ``unchecked_cast``, ``uninitialized``, ``getattr`` with a constant
 child name, ``int``/``float``/``bool``/``str``, ``range``...); exceptions as
 ``ops.prim.RaiseException(message, "builtins.ValueError")``, where the class is a *string*;
-attribute dunders only on ``torch`` (``torch.__is__``, ``torch.__not__``). The fixtures in
+dunder attributes only for torch's operators (``torch.__is__``, ``torch.__not__``) and
+Python's data-model methods (``(_0).__init__()`` for a ``with`` block). The fixtures in
 ``fixtures/torchscript/`` (BatchNorm, GRU, LSTM, dropout, attention, control flow, raise,
 assert, string formatting; written by torch itself, ``fixtures/generate_torchscript.py``) are
 the evidence, and stay clean.
@@ -20,13 +21,14 @@ or run) and reports what the printer never writes: imports (beyond ``torch``/``_
 (``x.__class__``, ``__globals__``), ``getattr`` with a computed or dunder name, statements
 TorchScript has no IR for (``lambda``, ``try``, ``global``, ``yield``, ``async``), and
 top-level statements other than definitions. A file that does not parse is searched for the
-same constructs textually. ``[models] allow`` patterns (fnmatch) silence a construct by the
-name the finding shows (``os.system``, ``eval``, ``import os``).
+same constructs textually. ``[models] allow`` patterns silence a construct by its dotted name
+(:func:`allow_names`: ``os.system``, ``builtins.eval``, ``os.*`` for ``import os``).
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import fnmatch
 import re
 from collections.abc import Iterator, Sequence
@@ -59,8 +61,6 @@ TORCHSCRIPT_CALLS = frozenset(
 )
 # Names attribute paths start from: TorchScript's namespaces and its constant table.
 TORCHSCRIPT_ROOTS = frozenset({"torch", "ops", "__torch__", "self", "CONSTANTS"})
-# Roots whose dunder attributes TorchScript writes (torch.__is__, torch.__not__...).
-_DUNDER_OWNERS = frozenset({"torch", "ops", "__torch__"})
 # Dunder methods of Python's data model, which TorchScript classes define and its printer
 # calls on values (``(_18).__init__()`` for a context manager, ``x.__add__(y)``). Dunder
 # attributes outside them (``__class__``, ``__globals__``, ``__dict__``, ``__subclasses__``)
@@ -126,6 +126,9 @@ DATA_MODEL_METHODS = frozenset(
     {f"__{p}{op}__" for op in _OPERATORS for p in ("", "r", "i")}
     | {f"__{name}__" for name in _PROTOCOL}
 )
+# torch's own operator names the printer writes as attributes (torch.__is__(x, None)).
+_TORCH_DUNDERS = frozenset({"__is__", "__isnot__", "__not__", "__contains__"})
+_PRINTED_DUNDERS = DATA_MODEL_METHODS | _TORCH_DUNDERS
 # Dunder names the printer writes as names: the class namespace, and class bodies' child
 # types (``__annotations__["0"] = __torch__...Linear`` in a Sequential).
 _DUNDER_NAMES = frozenset({"__torch__", "__annotations__"})
@@ -143,11 +146,13 @@ _NO_IR = (
     ast.AsyncWith,
 )
 _DUNDER = re.compile(r"^__\w+__$")
+_BUILTINS = frozenset(dir(builtins))
 # The textual fallback for files that do not parse (the same constructs, as patterns).
 _SUSPICIOUS_TEXT = re.compile(
     r"^\s*(?:import|from)\s+(?!__torch__|torch\b|typing\b)[\w.]+"
-    r"|\b(?:__import__|exec|eval|compile|globals|locals|vars|open|breakpoint)\s*\("
-    r"|\b(?:os|subprocess|socket|sys|builtins|shutil|ctypes|importlib|posix|nt)\.\w+"
+    r"|(?<![\w.])(?:__import__|exec|eval|compile|globals|locals|vars|open|breakpoint)\s*\("
+    # not inside a string: TorchScript writes exception classes as "builtins.ValueError"
+    r"|(?<![\"'\w.])(?:os|subprocess|socket|sys|builtins|shutil|ctypes|importlib|posix|nt)\.\w+"
     r"|\.__(?:class|globals|builtins|subclasses|code|dict|reduce|reduce_ex|getattribute)__\b",
     re.MULTILINE,
 )
@@ -166,14 +171,35 @@ def suspicious_constructs(source: str) -> list[str]:
 
 
 def unallowed(constructs: Sequence[str], allow: Sequence[str]) -> list[str]:
-    """``constructs`` no ``[models] allow`` pattern covers."""
-    return [c for c in constructs if not any(fnmatch.fnmatchcase(c, p) for p in allow)]
+    """``constructs`` no ``[models] allow`` pattern covers (see :func:`allow_names`)."""
+    return [
+        c
+        for c in constructs
+        if not any(fnmatch.fnmatchcase(n, p) for n in allow_names(c) for p in allow)
+    ]
+
+
+def allow_names(construct: str) -> tuple[str, ...]:
+    """The dotted names (``[models] allow`` takes ``module.name`` patterns) a construct is
+    allowed by: an attribute path as shown (``os.system``), a builtin as ``builtins.<name>``,
+    an import by its module (``os`` matches ``os.*``). Dunder attributes and statements
+    TorchScript has no IR for have none: torch never writes them, so nothing legitimate
+    needs them."""
+    if construct.startswith("import "):
+        module = construct.removeprefix("import ")
+        return (module, module + ".")
+    if "." in construct and " " not in construct:
+        return (construct,)
+    if construct.isidentifier() and not _DUNDER.match(construct) and construct in _BUILTINS:
+        return ("builtins." + construct,)
+    return ()
 
 
 class _Judge:
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
         self.bound = _bound_names(tree)
+        self._inner: set[int] = set()
 
     def findings(self) -> Iterator[str]:
         for statement in self.tree.body:
@@ -215,26 +241,27 @@ class _Judge:
                     yield name.value
 
     def _attribute(self, node: ast.Attribute) -> Iterator[str]:
+        if id(node) in self._inner:
+            return  # part of a longer path, judged with it (os.path of os.path.join)
         path = [node.attr]
         value: ast.expr = node.value
         while isinstance(value, ast.Attribute):
+            self._inner.add(id(value))
             path.append(value.attr)
             value = value.value
         if not isinstance(value, ast.Name):
-            if _DUNDER.match(node.attr) and node.attr not in DATA_MODEL_METHODS:
-                yield node.attr  # ().__class__, "".__class__...
+            for attr in path:  # ().__class__, "".__class__.__bases__...
+                if _DUNDER.match(attr) and attr not in _PRINTED_DUNDERS:
+                    yield attr
             return
         root = value.id
         if root not in TORCHSCRIPT_ROOTS and root not in self.bound:
             if isinstance(node.ctx, ast.Load) and not _in_annotation_position(root):
                 yield ".".join([root, *reversed(path)])
             return
-        if (
-            _DUNDER.match(node.attr)
-            and root not in _DUNDER_OWNERS
-            and node.attr not in DATA_MODEL_METHODS
-        ):
-            yield node.attr
+        for attr in path:
+            if _DUNDER.match(attr) and attr not in _PRINTED_DUNDERS:
+                yield attr
 
 
 def _bound_names(tree: ast.Module) -> frozenset[str]:

@@ -24,6 +24,9 @@ from tests.models.conftest import hits
 EVIL_P0 = b"cos\nsystem\n(S'echo probe'\ntR."
 # Protocol 1: the same with binary opcodes and a memo.
 EVIL_P1 = b"cos\nsystem\nq\x00(U\x0aecho probeq\x01tq\x02Rq\x03."
+# INST: the protocol 0 call CPython's pickler no longer writes but every unpickler runs.
+EVIL_INST = b"(S'echo probe'\nios\nsystem\n."
+EVIL_INST_BARE = b"(ios\nsystem\n."
 BENIGN_P0 = pickle.dumps({"weights": [0.5, 1.5], "name": "layer"}, protocol=0)
 BENIGN_P1 = pickle.dumps({"weights": [0.5, 1.5], "name": "layer"}, protocol=1)
 
@@ -38,7 +41,15 @@ def test_opcode_table_matches_pickletools() -> None:
 
 @pytest.mark.parametrize("name", LOADER_NAMES)
 @pytest.mark.parametrize(
-    "payload", [EVIL_P0, EVIL_P1, b"\x80\x01" + EVIL_P1, b"\x80\x00" + EVIL_P0]
+    "payload",
+    [
+        EVIL_P0,
+        EVIL_P1,
+        b"\x80\x01" + EVIL_P1,
+        b"\x80\x00" + EVIL_P0,
+        EVIL_INST,
+        EVIL_INST_BARE,
+    ],
 )
 def test_old_protocols_under_any_name_are_pickles(scan_one, name: str, payload: bytes) -> None:
     assert sniff(payload, name, len(payload)) is FileKind.PICKLE

@@ -80,6 +80,8 @@ EDITS = {
     "builtins.eval": "    builtins.eval('1')\n    return x",
     "__globals__": "    g = self.forward.__globals__\n    return x",
     "__class__": "    c = ().__class__\n    return x",
+    "__bases__": "    c = self.forward.__bases__.x\n    return x",
+    "__dict__": "    c = torch.__dict__\n    return x",
     "getattr with a computed name": "    f = getattr(self, 'for' + 'ward')\n    return x",
     "lambda": "    f = lambda: 1\n    return x",
     "top-level expr statement": "    return x\nprint_it = 1\nos_system('x')",
@@ -115,6 +117,9 @@ def test_data_model_methods_pass_and_introspection_does_not() -> None:
 
 def test_code_that_does_not_parse_is_searched_as_text() -> None:
     assert suspicious_constructs("def f(:\n  os.system('x')\n") == ["os.system"]
+    # What torch writes stays clean even when the file does not parse as Python.
+    raise_code = 'def f(:\n  ops.prim.RaiseException("bad", "builtins.ValueError")\n'
+    assert suspicious_constructs(raise_code) == []
 
 
 def test_models_allow_silences_a_listed_construct(scan_one) -> None:
@@ -123,6 +128,30 @@ def test_models_allow_silences_a_listed_construct(scan_one) -> None:
     assert not [f for f in allowed.findings if f.rule_id == "MLS107"]
     other = scan_one("edited.pt", data, sections={"models": {"allow": ["subprocess.*"]}})
     assert ("MLS107", "high", "edited.pt", "raise_value_error/code/__torch__.py") in hits(other)
+
+
+@pytest.mark.parametrize(
+    ("body", "allow"),
+    [
+        ("    y = eval('x')\n    return y", "builtins.eval"),
+        ("    import os\n    return x", "os.*"),
+        ("    os.path.join('a')\n    return x", "os.path.*"),
+    ],
+)
+def test_allow_takes_dotted_names(scan_one, body: str, allow: str) -> None:
+    data = _edited(FORWARD.format(body=body))
+    assert ("MLS107", "high", "e.pt", "raise_value_error/code/__torch__.py") in hits(
+        scan_one("e.pt", data)
+    )
+    allowed = scan_one("e.pt", data, sections={"models": {"allow": [allow]}})
+    assert not [f for f in allowed.findings if f.rule_id == "MLS107"]
+
+
+def test_introspection_cannot_be_allowed() -> None:
+    from mlsec.models.torchscript import allow_names, unallowed
+
+    assert allow_names("__class__") == () and allow_names("lambda") == ()
+    assert unallowed(["__class__", "os.system"], ["*.*"]) == ["__class__"]
 
 
 def test_binary_code_file_is_still_checked(scan_one) -> None:
