@@ -93,10 +93,13 @@ WORKERS = 8
 
 
 class _RecordingSession:
-    """pip-audit's HTTP session, keeping the last raw OSV answer.
+    """pip-audit's HTTP session, keeping the last raw answer.
 
-    pip-audit's results drop the records' severity vectors and ranges; the raw answer gives
-    online findings the same severity and smallest-fix computation as the offline ones."""
+    pip-audit's results drop the records' severity vectors and ranges; the raw OSV answer
+    gives online findings the same severity and smallest-fix computation as the offline ones.
+    The raw PyPI answer shows whether it was PyPI's record of the release at all: pip-audit
+    reads an answer without a ``vulnerabilities`` key (a mirror or proxy answering ``{}``) as
+    "no vulnerabilities"."""
 
     def __init__(self, session: Any) -> None:
         self._session = session
@@ -105,6 +108,15 @@ class _RecordingSession:
     def post(self, *args: Any, **kwargs: Any) -> Any:
         self.answer = None
         response = self._session.post(*args, **kwargs)
+        try:
+            self.answer = response.json()
+        except ValueError:
+            self.answer = None
+        return response
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.answer = None
+        response = self._session.get(*args, **kwargs)
         try:
             self.answer = response.json()
         except ValueError:
@@ -201,8 +213,7 @@ class PipAuditAuditor:
         if service is None:
             cls: Any = OsvService if self.service_name == "osv" else PyPIService
             service = cls(cache_dir=self.cache_dir, timeout=self.timeout)
-            if self.service_name == "osv":
-                service.session = _RecordingSession(service.session)
+            service.session = _RecordingSession(service.session)
             self._local.service = service
         return service
 
@@ -230,9 +241,22 @@ class PipAuditAuditor:
                     failure.append(reason)
                 failed.set()
                 return package, reason
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                # pip-audit reading an answer that is not what the service sends (a captive
+                # portal, a broken mirror): this package is not audited, the others go on
+                kind = type(exc).__name__
+                return package, f"{self.service_name} service gave an unreadable answer ({kind})"
             if isinstance(dep, SkippedDependency):
                 return package, f"skipped by the service: {dep.skip_reason}"
             answer = getattr(getattr(svc, "session", None), "answer", None)
+            if self.service_name == "pypi":
+                if not (isinstance(answer, dict) and isinstance(answer.get("info"), dict)):
+                    # not PyPI's record of this release: "no vulnerabilities" is not known
+                    return (
+                        package,
+                        "skipped by the service: its answer is not a PyPI release record",
+                    )
+                return package, (results, [])
             return package, (results, _raw_records(name, answer))
 
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:

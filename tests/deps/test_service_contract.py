@@ -268,3 +268,55 @@ def test_an_offline_scan_never_imports_pip_audit(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+class _GetSession:
+    """A PyPI JSON API stand-in: the same answer for every release."""
+
+    def __init__(self, answer: Any, status: int = 200) -> None:
+        self.answer = answer
+        self.status = status
+        self.gets: list[str] = []
+
+    def get(self, url: str, timeout: float | None) -> _Response:
+        self.gets.append(url)
+        return _Response(self.answer, self.status)
+
+
+def _pypi_auditor(monkeypatch, session: _GetSession, tmp_path: Path) -> service.PipAuditAuditor:
+    import pip_audit._service.pypi as pip_audit_pypi
+
+    monkeypatch.setattr(pip_audit_pypi, "caching_session", lambda *args, **kwargs: session)
+    return service.PipAuditAuditor("pypi", cache_dir=tmp_path / "http", timeout=3, workers=2)
+
+
+PYPI_RELEASE = {
+    "info": {"name": "torch", "version": "1.13.0"},
+    "vulnerabilities": [
+        {
+            "id": "PYSEC-2022-43015",
+            "aliases": ["CVE-2022-45907"],
+            "details": "eval in torch.jit annotations",
+            "fixed_in": ["1.13.1"],
+            "withdrawn": None,
+        }
+    ],
+}
+
+
+def test_pypi_service_answers_are_used(monkeypatch, tmp_path: Path) -> None:
+    outcome = _pypi_auditor(monkeypatch, _GetSession(PYPI_RELEASE), tmp_path).audit(
+        [("torch", "1.13.0")]
+    )
+    (advisory,) = outcome.advisories[("torch", "1.13.0")]
+    assert advisory.id == "PYSEC-2022-43015" and outcome.unaudited == {}
+
+
+@pytest.mark.parametrize(("answer", "status"), [({}, 200), (None, 404), ("<html>", 200)])
+def test_pypi_service_that_answers_nothing_leaves_packages_unaudited(
+    monkeypatch, tmp_path: Path, answer: Any, status: int
+) -> None:
+    packages = [("torch", "1.13.0"), ("mlflow", "2.9.0")]
+    outcome = _pypi_auditor(monkeypatch, _GetSession(answer, status), tmp_path).audit(packages)
+    assert outcome.advisories == {}
+    assert set(outcome.unaudited) == set(packages)
