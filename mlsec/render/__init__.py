@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsec.findings import Finding, Severity
 from mlsec.report import ScanReport
@@ -62,6 +62,28 @@ def location(finding: Finding) -> str:
 def gating(report: ScanReport) -> list[Finding]:
     """The unsuppressed findings at or above ``--fail-on``: what makes the scan fail."""
     return report.failing()
+
+
+class Listing(NamedTuple):
+    """What a human format shows, in order: the gate first, then the rest."""
+
+    gate: list[Finding]  # active findings at or above --fail-on
+    findings: list[Finding]  # every active finding
+    listed: list[Finding]  # active findings below the gate that are listed
+    notes: int  # active findings below the gate counted, not listed (see is_note)
+    suppressed: list[Finding]  # kept in the report, not gating
+
+    @classmethod
+    def of(cls, report: ScanReport, verbose: bool | None) -> Listing:
+        """``verbose`` (default: the report's ``-v``) lists the notes too."""
+        if verbose is None:
+            verbose = report.verbosity > 0
+        gate = gating(report)
+        gate_ids = set(map(id, gate))
+        findings = report.active()
+        rest = [f for f in findings if id(f) not in gate_ids]
+        listed = rest if verbose else [f for f in rest if not is_note(f)]
+        return cls(gate, findings, listed, len(rest) - len(listed), report.suppressed_findings())
 
 
 def counts(findings: list[Finding]) -> dict[str, int]:

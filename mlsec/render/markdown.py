@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from mlsec.findings import Finding, Severity
 from mlsec.render import (
+    Listing,
     counts,
-    gating,
-    is_note,
     location,
     plural,
 )
@@ -61,15 +60,8 @@ def _details(summary: str, items: list[str]) -> list[str]:
 
 
 def render(report: ScanReport, *, verbose: bool | None = None) -> str:
-    if verbose is None:
-        verbose = report.verbosity > 0
-    gate = gating(report)
-    gate_set = set(map(id, gate))
-    findings = report.active()
-    rest = [f for f in findings if id(f) not in gate_set]
-    listed = rest if verbose else [f for f in rest if not is_note(f)]
-    notes = len(rest) - len(listed)
-    hidden = report.suppressed_findings()
+    gate, findings, listed, notes, hidden = Listing.of(report, verbose)
+    verbose = verbose if verbose is not None else report.verbosity > 0
     by_severity = counts(findings)
     fail_on = report.fail_on.value if report.fail_on else "none"
     if report.fail_on is None:

@@ -16,9 +16,8 @@ from rich.text import Text
 
 from mlsec.findings import Finding, Severity
 from mlsec.render import (
+    Listing,
     counts,
-    gating,
-    is_note,
     location,
     plural,
 )
@@ -77,15 +76,8 @@ def _verdict(report: ScanReport, gate: list[Finding]) -> Text:
 def build(report: ScanReport, *, verbose: bool | None = None) -> Group:
     """The report as rich renderables; ``verbose`` (default: the report's ``-v``) also lists
     notes and suppressed findings."""
-    if verbose is None:
-        verbose = report.verbosity > 0
-    gate = gating(report)
-    gate_set = set(map(id, gate))
-    findings = report.active()
-    rest = [f for f in findings if id(f) not in gate_set]
-    listed = rest if verbose else [f for f in rest if not is_note(f)]
-    notes = len(rest) - len(listed)
-    hidden = report.suppressed_findings()
+    gate, findings, listed, notes, hidden = Listing.of(report, verbose)
+    verbose = verbose if verbose is not None else report.verbosity > 0
 
     parts: list[Table | Text] = []
     if report.incomplete:  # first: this, not the findings, decides the exit code (2)
