@@ -26,7 +26,7 @@ from mlsec.analyzers.pickle_policy import (
 )
 from mlsec.errors import MlsecError
 from mlsec.facts import ModelFacts, ModelFileFact
-from mlsec.findings import Finding, join_member
+from mlsec.findings import Finding, Severity, join_member
 from mlsec.formats import FormatError
 from mlsec.formats.pickle import (
     Call,
@@ -387,6 +387,19 @@ class _FileScan:
                 self.metadata.get("tensor_elements", 0) + res.tensor_elements
             )
         acc.add(res)
+        if res.frame_split is not None:
+            unchecked = res.frame_split == "unchecked"
+            self.add(
+                "MLS111",
+                f"Pickle frames split an opcode (at byte {res.start} on): file-object loaders"
+                " such as torch.load read another program than pickle.loads"
+                + ("; that reading could not be checked (stream not seekable)" if unchecked
+                   else "; both readings were checked"),
+                acc.member,
+                offset=res.start,
+                key="frame-split",
+                severity=Severity.HIGH if unchecked else None,
+            )
 
     def _judge(self, acc: MemberImports) -> None:
         judgement = judge(acc, self.policy)

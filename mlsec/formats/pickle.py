@@ -20,7 +20,7 @@ import io
 import re
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from mlsec.formats.streams import Budget, ByteReader, Truncated
 from mlsec.records import Slotted
@@ -190,6 +190,7 @@ class PickleResult(Slotted):
         "end",
         "error",
         "error_offset",
+        "frame_split",
         "imports",
         "nested",
         "ops",
@@ -212,6 +213,9 @@ class PickleResult(Slotted):
         # id, a forgotten memo entry): samples, and how many there were
         self.computed: list[Call] = []
         self.computed_total = 0
+        # FRAME boundaries split an opcode's argument: file-object loaders read another
+        # program ("unchecked" when that reading could not be analysed too)
+        self.frame_split: str | None = None
         self.error: str | None = None
         self.error_offset: int | None = None
         self.persistent_ids = 0
@@ -333,6 +337,12 @@ class Machine:
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
         self.memo_len = 0  # indexes set so far (kept or not), as the unpickler counts them
+        self.frame_end: int | None = None  # where the current FRAME ends (memory reading)
+        self._frame_reset = False
+        self.view = isinstance(reader, StreamView)
+        view = cast(StreamView, reader)
+        self._read_contiguous = view.read_contiguous if self.view else reader.read
+        self._skip_contiguous = view.skip_contiguous if self.view else reader.skip
         self._memo_structured = 0
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
@@ -366,7 +376,7 @@ class Machine:
         stack = self.stack
         buf = r._buf
         i = r._i
-        n = len(buf)
+        n = self._inline_end()
         try:
             while True:
                 if ops >= next_check:
@@ -527,10 +537,6 @@ class Machine:
                             i = end
                             ops += 1
                             continue
-                    elif code == 0x95:  # FRAME: only groups opcodes for I/O
-                        i += 9
-                        ops += 1
-                        continue
                 # The general path: one handler per opcode, on the reader's own state.
                 self.stack = stack
                 r._i = i
@@ -547,11 +553,14 @@ class Machine:
                 if handler is None:
                     raise PickleError(f"invalid opcode 0x{code:02x}")
                 ops += 1
+                frame_end = self.frame_end
                 done = handler(pos)
+                if frame_end is not None:
+                    self._frame_check(frame_end, pos)
                 stack = self.stack
                 buf = r._buf
                 i = r._i
-                n = len(buf)
+                n = self._inline_end()
                 if done:
                     res.end = r.tell()
                     break
@@ -566,6 +575,30 @@ class Machine:
             self.budget.spend_ops(ops - (next_check - OPS_PER_CHECK))
             res.ops = ops
         return res
+
+    def _inline_end(self) -> int:
+        """How far into the reader's buffer the inline path may decode.
+
+        Not past the end of the current FRAME (so the handlers see every opcode that could
+        cross it), and nowhere when the reader models a file object's buffering.
+        """
+        r = self.r
+        if self.view:
+            return 0
+        if self.frame_end is None:
+            return len(r._buf)
+        return max(0, min(len(r._buf), self.frame_end - r._base))
+
+    def _frame_check(self, frame_end: int, pos: int) -> None:
+        """After an opcode read in a FRAME that ends at ``frame_end``: did it cross the end?"""
+        if self._frame_reset:
+            self._frame_reset = False
+            return
+        here = self.r.tell()
+        if pos < frame_end < here and self.result.frame_split is None:
+            self.result.frame_split = "split"
+        if self.frame_end == frame_end and here >= frame_end:
+            self.frame_end = None  # the frame is used up
 
     # -- stack helpers -------------------------------------------------------------------------
     def push(self, value: Any) -> None:
@@ -598,15 +631,21 @@ class Machine:
         return int.from_bytes(self.r.read(n), "little")
 
     def _payload(self, length: int, kind: str) -> Any:
+        # bytes payloads are read into place past a file loader's buffer (_Unpickler_ReadInto);
+        # text payloads go through its buffer (see StreamView)
+        contiguous = kind == "bytes"
         if length < 0:
             raise PickleError(f"negative {kind} length")
         if length <= KEEP_BYTES:
-            data = self.r.read(length)
+            data = self._read_contiguous(length) if contiguous else self.r.read(length)
             if kind == "str":
                 return data.decode("utf-8", "surrogatepass")
             return data
         start = self.r.tell()
-        self.r.skip(length)
+        if contiguous:
+            self._skip_contiguous(length)
+        else:
+            self.r.skip(length)
         if kind == "str":
             return Opaque(f"<str of {length} bytes>")
         return BytesRef(start, length)
@@ -626,7 +665,18 @@ class Machine:
         return False
 
     def op_FRAME(self, pos: int) -> bool:
-        self.r.read(8)  # frames only group opcodes for I/O; decoding ignores them
+        # Frames only group opcodes for I/O: decoding from memory (pickle.loads) ignores them,
+        # but a loader reading a file object (torch.load, pickle.load) buffers a frame and
+        # drops its unread rest when an argument runs past it (see StreamView).
+        length = self._uint(8)
+        if self.view:
+            cast(StreamView, self.r).frame(length)
+            return False
+        here = self.r.tell()
+        old = self.frame_end
+        if old is not None and here <= old < here + length and self.result.frame_split is None:
+            self.result.frame_split = "split"  # a frame reaching past the one it sits in
+        self.frame_end = here + length
         return False
 
     def op_STOP(self, pos: int) -> bool:
@@ -694,7 +744,7 @@ class Machine:
         return False
 
     def _str8(self, length: int) -> Any:
-        value = self._payload(length, "bytes")
+        value = self._payload(length, "str8")
         return value.decode("latin-1") if isinstance(value, bytes) else value
 
     def op_BINBYTES(self, pos: int) -> bool:
@@ -1103,7 +1153,13 @@ class Machine:
         elif kind is Global or kind is Unresolved:
             obj.uses |= USE_MUTATE  # __setstate__ or setattr on an imported object
         if self.hooks.after_build is not None:
+            before = self.r.tell()
             self.hooks.after_build(obj, self.r, self)
+            if self.r.tell() != before:
+                # the container read data of its own (joblib's arrays, written past the
+                # pickler's framing): frame boundaries say nothing about it
+                self.frame_end = None
+                self._frame_reset = True
         return False
 
     def op_PERSID(self, pos: int) -> bool:
@@ -1297,11 +1353,122 @@ def const_bytes(value: Any, depth: int = 0) -> bytes | BytesRef | None:
     return inner
 
 
+class StreamView(ByteReader):
+    """Bytes read the way CPython's C unpickler reads a file object.
+
+    ``pickle.loads`` decodes from memory, where FRAME changes nothing. ``torch.load`` and
+    ``pickle.load`` read a file object: a FRAME is read into a buffer (``read(n)``; with a
+    ``peek``-able file only frames of ``threshold`` bytes or more), and an argument that runs
+    past the buffered bytes is read afresh from the file, the rest of the buffer dropped
+    (``_Unpickler_ReadImpl``; a text line likewise, ``_Unpickler_Readline``). Bytes payloads
+    are copied across the boundary instead (``_Unpickler_ReadInto``). A crafted file can
+    so show a decoder reading from memory one program and the loader another.
+    """
+
+    __slots__ = ("_end", "threshold")
+
+    def __init__(self, data: bytes, start: int, threshold: int) -> None:
+        super().__init__(io.BytesIO(data), len(data))
+        self._base = start  # offsets are the outer stream's
+        self._end: int | None = None  # end of the buffered frame, if one is buffered
+        self.threshold = threshold
+
+    def _spill(self, n: int) -> None:
+        end = self._end
+        if end is not None:
+            here = self.tell()
+            if here + n > end:
+                if here < end:
+                    super().skip(end - here)  # the unread rest of the buffer is dropped
+                self._end = None
+
+    def read(self, n: int) -> bytes:
+        self._spill(n)
+        return super().read(n)
+
+    def byte(self) -> int:
+        self._spill(1)
+        return super().byte()
+
+    def readline(self, limit: int = 1 << 16) -> bytes:
+        end = self._end
+        if end is not None:
+            here = self.tell()
+            if b"\n" not in self.peek(end - here):
+                super().skip(end - here)  # readline() from the file, past the buffer
+                self._end = None
+        return super().readline(limit)
+
+    def skip(self, n: int) -> None:
+        self._spill(n)
+        super().skip(n)
+
+    def read_contiguous(self, n: int) -> bytes:
+        data = super().read(n)
+        if self._end is not None and self.tell() >= self._end:
+            self._end = None
+        return data
+
+    def skip_contiguous(self, n: int) -> None:
+        super().skip(n)
+        if self._end is not None and self.tell() >= self._end:
+            self._end = None
+
+    def frame(self, length: int) -> None:
+        here = self.tell()
+        end = self._end
+        if end is not None and here + length <= end:
+            return  # the frame lies in the buffered bytes: nothing is read
+        if end is not None and here < end:
+            super().skip(end - here)
+        if len(self.peek(length)) < length:
+            raise Truncated("stream ends inside a FRAME")
+        self._end = self.tell() + length if length >= self.threshold else None
+
+
+# A peek()-able file (open()) serves a frame from its peek() unless the frame is larger than
+# what peek() returns (at most io.DEFAULT_BUFFER_SIZE): those are buffered like BytesIO's.
+FILE_BUFFER = 8192
+MAX_VIEW_BYTES = 64 << 20  # a pickle re-read to be decoded the way file loaders read it
+
+
 def run_pickle(
     reader: ByteReader, budget: Budget, hooks: PickleHooks | None = None
 ) -> PickleResult:
-    """Analyse one pickle program starting at the reader's position."""
-    return Machine(reader, budget, hooks).run()
+    """Analyse one pickle program starting at the reader's position.
+
+    When FRAME boundaries split an argument, the program is also decoded the two ways the C
+    unpickler reads file objects (``io.BytesIO``, as torch.load does: every frame buffered;
+    ``open()``: frames larger than what its peek() returns buffered), and what those readings
+    import and call is added to the result.
+    """
+    res = Machine(reader, budget, hooks).run()
+    if res.frame_split is not None:
+        _file_readings(reader, res, budget, hooks)
+    return res
+
+
+def _file_readings(
+    reader: ByteReader, res: PickleResult, budget: Budget, hooks: PickleHooks | None
+) -> None:
+    data = None
+    if reader.seekable:
+        raw = reader.raw
+        here = raw.tell()
+        try:
+            raw.seek(reader.origin + res.start)
+            data = raw.read(MAX_VIEW_BYTES)
+        finally:
+            raw.seek(here)
+    if data is None:
+        res.frame_split = "unchecked"
+        return
+    for threshold in (0, FILE_BUFFER):
+        other = Machine(StreamView(data, res.start, threshold), budget, hooks).run()
+        res.imports.extend(other.imports)
+        res.nested.extend(other.nested)
+        res.computed.extend(other.computed[: MAX_COMPUTED - len(res.computed)])
+        res.computed_total += other.computed_total
 
 
 HIDDEN_WINDOW = 1 << 20  # bytes after the junk searched for hidden pickles
