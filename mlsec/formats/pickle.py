@@ -1241,15 +1241,23 @@ def c_long(text: str) -> Any:
 
 
 def c_float(text: str) -> float:
-    """FLOAT's argument as load_float reads it: ``PyOS_string_to_double`` up to the newline
-    or a NUL; no surrounding whitespace, no underscores, an overflow is an error."""
+    """FLOAT's argument as the unpicklers read it, whichever accepts it.
+
+    _pickle.c's load_float takes ``PyOS_string_to_double`` up to the newline or a NUL (no
+    surrounding whitespace, no underscores, an overflow is an error); pickle.py's, which
+    joblib's unpickler runs, takes ``float()`` of the whole line (whitespace and underscores
+    allowed, no NUL). A decoder must not stop where either goes on.
+    """
     cut = _c_string(text)
-    if cut != cut.strip() or "_" in cut:
-        raise ValueError("could not convert string to float")
-    value = float(cut)
-    if value in (_INF, -_INF) and "inf" not in cut.lower():
-        raise OverflowError("FLOAT argument out of range")
-    return value
+    if cut == cut.strip() and "_" not in cut:
+        try:
+            value = float(cut)
+        except ValueError:
+            pass
+        else:
+            if value not in (_INF, -_INF) or "inf" in cut.lower():
+                return value
+    return float(text)  # pickle.py (raises ValueError like it)
 
 
 _INF = float("inf")
