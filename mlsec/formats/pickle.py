@@ -373,19 +373,13 @@ class Machine:
         unpack_double = _DOUBLE.unpack_from
         ops = 0
         next_check = OPS_PER_CHECK
+        checked = 0  # opcodes already charged to the budget
         stack = self.stack
         buf = r._buf
         i = r._i
         n = self._inline_end()
         try:
             while True:
-                if ops >= next_check:
-                    self.stack = stack
-                    r._i = i
-                    self.budget.spend_ops(OPS_PER_CHECK)
-                    next_check += OPS_PER_CHECK
-                    if len(stack) + len(metastack) > MAX_STACK:
-                        raise PickleError(f"stack deeper than {MAX_STACK} items")
                 if i + 9 <= n:  # the opcode and 8 argument bytes are buffered
                     code = buf[i]
                     if code == 0x68:  # BINGET
@@ -537,9 +531,16 @@ class Machine:
                             i = end
                             ops += 1
                             continue
-                # The general path: one handler per opcode, on the reader's own state.
+                # The general path: one handler per opcode, on the reader's own state. It runs
+                # at least once per buffer refill (64 KiB), so the budget is checked here.
                 self.stack = stack
                 r._i = i
+                if ops >= next_check:
+                    self.budget.spend_ops(ops - checked)
+                    checked = ops
+                    next_check = ops + OPS_PER_CHECK
+                    if len(stack) + len(metastack) > MAX_STACK:
+                        raise PickleError(f"stack deeper than {MAX_STACK} items")
                 if i < n:
                     code = buf[i]
                     r._i = i + 1
@@ -572,7 +573,7 @@ class Machine:
             res.error_offset = r.tell()
         finally:
             self.stack = stack
-            self.budget.spend_ops(ops - (next_check - OPS_PER_CHECK))
+            self.budget.spend_ops(ops - checked)
             res.ops = ops
         return res
 
