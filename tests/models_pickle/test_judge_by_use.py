@@ -279,3 +279,14 @@ def test_second_pickle_after_stop_is_full_severity(scan_file) -> None:
     data = pickle.dumps({"a": 1}, protocol=4) + evil("echo two")
     report = scan_file("two.pkl", data)
     assert ("MLS101", "critical", "two.pkl", None) in hits(report)
+
+
+def test_unpickler_on_constant_bytes_is_scanned_as_a_member(scan_file) -> None:
+    inner = evil("echo unpickler")
+    stream = call1(g("_io", "BytesIO"), b"C" + bytes([len(inner)]) + inner)
+    unpickler = call1(g("pickle", "Unpickler"), stream)
+    load = g("builtins", "getattr") + unpickler + u("load") + b"\x86R)R"
+    report = scan_file("up.pkl", p2(load))
+    found = hits(report)
+    assert ("MLS101", "critical", "up.pkl", "<pickle.Unpickler payload 1>") in found
+    assert ("MLS101", "critical", "up.pkl", None) in found  # Unpickler and getattr themselves
