@@ -380,6 +380,7 @@ class Machine:
         metastack = self.metastack
         scalars = _SCALARS
         structured = _STRUCTURED
+        name_types = _NAME_TYPES
         missing = _MISSING
         unpack_double = _DOUBLE.unpack_from
         ops = 0
@@ -389,6 +390,9 @@ class Machine:
         buf = r._buf
         i = r._i
         n = self._inline_end()
+        # memo counters as locals; written back before every handler (which may use them)
+        memo_len = self.memo_len
+        structured_kept = self._memo_structured
         try:
             while True:
                 if i + 9 <= n:  # the opcode and 8 argument bytes are buffered
@@ -402,19 +406,27 @@ class Machine:
                             continue
                     elif code == 0x94 or code == 0x71:  # MEMOIZE, BINPUT
                         if stack:
-                            index = self.memo_len if code == 0x94 else buf[i + 1]
-                            if index not in memo and len(memo) < MAX_MEMO:
-                                value = stack[-1]
-                                if type(value) in structured:  # as in _put: a memory bound
-                                    if self._memo_structured >= MAX_MEMO_STRUCTURED:
-                                        value = _FORGOTTEN
-                                    else:
-                                        self._memo_structured += 1
+                            # _put, inline
+                            index = memo_len if code == 0x94 else buf[i + 1]
+                            value = stack[-1]
+                            kind = type(value)
+                            if kind in structured:  # a memory bound, as in _put
+                                if structured_kept >= MAX_MEMO_STRUCTURED:
+                                    value = _FORGOTTEN
+                                else:
+                                    structured_kept += 1
+                            if index in memo:
                                 memo[index] = value
-                                self.memo_len += 1
-                                i += 1 if code == 0x94 else 2
-                                ops += 1
-                                continue
+                            else:
+                                memo_len += 1
+                                size = len(memo)
+                                if size < MAX_MEMO or (
+                                    size < MAX_MEMO_NAMES and kind in name_types
+                                ):
+                                    memo[index] = value
+                            i += 1 if code == 0x94 else 2
+                            ops += 1
+                            continue
                     elif code == 0x8C:  # SHORT_BINUNICODE
                         end = i + 2 + buf[i + 1]
                         if end <= n:
@@ -426,9 +438,30 @@ class Machine:
                                 i = end
                                 ops += 1
                                 continue
+                    elif code == 0x58:  # BINUNICODE (protocols 1-3 write every str so)
+                        end = i + 5 + int.from_bytes(buf[i + 1 : i + 5], "little")
+                        if end <= n:
+                            try:
+                                stack.append(buf[i + 5 : end].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
+                            else:
+                                i = end
+                                ops += 1
+                                continue
                     elif code == 0x4B:  # BININT1
                         stack.append(buf[i + 1])
                         i += 2
+                        ops += 1
+                        continue
+                    elif code == 0x4D:  # BININT2
+                        stack.append(buf[i + 1] | buf[i + 2] << 8)
+                        i += 3
+                        ops += 1
+                        continue
+                    elif code == 0x4A:  # BININT
+                        stack.append(int.from_bytes(buf[i + 1 : i + 5], "little", signed=True))
+                        i += 5
                         ops += 1
                         continue
                     elif code == 0x28:  # MARK
@@ -487,16 +520,6 @@ class Machine:
                             i += 1
                             ops += 1
                             continue
-                    elif code == 0x4D:  # BININT2
-                        stack.append(buf[i + 1] | buf[i + 2] << 8)
-                        i += 3
-                        ops += 1
-                        continue
-                    elif code == 0x4A:  # BININT
-                        stack.append(int.from_bytes(buf[i + 1 : i + 5], "little", signed=True))
-                        i += 5
-                        ops += 1
-                        continue
                     elif code == 0x47:  # BINFLOAT
                         stack.append(unpack_double(buf, i + 1)[0])
                         i += 9
@@ -546,6 +569,8 @@ class Machine:
                 # at least once per buffer refill (64 KiB), so the budget is checked here.
                 self.stack = stack
                 r._i = i
+                self.memo_len = memo_len
+                self._memo_structured = structured_kept
                 if ops >= next_check:
                     self.budget.spend_ops(ops - checked)
                     checked = ops
@@ -573,6 +598,8 @@ class Machine:
                 buf = r._buf
                 i = r._i
                 n = self._inline_end()
+                memo_len = self.memo_len
+                structured_kept = self._memo_structured
                 if done:
                     res.end = r.tell()
                     break
