@@ -1146,6 +1146,17 @@ class Machine:
                 attr = Global(owner.module, f"{owner.name}.{args[1]}", pos, "getattr")
                 self.result.imports.append(attr)
                 return attr
+            if (
+                len(args) == 2
+                and type(args[0]) is Call
+                and type(args[1]) is str
+                and not args[1].startswith("_")
+            ):
+                # a bound method (pickled as getattr(obj, 'name')): the result is a value
+                # computed while loading, and calling it is judged as such (MLS104); private
+                # and dunder attributes (__globals__, __class__...) stay critical
+                func.uses |= USE_MODELLED
+                return Call(func, args, pos)
         elif name == "_ufunc_reconstruct" and func.module in _NUMPY_CORE:
             # old NumPy pickles name ufuncs as _ufunc_reconstruct('numpy', 'add'): an import
             if len(args) == 2 and type(args[0]) is str and type(args[1]) is str:

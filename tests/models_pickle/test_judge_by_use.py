@@ -161,10 +161,17 @@ def test_getattr_on_a_constant_is_judged_as_the_dotted_import(scan_file) -> None
         if f.severity.rank >= 3 and f.source == "mlsec" and f.path == "ga.pkl"
     ]
     assert high == [("MLS104", "mypkg.Tool.run")]
-    # getattr on a computed object is not evaluated: critical
+    # a bound method of a computed object: not critical by itself, calling it is high
     obj = call1(g("collections", "OrderedDict"), b")")
-    report = scan_file("gc.pkl", p2(g("builtins", "getattr") + obj + u("pop") + b"\x86R"))
-    assert ("MLS101", "critical", "gc.pkl", None) in hits(report)
+    method = g("builtins", "getattr") + obj + u("pop") + b"\x86R"
+    report = scan_file("gm.pkl", p2(b"]" + method + b"a"))
+    assert {h for h in hits(report) if h[2] == "gm.pkl"} == {("MLS102", "info", "gm.pkl", None)}
+    report = scan_file("gc.pkl", p2(method + b"(" + u("k") + b"tR"))
+    assert ("MLS104", "high", "gc.pkl", None) in hits(report)
+    # a private or dunder attribute of a computed object stays critical
+    dunder = g("builtins", "getattr") + obj + u("__class__") + b"\x86R"
+    report = scan_file("gd.pkl", p2(dunder))
+    assert ("MLS101", "critical", "gd.pkl", None) in hits(report)
 
 
 def test_old_numpy_ufunc_lookup_reaches_os_system(scan_file) -> None:
