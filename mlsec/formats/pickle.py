@@ -381,6 +381,7 @@ class Machine:
         scalars = _SCALARS
         structured = _STRUCTURED
         name_types = _NAME_TYPES
+        view = self.view
         missing = _MISSING
         unpack_double = _DOUBLE.unpack_from
         ops = 0
@@ -597,7 +598,7 @@ class Machine:
                 stack = self.stack
                 buf = r._buf
                 i = r._i
-                n = self._inline_end()
+                n = len(buf) if self.frame_end is None and not view else self._inline_end()
                 memo_len = self.memo_len
                 structured_kept = self._memo_structured
                 if done:
