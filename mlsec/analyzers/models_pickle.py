@@ -323,6 +323,8 @@ class _FileScan:
                 if content_only and len(results) == 1 and res.error is not None and not res.imports:
                     return results
                 self._collect(res, acc)
+                if res.limit is not None:
+                    raise res.limit  # reported below, after what was seen is judged
                 if res.error is not None:
                     looks_pickle = (
                         first[:1] == b"\x80" and first[1:2] in b"\x00\x01\x02\x03\x04\x05"
@@ -463,6 +465,8 @@ class _FileScan:
             # Object arrays are a nested pickle written inline (joblib unpickles it too).
             res = run_pickle(reader, self.budget, self._hooks(acc))
             self._collect(res, acc)
+            if res.limit is not None:
+                raise res.limit
             if res.error is not None:
                 raise PickleError(f"inline object array pickle: {res.error}")
         else:

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
-from mlsec.formats.streams import Budget, ByteReader, Truncated
+from mlsec.formats.streams import Budget, ByteReader, LimitExceeded, Truncated
 from mlsec.records import Slotted
 
 KEEP_BYTES = 1 << 20  # payloads up to this size are kept (rendering, nested pickles)
@@ -203,6 +203,7 @@ class PickleResult(Slotted):
         "error_offset",
         "frame_split",
         "imports",
+        "limit",
         "nested",
         "ops",
         "persistent_ids",
@@ -227,6 +228,9 @@ class PickleResult(Slotted):
         # FRAME boundaries split an opcode's argument: file-object loaders read another
         # program ("unchecked" when that reading could not be analysed too)
         self.frame_split: str | None = None
+        # a limit (time, opcodes, depth) stopped the machine: what it saw before is kept here
+        # and the caller reports the limit once it has judged that
+        self.limit: LimitExceeded | None = None
         self.error: str | None = None
         self.error_offset: int | None = None
         self.persistent_ids = 0
@@ -577,7 +581,7 @@ class Machine:
                     checked = ops
                     next_check = ops + OPS_PER_CHECK
                     if len(stack) + len(metastack) > MAX_STACK:
-                        raise PickleError(f"stack deeper than {MAX_STACK} items")
+                        raise _too_deep()
                 if i < n:
                     code = buf[i]
                     r._i = i + 1
@@ -610,10 +614,15 @@ class Machine:
         except (ValueError, OverflowError, UnicodeDecodeError, RecursionError) as exc:
             res.error = f"malformed argument: {exc}"
             res.error_offset = r.tell()
-        finally:
-            self.stack = stack
-            self.budget.spend_ops(ops - checked)
-            res.ops = ops
+        except LimitExceeded as exc:
+            res.limit = exc
+        self.stack = stack
+        res.ops = ops
+        if res.limit is None:
+            try:
+                self.budget.spend_ops(ops - checked)
+            except LimitExceeded as exc:
+                res.limit = exc
         return res
 
     def _inline_end(self) -> int:
@@ -965,7 +974,7 @@ class Machine:
 
     def op_MARK(self, pos: int) -> bool:
         if len(self.metastack) >= MAX_STACK:
-            raise PickleError("too many nested MARKs")
+            raise _too_deep()
         self.metastack.append(self.stack)
         self.stack = []
         return False
@@ -1319,6 +1328,15 @@ def _long_name(text: str | None) -> Any:
     return Opaque("<name longer than 1 MiB>") if text is None else text
 
 
+def _too_deep() -> LimitExceeded:
+    # Not corruption: the unpickler would go on. What was seen so far is still judged, and
+    # the rest is reported as not scanned (MLS904).
+    return LimitExceeded(
+        "max-pickle-stack",
+        f"the pickle's stack and marks are deeper than {MAX_STACK} items",
+    )
+
+
 def _hand_over(func: Global | Unresolved, arg: Any, position: int) -> None:
     """Record that ``arg`` is handed to a call of ``func`` at ``position``."""
     kind = type(arg)
@@ -1502,7 +1520,7 @@ def run_pickle(
     import and call is added to the result.
     """
     res = Machine(reader, budget, hooks).run()
-    if res.frame_split is not None:
+    if res.frame_split is not None and res.limit is None:
         _file_readings(reader, res, budget, hooks)
     return res
 
@@ -1528,6 +1546,9 @@ def _file_readings(
         res.nested.extend(other.nested)
         res.computed.extend(other.computed[: MAX_COMPUTED - len(res.computed)])
         res.computed_total += other.computed_total
+        if other.limit is not None:
+            res.limit = other.limit
+            return
 
 
 HIDDEN_WINDOW = 1 << 20  # bytes after the junk searched for hidden pickles

@@ -297,3 +297,21 @@ def test_unpickler_on_constant_bytes_is_scanned_as_a_member(scan_file) -> None:
     found = hits(report)
     assert ("MLS101", "critical", "up.pkl", "<pickle.Unpickler payload 1>") in found
     assert ("MLS101", "critical", "up.pkl", None) in found  # Unpickler and getattr themselves
+
+
+def test_payload_before_a_limit_is_still_reported(scan_file) -> None:
+    from mlsec.config import Limits
+
+    # os.system first, then more opcodes than the limit allows: both findings
+    data = b"\x80\x02" + g("os", "system") + b"0" + b"N0" * 20_000 + b"N."
+    report = scan_file("lim.pkl", data, limits=Limits(max_pickle_ops=10_000))
+    found = hits(report)
+    assert ("MLS101", "critical", "lim.pkl", None) in found
+    assert ("MLS904", "medium", "lim.pkl", None) in found
+    # a stack deeper than the machine keeps: not corruption, a limit (the unpickler goes on)
+    deep = b"\x80\x02" + g("os", "system") + b"N" * 1_100_000 + b"."
+    report = scan_file("deep.pkl", deep)
+    found = {h for h in hits(report) if h[2] == "deep.pkl"}
+    assert ("MLS101", "critical", "deep.pkl", None) in found
+    assert ("MLS904", "medium", "deep.pkl", None) in found
+    assert not [f for f in report.findings if f.rule_id == "MLS100"]
