@@ -20,9 +20,9 @@ import io
 import re
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from mlsec.formats.streams import Budget, ByteReader, Truncated
+from mlsec.formats.streams import Budget, ByteReader, LimitExceeded, Truncated
 from mlsec.records import Slotted
 
 KEEP_BYTES = 1 << 20  # payloads up to this size are kept (rendering, nested pickles)
@@ -42,7 +42,18 @@ NESTED_LOADERS = frozenset(
         "sklearn.externals.joblib.load",
         "sklearn.externals.joblib.numpy_pickle.load",
         "pickle._loads",
+        "pickle.Unpickler",
+        "pickle._Unpickler",
+        "_pickle.Unpickler",
+        "dill.load",
+        "dill._dill.load",
         "dill._dill._loads",
+        "cloudpickle.load",
+        "torch.serialization._load",
+        "torch.serialization._legacy_load",
+        "numpy.lib.npyio.load",
+        "numpy.lib._npyio_impl.load",
+        "pandas.io.pickle.read_pickle",
         "marshal.loads",
         "pickle.loads",
         "pickle.load",
@@ -190,7 +201,9 @@ class PickleResult(Slotted):
         "end",
         "error",
         "error_offset",
+        "frame_split",
         "imports",
+        "limit",
         "nested",
         "ops",
         "persistent_ids",
@@ -212,6 +225,12 @@ class PickleResult(Slotted):
         # id, a forgotten memo entry): samples, and how many there were
         self.computed: list[Call] = []
         self.computed_total = 0
+        # FRAME boundaries split an opcode's argument: file-object loaders read another
+        # program ("unchecked" when that reading could not be analysed too)
+        self.frame_split: str | None = None
+        # a limit (time, opcodes, depth) stopped the machine: what it saw before is kept here
+        # and the caller reports the limit once it has judged that
+        self.limit: LimitExceeded | None = None
         self.error: str | None = None
         self.error_offset: int | None = None
         self.persistent_ids = 0
@@ -333,6 +352,12 @@ class Machine:
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
         self.memo_len = 0  # indexes set so far (kept or not), as the unpickler counts them
+        self.frame_end: int | None = None  # where the current FRAME ends (memory reading)
+        self._frame_reset = False
+        self.view = isinstance(reader, StreamView)
+        view = cast(StreamView, reader)
+        self._read_contiguous = view.read_contiguous if self.view else reader.read
+        self._skip_contiguous = view.skip_contiguous if self.view else reader.skip
         self._memo_structured = 0
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
@@ -359,23 +384,22 @@ class Machine:
         metastack = self.metastack
         scalars = _SCALARS
         structured = _STRUCTURED
+        name_types = _NAME_TYPES
+        view = self.view
         missing = _MISSING
         unpack_double = _DOUBLE.unpack_from
         ops = 0
         next_check = OPS_PER_CHECK
+        checked = 0  # opcodes already charged to the budget
         stack = self.stack
         buf = r._buf
         i = r._i
-        n = len(buf)
+        n = self._inline_end()
+        # memo counters as locals; written back before every handler (which may use them)
+        memo_len = self.memo_len
+        structured_kept = self._memo_structured
         try:
             while True:
-                if ops >= next_check:
-                    self.stack = stack
-                    r._i = i
-                    self.budget.spend_ops(OPS_PER_CHECK)
-                    next_check += OPS_PER_CHECK
-                    if len(stack) + len(metastack) > MAX_STACK:
-                        raise PickleError(f"stack deeper than {MAX_STACK} items")
                 if i + 9 <= n:  # the opcode and 8 argument bytes are buffered
                     code = buf[i]
                     if code == 0x68:  # BINGET
@@ -387,19 +411,27 @@ class Machine:
                             continue
                     elif code == 0x94 or code == 0x71:  # MEMOIZE, BINPUT
                         if stack:
-                            index = self.memo_len if code == 0x94 else buf[i + 1]
-                            if index not in memo and len(memo) < MAX_MEMO:
-                                value = stack[-1]
-                                if type(value) in structured:  # as in _put: a memory bound
-                                    if self._memo_structured >= MAX_MEMO_STRUCTURED:
-                                        value = _FORGOTTEN
-                                    else:
-                                        self._memo_structured += 1
+                            # _put, inline
+                            index = memo_len if code == 0x94 else buf[i + 1]
+                            value = stack[-1]
+                            kind = type(value)
+                            if kind in structured:  # a memory bound, as in _put
+                                if structured_kept >= MAX_MEMO_STRUCTURED:
+                                    value = _FORGOTTEN
+                                else:
+                                    structured_kept += 1
+                            if index in memo:
                                 memo[index] = value
-                                self.memo_len += 1
-                                i += 1 if code == 0x94 else 2
-                                ops += 1
-                                continue
+                            else:
+                                memo_len += 1
+                                size = len(memo)
+                                if size < MAX_MEMO or (
+                                    size < MAX_MEMO_NAMES and kind in name_types
+                                ):
+                                    memo[index] = value
+                            i += 1 if code == 0x94 else 2
+                            ops += 1
+                            continue
                     elif code == 0x8C:  # SHORT_BINUNICODE
                         end = i + 2 + buf[i + 1]
                         if end <= n:
@@ -411,9 +443,30 @@ class Machine:
                                 i = end
                                 ops += 1
                                 continue
+                    elif code == 0x58:  # BINUNICODE (protocols 1-3 write every str so)
+                        end = i + 5 + int.from_bytes(buf[i + 1 : i + 5], "little")
+                        if end <= n:
+                            try:
+                                stack.append(buf[i + 5 : end].decode("utf-8", "surrogatepass"))
+                            except UnicodeDecodeError:
+                                pass  # the handler reports it
+                            else:
+                                i = end
+                                ops += 1
+                                continue
                     elif code == 0x4B:  # BININT1
                         stack.append(buf[i + 1])
                         i += 2
+                        ops += 1
+                        continue
+                    elif code == 0x4D:  # BININT2
+                        stack.append(buf[i + 1] | buf[i + 2] << 8)
+                        i += 3
+                        ops += 1
+                        continue
+                    elif code == 0x4A:  # BININT
+                        stack.append(int.from_bytes(buf[i + 1 : i + 5], "little", signed=True))
+                        i += 5
                         ops += 1
                         continue
                     elif code == 0x28:  # MARK
@@ -472,16 +525,6 @@ class Machine:
                             i += 1
                             ops += 1
                             continue
-                    elif code == 0x4D:  # BININT2
-                        stack.append(buf[i + 1] | buf[i + 2] << 8)
-                        i += 3
-                        ops += 1
-                        continue
-                    elif code == 0x4A:  # BININT
-                        stack.append(int.from_bytes(buf[i + 1 : i + 5], "little", signed=True))
-                        i += 5
-                        ops += 1
-                        continue
                     elif code == 0x47:  # BINFLOAT
                         stack.append(unpack_double(buf, i + 1)[0])
                         i += 9
@@ -527,13 +570,18 @@ class Machine:
                             i = end
                             ops += 1
                             continue
-                    elif code == 0x95:  # FRAME: only groups opcodes for I/O
-                        i += 9
-                        ops += 1
-                        continue
-                # The general path: one handler per opcode, on the reader's own state.
+                # The general path: one handler per opcode, on the reader's own state. It runs
+                # at least once per buffer refill (64 KiB), so the budget is checked here.
                 self.stack = stack
                 r._i = i
+                self.memo_len = memo_len
+                self._memo_structured = structured_kept
+                if ops >= next_check:
+                    self.budget.spend_ops(ops - checked)
+                    checked = ops
+                    next_check = ops + OPS_PER_CHECK
+                    if len(stack) + len(metastack) > MAX_STACK:
+                        raise _too_deep()
                 if i < n:
                     code = buf[i]
                     r._i = i + 1
@@ -547,11 +595,16 @@ class Machine:
                 if handler is None:
                     raise PickleError(f"invalid opcode 0x{code:02x}")
                 ops += 1
+                frame_end = self.frame_end
                 done = handler(pos)
+                if frame_end is not None:
+                    self._frame_check(frame_end, pos)
                 stack = self.stack
                 buf = r._buf
                 i = r._i
-                n = len(buf)
+                n = len(buf) if self.frame_end is None and not view else self._inline_end()
+                memo_len = self.memo_len
+                structured_kept = self._memo_structured
                 if done:
                     res.end = r.tell()
                     break
@@ -561,11 +614,40 @@ class Machine:
         except (ValueError, OverflowError, UnicodeDecodeError, RecursionError) as exc:
             res.error = f"malformed argument: {exc}"
             res.error_offset = r.tell()
-        finally:
-            self.stack = stack
-            self.budget.spend_ops(ops - (next_check - OPS_PER_CHECK))
-            res.ops = ops
+        except LimitExceeded as exc:
+            res.limit = exc
+        self.stack = stack
+        res.ops = ops
+        if res.limit is None:
+            try:
+                self.budget.spend_ops(ops - checked)
+            except LimitExceeded as exc:
+                res.limit = exc
         return res
+
+    def _inline_end(self) -> int:
+        """How far into the reader's buffer the inline path may decode.
+
+        Not past the end of the current FRAME (so the handlers see every opcode that could
+        cross it), and nowhere when the reader models a file object's buffering.
+        """
+        r = self.r
+        if self.view:
+            return 0
+        if self.frame_end is None:
+            return len(r._buf)
+        return max(0, min(len(r._buf), self.frame_end - r._base))
+
+    def _frame_check(self, frame_end: int, pos: int) -> None:
+        """After an opcode read in a FRAME that ends at ``frame_end``: did it cross the end?"""
+        if self._frame_reset:
+            self._frame_reset = False
+            return
+        here = self.r.tell()
+        if pos < frame_end < here and self.result.frame_split is None:
+            self.result.frame_split = "split"
+        if self.frame_end == frame_end and here >= frame_end:
+            self.frame_end = None  # the frame is used up
 
     # -- stack helpers -------------------------------------------------------------------------
     def push(self, value: Any) -> None:
@@ -598,15 +680,21 @@ class Machine:
         return int.from_bytes(self.r.read(n), "little")
 
     def _payload(self, length: int, kind: str) -> Any:
+        # bytes payloads are read into place past a file loader's buffer (_Unpickler_ReadInto);
+        # text payloads go through its buffer (see StreamView)
+        contiguous = kind == "bytes"
         if length < 0:
             raise PickleError(f"negative {kind} length")
         if length <= KEEP_BYTES:
-            data = self.r.read(length)
+            data = self._read_contiguous(length) if contiguous else self.r.read(length)
             if kind == "str":
                 return data.decode("utf-8", "surrogatepass")
             return data
         start = self.r.tell()
-        self.r.skip(length)
+        if contiguous:
+            self._skip_contiguous(length)
+        else:
+            self.r.skip(length)
         if kind == "str":
             return Opaque(f"<str of {length} bytes>")
         return BytesRef(start, length)
@@ -626,7 +714,18 @@ class Machine:
         return False
 
     def op_FRAME(self, pos: int) -> bool:
-        self.r.read(8)  # frames only group opcodes for I/O; decoding ignores them
+        # Frames only group opcodes for I/O: decoding from memory (pickle.loads) ignores them,
+        # but a loader reading a file object (torch.load, pickle.load) buffers a frame and
+        # drops its unread rest when an argument runs past it (see StreamView).
+        length = self._uint(8)
+        if self.view:
+            cast(StreamView, self.r).frame(length)
+            return False
+        here = self.r.tell()
+        old = self.frame_end
+        if old is not None and here <= old < here + length and self.result.frame_split is None:
+            self.result.frame_split = "split"  # a frame reaching past the one it sits in
+        self.frame_end = here + length
         return False
 
     def op_STOP(self, pos: int) -> bool:
@@ -694,7 +793,7 @@ class Machine:
         return False
 
     def _str8(self, length: int) -> Any:
-        value = self._payload(length, "bytes")
+        value = self._payload(length, "str8")
         return value.decode("latin-1") if isinstance(value, bytes) else value
 
     def op_BINBYTES(self, pos: int) -> bool:
@@ -875,7 +974,7 @@ class Machine:
 
     def op_MARK(self, pos: int) -> bool:
         if len(self.metastack) >= MAX_STACK:
-            raise PickleError("too many nested MARKs")
+            raise _too_deep()
         self.metastack.append(self.stack)
         self.stack = []
         return False
@@ -1057,6 +1156,17 @@ class Machine:
                 attr = Global(owner.module, f"{owner.name}.{args[1]}", pos, "getattr")
                 self.result.imports.append(attr)
                 return attr
+            if (
+                len(args) == 2
+                and type(args[0]) is Call
+                and type(args[1]) is str
+                and not args[1].startswith("_")
+            ):
+                # a bound method (pickled as getattr(obj, 'name')): the result is a value
+                # computed while loading, and calling it is judged as such (MLS104); private
+                # and dunder attributes (__globals__, __class__...) stay critical
+                func.uses |= USE_MODELLED
+                return Call(func, args, pos)
         elif name == "_ufunc_reconstruct" and func.module in _NUMPY_CORE:
             # old NumPy pickles name ufuncs as _ufunc_reconstruct('numpy', 'add'): an import
             if len(args) == 2 and type(args[0]) is str and type(args[1]) is str:
@@ -1103,7 +1213,13 @@ class Machine:
         elif kind is Global or kind is Unresolved:
             obj.uses |= USE_MUTATE  # __setstate__ or setattr on an imported object
         if self.hooks.after_build is not None:
+            before = self.r.tell()
             self.hooks.after_build(obj, self.r, self)
+            if self.r.tell() != before:
+                # the container read data of its own (joblib's arrays, written past the
+                # pickler's framing): frame boundaries say nothing about it
+                self.frame_end = None
+                self._frame_reset = True
         return False
 
     def op_PERSID(self, pos: int) -> bool:
@@ -1185,15 +1301,23 @@ def c_long(text: str) -> Any:
 
 
 def c_float(text: str) -> float:
-    """FLOAT's argument as load_float reads it: ``PyOS_string_to_double`` up to the newline
-    or a NUL; no surrounding whitespace, no underscores, an overflow is an error."""
+    """FLOAT's argument as the unpicklers read it, whichever accepts it.
+
+    _pickle.c's load_float takes ``PyOS_string_to_double`` up to the newline or a NUL (no
+    surrounding whitespace, no underscores, an overflow is an error); pickle.py's, which
+    joblib's unpickler runs, takes ``float()`` of the whole line (whitespace and underscores
+    allowed, no NUL). A decoder must not stop where either goes on.
+    """
     cut = _c_string(text)
-    if cut != cut.strip() or "_" in cut:
-        raise ValueError("could not convert string to float")
-    value = float(cut)
-    if value in (_INF, -_INF) and "inf" not in cut.lower():
-        raise OverflowError("FLOAT argument out of range")
-    return value
+    if cut == cut.strip() and "_" not in cut:
+        try:
+            value = float(cut)
+        except ValueError:
+            pass
+        else:
+            if value not in (_INF, -_INF) or "inf" in cut.lower():
+                return value
+    return float(text)  # pickle.py (raises ValueError like it)
 
 
 _INF = float("inf")
@@ -1202,6 +1326,15 @@ _INF = float("inf")
 def _long_name(text: str | None) -> Any:
     """A GLOBAL/INST line: None (longer than KEEP_BYTES) becomes an unresolvable operand."""
     return Opaque("<name longer than 1 MiB>") if text is None else text
+
+
+def _too_deep() -> LimitExceeded:
+    # Not corruption: the unpickler would go on. What was seen so far is still judged, and
+    # the rest is reported as not scanned (MLS904).
+    return LimitExceeded(
+        "max-pickle-stack",
+        f"the pickle's stack and marks are deeper than {MAX_STACK} items",
+    )
 
 
 def _hand_over(func: Global | Unresolved, arg: Any, position: int) -> None:
@@ -1297,11 +1430,125 @@ def const_bytes(value: Any, depth: int = 0) -> bytes | BytesRef | None:
     return inner
 
 
+class StreamView(ByteReader):
+    """Bytes read the way CPython's C unpickler reads a file object.
+
+    ``pickle.loads`` decodes from memory, where FRAME changes nothing. ``torch.load`` and
+    ``pickle.load`` read a file object: a FRAME is read into a buffer (``read(n)``; with a
+    ``peek``-able file only frames of ``threshold`` bytes or more), and an argument that runs
+    past the buffered bytes is read afresh from the file, the rest of the buffer dropped
+    (``_Unpickler_ReadImpl``; a text line likewise, ``_Unpickler_Readline``). Bytes payloads
+    are copied across the boundary instead (``_Unpickler_ReadInto``). A crafted file can
+    so show a decoder reading from memory one program and the loader another.
+    """
+
+    __slots__ = ("_end", "threshold")
+
+    def __init__(self, data: bytes, start: int, threshold: int) -> None:
+        super().__init__(io.BytesIO(data), len(data))
+        self._base = start  # offsets are the outer stream's
+        self._end: int | None = None  # end of the buffered frame, if one is buffered
+        self.threshold = threshold
+
+    def _spill(self, n: int) -> None:
+        end = self._end
+        if end is not None:
+            here = self.tell()
+            if here + n > end:
+                if here < end:
+                    super().skip(end - here)  # the unread rest of the buffer is dropped
+                self._end = None
+
+    def read(self, n: int) -> bytes:
+        self._spill(n)
+        return super().read(n)
+
+    def byte(self) -> int:
+        self._spill(1)
+        return super().byte()
+
+    def readline(self, limit: int = 1 << 16) -> bytes:
+        end = self._end
+        if end is not None:
+            here = self.tell()
+            if b"\n" not in self.peek(end - here):
+                super().skip(end - here)  # readline() from the file, past the buffer
+                self._end = None
+        return super().readline(limit)
+
+    def skip(self, n: int) -> None:
+        self._spill(n)
+        super().skip(n)
+
+    def read_contiguous(self, n: int) -> bytes:
+        data = super().read(n)
+        if self._end is not None and self.tell() >= self._end:
+            self._end = None
+        return data
+
+    def skip_contiguous(self, n: int) -> None:
+        super().skip(n)
+        if self._end is not None and self.tell() >= self._end:
+            self._end = None
+
+    def frame(self, length: int) -> None:
+        here = self.tell()
+        end = self._end
+        if end is not None and here + length <= end:
+            return  # the frame lies in the buffered bytes: nothing is read
+        if end is not None and here < end:
+            super().skip(end - here)
+        if len(self.peek(length)) < length:
+            raise Truncated("stream ends inside a FRAME")
+        self._end = self.tell() + length if length >= self.threshold else None
+
+
+# A peek()-able file (open()) serves a frame from its peek() unless the frame is larger than
+# what peek() returns (at most io.DEFAULT_BUFFER_SIZE): those are buffered like BytesIO's.
+FILE_BUFFER = 8192
+MAX_VIEW_BYTES = 64 << 20  # a pickle re-read to be decoded the way file loaders read it
+
+
 def run_pickle(
     reader: ByteReader, budget: Budget, hooks: PickleHooks | None = None
 ) -> PickleResult:
-    """Analyse one pickle program starting at the reader's position."""
-    return Machine(reader, budget, hooks).run()
+    """Analyse one pickle program starting at the reader's position.
+
+    When FRAME boundaries split an argument, the program is also decoded the two ways the C
+    unpickler reads file objects (``io.BytesIO``, as torch.load does: every frame buffered;
+    ``open()``: frames larger than what its peek() returns buffered), and what those readings
+    import and call is added to the result.
+    """
+    res = Machine(reader, budget, hooks).run()
+    if res.frame_split is not None and res.limit is None:
+        _file_readings(reader, res, budget, hooks)
+    return res
+
+
+def _file_readings(
+    reader: ByteReader, res: PickleResult, budget: Budget, hooks: PickleHooks | None
+) -> None:
+    data = None
+    if reader.seekable:
+        raw = reader.raw
+        here = raw.tell()
+        try:
+            raw.seek(reader.origin + res.start)
+            data = raw.read(MAX_VIEW_BYTES)
+        finally:
+            raw.seek(here)
+    if data is None:
+        res.frame_split = "unchecked"
+        return
+    for threshold in (0, FILE_BUFFER):
+        other = Machine(StreamView(data, res.start, threshold), budget, hooks).run()
+        res.imports.extend(other.imports)
+        res.nested.extend(other.nested)
+        res.computed.extend(other.computed[: MAX_COMPUTED - len(res.computed)])
+        res.computed_total += other.computed_total
+        if other.limit is not None:
+            res.limit = other.limit
+            return
 
 
 HIDDEN_WINDOW = 1 << 20  # bytes after the junk searched for hidden pickles

@@ -25,7 +25,7 @@ from mlsec.analyzers.pickle_policy import (
 )
 from mlsec.errors import MlsecError
 from mlsec.facts import ModelFacts, ModelFileFact
-from mlsec.findings import Finding, join_member
+from mlsec.findings import Finding, Severity, join_member
 from mlsec.formats import FormatError
 from mlsec.formats.pickle import (
     Call,
@@ -322,6 +322,8 @@ class _FileScan:
                 if content_only and len(results) == 1 and res.error is not None and not res.imports:
                     return results
                 self._collect(res, acc)
+                if res.limit is not None:
+                    raise res.limit  # reported below, after what was seen is judged
                 if res.error is not None:
                     looks_pickle = (
                         first[:1] == b"\x80" and first[1:2] in b"\x00\x01\x02\x03\x04\x05"
@@ -386,6 +388,19 @@ class _FileScan:
                 self.metadata.get("tensor_elements", 0) + res.tensor_elements
             )
         acc.add(res)
+        if res.frame_split is not None:
+            unchecked = res.frame_split == "unchecked"
+            self.add(
+                "MLS111",
+                f"Pickle frames split an opcode (at byte {res.start} on): file-object loaders"
+                " such as torch.load read another program than pickle.loads"
+                + ("; that reading could not be checked (stream not seekable)" if unchecked
+                   else "; both readings were checked"),
+                acc.member,
+                offset=res.start,
+                key="frame-split",
+                severity=Severity.HIGH if unchecked else None,
+            )
 
     def _judge(self, acc: MemberImports) -> None:
         judgement = judge(acc, self.policy)
@@ -451,6 +466,8 @@ class _FileScan:
             # Object arrays are a nested pickle written inline (joblib unpickles it too).
             res = run_pickle(reader, self.budget, self._hooks(acc))
             self._collect(res, acc)
+            if res.limit is not None:
+                raise res.limit
             if res.error is not None:
                 raise PickleError(f"inline object array pickle: {res.error}")
         else:

@@ -161,10 +161,17 @@ def test_getattr_on_a_constant_is_judged_as_the_dotted_import(scan_file) -> None
         if f.severity.rank >= 3 and f.source == "mlsec" and f.path == "ga.pkl"
     ]
     assert high == [("MLS104", "mypkg.Tool.run")]
-    # getattr on a computed object is not evaluated: critical
+    # a bound method of a computed object: not critical by itself, calling it is high
     obj = call1(g("collections", "OrderedDict"), b")")
-    report = scan_file("gc.pkl", p2(g("builtins", "getattr") + obj + u("pop") + b"\x86R"))
-    assert ("MLS101", "critical", "gc.pkl", None) in hits(report)
+    method = g("builtins", "getattr") + obj + u("pop") + b"\x86R"
+    report = scan_file("gm.pkl", p2(b"]" + method + b"a"))
+    assert {h for h in hits(report) if h[2] == "gm.pkl"} == {("MLS102", "info", "gm.pkl", None)}
+    report = scan_file("gc.pkl", p2(method + b"(" + u("k") + b"tR"))
+    assert ("MLS104", "high", "gc.pkl", None) in hits(report)
+    # a private or dunder attribute of a computed object stays critical
+    dunder = g("builtins", "getattr") + obj + u("__class__") + b"\x86R"
+    report = scan_file("gd.pkl", p2(dunder))
+    assert ("MLS101", "critical", "gd.pkl", None) in hits(report)
 
 
 def test_old_numpy_ufunc_lookup_reaches_os_system(scan_file) -> None:
@@ -272,10 +279,39 @@ def test_real_benign_samples_stay_below_high() -> None:
     assert len({f.path for f in report.findings}) >= 12
     loud = [f for f in report.findings if f.severity.rank >= 3]
     assert not loud, loud
-    assert not [f for f in report.findings if f.rule_id in ("MLS100", "MLS105", "MLS904")]
+    assert not [f for f in report.findings if f.rule_id in ("MLS100", "MLS105", "MLS111", "MLS904")]
 
 
 def test_second_pickle_after_stop_is_full_severity(scan_file) -> None:
     data = pickle.dumps({"a": 1}, protocol=4) + evil("echo two")
     report = scan_file("two.pkl", data)
     assert ("MLS101", "critical", "two.pkl", None) in hits(report)
+
+
+def test_unpickler_on_constant_bytes_is_scanned_as_a_member(scan_file) -> None:
+    inner = evil("echo unpickler")
+    stream = call1(g("_io", "BytesIO"), b"C" + bytes([len(inner)]) + inner)
+    unpickler = call1(g("pickle", "Unpickler"), stream)
+    load = g("builtins", "getattr") + unpickler + u("load") + b"\x86R)R"
+    report = scan_file("up.pkl", p2(load))
+    found = hits(report)
+    assert ("MLS101", "critical", "up.pkl", "<pickle.Unpickler payload 1>") in found
+    assert ("MLS101", "critical", "up.pkl", None) in found  # Unpickler and getattr themselves
+
+
+def test_payload_before_a_limit_is_still_reported(scan_file) -> None:
+    from mlsec.config import Limits
+
+    # os.system first, then more opcodes than the limit allows: both findings
+    data = b"\x80\x02" + g("os", "system") + b"0" + b"N0" * 20_000 + b"N."
+    report = scan_file("lim.pkl", data, limits=Limits(max_pickle_ops=10_000))
+    found = hits(report)
+    assert ("MLS101", "critical", "lim.pkl", None) in found
+    assert ("MLS904", "medium", "lim.pkl", None) in found
+    # a stack deeper than the machine keeps: not corruption, a limit (the unpickler goes on)
+    deep = b"\x80\x02" + g("os", "system") + b"N" * 1_100_000 + b"."
+    report = scan_file("deep.pkl", deep)
+    found = {h for h in hits(report) if h[2] == "deep.pkl"}
+    assert ("MLS101", "critical", "deep.pkl", None) in found
+    assert ("MLS904", "medium", "deep.pkl", None) in found
+    assert not [f for f in report.findings if f.rule_id == "MLS100"]
