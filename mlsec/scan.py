@@ -182,6 +182,7 @@ def scan(
             rules=rules,
             facts=dict(facts),
             findings=tuple(findings),
+            errors=tuple(errors),
             progress=finisher,
         )
         try:

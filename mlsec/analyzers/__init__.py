@@ -56,6 +56,7 @@ class AnalysisContext(NamedTuple):
     rules: RuleSet
     facts: Mapping[str, Any] = EMPTY_MAPPING
     findings: Sequence[Finding] = ()  # what earlier analyzers reported (for deduplication)
+    errors: Sequence[ScanError] = ()  # what could not be done so far (the walk's, analyzers')
     progress: Callable[[int], None] = lambda n: None
 
     @property

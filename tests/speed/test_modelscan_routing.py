@@ -1,0 +1,75 @@
+"""modelscan is asked only where it can change the verdict ([models] modelscan = "auto")."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlsec import native
+from mlsec.config import ScanOptions
+from mlsec.errors import ConfigError
+from mlsec.scan import scan
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tree(root: Path) -> None:
+    (root / "clean.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0], "name": "m"}))
+    # Cut short: mlsec cannot read it to its end (MLS100), so modelscan may add something.
+    (root / "cut.pkl").write_bytes(pickle.dumps({"weights": list(range(50))})[:-9])
+
+
+def _asked(
+    root: Path, monkeypatch: pytest.MonkeyPatch, mode: object | None = None
+) -> list[str]:
+    calls: list[str] = []
+
+    def fake(name: str, args: dict[str, Any], *, timeout: float) -> Any:
+        calls.append(Path(str(args["path"])).name)
+        return {"issues": [], "errors": []}
+
+    monkeypatch.setattr(native, "call", fake)
+    sections = {} if mode is None else {"models": {"modelscan": mode}}
+    report = scan(ScanOptions(path=root, sections=sections))
+    assert "cut.pkl" in {f.path for f in report.findings if f.rule_id == "MLS100"}
+    return sorted(calls)
+
+
+def test_auto_asks_only_about_files_mlsec_could_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("modelscan", reason="modelscan 0.8 installs on Python 3.10-3.12 only")
+    _tree(tmp_path)
+    assert _asked(tmp_path, monkeypatch) == ["cut.pkl"]
+    assert _asked(tmp_path, monkeypatch, True) == ["cut.pkl"]
+    assert _asked(tmp_path, monkeypatch, "auto") == ["cut.pkl"]
+    assert _asked(tmp_path, monkeypatch, "always") == ["clean.pkl", "cut.pkl"]
+    assert _asked(tmp_path, monkeypatch, "off") == []
+    assert _asked(tmp_path, monkeypatch, False) == []
+
+
+def test_unknown_mode_is_a_config_error(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    with pytest.raises(ConfigError, match='"auto", "always" or "off"'):
+        scan(ScanOptions(path=tmp_path, sections={"models": {"modelscan": "sometimes"}}))
+
+
+def test_clean_pickle_scan_never_imports_modelscan(tmp_path: Path) -> None:
+    """A fully parsed clean pickle: no modelscan, h5py or NumPy import (start-up cost)."""
+    (tmp_path / "one.pkl").write_bytes(pickle.dumps({"a": 1}))
+    code = (
+        "import sys; from pathlib import Path; from mlsec.scan import scan;"
+        "from mlsec.config import ScanOptions;"
+        f"r = scan(ScanOptions(path=Path({str(tmp_path)!r})));"
+        "assert [f.rule_id for f in r.findings] == ['MLS102'], r.findings;"
+        "print(sorted(m for m in ('modelscan', 'h5py', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert out.stdout.strip() == "[]"
