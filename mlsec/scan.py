@@ -173,6 +173,11 @@ def scan(
     errors: list[ScanError] = list(walked.errors)
     errors.extend(ScanError(".", problem, analyzer="config") for problem in options.config_problems)
     facts: dict[str, Any] = {}
+    cache = None
+    if options.use_cache and targets:
+        from mlsec.resultcache import open_cache
+
+        cache = open_cache(options, rules)
     for analyzer in load_analyzers(tuple(analyzers)):
         finisher = _Finisher(
             progress(analyzer.description or analyzer.name, len(targets)), len(targets)
@@ -184,6 +189,7 @@ def scan(
             findings=tuple(findings),
             errors=tuple(errors),
             progress=finisher,
+            cache=cache,
         )
         try:
             result = analyzer.analyze(targets, ctx)
@@ -206,6 +212,11 @@ def scan(
         if result.facts is not None:
             facts[analyzer.name] = result.facts
 
+    if cache is not None:
+        import contextlib
+
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
+            cache.save()
     kept = [
         f._replace(path=repo_path(prefix, f.path))
         for f in _dedupe(findings)

@@ -218,7 +218,12 @@ def scan(
     ] = False,
     jobs: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option("--jobs", "-j", metavar="N", help="Worker processes (default: 1)."),
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Processes analysing files at once (default: one per CPU; 1: none).",
+        ),
     ] = None,
     shard: Annotated[
         Optional[str],  # noqa: UP045
@@ -231,7 +236,11 @@ def scan(
     ] = None,
     cache_dir: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option("--cache-dir", metavar="DIR", help="Where hashes and indexes are cached."),
+        typer.Option(
+            "--cache-dir",
+            metavar="DIR",
+            help="Where hashes, indexes and per-file results are cached.",
+        ),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Use no cache.")] = False,
     quiet: Annotated[

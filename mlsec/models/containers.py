@@ -138,14 +138,18 @@ class PickleModelsAnalyzer(FileAnalyzer):
     def accepts(self, target: Target) -> bool:
         return target.kind in ACCEPTED or _ends_like_zip(target)
 
-    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+    def begin(self, ctx: AnalysisContext) -> None:
         origin = str(ctx.options.config_file or "[models]")
         config: ModelsConfig = parse_models_config(ctx.options.section("models"), origin)
         self._policy = PicklePolicy.load(config)
         self._facts = []
-        result = super().analyze(targets, ctx)
-        result.facts = ModelFacts(files=tuple(self._facts))
-        return result
+
+    def take_facts(self) -> list[ModelFileFact]:
+        facts, self._facts = self._facts, []
+        return facts
+
+    def summarize(self, facts: list[Any], result: AnalyzerResult) -> ModelFacts:
+        return ModelFacts(files=tuple(facts))
 
     def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
         if self._policy is None:

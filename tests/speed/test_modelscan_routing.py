@@ -24,9 +24,7 @@ def _tree(root: Path) -> None:
     (root / "cut.pkl").write_bytes(pickle.dumps({"weights": list(range(50))})[:-9])
 
 
-def _asked(
-    root: Path, monkeypatch: pytest.MonkeyPatch, mode: object | None = None
-) -> list[str]:
+def _asked(root: Path, monkeypatch: pytest.MonkeyPatch, mode: object | None = None) -> list[str]:
     calls: list[str] = []
 
     def fake(name: str, args: dict[str, Any], *, timeout: float) -> Any:
