@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlsec.safeopen import open_regular
@@ -156,6 +155,8 @@ def hash_files(
             return path, None, ""
         _MEMO[(str(path), key)] = digest
         return path, digest, key
+
+    from concurrent.futures import ThreadPoolExecutor  # only when there is hashing to do
 
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
         for path, digest, key in pool.map(one, todo):

@@ -189,15 +189,16 @@ def decode_outcome(
 
 
 # -- the scan's identity -------------------------------------------------------------------------
-def _code_identity() -> list[tuple[str, int, int]]:
-    """mlsec's own source files (name, size, mtime): an edited checkout is a new identity."""
-    package = Path(__file__).resolve().parent
+def _files_identity(folder: Path) -> list[tuple[str, int, int]]:
+    """The Python and TOML files under ``folder`` (name, size, mtime): mlsec's code, its rules
+    and policy lists; an edited checkout or a new release is a new identity. (Stats, not
+    contents: reading them costs more than most scans.)"""
     out: list[tuple[str, int, int]] = []
-    stack = [package]
+    stack = [folder]
     while stack:
-        folder = stack.pop()
+        current = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            entries = list(os.scandir(current))
         except OSError:
             continue
         for entry in entries:
@@ -205,8 +206,11 @@ def _code_identity() -> list[tuple[str, int, int]]:
                 if entry.name != "__pycache__":
                     stack.append(Path(entry.path))
             elif entry.name.endswith((".py", ".toml")):
-                st = entry.stat()
-                out.append((entry.path[len(str(package)) :], st.st_size, st.st_mtime_ns))
+                try:
+                    st = entry.stat()
+                except OSError:
+                    continue
+                out.append((entry.path[len(str(folder)) :], st.st_size, st.st_mtime_ns))
     return sorted(out)
 
 
@@ -215,17 +219,15 @@ def scan_digest(options: ScanOptions, rules: RuleSet) -> str:
     from mlsec import __version__
     from mlsec.rules import rules_dir
 
-    lists = rules_dir() / "lists"
-    try:
-        policy = sorted((p.name, p.read_bytes().hex()) for p in lists.glob("*.toml"))
-    except OSError:
-        policy = [("unreadable", str(time.time_ns()))]  # never matches: no reuse
+    package = Path(__file__).resolve().parent
+    rule_files = rules_dir()
     identity = {
         "format": FORMAT,
         "version": __version__,
-        "code": _code_identity(),
-        "rules": sorted((rule_id, rules[rule_id].severity.value) for rule_id in rules),
-        "lists": policy,
+        "code": _files_identity(package),
+        "rules": [] if rule_files.is_relative_to(package) else _files_identity(rule_files),
+        "rule_ids": sorted(rules),
+        "severities": sorted((k, v.value) for k, v in options.severity_overrides.items()),
         "limits": list(options.limits),
         "models": options.section("models"),
         "root": str(options.root.resolve()),
