@@ -336,7 +336,9 @@ def commands_for(case: str, target: Path, cache: Path) -> list[Command]:
             mlsec("bom", str(target)), env={**os.environ, **warm_env}, capture_output=True
         )
         out.append(Command("mlsec bom (warm)", mlsec("bom", str(target)), warm_env))
-        out.append(Command("mlsec scan (reference)", mlsec("scan", str(target), "-f", "json")))
+        out.append(
+            Command("mlsec scan --no-cache (reference)", mlsec(*scan_json(target), "--no-cache"))
+        )
     elif case == "many-objects":
         out.append(Command("mlsec scan --no-cache", mlsec(*scan_json(target), "--no-cache")))
         out.append(Command("cat (floor)", f"cat '{target}' > /dev/null"))

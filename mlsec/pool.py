@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsec.analyzers import AnalysisContext, FileAnalyzer, FileOutcome, internal_error
+from mlsec.errors import MlsecError
 from mlsec.walk import Target
 
 if TYPE_CHECKING:
@@ -119,7 +120,15 @@ def _work(indexes: list[int]) -> list[Any]:
 
     assert _JOB is not None
     analyzer, ctx, targets = _JOB
-    return [encode_outcome(analyzer.analyze_one(targets[i], ctx)) for i in indexes]
+    out = []
+    for i in indexes:
+        outcome = analyzer.analyze_one(targets[i], ctx)
+        try:
+            out.append(encode_outcome(outcome))
+        except Exception as exc:  # a record that does not travel: a bug, for this file only
+            failed = FileOutcome(errors=(internal_error(targets[i].relpath, analyzer.name, exc),))
+            out.append(encode_outcome(failed))
+    return out
 
 
 def _kill(executor: ProcessPoolExecutor) -> None:
@@ -163,6 +172,15 @@ def _in_pool(
                     encoded = future.result()
                 except BrokenProcessPool:
                     broken = True
+                    continue
+                except MlsecError:
+                    raise
+                except Exception as exc:  # a bug on the way back: these files only
+                    for index in chunk:
+                        done[index] = FileOutcome(
+                            errors=(internal_error(targets[index].relpath, analyzer.name, exc),)
+                        )
+                    ctx.progress(len(chunk))
                     continue
                 for index, item in zip(chunk, encoded, strict=True):
                     done[index] = _decoded(decode_outcome, item, targets[index], analyzer)

@@ -272,34 +272,59 @@ class ResultCache:
         return key
 
     def get(self, analyzer: str, target: Target) -> FileOutcome | None:
-        key = self._key(target)
-        if key is None:
-            return None
-        entry = self._old.get(key)
-        data = entry.get(analyzer) if isinstance(entry, dict) else None
+        """``analyzer``'s outcome for ``target`` from an earlier scan, validated."""
+        data = self.get_data(analyzer, target)
         if data is None:
             return None
         outcome = decode_outcome(data, rules=self.rules, path=target.relpath)
         if outcome is None:
+            self._drop(analyzer, target)
             return None
-        self._new.setdefault(key, {})[analyzer] = data
         self.hits += 1
         return outcome
 
     def put(self, analyzer: str, target: Target, outcome: FileOutcome) -> None:
-        key = self._key(target)
-        if key is None or any(e.internal for e in outcome.errors):
+        if any(e.internal for e in outcome.errors):
             return  # a bug met on the file is not a result to keep
+        try:
+            data = encode_outcome(outcome)
+        except (TypeError, ValueError):
+            return
+        self.put_data(analyzer, target, data)
+
+    def get_data(self, name: str, target: Target) -> Any:
+        """What was stored under ``name`` for this very file (unchanged since), or None; the
+        caller validates it (it is read from disk)."""
+        key = self._key(target)
+        if key is None:
+            return None
+        entry = self._old.get(key)
+        data = entry.get(name) if isinstance(entry, dict) else None
+        if data is not None:
+            self._new.setdefault(key, {})[name] = data
+        return data
+
+    def put_data(self, name: str, target: Target, data: Any) -> None:
+        """Keep ``data`` (plain JSON data) under ``name`` for this file, if the file did not
+        change since it was first looked at in this scan."""
+        key = self._key(target)
+        if key is None:
+            return
         try:
             # The file as it is now must be the file as it was before it was read.
             if f"{target.relpath}\0{_identity(os.stat(target.path))}" != key:
                 return
-            data = encode_outcome(outcome)
             json.dumps(data, allow_nan=False)  # only what JSON keeps as it is
         except (OSError, TypeError, ValueError, RecursionError):
             return
-        self._new.setdefault(key, {})[analyzer] = data
+        self._new.setdefault(key, {})[name] = data
         self.stored += 1
+
+    def _drop(self, name: str, target: Target) -> None:
+        key = self._key(target)
+        if key is not None and name in self._new.get(key, {}):
+            del self._new[key][name]
+            self.stored += 1  # the file changes: the bad entry goes
 
     def save(self) -> None:
         """Write the entries of this scan (and, for a partial scan, the others) atomically."""

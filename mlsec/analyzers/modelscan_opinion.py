@@ -76,6 +76,67 @@ class ModelscanAnalyzer(Analyzer):
         ctx.progress(len(targets) - len(candidates))
         if not candidates:
             return result
+        label = _cache_label() if ctx.cache is not None else None
+        reports: dict[str, dict[str, Any]] = {}
+        if ctx.cache is not None and label is not None:
+            for target in candidates:
+                data = ctx.cache.get_data(label, target)
+                if _is_report(data):
+                    reports[target.relpath] = data
+        fresh = len(reports) < len(candidates)
+        if fresh and not self._available(ctx, result):
+            return result
+        known = _known_by_path(ctx.findings)
+        has_numpy = any(t.kind is FileKind.NUMPY for t in candidates)
+        # (NumPy is imported to tell: only when modelscan runs or .npy files are reported)
+        numpy_ok = _numpy_scanner_works() if fresh or has_numpy else True
+        if not numpy_ok and has_numpy:
+            result.findings.append(
+                _notice(
+                    ctx,
+                    ".",
+                    "modelscan's NumPy scanner does not work with the installed NumPy"
+                    " (numpy.lib.format._check_version is gone in NumPy 2); .npy files were"
+                    " checked by mlsec only",
+                    key="modelscan-failed:numpy",
+                )
+            )
+        from mlsec import native
+
+        timeout = ctx.options.limits.file_timeout_seconds
+        for target in candidates:
+            report = reports.get(target.relpath)
+            if report is None:
+                try:
+                    report = native.call(
+                        "modelscan",
+                        {"path": str(target.path), "kind": target.kind.value, "numpy_ok": numpy_ok},
+                        timeout=timeout,
+                    )
+                except native.NativeFailure as exc:  # a hang, a blow-up or a crash: this file
+                    # A notice like modelscan's other failures: mlsec's own checks of it ran.
+                    result.findings.append(
+                        _notice(
+                            ctx,
+                            target.relpath,
+                            f"modelscan could not check this file: {exc}",
+                            key=f"modelscan-{exc.key}",
+                        )
+                    )
+                    ctx.progress(1)
+                    continue
+                if not isinstance(report, dict):
+                    report = {"errors": [{"description": "modelscan returned no report"}]}
+                elif ctx.cache is not None and label is not None and _is_report(report):
+                    ctx.cache.put_data(label, target, report)
+            earlier = known.get(target.relpath, [])
+            result.findings.extend(_findings(ctx, target, report, earlier))
+            result.findings.extend(_failures(ctx, target, report, earlier))
+            ctx.progress(1)
+        return result
+
+    def _available(self, ctx: AnalysisContext, result: AnalyzerResult) -> bool:
+        """Whether modelscan imports; if not, the notice or error saying so is in ``result``."""
         try:
             import modelscan.modelscan  # noqa: F401  (it runs in the worker; is it installed?)
         except Exception as exc:
@@ -92,53 +153,39 @@ class ModelscanAnalyzer(Analyzer):
                 result.errors.append(
                     ScanError(".", f"modelscan unavailable: {exc}", analyzer=self.name)
                 )
-            return result
+            return False
         import logging  # modelscan brings it; a scan without model files does not need it
 
         logging.getLogger("modelscan").addHandler(logging.NullHandler())
         logging.getLogger("modelscan").propagate = False
-        known = _known_by_path(ctx.findings)
-        numpy_ok = _numpy_scanner_works()
-        if not numpy_ok and any(t.kind is FileKind.NUMPY for t in candidates):
-            result.findings.append(
-                _notice(
-                    ctx,
-                    ".",
-                    "modelscan's NumPy scanner does not work with the installed NumPy"
-                    " (numpy.lib.format._check_version is gone in NumPy 2); .npy files were"
-                    " checked by mlsec only",
-                    key="modelscan-failed:numpy",
-                )
-            )
-        from mlsec import native
+        return True
 
-        timeout = ctx.options.limits.file_timeout_seconds
-        for target in candidates:
-            try:
-                report = native.call(
-                    "modelscan",
-                    {"path": str(target.path), "kind": target.kind.value, "numpy_ok": numpy_ok},
-                    timeout=timeout,
-                )
-            except native.NativeFailure as exc:  # a hang, a blow-up or a crash: this file only
-                # A notice like modelscan's other failures: mlsec's own checks of the file ran.
-                result.findings.append(
-                    _notice(
-                        ctx,
-                        target.relpath,
-                        f"modelscan could not check this file: {exc}",
-                        key=f"modelscan-{exc.key}",
-                    )
-                )
-                ctx.progress(1)
-                continue
-            if not isinstance(report, dict):
-                report = {"errors": [{"description": "modelscan returned no report"}]}
-            earlier = known.get(target.relpath, [])
-            result.findings.extend(_findings(ctx, target, report, earlier))
-            result.findings.extend(_failures(ctx, target, report, earlier))
-            ctx.progress(1)
-        return result
+
+def _cache_label() -> str | None:
+    """The result cache's name for modelscan's reports: its version and NumPy's (which decides
+    whether its NumPy scanner runs), so an upgrade asks again. None: not installed."""
+    from importlib import metadata
+
+    try:
+        versions = [metadata.version(name) for name in ("modelscan", "numpy")]
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    return "modelscan {} numpy {}".format(*versions)
+
+
+def _is_report(data: object) -> bool:
+    """The shape :func:`run_modelscan` returns (a cached one is read from disk)."""
+    if not isinstance(data, dict) or set(data) != {"issues", "errors"}:
+        return False
+    rows: list[object] = []
+    for part in ("issues", "errors"):
+        if not isinstance(data[part], list):
+            return False
+        rows.extend(data[part])
+    return all(
+        isinstance(row, dict) and all(isinstance(v, str | None) for v in row.values())
+        for row in rows
+    )
 
 
 def run_modelscan(path: str, kind: str, numpy_ok: bool) -> dict[str, Any]:

@@ -71,3 +71,52 @@ def test_clean_pickle_scan_never_imports_modelscan(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_modelscan_reports_are_cached_per_file_and_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("modelscan", reason="modelscan 0.8 installs on Python 3.10-3.12 only")
+    import json
+
+    from mlsec import resultcache
+    from mlsec.analyzers import modelscan_opinion
+
+    monkeypatch.setattr(resultcache, "RACY_NS", 0)  # files written just now may be cached
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _tree(repo)
+    calls: list[str] = []
+
+    def fake(name: str, args: dict[str, Any], *, timeout: float) -> Any:
+        calls.append(Path(str(args["path"])).name)
+        return {
+            "issues": [
+                {
+                    "module": "webbrowser",
+                    "operator": "open",
+                    "severity": "HIGH",
+                    "source": "cut.pkl",
+                    "scanner": "modelscan.scanners.PickleUnsafeOpScan",
+                }
+            ],
+            "errors": [],
+        }
+
+    monkeypatch.setattr(native, "call", fake)
+    options = ScanOptions(path=repo, cache_dir=tmp_path / "cache", jobs=1)
+
+    def seen() -> set[tuple[str, str]]:
+        return {(f.rule_id, f.path) for f in scan(options).findings if f.source == "modelscan"}
+
+    assert seen() == {("MLS191", "cut.pkl")} and calls == ["cut.pkl"]
+    assert seen() == {("MLS191", "cut.pkl")} and calls == ["cut.pkl"]  # from the cache
+    (cache_file,) = (tmp_path / "cache" / "results").glob("*.json")
+    data = json.loads(cache_file.read_text())
+    for entry in data["entries"].values():
+        for name in [n for n in entry if n.startswith("modelscan ")]:
+            entry[name] = {"issues": "none", "errors": []}  # not a report: asked again
+    cache_file.write_text(json.dumps(data))
+    assert seen() == {("MLS191", "cut.pkl")} and calls == ["cut.pkl"] * 2
+    monkeypatch.setattr(modelscan_opinion, "_cache_label", lambda: "modelscan 9.9 numpy 3")
+    assert seen() == {("MLS191", "cut.pkl")} and calls == ["cut.pkl"] * 3

@@ -174,3 +174,25 @@ def test_ctrl_c_exits_130_and_no_worker_outlives_the_scan(tmp_path: Path) -> Non
     assert proc.wait(timeout=30) == 130
     time.sleep(0.2)
     assert [pid for pid in workers if _alive(pid)] == []
+
+
+def test_cli_jobs_and_cache_flags_give_the_same_report(tmp_path: Path) -> None:
+    import json
+
+    from tests.conftest import run_cli
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _repo(repo, count=pool.MIN_FILES + 10)  # enough for a pool
+    reports = []
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    for flags in (["--jobs", "1", "--no-cache"], ["--jobs", "2", "--no-cache"], ["-j2", *cache]):
+        proc = run_cli("scan", repo, "-f", "json", *flags)
+        assert proc.returncode == 1, proc.stderr
+        data = json.loads(proc.stdout)
+        reports.append((data["findings"], data.get("errors")))
+    assert reports[0] == reports[1] == reports[2]
+    assert {(f["rule_id"], f["path"]) for f in reports[0][0]} >= {
+        ("MLS101", "evil.pkl"),
+        ("MLS100", "cut.pkl"),
+    }
