@@ -196,3 +196,16 @@ def test_cli_jobs_and_cache_flags_give_the_same_report(tmp_path: Path) -> None:
         ("MLS101", "evil.pkl"),
         ("MLS100", "cut.pkl"),
     }
+
+
+def test_progress_counts_every_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _repo(tmp_path, count=30)
+    monkeypatch.setattr(pool, "MIN_FILES", 2)
+    bars: dict[str, list[int]] = {}
+
+    def progress(description: str, total: int):  # type: ignore[no-untyped-def]
+        steps = bars.setdefault(description, [total, 0])
+        return lambda n: steps.__setitem__(1, steps[1] + n)
+
+    scan(ScanOptions(path=tmp_path, jobs=2, use_cache=False), progress=progress)
+    assert bars and all(total == done == 33 for total, done in bars.values())

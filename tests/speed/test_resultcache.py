@@ -184,3 +184,23 @@ def test_a_different_configuration_does_not_share_results(
     counted.clear()
     scan(options._replace(sections={"models": {"allow": ["mypkg.Layer"]}}))
     assert len(counted) == 3
+
+
+def test_concurrent_scans_share_the_cache_safely(tmp_path: Path, counted: list[str]) -> None:
+    import threading
+
+    repo, cache = _repo(tmp_path), tmp_path / "cache"
+    reports: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: reports.append(scan(_options(repo, cache))))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reports) == 4 and all(("MLS101", "evil.pkl") in _seen(r) for r in reports)
+    assert [p.name for p in (cache / "results").iterdir() if p.name.startswith(".")] == []
+    counted.clear()
+    scan(_options(repo, cache))  # whichever scan wrote last, the file is whole and usable
+    assert counted == []
