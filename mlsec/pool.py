@@ -47,8 +47,21 @@ def machine_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# Memory one worker may need for a big file (the pickle machine's memo and stack); the default
+# number of workers leaves that much per worker.
+WORKER_MEMORY = 512 * 1024**2
+
+
 def effective_jobs(jobs: int) -> int:
-    return jobs if jobs >= 1 else machine_jobs()
+    """``jobs``, or for 0 one per CPU as memory allows."""
+    if jobs >= 1:
+        return jobs
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        memory = 0
+    by_memory = max(1, memory // WORKER_MEMORY) if memory > 0 else machine_jobs()
+    return min(machine_jobs(), by_memory)
 
 
 def worth_a_pool(targets: Sequence[Target], jobs: int) -> bool:
