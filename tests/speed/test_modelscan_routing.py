@@ -120,3 +120,23 @@ def test_modelscan_reports_are_cached_per_file_and_version(
     assert seen() == {("MLS191", "cut.pkl")} and calls == ["cut.pkl"] * 2
     monkeypatch.setattr(modelscan_opinion, "_cache_label", lambda: "modelscan 9.9 numpy 3")
     assert seen() == {("MLS191", "cut.pkl")} and calls == ["cut.pkl"] * 3
+
+
+def test_auto_asks_about_a_file_that_hit_a_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("modelscan", reason="modelscan 0.8 installs on Python 3.10-3.12 only")
+    from mlsec.config import Limits
+
+    (tmp_path / "big.pkl").write_bytes(pickle.dumps(list(range(2000))))
+    (tmp_path / "small.pkl").write_bytes(pickle.dumps(1))
+    calls: list[str] = []
+
+    def fake(name: str, args: dict[str, Any], *, timeout: float) -> Any:
+        calls.append(Path(str(args["path"])).name)
+        return {"issues": [], "errors": []}
+
+    monkeypatch.setattr(native, "call", fake)
+    report = scan(ScanOptions(path=tmp_path, limits=Limits(max_pickle_ops=100), use_cache=False))
+    assert ("MLS904", "big.pkl") in {(f.rule_id, f.path) for f in report.findings}
+    assert calls == ["big.pkl"]
