@@ -159,7 +159,7 @@ class ScanOptions(NamedTuple):
     # Findings below this are not reported (--fail-on stays the gate).
     min_severity: Severity = Severity.INFO
     category: str = "mlsec/"  # SARIF automationDetails.id: one per kind of scan of a repo
-    jobs: int = 1
+    jobs: int = 0  # processes for per-file analysis (mlsec.pool); 0: one per CPU
     shard: tuple[int, int] | None = None  # (K, N): the K-th of N deterministic parts, 1-based
     cache_dir: Path | None = None
     use_cache: bool = True

@@ -15,7 +15,6 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlsec.safeopen import open_regular
@@ -166,6 +165,8 @@ def hash_files(
             return path, None, ""
         _MEMO[(str(path), key)] = digest
         return path, digest, key
+
+    from concurrent.futures import ThreadPoolExecutor  # only when there is hashing to do
 
     pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1))
     try:

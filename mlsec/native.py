@@ -206,6 +206,12 @@ def stop_worker() -> None:
     _WORKER.stop()
 
 
+def forget_worker() -> None:
+    """In a forked child (mlsec.pool): leave the parent's worker alone, start one's own."""
+    global _WORKER
+    _WORKER = _Worker()
+
+
 def read_keras_h5(path: str | os.PathLike[str], *, timeout: float) -> Any:
     """:func:`mlsec.formats.keras.read_keras_h5` in the worker; returns its ``KerasInfo``.
 

@@ -188,6 +188,11 @@ def scan(
     errors: list[ScanError] = list(walked.errors)
     errors.extend(ScanError(".", problem, analyzer="config") for problem in options.config_problems)
     facts: dict[str, Any] = {}
+    cache = None
+    if options.use_cache and targets:
+        from mlsec.resultcache import open_cache
+
+        cache = open_cache(options, rules)
     for analyzer in load_analyzers(tuple(analyzers)):
         finisher = _Finisher(
             progress(analyzer.description or analyzer.name, len(targets)), len(targets)
@@ -197,7 +202,9 @@ def scan(
             rules=rules,
             facts=dict(facts),
             findings=tuple(findings),
+            errors=tuple(errors),
             progress=finisher,
+            cache=cache,
         )
         try:
             result = analyzer.analyze(targets, ctx)
@@ -220,6 +227,11 @@ def scan(
         if result.facts is not None:
             facts[analyzer.name] = result.facts
 
+    if cache is not None:
+        import contextlib
+
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
+            cache.save()
     kept = [_rebased(f, prefix) for f in _dedupe(findings) if options.rule_enabled(f.rule_id)]
     if options.suppress or options.repo_tuning is not None:
         from mlsec.suppress import apply_suppressions
@@ -252,7 +264,7 @@ def scan(
         category=options.category,
         config_problems=options.config_problems,
         prefix=prefix,
-        cache_root=None if (cache := options.cache_root()) is None else str(cache),
+        cache_root=None if (root := options.cache_root()) is None else str(root),
     )
 
 

@@ -12,7 +12,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from mlsec.config import ScanOptions
 from mlsec.errors import MlsecError
@@ -20,6 +20,9 @@ from mlsec.findings import EMPTY_MAPPING, Finding, ScanError
 from mlsec.records import Slotted
 from mlsec.rules import RuleSet
 from mlsec.walk import Target
+
+if TYPE_CHECKING:
+    from mlsec.resultcache import ResultCache
 
 # Registry: run in this order ("module:Class"), imported lazily so start-up stays fast.
 # Later analyzers see earlier analyzers' facts (the AIBOM runs last).
@@ -56,7 +59,9 @@ class AnalysisContext(NamedTuple):
     rules: RuleSet
     facts: Mapping[str, Any] = EMPTY_MAPPING
     findings: Sequence[Finding] = ()  # what earlier analyzers reported (for deduplication)
+    errors: Sequence[ScanError] = ()  # what could not be done so far (the walk's, analyzers')
     progress: Callable[[int], None] = lambda n: None
+    cache: ResultCache | None = None  # per-file results of earlier scans (mlsec.resultcache)
 
     @property
     def root(self) -> Path:
@@ -75,8 +80,24 @@ class Analyzer(ABC):
         """Findings for ``targets``; must not raise on bad input."""
 
 
+class FileOutcome(NamedTuple):
+    """What one file gave one :class:`FileAnalyzer`: it travels back from a worker process and
+    is what the result cache keeps (:mod:`mlsec.resultcache`), so it is plain records."""
+
+    findings: tuple[Finding, ...] = ()
+    errors: tuple[ScanError, ...] = ()
+    facts: tuple[Any, ...] = ()  # per-file facts (ModelFileFact records), see take_facts
+
+
 class FileAnalyzer(Analyzer):
-    """An analyzer that looks at one file at a time; a crash on one file is contained."""
+    """An analyzer that looks at one file at a time; a crash on one file is contained.
+
+    Files are analyzed independently, in worker processes when there is enough work
+    (:mod:`mlsec.pool`, ``ScanOptions.jobs``), and results of unchanged files come from the
+    result cache. So per-scan state is set up in :meth:`begin` (workers inherit it), per-file
+    facts are handed over by :meth:`take_facts` after each file, and the analyzer's facts are
+    built from all files' facts in :meth:`summarize`, in the parent.
+    """
 
     @abstractmethod
     def accepts(self, target: Target) -> bool:
@@ -86,39 +107,65 @@ class FileAnalyzer(Analyzer):
     def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
         """Findings for one file."""
 
-    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
-        result = AnalyzerResult()
-        for target in targets:
-            if not self.accepts(target):
-                continue
-            try:
-                result.findings.extend(self.analyze_file(target, ctx))
-            except MlsecError:
-                raise
-            except OSError as exc:  # gone, swapped for a FIFO, unreadable: not checked
-                result.errors.append(
-                    ScanError(target.relpath, f"cannot read: {exc}", analyzer=self.name)
-                )
-                result.findings.append(
+    def begin(self, ctx: AnalysisContext) -> None:
+        """Set up per-scan state (configuration, policies) before the first file."""
+
+    def take_facts(self) -> list[Any]:
+        """The facts the last :meth:`analyze_file` gathered, handed over (and forgotten)."""
+        return []
+
+    def summarize(self, facts: list[Any], result: AnalyzerResult) -> Any:
+        """This analyzer's facts, from every file's facts in target order (None: none)."""
+        return None
+
+    def analyze_one(self, target: Target, ctx: AnalysisContext) -> FileOutcome:
+        """One file's findings, errors and facts; never raises on bad input."""
+        try:
+            findings = tuple(self.analyze_file(target, ctx))
+        except MlsecError:
+            raise
+        except OSError as exc:  # gone, swapped for a FIFO, unreadable: not checked
+            self.take_facts()
+            return FileOutcome(
+                findings=(
                     ctx.finding(
                         "MLS901",
                         target.relpath,
                         f"File could not be read by the {self.name} analyzer ({exc});"
                         " it was not fully scanned",
                         key=f"analyzer:{self.name}",
-                    )
-                )
-            except Exception as exc:  # a bug in mlsec, not in the file: report and go on
-                result.errors.append(
-                    ScanError(
-                        target.relpath,
-                        f"internal error ({type(exc).__name__}: {exc}); please report this",
-                        analyzer=self.name,
-                        internal=True,
-                    )
-                )
-            ctx.progress(1)
+                    ),
+                ),
+                errors=(ScanError(target.relpath, f"cannot read: {exc}", analyzer=self.name),),
+            )
+        except Exception as exc:  # a bug in mlsec, not in the file: report and go on
+            self.take_facts()
+            return FileOutcome(errors=(internal_error(target.relpath, self.name, exc),))
+        return FileOutcome(findings=findings, facts=tuple(self.take_facts()))
+
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+        from mlsec.pool import analyze_files
+
+        self.begin(ctx)
+        outcomes = analyze_files(self, [t for t in targets if self.accepts(t)], ctx)
+        result = AnalyzerResult()
+        facts: list[Any] = []
+        for outcome in outcomes:
+            result.findings.extend(outcome.findings)
+            result.errors.extend(outcome.errors)
+            facts.extend(outcome.facts)
+        result.facts = self.summarize(facts, result)
         return result
+
+
+def internal_error(path: str, analyzer: str, exc: BaseException) -> ScanError:
+    """A bug in mlsec met on ``path``: reported for that file, the scan exits 2."""
+    return ScanError(
+        path,
+        f"internal error ({type(exc).__name__}: {exc}); please report this",
+        analyzer=analyzer,
+        internal=True,
+    )
 
 
 def load_analyzers(names: Sequence[str] = ANALYZERS) -> list[Analyzer]:

@@ -15,19 +15,26 @@ Costs: modelscan reads whole files (and zip members) into memory, so files over
 configured expansion ratio, are left to mlsec alone. Its Keras and SavedModel scanners
 need TensorFlow; without it they are not run (mlsec parses those formats itself), instead
 of failing on every file.
-Turn the second opinion off with ``[models] modelscan = false``.
+Where it runs (``[models] modelscan``): ``"auto"`` (the default; ``true`` says the same) runs it
+only where it can change the verdict: on files mlsec could not read to their end (corrupt, a
+limit hit, an MLS9xx finding or an error on that file) and on files that no mlsec analyzer
+reported as read (so a library scan without the model analyzers still gets it). A file mlsec
+parsed fully and judged has nothing to gain from it, and a scan of such files does not even
+import modelscan (its import alone, h5py and NumPy, costs more than mlsec's start-up).
+``"always"`` runs it on every file it reads; ``"off"`` (or ``false``) never.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlsec.analyzers import AnalysisContext, Analyzer, AnalyzerResult
-from mlsec.errors import ConfigError
+from mlsec.facts import ModelFacts
 from mlsec.findings import Finding, ScanError
 from mlsec.models.registry import MODELSCAN_ROUTES, FileKind
 from mlsec.models.sniff import is_keras_zip
@@ -54,18 +61,82 @@ class ModelscanAnalyzer(Analyzer):
 
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         result = AnalyzerResult()
-        if not _enabled(ctx):
+        mode = _mode(ctx)
+        if mode == "off":
             return result
+        settled = _fully_read(ctx) if mode == "auto" else frozenset()
         candidates = [
             t
             for t in targets
             if t.kind in _KIND_FORMATS
+            and t.relpath not in settled
             and t.size <= MAX_BYTES
             and (t.kind is not FileKind.ZIP or _zip_worth_checking(t, ctx))
         ]
         ctx.progress(len(targets) - len(candidates))
         if not candidates:
             return result
+        label = _cache_label() if ctx.cache is not None else None
+        reports: dict[str, dict[str, Any]] = {}
+        if ctx.cache is not None and label is not None:
+            for target in candidates:
+                data = ctx.cache.get_data(label, target)
+                if _is_report(data):
+                    reports[target.relpath] = data
+        fresh = len(reports) < len(candidates)
+        if fresh and not self._available(ctx, result):
+            return result
+        known = _known_by_path(ctx.findings)
+        has_numpy = any(t.kind is FileKind.NUMPY for t in candidates)
+        # (NumPy is imported to tell: only when modelscan runs or .npy files are reported)
+        numpy_ok = _numpy_scanner_works() if fresh or has_numpy else True
+        if not numpy_ok and has_numpy:
+            result.findings.append(
+                _notice(
+                    ctx,
+                    ".",
+                    "modelscan's NumPy scanner does not work with the installed NumPy"
+                    " (numpy.lib.format._check_version is gone in NumPy 2); .npy files were"
+                    " checked by mlsec only",
+                    key="modelscan-failed:numpy",
+                )
+            )
+        from mlsec import native
+
+        timeout = ctx.options.limits.file_timeout_seconds
+        for target in candidates:
+            report = reports.get(target.relpath)
+            if report is None:
+                try:
+                    report = native.call(
+                        "modelscan",
+                        {"path": str(target.path), "kind": target.kind.value, "numpy_ok": numpy_ok},
+                        timeout=timeout,
+                    )
+                except native.NativeFailure as exc:  # a hang, a blow-up or a crash: this file
+                    # A notice like modelscan's other failures: mlsec's own checks of it ran.
+                    result.findings.append(
+                        _notice(
+                            ctx,
+                            target.relpath,
+                            f"modelscan could not check this file: {exc}",
+                            key=f"modelscan-{exc.key}",
+                        )
+                    )
+                    ctx.progress(1)
+                    continue
+                if not isinstance(report, dict):
+                    report = {"errors": [{"description": "modelscan returned no report"}]}
+                elif ctx.cache is not None and label is not None and _is_report(report):
+                    ctx.cache.put_data(label, target, report)
+            earlier = known.get(target.relpath, [])
+            result.findings.extend(_findings(ctx, target, report, earlier))
+            result.findings.extend(_failures(ctx, target, report, earlier))
+            ctx.progress(1)
+        return result
+
+    def _available(self, ctx: AnalysisContext, result: AnalyzerResult) -> bool:
+        """Whether modelscan imports; if not, the notice or error saying so is in ``result``."""
         try:
             import modelscan.modelscan  # noqa: F401  (it runs in the worker; is it installed?)
         except Exception as exc:
@@ -82,66 +153,46 @@ class ModelscanAnalyzer(Analyzer):
                 result.errors.append(
                     ScanError(".", f"modelscan unavailable: {exc}", analyzer=self.name)
                 )
-            return result
+            return False
         import logging  # modelscan brings it; a scan without model files does not need it
 
         logging.getLogger("modelscan").addHandler(logging.NullHandler())
         logging.getLogger("modelscan").propagate = False
-        known = _known_by_path(ctx.findings)
-        numpy_ok = _numpy_scanner_works()
-        if not numpy_ok and any(t.kind is FileKind.NUMPY for t in candidates):
-            result.findings.append(
-                _notice(
-                    ctx,
-                    ".",
-                    "modelscan's NumPy scanner does not work with the installed NumPy"
-                    " (numpy.lib.format._check_version is gone in NumPy 2); .npy files were"
-                    " checked by mlsec only",
-                    key="modelscan-failed:numpy",
-                )
-            )
-        from mlsec import native
+        return True
 
-        timeout = ctx.options.limits.file_timeout_seconds
-        for target in candidates:
-            try:
-                report = native.call(
-                    "modelscan",
-                    {"path": str(target.path), "kind": target.kind.value, "numpy_ok": numpy_ok},
-                    timeout=timeout,
-                )
-            except native.NativeFailure as exc:  # a hang, a blow-up or a crash: this file only
-                # A notice like modelscan's other failures: mlsec's own checks of the file ran.
-                result.findings.append(
-                    _notice(
-                        ctx,
-                        target.relpath,
-                        f"modelscan could not check this file: {exc}",
-                        key=f"modelscan-{exc.key}",
-                    )
-                )
-                ctx.progress(1)
-                continue
-            if not isinstance(report, dict):
-                report = {"errors": [{"description": "modelscan returned no report"}]}
-            earlier = known.get(target.relpath, [])
-            result.findings.extend(_findings(ctx, target, report, earlier))
-            result.findings.extend(_failures(ctx, target, report, earlier))
-            ctx.progress(1)
-        return result
+
+def _cache_label() -> str | None:
+    """The result cache's name for modelscan's reports: its version and NumPy's (which decides
+    whether its NumPy scanner runs), so an upgrade asks again. None: not installed."""
+    from importlib import metadata
+
+    try:
+        versions = [metadata.version(name) for name in ("modelscan", "numpy")]
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    return "modelscan {} numpy {}".format(*versions)
+
+
+def _is_report(data: object) -> bool:
+    """The shape :func:`run_modelscan` returns (a cached one is read from disk)."""
+    if not isinstance(data, dict) or set(data) != {"issues", "errors"}:
+        return False
+    rows: list[object] = []
+    for part in ("issues", "errors"):
+        if not isinstance(data[part], list):
+            return False
+        rows.extend(data[part])
+    return all(
+        isinstance(row, dict) and all(isinstance(v, str | None) for v in row.values())
+        for row in rows
+    )
 
 
 def run_modelscan(path: str, kind: str, numpy_ok: bool) -> dict[str, Any]:
     """modelscan's report on one file (runs in the bounded worker, :mod:`mlsec.native`)."""
-    from modelscan.modelscan import ModelScan
-    from modelscan.settings import DEFAULT_SETTINGS
-
     target = Target(Path(path), Path(path).name, 0, FileKind(kind))
-    settings = _settings(DEFAULT_SETTINGS, target)
-    if not numpy_ok:
-        settings["scanners"]["modelscan.scanners.NumpyUnsafeOpScan"]["enabled"] = False
     try:
-        report = ModelScan(settings=settings).scan(target.path)
+        report = _scanner(target.kind, target.path.suffix, numpy_ok).scan(target.path)
     except MemoryError:
         raise  # the worker reports it as a limit
     except Exception as exc:  # modelscan's bug or a file it cannot take: recorded
@@ -160,16 +211,59 @@ def run_modelscan(path: str, kind: str, numpy_ok: bool) -> dict[str, Any]:
     }
 
 
-def _enabled(ctx: AnalysisContext) -> bool:
-    value = ctx.options.section("models").get("modelscan", True)
-    if not isinstance(value, bool):
-        where = ctx.options.config_file or "configuration"
-        raise ConfigError(f"{where}: [models] modelscan must be true or false, got {value!r}")
-    return value
+# Analyzers whose facts say "this file was read and judged" (mlsec.models).
+_READERS = ("models", "model-formats")
+
+
+def _mode(ctx: AnalysisContext) -> str:
+    """``[models] modelscan``: "auto" (true), "always" or "off" (false); validated with the
+    rest of the section."""
+    from mlsec.analyzers.pickle_policy import parse_models_config
+
+    origin = str(ctx.options.config_file or "[models]")
+    return parse_models_config(ctx.options.section("models"), origin).modelscan
+
+
+def incomplete_rule(rule_id: str) -> bool:
+    """Rules that say mlsec did not read a file to its end (corrupt, a limit, MLS9xx)."""
+    return rule_id in _CORRUPT_RULES or rule_id.startswith("MLS9")
+
+
+def _fully_read(ctx: AnalysisContext) -> frozenset[str]:
+    """Paths that mlsec's model analyzers read to their end and judged: positive evidence (a
+    model fact for the file) and no sign of a partial read (a finding of
+    :func:`incomplete_rule` or an error on it)."""
+    read: set[str] = set()
+    for name in _READERS:
+        facts = ctx.facts.get(name)
+        if isinstance(facts, ModelFacts):
+            read.update(fact.path for fact in facts.files)
+    read.difference_update(f.path for f in ctx.findings if incomplete_rule(f.rule_id))
+    read.difference_update(e.path for e in ctx.errors)
+    return frozenset(read)
+
+
+@functools.lru_cache(maxsize=64)
+def _scanner(kind: FileKind, suffix: str, numpy_ok: bool) -> Any:
+    """One modelscan ``ModelScan`` per kind and extension, built once per worker process (its
+    settings are a deep copy, and its scanners are looked up, at construction; ``scan``
+    resets its per-run state)."""
+    from modelscan.modelscan import ModelScan
+    from modelscan.settings import DEFAULT_SETTINGS
+
+    settings = _settings(DEFAULT_SETTINGS, Target(Path("x" + suffix), "", 0, kind))
+    if not numpy_ok:
+        settings["scanners"]["modelscan.scanners.NumpyUnsafeOpScan"]["enabled"] = False
+    return ModelScan(settings=settings)
+
+
+@functools.cache
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def _zip_worth_checking(target: Target, ctx: AnalysisContext) -> bool:
-    if is_keras_zip(target.path) and importlib.util.find_spec("tensorflow") is None:
+    if is_keras_zip(target.path) and not _installed("tensorflow"):
         return False  # only modelscan's Keras scanner reads these, and it needs TensorFlow
     return _zip_within_bounds(target, ctx)
 
@@ -210,7 +304,7 @@ def _settings(defaults: Mapping[str, Any], target: Target) -> dict[str, Any]:
     """modelscan's default settings, with this file's extension mapped to its sniffed kind."""
     settings: dict[str, Any] = copy.deepcopy(dict(defaults))
     for scanner, module in _NEEDS.items():
-        if scanner in settings["scanners"] and importlib.util.find_spec(module) is None:
+        if scanner in settings["scanners"] and not _installed(module):
             settings["scanners"][scanner]["enabled"] = False
     fmt_name = _KIND_FORMATS.get(target.kind)
     if fmt_name is not None:

@@ -110,9 +110,18 @@ class ModelsConfig(NamedTuple):
 
     allow: tuple[str, ...] = ()  # extra safe globals ("module.name" or patterns)
     trusted: tuple[str, ...] = ()  # extra trusted-library globals (medium instead of high)
-    modelscan: bool = True  # run modelscan as a second opinion (read by the formats analyzer)
+    # Where modelscan gives its second opinion (mlsec.analyzers.modelscan_opinion): "auto"
+    # (files mlsec could not read fully), "always" or "off".
+    modelscan: str = "auto"
 
 
+MODELSCAN_MODES: Mapping[object, str] = {
+    "auto": "auto",
+    "always": "always",
+    "off": "off",
+    True: "auto",
+    False: "off",
+}
 _MODELS_KEYS = {"allow", "trusted", "modelscan"}
 
 
@@ -136,9 +145,14 @@ def parse_models_config(section: Mapping[str, Any], origin: str = "[models]") ->
                     hint="write globals as 'package.module.Class' or 'package.*'",
                 )
         lists[key] = tuple(value)
-    modelscan = section.get("modelscan", True)
-    if not isinstance(modelscan, bool):
-        raise ConfigError(f"{origin}: models.modelscan must be true or false")
+    given = section.get("modelscan", "auto")
+    modelscan = MODELSCAN_MODES.get(given) if isinstance(given, str | bool) else None
+    if modelscan is None:
+        raise ConfigError(
+            f'{origin}: models.modelscan must be "auto", "always" or "off" (or true/false),'
+            f" got {given!r}",
+            hint='"auto" (the default) asks modelscan only about files mlsec could not read fully',
+        )
     return ModelsConfig(allow=lists["allow"], trusted=lists["trusted"], modelscan=modelscan)
 
 

@@ -218,7 +218,12 @@ def scan(
     ] = False,
     jobs: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option("--jobs", "-j", metavar="N", help="Worker processes (default: 1)."),
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Processes analysing files at once (default: one per CPU; 1: none).",
+        ),
     ] = None,
     shard: Annotated[
         Optional[str],  # noqa: UP045
@@ -234,8 +239,8 @@ def scan(
         typer.Option(
             "--cache-dir",
             metavar="DIR",
-            help="Where hashes, database indexes and the offline database are kept (default: "
-            "mlsec in the user's cache directory).",
+            help="Where hashes, database indexes, per-file results and the offline database "
+            "are kept (default: mlsec in the user's cache directory).",
         ),
     ] = None,
     no_cache: Annotated[

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NamedTuple
 
@@ -142,20 +142,27 @@ class ModelFormatsAnalyzer(FileAnalyzer):
     def accepts(self, target: Target) -> bool:
         return leaf_format(target.kind, target.relpath) is not None
 
-    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+    def begin(self, ctx: AnalysisContext) -> None:
         self._facts = []
-        result = super().analyze(targets, ctx)
+
+    def take_facts(self) -> list[ModelFileFact]:
+        facts, self._facts = self._facts, []
+        return facts
+
+    def summarize(self, facts: list[Any], result: AnalyzerResult) -> ModelFacts:
         worst: dict[str, Severity] = {}
         for finding in result.findings:
             current = worst.get(finding.path)
             if current is None or finding.severity.rank > current.rank:
                 worst[finding.path] = finding.severity
-        facts = []
-        for fact in self._facts:
-            severity = worst.get(fact.path)
-            facts.append(fact if severity is None else _with_severity(fact, severity))
-        result.facts = ModelFacts(files=tuple(facts))
-        return result
+        return ModelFacts(
+            files=tuple(
+                fact
+                if (severity := worst.get(fact.path)) is None
+                else _with_severity(fact, severity)
+                for fact in facts
+            )
+        )
 
     def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
         return list(FormatChecks(ctx, self._facts).dispatch(Subject.of(target)))

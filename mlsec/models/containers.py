@@ -133,14 +133,22 @@ class PickleModelsAnalyzer(FileAnalyzer):
     def accepts(self, target: Target) -> bool:
         return target.kind in ACCEPTED or _ends_like_zip(target)
 
-    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
+    def begin(self, ctx: AnalysisContext) -> None:
         origin = str(ctx.options.config_file or "[models]")
         config: ModelsConfig = parse_models_config(ctx.options.section("models"), origin)
         self._policy = PicklePolicy.load(config)
         self._facts = []
+
+    def take_facts(self) -> list[ModelFileFact]:
+        facts, self._facts = self._facts, []
+        return facts
+
+    def summarize(self, facts: list[Any], result: AnalyzerResult) -> ModelFacts:
+        return ModelFacts(files=tuple(facts))
+
+    def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         result = super().analyze(targets, ctx)
         result.findings.extend(_not_pickles(targets, ctx))
-        result.facts = ModelFacts(files=tuple(self._facts))
         return result
 
     def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
@@ -394,8 +402,11 @@ class _FileScan:
                 "MLS111",
                 f"Pickle frames split an opcode (at byte {res.start} on): file-object loaders"
                 " such as torch.load read another program than pickle.loads"
-                + ("; that reading could not be checked (stream not seekable)" if unchecked
-                   else "; both readings were checked"),
+                + (
+                    "; that reading could not be checked (stream not seekable)"
+                    if unchecked
+                    else "; both readings were checked"
+                ),
                 acc.member,
                 offset=res.start,
                 key="frame-split",

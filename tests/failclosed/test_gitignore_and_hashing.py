@@ -160,14 +160,16 @@ def test_interrupted_hashing_stops_promptly(tmp_path: Path, monkeypatch) -> None
             return self._h.hexdigest()
 
     monkeypatch.setattr(hashing.hashlib, "sha256", SlowHash)
-    real_map = hashing.ThreadPoolExecutor.map
+    from concurrent.futures import ThreadPoolExecutor  # hashing imports it when it hashes
+
+    real_map = ThreadPoolExecutor.map
 
     def interrupted_map(self, fn, items):  # Ctrl-C arrives while the threads hash
         real_map(self, fn, items)  # submits every file
         started.wait(5)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hashing.ThreadPoolExecutor, "map", interrupted_map)
+    monkeypatch.setattr(ThreadPoolExecutor, "map", interrupted_map)
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         hashing.hash_files(files, workers=2)

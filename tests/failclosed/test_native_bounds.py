@@ -165,7 +165,11 @@ def test_modelscan_hang_is_a_notice_for_that_file(tmp_path: Path, monkeypatch) -
         return real(name, args, timeout=timeout)
 
     monkeypatch.setattr(native, "call", hang)
-    options = ScanOptions(path=tmp_path, limits=Limits(file_timeout_seconds=1.0))
+    options = ScanOptions(
+        path=tmp_path,
+        limits=Limits(file_timeout_seconds=1.0),
+        sections={"models": {"modelscan": "always"}},  # mlsec read it fully: not asked on auto
+    )
     report = scan(options)
     found = {(f.rule_id, f.severity.value, f.path, f.source) for f in report.findings}
     assert ("MLS194", "low", "evil.pkl", "modelscan") in found

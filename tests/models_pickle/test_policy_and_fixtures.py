@@ -85,13 +85,13 @@ def test_config_allow_and_trusted(scan_file, tmp_path) -> None:
         ({"alow": []}, "unknown key"),
         ({"allow": "mypkg.*"}, "list of strings"),
         ({"trusted": ["no dots"]}, "not a 'module.name' pattern"),
-        ({"modelscan": "yes"}, "true or false"),
+        ({"modelscan": "yes"}, '"auto", "always" or "off"'),
     ],
 )
 def test_config_validation(section: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_models_config(section, "x/.mlsec.toml")
-    assert parse_models_config({"modelscan": False}) == ModelsConfig(modelscan=False)
+    assert parse_models_config({"modelscan": False}) == ModelsConfig(modelscan="off")
 
 
 def test_bad_config_is_exit_2(tmp_path, cli) -> None:

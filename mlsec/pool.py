@@ -1,0 +1,288 @@
+"""Per-file analysis across the machine's cores, and from the result cache.
+
+:func:`analyze_files` runs one :class:`~mlsec.analyzers.FileAnalyzer` over its files:
+
+- results of unchanged files come from the result cache (:mod:`mlsec.resultcache`);
+- the others are analyzed in this process, or, when there is enough work to pay for starting
+  processes (:data:`MIN_FILES` files or :data:`MIN_BYTES` bytes), in ``ScanOptions.jobs``
+  forked worker processes (0: one per CPU this process may use). Results come back in target
+  order whatever the timing, so reports are the same with any ``--jobs``.
+
+Workers are forks of the scan: they inherit the analyzer (its :meth:`begin` state), the
+context and the targets, and receive only indexes. They ignore SIGINT: on Ctrl-C the scan
+kills them and exits 130. A worker that dies (a crash in a C decompressor) breaks the pool;
+the files not done are then analyzed one per process, so the file that kills its process
+is an internal error for that file alone, never a hang. Results travel as plain data
+(:mod:`mlsec.resultcache`'s encoding) through multiprocessing's pickles: the workers run
+mlsec's own pure-Python parsers, like the scan process itself (native parsers stay in
+:mod:`mlsec.native`'s bounded worker, which speaks JSON).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlsec.analyzers import AnalysisContext, FileAnalyzer, FileOutcome, internal_error
+from mlsec.errors import MlsecError
+from mlsec.walk import Target
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+# Below both, processes cost more than they save. Measured on 2 cores: a pool costs ~30 ms of
+# CPU (forks, round trips, results decoded here), and mlsec analyzes a small state-dict pickle
+# in ~0.4 ms, so two workers win from about 150 such files; big files are worth it sooner.
+MIN_FILES = 128
+MIN_BYTES = 64 * 1024**2
+CHUNKS_PER_JOB = 3  # pieces even out big and small files; each costs a round trip
+
+
+def machine_jobs() -> int:
+    """How many processes this scan may run at once: the CPUs it is allowed to use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# Memory one worker may need for a big file (the pickle machine's memo and stack); the default
+# number of workers leaves that much per worker.
+WORKER_MEMORY = 512 * 1024**2
+
+
+def effective_jobs(jobs: int) -> int:
+    """``jobs``, or for 0 one per CPU as memory allows."""
+    if jobs >= 1:
+        return jobs
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        memory = 0
+    by_memory = max(1, memory // WORKER_MEMORY) if memory > 0 else machine_jobs()
+    return min(machine_jobs(), by_memory)
+
+
+def worth_a_pool(targets: Sequence[Target], jobs: int) -> bool:
+    if jobs < 2 or len(targets) < 2:
+        return False
+    enough = len(targets) >= MIN_FILES or sum(t.size for t in targets) >= MIN_BYTES
+    return enough and _can_fork()
+
+
+def analyze_files(
+    analyzer: FileAnalyzer, targets: Sequence[Target], ctx: AnalysisContext
+) -> list[FileOutcome]:
+    """Each target's outcome, in target order (see the module docstring)."""
+    cache = ctx.cache
+    outcomes: list[FileOutcome | None] = [None] * len(targets)
+    todo: list[int] = []
+    for index, target in enumerate(targets):
+        hit = cache.get(analyzer.name, target) if cache is not None else None
+        if hit is None:
+            todo.append(index)
+        else:
+            outcomes[index] = hit
+    if len(todo) < len(targets):
+        ctx.progress(len(targets) - len(todo))
+    jobs = effective_jobs(ctx.options.jobs)
+    pending = [targets[i] for i in todo]
+    if worth_a_pool(pending, jobs):
+        fresh = _in_pool(analyzer, pending, ctx, jobs)
+    else:
+        fresh = []
+        for target in pending:
+            fresh.append(analyzer.analyze_one(target, ctx))
+            ctx.progress(1)
+    for index, outcome in zip(todo, fresh, strict=True):
+        outcomes[index] = outcome
+        if cache is not None:
+            cache.put(analyzer.name, targets[index], outcome)
+    return [o for o in outcomes if o is not None]
+
+
+def _can_fork() -> bool:
+    """Workers are forks (they inherit the analyzer's state); where there is no fork (Windows),
+    files are analyzed in the scan's process."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+# -- the pool -----------------------------------------------------------------------------------
+# What the workers inherit when they are forked (set just before, cleared after).
+_JOB: tuple[FileAnalyzer, AnalysisContext, Sequence[Target]] | None = None
+
+
+def _chunks(targets: Sequence[Target], jobs: int) -> list[list[int]]:
+    """Indexes in pieces of about equal bytes (largest first, each to the lightest piece)."""
+    count = min(len(targets), jobs * CHUNKS_PER_JOB)
+    pieces: list[list[int]] = [[] for _ in range(count)]
+    weights = [0] * count
+    for index in sorted(range(len(targets)), key=lambda i: -targets[i].size):
+        lightest = min(range(count), key=weights.__getitem__)
+        pieces[lightest].append(index)
+        weights[lightest] += targets[index].size + 4096  # a file costs something however small
+    order = sorted(range(count), key=lambda i: -weights[i])
+    return [sorted(pieces[i]) for i in order if pieces[i]]
+
+
+def _child_start() -> None:
+    import signal
+
+    from mlsec import native
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan handles Ctrl-C and kills us
+    native.forget_worker()  # the scan's native worker is not ours to talk to
+
+
+def _work(indexes: list[int]) -> list[Any]:
+    """In a worker: the encoded outcomes of these targets."""
+    from mlsec.resultcache import encode_outcome
+
+    assert _JOB is not None
+    analyzer, ctx, targets = _JOB
+    out = []
+    for i in indexes:
+        outcome = analyzer.analyze_one(targets[i], ctx)
+        try:
+            out.append(encode_outcome(outcome))
+        except Exception as exc:  # a record that does not travel: a bug, for this file only
+            failed = FileOutcome(errors=(internal_error(targets[i].relpath, analyzer.name, exc),))
+            out.append(encode_outcome(failed))
+    return out
+
+
+def _kill(executor: ProcessPoolExecutor) -> None:
+    # The executor has no public way to end its workers at once (shutdown waits for them).
+    processes = getattr(executor, "_processes", None) or {}
+    for process in list(processes.values()):
+        if process.is_alive():
+            process.kill()
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_pool(
+    analyzer: FileAnalyzer, targets: Sequence[Target], ctx: AnalysisContext, jobs: int
+) -> list[FileOutcome]:
+    import gc
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mlsec.resultcache import decode_outcome
+
+    global _JOB
+    chunks = _chunks(targets, jobs)
+    done: dict[int, FileOutcome] = {}
+    _JOB = (analyzer, ctx._replace(progress=_no_progress), targets)
+    # The workers share the scan's memory copy-on-write; a garbage collection in a worker
+    # would walk (and so copy) every inherited object: frozen, they are left alone.
+    gc.freeze()
+    executor = ProcessPoolExecutor(
+        max_workers=min(jobs, len(chunks)),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_child_start,
+    )
+    broken = False
+    try:
+        futures: dict[Future[list[Any]], list[int]] = {
+            executor.submit(_work, chunk): chunk for chunk in chunks
+        }
+        waiting = set(futures)
+        while waiting:
+            finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in finished:
+                chunk = futures[future]
+                try:
+                    encoded = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                except MlsecError:
+                    raise
+                except Exception as exc:  # a bug on the way back: these files only
+                    for index in chunk:
+                        done[index] = FileOutcome(
+                            errors=(internal_error(targets[index].relpath, analyzer.name, exc),)
+                        )
+                    ctx.progress(len(chunk))
+                    continue
+                for index, item in zip(chunk, encoded, strict=True):
+                    done[index] = _decoded(decode_outcome, item, targets[index], analyzer)
+                ctx.progress(len(chunk))
+    except BaseException:  # Ctrl-C or a bug here: no worker outlives the scan
+        _kill(executor)
+        raise
+    finally:
+        _JOB = None
+        gc.unfreeze()
+    executor.shutdown(wait=True)
+    if broken:
+        for index in range(len(targets)):
+            if index not in done:
+                done[index] = _isolated(analyzer, targets[index], ctx)
+                ctx.progress(1)
+    return [done[i] for i in range(len(targets))]
+
+
+def _decoded(decode: Any, item: Any, target: Target, analyzer: FileAnalyzer) -> FileOutcome:
+    outcome = decode(item)
+    if outcome is None:  # cannot happen with mlsec's own workers; never trusted blindly
+        return FileOutcome(
+            errors=(internal_error(target.relpath, analyzer.name, ValueError("bad result")),)
+        )
+    assert isinstance(outcome, FileOutcome)
+    return outcome
+
+
+def _isolated(analyzer: FileAnalyzer, target: Target, ctx: AnalysisContext) -> FileOutcome:
+    """One file in a process of its own, after a worker died: if it dies too, it was this
+    file, and the file gets an internal error."""
+    import multiprocessing
+
+    from mlsec.resultcache import decode_outcome
+
+    global _JOB
+    fork = multiprocessing.get_context("fork")
+    receiver, sender = fork.Pipe(duplex=False)
+    _JOB = (analyzer, ctx._replace(progress=_no_progress), [target])
+    process = fork.Process(target=_isolated_child, args=(sender,), daemon=True)
+    try:
+        process.start()
+        sender.close()
+        try:
+            item = receiver.recv()
+        except EOFError:
+            item = None
+        process.join()
+    except BaseException:
+        if process.is_alive():
+            process.kill()
+        process.join()
+        raise
+    finally:
+        _JOB = None
+        receiver.close()
+    if item is None:
+        code = process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"status {code}"
+        return FileOutcome(
+            errors=(
+                internal_error(
+                    target.relpath, analyzer.name, RuntimeError(f"worker process died ({how})")
+                ),
+            )
+        )
+    return _decoded(decode_outcome, item, target, analyzer)
+
+
+def _isolated_child(sender: Any) -> None:
+    _child_start()
+    sender.send(_work([0])[0])
+    sender.close()
+
+
+def _no_progress(n: int) -> None:
+    pass
