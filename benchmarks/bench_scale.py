@@ -16,6 +16,10 @@ Cases (``--cases`` selects some; ``--scale`` shrinks the big ones for a quick lo
   bom-warm        `mlsec bom` of 1,000 model files, warm cache
   many-objects    a 4 GiB pickle of 5 M small objects   (analysed to its end?)
 
+mlsec's own result cache would turn every run after the first into a re-scan of an unchanged
+tree, so side-by-side lines run mlsec with ``--no-cache`` (and once with ``--jobs 1``), and the
+re-scan is a line of its own, "(warm, nothing changed)", with a cache filled by an untimed run.
+
 Usage: python benchmarks/bench_scale.py [--runs 5] [--cases a,b] [--scale 1.0] [--work DIR]
 picklescan and modelscan are looked up next to this Python (pip install picklescan); a
 missing tool is left out of its case. Needs psutil for the process-tree memory figure.

@@ -75,7 +75,7 @@ def analyze_files(
     analyzer: FileAnalyzer, targets: Sequence[Target], ctx: AnalysisContext
 ) -> list[FileOutcome]:
     """Each target's outcome, in target order (see the module docstring)."""
-    cache = ctx.cache
+    cache = ctx.cache if analyzer.per_file_outcomes else None
     outcomes: list[FileOutcome | None] = [None] * len(targets)
     todo: list[int] = []
     for index, target in enumerate(targets):
@@ -86,7 +86,7 @@ def analyze_files(
             outcomes[index] = hit
     if len(todo) < len(targets):
         ctx.progress(len(targets) - len(todo))
-    jobs = effective_jobs(ctx.options.jobs)
+    jobs = effective_jobs(ctx.options.jobs) if analyzer.per_file_outcomes else 1
     pending = [targets[i] for i in todo]
     if worth_a_pool(pending, jobs):
         fresh = _in_pool(analyzer, pending, ctx, jobs)

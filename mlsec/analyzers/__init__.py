@@ -96,8 +96,13 @@ class FileAnalyzer(Analyzer):
     (:mod:`mlsec.pool`, ``ScanOptions.jobs``), and results of unchanged files come from the
     result cache. So per-scan state is set up in :meth:`begin` (workers inherit it), per-file
     facts are handed over by :meth:`take_facts` after each file, and the analyzer's facts are
-    built from all files' facts in :meth:`summarize`, in the parent.
+    built from all files' facts in :meth:`summarize`, in the parent. An analyzer says it keeps
+    to that with ``per_file_outcomes = True``; others run in the scan's process, uncached.
     """
+
+    # Each file's results are its FileOutcome alone (facts through take_facts, nothing kept
+    # in self between files), so its files may go to workers and to the result cache.
+    per_file_outcomes: ClassVar[bool] = False
 
     @abstractmethod
     def accepts(self, target: Target) -> bool:

@@ -134,6 +134,7 @@ def check_member(
 class ModelFormatsAnalyzer(FileAnalyzer):
     name = "model-formats"
     description = "Checking safetensors, GGUF, ONNX, Keras and SavedModel files"
+    per_file_outcomes = True  # facts through take_facts: workers and the cache
 
     def __init__(self) -> None:
         self._facts: list[ModelFileFact] = []

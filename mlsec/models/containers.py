@@ -125,6 +125,7 @@ class PickleModelsAnalyzer(FileAnalyzer):
 
     name = "models"
     description = "Checking model files"
+    per_file_outcomes = True  # facts through take_facts: workers and the cache
 
     def __init__(self) -> None:
         self._policy: PicklePolicy | None = None

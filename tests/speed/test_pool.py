@@ -81,6 +81,7 @@ class _Dies(FileAnalyzer):
     """Kills its own process on one file (a crash in C, as far as the pool can tell)."""
 
     name = "dies"
+    per_file_outcomes = True
 
     def accepts(self, target: Target) -> bool:
         return True
@@ -97,6 +98,35 @@ def _targets(root: Path, names: list[str]) -> list[Target]:
         (root / name).write_bytes(b"x")
         out.append(Target(root / name, name, 1, FileKind.BINARY))
     return out
+
+
+class _KeepsFactsInSelf(FileAnalyzer):
+    """The old way: facts gathered in self across files (not per_file_outcomes)."""
+
+    name = "old-style"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def accepts(self, target: Target) -> bool:
+        return True
+
+    def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
+        self.seen.append(target.relpath)
+        return []
+
+
+def test_analyzers_that_keep_state_stay_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "MIN_FILES", 2)
+    targets = _targets(tmp_path, [f"f{i}.bin" for i in range(10)])
+    ctx = AnalysisContext(
+        options=ScanOptions(path=tmp_path, jobs=2, use_cache=False), rules=load_rules()
+    )
+    analyzer = _KeepsFactsInSelf()
+    analyzer.analyze(targets, ctx)
+    assert analyzer.seen == [t.relpath for t in targets]
 
 
 def test_worker_crash_is_an_internal_error_for_that_file(
@@ -131,6 +161,7 @@ PIDS = Path(sys.argv[1])
 
 class Slow(FileAnalyzer):
     name = "slow"
+    per_file_outcomes = True
     def accepts(self, target):
         return True
     def analyze_file(self, target, ctx):
