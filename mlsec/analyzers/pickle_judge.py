@@ -173,8 +173,13 @@ def judge(acc: MemberImports, policy: PicklePolicy) -> Judgement:
                 )
             )
             continue
-        if level < LEVEL_CALL and "." in imp.name and "__" in imp.name:
-            level = LEVEL_CALL  # an attribute walk through dunders (__globals__...) is a gadget
+        if level < LEVEL_CALL and (
+            ("." in imp.name and "__" in imp.name)
+            or (imp.name.startswith("__") and imp.name.endswith("__"))
+        ):
+            # an unlisted dunder (__globals__, __builtins__, __dict__...) or an attribute walk
+            # through one is a gadget to everything its object holds
+            level = LEVEL_CALL
         listed = verdict.tier in (Tier.SAFE, Tier.ML)
         if listed and verdict.level >= level:
             if verdict.tier is Tier.ML:
