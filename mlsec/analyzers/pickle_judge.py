@@ -153,6 +153,8 @@ def judge(acc: MemberImports, policy: PicklePolicy) -> Judgement:
         if shown:
             details["call"] = shown
         what = f"Pickle {'calls ' + shown if shown else 'imports ' + key}{loads}"
+        if helper is not None and not shown:
+            what = f"Pickle hands {key}{loads} to {helper}, which calls it"
         if verdict.tier is Tier.CRITICAL:
             if _modelled_away(seen, resolved, level, helper, policy):
                 continue
@@ -171,8 +173,13 @@ def judge(acc: MemberImports, policy: PicklePolicy) -> Judgement:
                 )
             )
             continue
-        if level < LEVEL_CALL and "." in imp.name and "__" in imp.name:
-            level = LEVEL_CALL  # an attribute walk through dunders (__globals__...) is a gadget
+        if level < LEVEL_CALL and (
+            ("." in imp.name and "__" in imp.name)
+            or (imp.name.startswith("__") and imp.name.endswith("__"))
+        ):
+            # an unlisted dunder (__globals__, __builtins__, __dict__...) or an attribute walk
+            # through one is a gadget to everything its object holds
+            level = LEVEL_CALL
         listed = verdict.tier in (Tier.SAFE, Tier.ML)
         if listed and verdict.level >= level:
             if verdict.tier is Tier.ML:
@@ -183,9 +190,10 @@ def judge(acc: MemberImports, policy: PicklePolicy) -> Judgement:
                 why = f"listed only {_LEVEL_WORDS[verdict.level]} ({verdict.reason})"
             else:
                 why = verdict.reason
-            via = f" through {helper}, which calls it" if helper else ""
             details["use"] = "call"
-            out.append(Judged("MLS104", f"{what}{via}, which is {why}", offset, key, details))
+            if helper:
+                details["helper"] = helper
+            out.append(Judged("MLS104", f"{what}; {key} is {why}", offset, key, details))
         elif level == LEVEL_CONSTRUCT:
             constructed.append(key)
         else:
@@ -208,8 +216,8 @@ def judge(acc: MemberImports, policy: PicklePolicy) -> Judgement:
                 "MLS108",
                 f"Pickle constructs objects of classes that are not on the allowlist and gives"
                 f" them state ({_names(constructed)}); loading it runs their __new__ and"
-                " __setstate__ code. If you trust the producer, list them under [models]"
-                " `trusted` (or `allow`) in .mlsec.toml",
+                " __setstate__ code. If you trust the producer, add them to models.trusted"
+                " (or models.allow) in .mlsec.toml",
                 None,
                 "unlisted-classes",
                 {"globals": constructed},

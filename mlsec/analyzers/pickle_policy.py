@@ -23,6 +23,10 @@ from mlsec.findings import Severity
 
 LIST_NAME = "pickle_globals"
 _MAX_TAILS = 32  # tails of a dotted name judged against the critical tier
+_GADGET_MODULES = frozenset(
+    {"os", "sys", "subprocess", "builtins", "importlib", "ctypes", "pickle", "marshal",
+     "shutil", "socket", "runpy", "pty", "posix", "nt"}
+)  # fmt: skip
 _PATTERN = re.compile(r"^[A-Za-z_][\w.*]*$")
 
 
@@ -282,6 +286,12 @@ class PicklePolicy:
                 hit = _match(self.critical, f"{tail_module}.{segments[-1]}", glob=True)
                 if hit is not None:
                     break
+        if hit is None:
+            # A module reached as an attribute of another (collections.sys, x.y.os): pickles
+            # never hold modules (they cannot be pickled), crafted ones do to reach them.
+            last = self.resolve(name.rsplit(".", 1)[-1], "_")[0]
+            if last in _GADGET_MODULES:
+                hit = f"reaches the module {last} as an attribute"
         if hit is not None:
             return Verdict(Tier.CRITICAL, qualname, hit)
         # Dotted names reach attributes of what they import: only exact entries vouch for them.

@@ -315,3 +315,16 @@ def test_payload_before_a_limit_is_still_reported(scan_file) -> None:
     assert ("MLS101", "critical", "deep.pkl", None) in found
     assert ("MLS904", "medium", "deep.pkl", None) in found
     assert not [f for f in report.findings if f.rule_id == "MLS100"]
+
+
+def test_modules_and_dunders_reached_as_attributes(scan_file) -> None:
+    # collections imports sys: GLOBAL collections.sys is the sys module itself
+    report = scan_file("ms.pkl", p2(g("collections", "sys") + b"0N"))
+    assert ("MLS101", "critical", "ms.pkl", None) in hits(report)
+    # a module's __builtins__ holds eval: judged as builtins
+    lookup = g("builtins", "getattr") + g("collections", "__builtins__") + u("eval") + b"\x86R"
+    report = scan_file("mb.pkl", p2(lookup))
+    assert ("MLS101", "critical", "mb.pkl", None) in hits(report)
+    # an unlisted dunder, even only referenced, is high
+    report = scan_file("md.pkl", p2(b"]" + g("mypkg", "__dict__") + b"a"))
+    assert ("MLS104", "high", "md.pkl", None) in hits(report)
