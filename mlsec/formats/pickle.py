@@ -29,8 +29,14 @@ KEEP_BYTES = 1 << 20  # payloads up to this size are kept (rendering, nested pic
 MAX_ITEMS = 256  # items kept per container (enough to render and to read small states)
 MAX_STACK = 1_000_000
 MAX_MEMO = 300_000
-MAX_MEMO_NAMES = 2_000_000
+MAX_MEMO_NAMES = 1_000_000
 MAX_MEMO_STRUCTURED = 20_000  # memoized containers/calls kept as values (memory bound)
+# Memoized text longer than a name is kept only up to this many characters in all: a pickle
+# of millions of records memoizes every string (4 GiB of them in the many-objects case of
+# benchmarks/bench_scale.py), and only names (module, attribute) are needed back from the
+# memo. A dropped entry read back is opaque, so a name hidden in one is unresolved (high).
+LONG_TEXT = 256
+MAX_MEMO_LONG_TEXT = 32 * 1024 * 1024
 OPS_PER_CHECK = 4096
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
@@ -359,6 +365,7 @@ class Machine:
         self._read_contiguous = view.read_contiguous if self.view else reader.read
         self._skip_contiguous = view.skip_contiguous if self.view else reader.skip
         self._memo_structured = 0
+        self._memo_long_text = 0  # characters of memoized strings longer than LONG_TEXT
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
         for code, name in OPCODE_NAMES.items():
@@ -420,6 +427,10 @@ class Machine:
                                     value = _FORGOTTEN
                                 else:
                                     structured_kept += 1
+                            elif kind is str and len(value) > LONG_TEXT:
+                                self._memo_long_text += len(value)
+                                if self._memo_long_text > MAX_MEMO_LONG_TEXT:
+                                    value = _FORGOTTEN
                             if index in memo:
                                 memo[index] = value
                             else:
@@ -1002,6 +1013,10 @@ class Machine:
                 value = _FORGOTTEN
             else:
                 self._memo_structured += 1
+        elif type(value) is str and len(value) > LONG_TEXT:
+            self._memo_long_text += len(value)
+            if self._memo_long_text > MAX_MEMO_LONG_TEXT:
+                value = _FORGOTTEN
         memo = self.memo
         size = len(memo)
         if index in memo:
