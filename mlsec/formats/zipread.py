@@ -115,6 +115,7 @@ def read_zip(handle: IO[bytes], size: int, max_members: int) -> ZipArchive:
     eocd_pos = size - tail_len + at
     (_, _, _, _, count, cd_size, cd_offset, _) = struct.unpack_from("<4sHHHHIIH", tail, at)
     anomalies: list[str] = []
+    directory_end = eocd_pos  # where the central directory ends, if nothing is prepended
     # ZIP64: the locator sits just before the classic record.
     if at >= 20 and tail[at - 20 : at - 16] == _EOCD64_LOCATOR:
         (eocd64_pos,) = struct.unpack_from("<Q", tail, at - 20 + 8)
@@ -123,9 +124,12 @@ def read_zip(handle: IO[bytes], size: int, max_members: int) -> ZipArchive:
             rec = handle.read(56)
             if rec[:4] == _EOCD64:
                 count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
+                # the ZIP64 record and its locator sit between the directory and the EOCD
+                # (CPython's zipfile subtracts them too; torch.export's .pt2 files are ZIP64)
+                directory_end = eocd_pos - 20 - 56
     # Data prepended to the archive shifts every offset; find the real directory start.
     prefix = 0
-    expected_cd = eocd_pos - cd_size
+    expected_cd = directory_end - cd_size
     if cd_offset != expected_cd and expected_cd >= 0:
         handle.seek(expected_cd)
         if handle.read(4) == _CENTRAL:

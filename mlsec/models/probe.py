@@ -41,11 +41,14 @@ if TYPE_CHECKING:
 # a loader's process may have registered extension codes). Not PERSID/BINPERSID (needs a
 # loader hook), NEXT_BUFFER (needs out-of-band buffers) or GET (the memo is empty). A quick
 # first filter only: the decode below decides.
+# Not EXT1/2/4 (0x82-0x84): an extension code needs a copyreg registration no default
+# interpreter has, so a pickle cannot start with one and load; raw tensor bytes often do.
 FIRST_OPCODES = frozenset(
     b"(IJKLMSTUBCNVXFG])}c"
     + bytes([0x80, 0x95, 0x8A, 0x8B, 0x8C, 0x8D, 0x8E, 0x8F, 0x88, 0x89])
-    + bytes([0x96, 0x82, 0x83, 0x84])
+    + bytes([0x96])
 )
+_EXT = frozenset([0x82, 0x83, 0x84])
 MIN_OPS = 3  # a complete pickle shorter than this must end the file ("N." at the start of prose)
 MIN_BROKEN_OPS = 4
 MIN_VALID_BEFORE_ERROR = 8
@@ -161,7 +164,7 @@ def _second_opcode_plausible(head: bytes, size: int | None) -> bool:
     if second not in _OPCODES:
         return False
     if code == 0x80 or code == 0x95:  # PROTO, FRAME: nothing on the stack yet
-        return second in FIRST_OPCODES
+        return second in FIRST_OPCODES or second in _EXT  # after PROTO 2+ pickle writes EXT
     if code == ord("("):  # a MARK and nothing else
         return second not in _NEEDS_TWO and second not in _NEEDS_ITEM_ABOVE_MARK
     return second not in _NEEDS_MARK and second not in _NEEDS_TWO
