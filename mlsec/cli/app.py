@@ -152,7 +152,8 @@ def scan(
         typer.Option(
             "--output",
             "-o",
-            help="Write a report to FILE (repeatable). The format comes from the extension "
+            help="Write a report to FILE (repeatable). One --output with --format gets that "
+            "format (-f cyclonedx -o bom.json). Otherwise the format comes from the extension "
             "(.sarif, .json, .md, .cdx.json, .txt), else --format; FORMAT=FILE says it. "
             "Standard output then gets --format only when it is given and no file takes it.",
         ),
