@@ -125,6 +125,26 @@ FILE_PROCESS_OPS = frozenset(
         "PythonOp",
     }
 )
+# Operator namespaces named after Python's process, file and import modules
+# (``ops.subprocess.run``): no library has a reason to register them but to look like them.
+FILE_PROCESS_NAMESPACES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "builtins",
+        "sys",
+        "shutil",
+        "socket",
+        "ctypes",
+        "importlib",
+        "io",
+        "pathlib",
+        "pty",
+        "runpy",
+    }
+)
 # Namespaces of torch's Python API that no TorchScript code calls: downloads, native
 # extension builds, process pools, remote calls, other serializers.
 FILE_PROCESS_PREFIXES = (
@@ -282,6 +302,8 @@ def op_kind(path: str) -> str | None:
         parts = parts[1:]
     elif parts[:2] == ["torch", "classes"] and len(parts) == 3:
         parts = ["ops", *parts[1:]]  # torch.classes.load_library
+    if parts[0] == "ops" and len(parts) >= 3 and parts[1] in FILE_PROCESS_NAMESPACES:
+        return "file-process"
     if parts[-1] in FILE_PROCESS_OPS or any(
         path == p or path.startswith(p + ".") for p in FILE_PROCESS_PREFIXES
     ):

@@ -24,6 +24,8 @@ FILE_PROCESS = {
     "ops.aten.system": "    _0 = ops.aten.system('id')\n    return x",
     "torch.ops.aten.system": "    _0 = torch.ops.aten.system('id')\n    return x",
     "ops.os.system": "    _0 = ops.os.system('id')\n    return x",
+    "ops.subprocess.run": "    _0 = ops.subprocess.run(['id'])\n    return x",
+    "torch.ops.builtins.open": "    _0 = torch.ops.builtins.open('/etc/passwd')\n    return x",
     "torch.ops.prim.PythonOp": "    _0 = torch.ops.prim.PythonOp('os.system')\n    return x",
     "torch.load (getattr)": "    f = getattr(torch, 'load')\n    return x",
 }
