@@ -370,7 +370,10 @@ def _check_node(info: KerasInfo, where: str, node: Mapping[str, Any]) -> None:
     module = node.get("module")
     if "function_type" in node:
         return  # a Keras 2 Lambda's own config: its module is reported with the Lambda
-    if isinstance(module, str) and module and not _is_keras_module(module):
+    internal = _keras_internal(node, module)
+    if internal is not None:
+        info.references.append(ModuleReference(internal.module, internal.name, where))
+    elif isinstance(module, str) and module and not _is_keras_module(module):
         name = node.get("registered_name") or class_name or ""
         if class_name == "function" and isinstance(config, str):
             name = config  # a function reference: {"module": m, "config": "<function>"}
@@ -384,6 +387,64 @@ def _check_node(info: KerasInfo, where: str, node: Mapping[str, Any]) -> None:
     ):
         package = registered.split(">", 1)[0]
         info.references.append(ModuleReference(package, registered[:200], where))
+
+
+# Keras's own module spellings, stripped before a name is matched against keras_internal.
+_KERAS_PREFIXES = (
+    "tensorflow.python.keras.",
+    "tensorflow.keras.",
+    "tf.keras.",
+    "tf_keras.src.",
+    "tf_keras.",
+    "keras.src.",
+    "keras.",
+)
+
+
+def keras_internal_danger(module: str, name: str) -> str | None:
+    """Why ``module``.``name``, a name inside Keras (``keras.utils`` + ``get_file``), loads
+    files, downloads or turns safe mode off (``rules/lists/keras_modules.toml``
+    ``[keras_internal]``), or None. Non-Keras modules are None (judged by their package)."""
+    from mlsec.rules import load_list
+
+    listed = load_list("keras_modules").get("keras_internal", {})
+    dotted = f"{module}.{name}" if module else name
+    if module and not any(dotted.startswith(p) for p in _KERAS_PREFIXES):
+        return None
+    tail = dotted
+    for prefix in _KERAS_PREFIXES:
+        if dotted.startswith(prefix):
+            tail = dotted.removeprefix(prefix)
+            break
+    names: Mapping[str, str] = listed.get("names", {})
+    last = tail.rsplit(".", 1)[-1]
+    if last in names:
+        return names[last]
+    modules: Mapping[str, str] = listed.get("modules", {})
+    for listed_module, why in modules.items():
+        if tail.startswith(listed_module + "."):
+            return why
+    return None
+
+
+def _keras_internal(node: Mapping[str, Any], module: object) -> ModuleReference | None:
+    """A dangerous Keras-internal name the node resolves to (module + class_name,
+    registered_name, or a function reference's name), as a reference."""
+    if module is not None and not (isinstance(module, str) and _is_keras_module(module)):
+        return None
+    class_name = node.get("class_name")
+    registered = node.get("registered_name")
+    config = node.get("config")
+    candidates = [class_name, registered]
+    if isinstance(registered, str) and ">" in registered:
+        candidates.append(registered.split(">", 1)[1])
+    if class_name == "function" and isinstance(config, str):
+        candidates.append(config)
+    base = module if isinstance(module, str) else ""
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate and keras_internal_danger(base, candidate):
+            return ModuleReference(base or "keras", candidate[:200], "")
+    return None
 
 
 def _is_keras_module(module: str) -> bool:

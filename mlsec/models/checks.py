@@ -425,14 +425,17 @@ class FormatChecks:
         where: str,
         member: str | None,
     ) -> Iterator[Finding]:
+        from mlsec.formats.keras import keras_internal_danger
+
         dangerous = load_list("keras_modules").get("dangerous", {})
         root = module.split(".", 1)[0]
-        if root in dangerous:
+        why = dangerous.get(root) or keras_internal_danger(module, shown.rsplit(".", 1)[-1])
+        if why:
             yield _finding(
                 ctx,
                 target,
                 "MLS153",
-                f"Keras config references {shown} ({dangerous[root]}) at {where}",
+                f"Keras config references {shown} ({why}) at {where}",
                 inner=member,
                 key=f"module:{shown}",
                 details={"module": module, "where": where},

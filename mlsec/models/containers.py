@@ -678,11 +678,32 @@ class _FileScan:
         )
 
     def _torchscript_code(self, data: bytes, member: str | None, complete: bool) -> None:
-        from mlsec.models.torchscript import suspicious_constructs, unallowed
+        from mlsec.models.torchscript import judge, unallowed
 
         allow = self.ctx.options.section("models").get("allow", [])
-        found = suspicious_constructs(data.decode("utf-8", "replace"))
-        hits = unallowed(found, [str(p) for p in allow] if isinstance(allow, list) else [])
+        patterns = [str(p) for p in allow] if isinstance(allow, list) else []
+        judged = judge(data.decode("utf-8", "replace"))
+        ops = unallowed(judged.file_process_ops, patterns)
+        if ops:
+            self.add(
+                "MLS158",
+                "TorchScript code calls operators that read or write files, load libraries,"
+                " download or run processes: " + ", ".join(ops[:5]),
+                member,
+                key="torchscript-file-process-op",
+                details={"matches": ops[:20]},
+            )
+        foreign = unallowed(judged.foreign_ops, patterns)
+        if foreign:
+            self.add(
+                "MLS159",
+                "TorchScript code calls operators from namespaces torch does not register"
+                " (native code loaded from elsewhere): " + ", ".join(foreign[:5]),
+                member,
+                key="torchscript-foreign-op",
+                details={"matches": foreign[:20]},
+            )
+        hits = unallowed(judged.suspicious, patterns)
         if hits:
             self.add(
                 "MLS107",

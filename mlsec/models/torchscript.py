@@ -32,6 +32,7 @@ import builtins
 import fnmatch
 import re
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 # Bare names TorchScript's printer calls (python_print.cpp and the builtins it resolves).
 TORCHSCRIPT_CALLS = frozenset(
@@ -61,6 +62,101 @@ TORCHSCRIPT_CALLS = frozenset(
 )
 # Names attribute paths start from: TorchScript's namespaces and its constant table.
 TORCHSCRIPT_ROOTS = frozenset({"torch", "ops", "__torch__", "self", "CONSTANTS"})
+# Operator namespaces torch itself registers (``ops.<namespace>.<op>``; the printer writes
+# ``ops.prim.RaiseException``, ``ops.aten.*``, ``ops.quantized.*``...). Any other namespace is
+# an operator library loaded from outside torch (native code): MLS159. The PyTorch
+# organisation's domain libraries (torchvision's detection models export ``ops.torchvision``)
+# count as torch's.
+TORCH_OP_NAMESPACES = frozenset(
+    {
+        "aten",
+        "prim",
+        "prims",
+        "quantized",
+        "_quantized",
+        "quantized_decomposed",
+        "profiler",
+        "_caffe2",
+        "cuda",
+        "mkldnn",
+        "mkl",
+        "onednn",
+        "xnnpack",
+        "fbgemm",
+        "sparse",
+        "rngprims",
+        "higher_order",
+        "inductor",
+        "c10d",
+        "_c10d_functional",
+        "_c10d_functional_autograd",
+        "_dtensor",
+        "vulkan_prepack",
+        "metal_prepack",
+        "mkldnn_prepacked",
+        "prepacked",
+        "_nnapi",
+        "torchvision",
+        "torchaudio",
+        "torchtext",
+    }
+)
+# Operators (last name of a ``torch.*``/``ops.*`` path, in any namespace) that read or write
+# files, load native libraries or serialized models, download, or run processes or Python:
+# TorchScript registers ``aten::save`` and ``aten::from_file``, which a loaded model runs as
+# file I/O; the rest are Python APIs or invented operators a hand-edited archive names.
+FILE_PROCESS_OPS = frozenset(
+    {
+        "from_file",
+        "save",
+        "load",
+        "load_library",
+        "_load_for_mobile",
+        "_save_for_mobile",
+        "_load_jit_module_from_file",
+        "_save_jit_module",
+        "load_state_dict_from_url",
+        "download_url_to_file",
+        "system",
+        "popen",
+        "spawn",
+        "exec",
+        "eval",
+        "PythonOp",
+    }
+)
+# Operator namespaces named after Python's process, file and import modules
+# (``ops.subprocess.run``): no library has a reason to register them but to look like them.
+FILE_PROCESS_NAMESPACES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "builtins",
+        "sys",
+        "shutil",
+        "socket",
+        "ctypes",
+        "importlib",
+        "io",
+        "pathlib",
+        "pty",
+        "runpy",
+    }
+)
+# Namespaces of torch's Python API that no TorchScript code calls: downloads, native
+# extension builds, process pools, remote calls, other serializers.
+FILE_PROCESS_PREFIXES = (
+    "torch.hub",
+    "torch.utils.cpp_extension",
+    "torch.utils.model_zoo",
+    "torch.multiprocessing",
+    "torch.distributed.rpc",
+    "torch.package",
+    "torch.serialization",
+    "torch._C",
+)
 # Dunder methods of Python's data model, which TorchScript classes define and its printer
 # calls on values (``(_18).__init__()`` for a context manager, ``x.__add__(y)``). Dunder
 # attributes outside them (``__class__``, ``__globals__``, ``__dict__``, ``__subclasses__``)
@@ -158,16 +254,68 @@ _SUSPICIOUS_TEXT = re.compile(
 )
 
 
-def suspicious_constructs(source: str) -> list[str]:
-    """What in a TorchScript code file TorchScript's printer never writes (sorted, unique)."""
+_OP_TEXT = re.compile(r"(?<![\"'\w.])(?:torch|ops)(?:\.\w+)+")
+
+
+class Judgement(NamedTuple):
+    """A code file's constructs by kind, each sorted and unique."""
+
+    suspicious: list[str]  # what the printer never writes (MLS107)
+    file_process_ops: list[str]  # torch/ops paths that touch files or processes (MLS158)
+    foreign_ops: list[str]  # ops in namespaces torch does not register (MLS159)
+
+
+def judge(source: str) -> Judgement:
+    """Everything :func:`suspicious_constructs` reports, and the file's ``torch``/``ops``
+    paths judged as operators (:func:`op_kind`). A file that does not parse is searched
+    textually."""
+    paths: set[str] = set()
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return sorted({m.group(0).strip() for m in _SUSPICIOUS_TEXT.finditer(source)})
-    try:
-        return sorted(set(_Judge(tree).findings()))
-    except RecursionError:
-        return sorted({m.group(0).strip() for m in _SUSPICIOUS_TEXT.finditer(source)})
+        tree = None
+    suspicious: list[str]
+    if tree is not None:
+        try:
+            judged = _Judge(tree)
+            suspicious = sorted(set(judged.findings()))
+            paths = judged.op_paths
+        except RecursionError:
+            tree = None
+    if tree is None:
+        suspicious = sorted({m.group(0).strip() for m in _SUSPICIOUS_TEXT.finditer(source)})
+        paths = {m.group(0) for m in _OP_TEXT.finditer(source)}
+    kinds = [(path, op_kind(path)) for path in paths]
+    return Judgement(
+        suspicious,
+        sorted(p for p, k in kinds if k == "file-process"),
+        sorted(p for p, k in kinds if k == "foreign"),
+    )
+
+
+def op_kind(path: str) -> str | None:
+    """``"file-process"`` for a ``torch.*``/``ops.*`` path naming a file, loader, download or
+    process operator (in any namespace: ``ops.os.system`` too), ``"foreign"`` for an operator
+    in a namespace torch does not register, else None. ``torch.ops.x`` is ``ops.x``."""
+    parts = path.split(".")
+    if parts[:2] == ["torch", "ops"]:
+        parts = parts[1:]
+    elif parts[:2] == ["torch", "classes"] and len(parts) == 3:
+        parts = ["ops", *parts[1:]]  # torch.classes.load_library
+    if parts[0] == "ops" and len(parts) >= 3 and parts[1] in FILE_PROCESS_NAMESPACES:
+        return "file-process"
+    if parts[-1] in FILE_PROCESS_OPS or any(
+        path == p or path.startswith(p + ".") for p in FILE_PROCESS_PREFIXES
+    ):
+        return "file-process"
+    if parts[0] == "ops" and len(parts) >= 3 and parts[1] not in TORCH_OP_NAMESPACES:
+        return "foreign"
+    return None
+
+
+def suspicious_constructs(source: str) -> list[str]:
+    """What in a TorchScript code file TorchScript's printer never writes (sorted, unique)."""
+    return judge(source).suspicious
 
 
 def unallowed(constructs: Sequence[str], allow: Sequence[str]) -> list[str]:
@@ -200,6 +348,7 @@ class _Judge:
         self.tree = tree
         self.bound = _bound_names(tree)
         self._inner: set[int] = set()
+        self.op_paths: set[str] = set()  # full torch.*/ops.* paths, for op_kind
 
     def findings(self) -> Iterator[str]:
         for statement in self.tree.body:
@@ -239,6 +388,10 @@ class _Judge:
                     yield f"{func.id} with a computed name"
                 elif _DUNDER.match(name.value):
                     yield name.value
+                else:
+                    owner = _dotted(node.args[0])
+                    if owner is not None and owner.split(".", 1)[0] in ("torch", "ops"):
+                        self.op_paths.add(f"{owner}.{name.value}")  # getattr(torch, "load")
 
     def _attribute(self, node: ast.Attribute) -> Iterator[str]:
         if id(node) in self._inner:
@@ -255,6 +408,8 @@ class _Judge:
                     yield attr
             return
         root = value.id
+        if root in ("torch", "ops") and root not in self.bound:
+            self.op_paths.add(".".join([root, *reversed(path)]))
         if root not in TORCHSCRIPT_ROOTS and root not in self.bound:
             if isinstance(node.ctx, ast.Load) and not _in_annotation_position(root):
                 yield ".".join([root, *reversed(path)])
@@ -262,6 +417,17 @@ class _Judge:
         for attr in path:
             if _DUNDER.match(attr) and attr not in _PRINTED_DUNDERS:
                 yield attr
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
+    names: list[str] = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(names)])
 
 
 def _bound_names(tree: ast.Module) -> frozenset[str]:
