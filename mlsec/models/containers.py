@@ -310,6 +310,16 @@ class _FileScan:
             self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
         elif kind is FileKind.NUMPY:
             self.scan_npy(stream, size, member, depth)
+        elif kind is FileKind.UNOPENED_ARCHIVE:
+            fmt = "7z" if head.startswith(b"7z") else "RAR"
+            self.add(
+                "MLS131",
+                f"{fmt} archive not checked: mlsec does not open {fmt} archives, and what"
+                " they hold (pickles, models) may be extracted and loaded",
+                member,
+                key="unopened-archive",
+                details={"archive": fmt},
+            )
 
     # -- pickle streams -------------------------------------------------------------------
     def scan_pickles(
