@@ -139,9 +139,9 @@ class Decompressing(io.RawIOBase):
     (zlib) or ``needs_input`` (bz2/lzma), ``eof`` and ``unused_data``. Output is capped by
     the budget and by the expansion ratio against ``compressed_size`` (when known).
     ``kind`` in :data:`CONCATENATED` (and ``members``): after one member ends, the next one
-    is read as its loaders read it, within the same budget. Like CPython's readers, bytes
-    after a gzip member must be zero padding or another member (else the stream is corrupt),
-    while bytes after a bz2/xz/lzma/lz4/zstd stream that do not start another one are ignored.
+    is read as its loaders read it, within the same budget. Like CPython's readers, zero
+    padding after a gzip member is skipped; bytes that start no further member or stream end
+    the content (loaders have read everything before them by then).
     """
 
     def __init__(
@@ -221,10 +221,10 @@ class Decompressing(io.RawIOBase):
         if not rest:
             return False
         if gzip and rest[:2] != _GZIP_MAGIC:
-            raise Truncated(
-                f"{self._what} is corrupt: bytes after a gzip member are not another member"
-                " (Python's gzip reader fails there too)"
-            )
+            # Python's gzip reader raises only on reaching these bytes, after returning every
+            # member before them: pickle.load() has unpickled those by then. End here, so
+            # exactly what a loader reads is scanned (never an error that hides it).
+            return False
         if self._budget is not None:
             self._budget.check_time()  # many empty members cost time, not output
         self._dec = self._make()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mlsec.formats.streams import Budget, LimitExceeded, Truncated, open_decompressed
+from mlsec.formats.streams import Budget, LimitExceeded, open_decompressed
 from tests.models.conftest import hits
 
 SYSTEM = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."
@@ -77,15 +77,20 @@ def test_reader_concatenates_like_python(kind: str, ext: str) -> None:
     assert single.read() == b"abc"
 
 
-def test_gzip_zero_padding_is_skipped_and_garbage_is_corrupt() -> None:
+def test_gzip_zero_padding_is_skipped_and_garbage_ends_the_content() -> None:
     padded = gzip.compress(b"abc") + b"\x00" * 100 + gzip.compress(b"def")
     assert open_decompressed("gzip", io.BytesIO(padded), _budget()).read() == b"abcdef"
     assert gzip.decompress(padded) == b"abcdef"
     garbage = gzip.compress(b"abc") + b"junk"
-    with pytest.raises(gzip.BadGzipFile):
-        gzip.decompress(garbage)
-    with pytest.raises(Truncated):
-        open_decompressed("gzip", io.BytesIO(garbage), _budget()).read()
+    # Python returns the member before failing on the junk: pickle.load() gets the pickle.
+    with gzip.open(io.BytesIO(garbage)) as python_reader:
+        assert python_reader.read(3) == b"abc"
+    assert open_decompressed("gzip", io.BytesIO(garbage), _budget()).read() == b"abc"
+
+
+def test_pickle_before_gzip_garbage_is_scanned(scan_one: Callable[..., Any]) -> None:
+    report = scan_one("model.pkl.gz", gzip.compress(SYSTEM) + b"junk")
+    assert ("MLS101", "critical", "model.pkl.gz", None) in hits(report)
 
 
 @pytest.mark.parametrize("kind,ext", [("bzip2", "bz2"), ("xz", "xz")])
