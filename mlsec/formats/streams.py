@@ -125,12 +125,23 @@ class Window(io.RawIOBase):
         return got
 
 
+# Kinds whose readers (gzip, bz2, lzma, lz4.frame, zstd: CPython's
+# ``_compression.DecompressReader`` and ``gzip._GzipReader``) read on through every member
+# or stream concatenated in one file. zlib, raw deflate and zip members end at their end.
+CONCATENATED = frozenset({"gzip", "bzip2", "xz", "lzma", "lz4", "zstd"})
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 class Decompressing(io.RawIOBase):
     """Forward-only decompression of a compressed stream, counted against a budget.
 
     ``make`` returns an object with ``decompress(data, max_length)``, ``unconsumed_tail``
-    (zlib) or ``needs_input`` (bz2/lzma) and ``eof``. Output is capped by the budget and by
-    the expansion ratio against ``compressed_size`` (when known).
+    (zlib) or ``needs_input`` (bz2/lzma), ``eof`` and ``unused_data``. Output is capped by
+    the budget and by the expansion ratio against ``compressed_size`` (when known).
+    ``kind`` in :data:`CONCATENATED` (and ``members``): after one member ends, the next one
+    is read as its loaders read it, within the same budget. Like CPython's readers, zero
+    padding after a gzip member is skipped; bytes that start no further member or stream end
+    the content (loaders have read everything before them by then).
     """
 
     def __init__(
@@ -140,13 +151,19 @@ class Decompressing(io.RawIOBase):
         budget: Budget | None,
         compressed_size: int | None = None,
         what: str = "stream",
+        kind: str | None = None,
     ) -> None:
         super().__init__()
         self._source = source
+        self._make = make
         self._dec = make()
         self._budget = budget
         self._compressed = compressed_size
         self._what = what
+        self._kind = kind
+        self._members = kind in CONCATENATED
+        self._carry = b""  # input read but not yet given to the current decompressor
+        self._tolerant = False  # the next decompress starts a stream after the first one
         self._pending = b""
         self._produced = 0
         self._eof = False
@@ -178,6 +195,43 @@ class Decompressing(io.RawIOBase):
         except Exception as exc:  # zlib.error, lzma.LZMAError, OSError, lz4's RuntimeError
             raise Truncated(f"{self._what} is corrupt: {exc}") from None
 
+    def _take(self) -> bytes:
+        if self._carry:
+            data, self._carry = self._carry, b""
+            return data
+        return self._source.read(CHUNK)
+
+    def _next_member(self) -> bool:
+        """Start a decompressor on what follows the member that ended; False at the end."""
+        if not self._members:
+            return False
+        rest = bytes(getattr(self._dec, "unused_data", None) or b"") + self._carry
+        gzip = self._kind == "gzip"
+        while True:
+            if gzip:  # gzip._GzipReader skips zero padding between and after members
+                rest = rest.lstrip(b"\x00")
+            if len(rest) >= 2 or (rest and not gzip):
+                break
+            more = self._source.read(CHUNK)
+            if not more:
+                break
+            rest += more
+            if self._budget is not None:
+                self._budget.check_time()
+        if not rest:
+            return False
+        if gzip and rest[:2] != _GZIP_MAGIC:
+            # Python's gzip reader raises only on reaching these bytes, after returning every
+            # member before them: pickle.load() has unpickled those by then. End here, so
+            # exactly what a loader reads is scanned (never an error that hides it).
+            return False
+        if self._budget is not None:
+            self._budget.check_time()  # many empty members cost time, not output
+        self._dec = self._make()
+        self._carry = rest
+        self._tolerant = not gzip
+        return True
+
     def _readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         want = len(view)
@@ -187,30 +241,33 @@ class Decompressing(io.RawIOBase):
             return len(out)
         out = b""
         while not out and not self._eof:
+            if self._dec.eof:
+                self._eof = not self._next_member()
+                continue
             if hasattr(self._dec, "unconsumed_tail"):
-                data = self._dec.unconsumed_tail or self._source.read(CHUNK)
+                data = self._dec.unconsumed_tail or self._take()
                 if not data:
-                    tail = self._dec.flush()
+                    out = self._dec.flush()
                     self._eof = True
-                    out = tail
                     break
-                out = self._dec.decompress(data, want)
-                if self._dec.eof:
+            elif self._dec.needs_input:
+                data = self._take()
+                if not data:
                     self._eof = True
+                    break
             else:
                 data = b""
-                if self._dec.needs_input:
-                    data = self._source.read(CHUNK)
-                    if not data:
-                        self._eof = True
-                        break
-                try:
-                    out = self._dec.decompress(data, want)
-                except EOFError:
+            tolerant, self._tolerant = self._tolerant, False
+            try:
+                out = self._dec.decompress(data, want)
+            except EOFError:
+                self._eof = True
+                break
+            except Exception:
+                if tolerant:  # trailing bytes that start no stream: loaders ignore them
                     self._eof = True
                     break
-                if self._dec.eof:
-                    self._eof = True
+                raise
         n = len(out)
         if n > want:  # flush() may return more than asked; keep the rest
             self._pending = out[want:]
@@ -222,14 +279,20 @@ class Decompressing(io.RawIOBase):
 
 
 def open_decompressed(
-    kind: str, source: IO[bytes], budget: Budget | None, compressed_size: int | None = None
+    kind: str,
+    source: IO[bytes],
+    budget: Budget | None,
+    compressed_size: int | None = None,
+    *,
+    members: bool = True,
 ) -> IO[bytes]:
     """A forward-only reader of the decompressed content of ``source``.
 
     ``kind``: gzip, bzip2, xz, lzma (raw "alone" format), zlib, deflate (raw), lz4 (frame),
     zstd (with the standard library's ``compression.zstd`` on Python 3.14, else the optional
     ``zstandard`` package; without either, :class:`LimitExceeded` says it was not checked).
-    Multi-member gzip is not concatenated (joblib and tar.gz write one member).
+    ``members``: read on through concatenated members/streams as the kind's readers do
+    (see :class:`Decompressing`); False for a zip member, which ends at its first end.
     """
     import bz2
     import lzma
@@ -250,7 +313,14 @@ def open_decompressed(
         makers["lz4"] = lz4.frame.LZ4FrameDecompressor
     if kind == "zstd":
         makers["zstd"] = _zstd_maker()
-    raw = Decompressing(source, makers[kind], budget, compressed_size, what=f"{kind} data")
+    raw = Decompressing(
+        source,
+        makers[kind],
+        budget,
+        compressed_size,
+        what=f"{kind} data",
+        kind=kind if members else None,
+    )
     return io.BufferedReader(raw, CHUNK)
 
 
@@ -288,6 +358,10 @@ class _ZstandardObj:
     @property
     def needs_input(self) -> bool:
         return not self._input and not self._surplus and not self._ended
+
+    @property
+    def unused_data(self) -> bytes:  # what follows the frame (the next frame, if any)
+        return bytes(getattr(self._obj, "unused_data", None) or b"") + self._input
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
         self._input += data

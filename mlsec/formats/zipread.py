@@ -10,12 +10,20 @@ instead of failing. Members are opened as bounded streams, never read whole.
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
-from typing import IO, NamedTuple, cast
+from typing import IO, Any, NamedTuple, cast
 
 from mlsec.formats import FormatError
-from mlsec.formats.streams import Budget, Window, open_decompressed
+from mlsec.formats.streams import (
+    CHUNK,
+    Budget,
+    Decompressing,
+    LimitExceeded,
+    Window,
+    open_decompressed,
+)
 from mlsec.records import Slotted
 
 _EOCD = b"PK\x05\x06"
@@ -26,6 +34,10 @@ _LOCAL = b"PK\x03\x04"
 _MAX_COMMENT = 0xFFFF
 
 METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma", 93: "zstd"}
+
+
+class UnsupportedCompression(FormatError):
+    """A member's compression method cannot be decompressed here (its content is unchecked)."""
 
 
 class ZipMember(Slotted):
@@ -229,18 +241,59 @@ def locate_data(handle: IO[bytes], size: int, member: ZipMember) -> int:
 def open_member(
     handle: IO[bytes], size: int, member: ZipMember, budget: Budget | None
 ) -> IO[bytes]:
-    """A stream of the member's content (stored members are a seekable window)."""
+    """A stream of the member's content (stored members are a seekable window).
+
+    Methods as zipfile reads them (np.load, joblib): stored, deflate, bzip2, lzma, and zstd
+    when a zstd decompressor is importable. One compressed stream per member, as zipfile
+    reads it (what follows its end is not read). Raises :class:`UnsupportedCompression`
+    for any other method.
+    """
     start = locate_data(handle, size, member)
     window = cast(IO[bytes], Window(handle, start, member.compressed_size))
     if member.method == 0:
         return window
-    kind = {8: "deflate", 12: "bzip2"}.get(member.method)
+    if member.method == 14:
+        return _open_lzma(window, budget, member)
+    kind = {8: "deflate", 12: "bzip2", 93: "zstd"}.get(member.method)
     if kind is None:
-        raise FormatError(
+        raise UnsupportedCompression(
             f"member {member.name!r} uses unsupported compression"
             f" {METHODS.get(member.method, member.method)}"
         )
-    return open_decompressed(kind, window, budget, member.compressed_size)
+    try:
+        return open_decompressed(kind, window, budget, member.compressed_size, members=False)
+    except LimitExceeded as exc:  # no zstd decompressor installed
+        raise UnsupportedCompression(f"member {member.name!r}: {exc.message}") from None
+
+
+def _open_lzma(window: IO[bytes], budget: Budget | None, member: ZipMember) -> IO[bytes]:
+    """A zip LZMA member (APPNOTE 5.8): version (2 bytes), properties size (2), LZMA1
+    properties (5: lc/lp/pb byte, dictionary size), then raw LZMA1 data. Hand-parsed like
+    zipfile's LZMADecompressor, without its private lzma._decode_filter_properties."""
+    import lzma
+
+    header = window.read(4)
+    props = window.read(struct.unpack_from("<H", header, 2)[0]) if len(header) == 4 else b""
+    if len(props) != 5 or props[0] >= 9 * 5 * 5:
+        raise FormatError(f"member {member.name!r} has an invalid LZMA properties header")
+    packed = props[0]
+    lzma1: dict[str, Any] = {
+        "id": lzma.FILTER_LZMA1,
+        "lc": packed % 9,
+        "lp": packed // 9 % 5,
+        "pb": packed // 45,
+        "dict_size": int.from_bytes(props[1:5], "little"),
+    }
+
+    def make() -> lzma.LZMADecompressor:
+        return lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=[lzma1])
+
+    try:
+        make()  # invalid properties fail here, as a format error rather than mid-read
+    except (lzma.LZMAError, ValueError) as exc:
+        raise FormatError(f"member {member.name!r} has invalid LZMA properties: {exc}") from None
+    raw = Decompressing(window, make, budget, member.compressed_size, what="lzma data")
+    return io.BufferedReader(raw, CHUNK)
 
 
 def crc_matches(stream: IO[bytes], expected: int, limit: int) -> bool | None:

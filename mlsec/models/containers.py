@@ -47,7 +47,14 @@ from mlsec.formats.streams import (
     Window,
     open_decompressed,
 )
-from mlsec.formats.zipread import ZipArchive, crc_matches, open_member, read_zip
+from mlsec.formats.zipread import (
+    METHODS,
+    UnsupportedCompression,
+    ZipArchive,
+    crc_matches,
+    open_member,
+    read_zip,
+)
 from mlsec.models.checks import check_member, wants_member
 from mlsec.models.registry import PICKLE_EXTENSIONS, PICKLE_NAMES, WALKED, FileKind
 from mlsec.models.sniff import HEAD_SIZE, is_keras_archive, sniff
@@ -303,6 +310,16 @@ class _FileScan:
             self.scan_blob(inner, None, _strip_compression(name), member, depth + 1)
         elif kind is FileKind.NUMPY:
             self.scan_npy(stream, size, member, depth)
+        elif kind is FileKind.UNOPENED_ARCHIVE:
+            fmt = "7z" if head.startswith(b"7z") else "RAR"
+            self.add(
+                "MLS131",
+                f"{fmt} archive not checked: mlsec does not open {fmt} archives, and what"
+                " they hold (pickles, models) may be extracted and loaded",
+                member,
+                key="unopened-archive",
+                details={"archive": fmt},
+            )
 
     # -- pickle streams -------------------------------------------------------------------
     def scan_pickles(
@@ -574,10 +591,15 @@ class _FileScan:
             entry_member = join_member(member, entry.name)
             try:
                 self._zip_entry(handle, size, entry, entry_member, depth, keras)
+            except UnsupportedCompression as exc:
+                self._unreadable(entry, entry_member, f"cannot be read: {exc}")
             except FormatError as exc:
                 self.corrupt(f"Archive member cannot be read: {exc}", entry_member)
             except (OSError, EOFError, ValueError, Truncated) as exc:
-                self.corrupt(f"Archive member cannot be decompressed: {exc}", entry_member)
+                if entry.method in (0, 8):
+                    self.corrupt(f"Archive member cannot be decompressed: {exc}", entry_member)
+                else:  # a rarer method: a loader may read what mlsec's decompressor cannot
+                    self._unreadable(entry, entry_member, f"cannot be decompressed: {exc}")
             except LimitExceeded as exc:
                 if exc.limit == "file-timeout-seconds":
                     raise
@@ -590,6 +612,19 @@ class _FileScan:
                     key="zip-header-mismatch",
                     details={"anomalies": list(entry.anomalies)},
                 )
+
+    def _unreadable(self, entry: Any, entry_member: str | None, why: str) -> None:
+        """A member mlsec could not decompress: high if a loader unpickles it (MLS130)."""
+        if _pickle_name(entry.name):
+            self.add(
+                "MLS130",
+                f"Archive member a loader unpickles was not checked: it {why}",
+                entry_member,
+                key="unsupported-compression",
+                details={"method": METHODS.get(entry.method, entry.method)},
+            )
+        else:
+            self.corrupt(f"Archive member {why}", entry_member)
 
     def _zip_shape(self, archive: ZipArchive, size: int, member: str | None) -> None:
         names = [m.name for m in archive.members]

@@ -39,6 +39,7 @@ class FileKind(str, enum.Enum):
     HDF5 = "hdf5"
     ONNX = "onnx"
     TF_SAVEDMODEL = "tf-savedmodel"
+    UNOPENED_ARCHIVE = "unopened-archive"  # 7z, RAR: recognised, not opened (MLS131)
     TEXT = "text"
     BINARY = "binary"
 
@@ -248,6 +249,23 @@ FORMATS: tuple[ModelFormat, ...] = (
         pickles=True,
         walk=True,
         weights=Weights.BY_NAME,
+    ),
+    # Archives mlsec does not open: the walk takes them only to report them unchecked.
+    ModelFormat(
+        "7z",
+        _kinds(FileKind.UNOPENED_ARCHIVE),
+        _prefix(b"7z\xbc\xaf\x27\x1c"),
+        loader_extensions=frozenset({".7z"}),
+        pickles=True,  # may hold any: extracted pickles are loaded
+        walk=True,
+    ),
+    ModelFormat(
+        "rar",
+        _kinds(FileKind.UNOPENED_ARCHIVE),
+        _prefix(b"Rar!\x1a\x07"),  # RAR 1.5-4 (then 0x00) and RAR 5 (then 0x01 0x00)
+        loader_extensions=frozenset({".rar"}),
+        pickles=True,  # may hold any: extracted pickles are loaded
+        walk=True,
     ),
     ModelFormat(
         "numpy",
