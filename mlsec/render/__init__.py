@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsec.findings import Finding, Severity
 from mlsec.report import ScanReport
@@ -98,3 +98,22 @@ def suppressed_total(report: ScanReport) -> int:
 def plural(count: int, noun: str) -> str:
     """``1 file``, ``2 files``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+class Sections(NamedTuple):
+    """What the human formats show, in order: what gates, then the rest."""
+
+    active: list[Finding]  # every unsuppressed finding (what the counts count)
+    gate: list[Finding]  # at or above --fail-on: what fails the scan
+    listed: list[Finding]  # the other findings shown
+    notes: int  # the other findings counted, not shown (see is_note)
+    suppressed: list[Finding]
+
+
+def sections(report: ScanReport, *, verbose: bool = False) -> Sections:
+    gate = gating(report)
+    gate_ids = set(map(id, gate))
+    findings = active(report)
+    rest = [f for f in findings if id(f) not in gate_ids]
+    listed = rest if verbose else [f for f in rest if not is_note(f)]
+    return Sections(findings, gate, listed, len(rest) - len(listed), suppressed(report))

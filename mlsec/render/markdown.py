@@ -7,16 +7,7 @@ Scanned text goes through :func:`mlsec.render.escape.markdown`: no HTML, link, i
 from __future__ import annotations
 
 from mlsec.findings import Finding, Severity
-from mlsec.render import (
-    active,
-    counts,
-    gating,
-    is_note,
-    location,
-    plural,
-    suppressed,
-    suppressed_total,
-)
+from mlsec.render import counts, location, plural, sections, suppressed_total
 from mlsec.render.escape import markdown as md
 from mlsec.report import ScanReport
 
@@ -64,13 +55,8 @@ def _details(summary: str, items: list[str]) -> list[str]:
 
 
 def render(report: ScanReport, *, verbose: bool = False) -> str:
-    gate = gating(report)
-    gate_set = set(map(id, gate))
-    findings = active(report)
-    rest = [f for f in findings if id(f) not in gate_set]
-    listed = rest if verbose else [f for f in rest if not is_note(f)]
-    notes = len(rest) - len(listed)
-    hidden = suppressed(report)
+    shown = sections(report, verbose=verbose)
+    findings, gate, listed, notes, hidden = shown
     by_severity = counts(findings)
     fail_on = report.fail_on.value if report.fail_on else "none"
     if report.fail_on is None:

@@ -15,16 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlsec.findings import Finding, Severity
-from mlsec.render import (
-    active,
-    counts,
-    gating,
-    is_note,
-    location,
-    plural,
-    suppressed,
-    suppressed_total,
-)
+from mlsec.render import counts, location, plural, sections, suppressed_total
 from mlsec.render.escape import terminal
 from mlsec.report import ScanReport
 
@@ -79,13 +70,7 @@ def _verdict(report: ScanReport, gate: list[Finding]) -> Text:
 
 def build(report: ScanReport, *, verbose: bool = False) -> Group:
     """The report as rich renderables; ``verbose`` also lists notes and suppressed findings."""
-    gate = gating(report)
-    gate_set = set(map(id, gate))
-    findings = active(report)
-    rest = [f for f in findings if id(f) not in gate_set]
-    listed = rest if verbose else [f for f in rest if not is_note(f)]
-    notes = len(rest) - len(listed)
-    hidden = suppressed(report)
+    findings, gate, listed, notes, hidden = sections(report, verbose=verbose)
 
     parts: list[Table | Text] = []
     if report.incomplete:  # first: this, not the findings, decides the exit code (2)
