@@ -55,8 +55,7 @@ def _details(summary: str, items: list[str]) -> list[str]:
 
 
 def render(report: ScanReport, *, verbose: bool = False) -> str:
-    shown = sections(report, verbose=verbose)
-    findings, gate, listed, notes, hidden = shown
+    findings, gate, listed, notes, hidden = sections(report, verbose=verbose)
     by_severity = counts(findings)
     fail_on = report.fail_on.value if report.fail_on else "none"
     if report.fail_on is None:
