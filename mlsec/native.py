@@ -217,15 +217,18 @@ def read_keras_h5(path: str | os.PathLike[str], *, timeout: float) -> Any:
 
     The deadline is ``timeout`` (the per-file limit) or :data:`H5_TIMEOUT_SECONDS`, the
     shorter."""
-    deadline = min(timeout, H5_TIMEOUT_SECONDS)
-    return _decode_keras(call("keras_h5", {"path": os.fspath(path)}, timeout=deadline))
+    return _read_keras("keras_h5", path, timeout)
 
 
 def read_keras_zip(path: str | os.PathLike[str], *, timeout: float) -> Any:
     """:func:`mlsec.formats.keras.read_keras_zip` in the worker: it opens the archive's
     ``model.weights.h5`` with h5py to count weights, so libhdf5 runs bounded here too."""
+    return _read_keras("keras_zip", path, timeout)
+
+
+def _read_keras(name: str, path: str | os.PathLike[str], timeout: float) -> Any:
     deadline = min(timeout, H5_TIMEOUT_SECONDS)
-    return _decode_keras(call("keras_zip", {"path": os.fspath(path)}, timeout=deadline))
+    return _decode_keras(call(name, {"path": os.fspath(path)}, timeout=deadline))
 
 
 # -- KerasInfo over JSON ---------------------------------------------------------------------
@@ -270,16 +273,15 @@ def _rebuild(cls: Callable[..., Any], item: Any) -> Any:
 
 
 # -- the worker's side -------------------------------------------------------------------------
-def _call_keras_h5(args: Mapping[str, Any]) -> Any:
-    from mlsec.formats.keras import read_keras_h5 as read
+def _keras_reader(name: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A worker call running ``mlsec.formats.keras.<name>`` on ``args["path"]``."""
 
-    return _encode_keras(read(str(args["path"])))
+    def run(args: Mapping[str, Any]) -> Any:
+        from mlsec.formats import keras
 
+        return _encode_keras(getattr(keras, name)(str(args["path"])))
 
-def _call_keras_zip(args: Mapping[str, Any]) -> Any:
-    from mlsec.formats.keras import read_keras_zip as read
-
-    return _encode_keras(read(str(args["path"])))
+    return run
 
 
 def _call_modelscan(args: Mapping[str, Any]) -> Any:
@@ -302,8 +304,8 @@ def _call_crash(args: Mapping[str, Any]) -> Any:  # for tests: a parser that die
 
 
 _CALLS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "keras_h5": _call_keras_h5,
-    "keras_zip": _call_keras_zip,
+    "keras_h5": _keras_reader("read_keras_h5"),
+    "keras_zip": _keras_reader("read_keras_zip"),
     "modelscan": _call_modelscan,
     "sleep": _call_sleep,
     "allocate": _call_allocate,

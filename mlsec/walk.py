@@ -28,7 +28,7 @@ from mlsec.modelnames import loader_would_open
 from mlsec.records import Slotted
 from mlsec.rules import RuleSet
 from mlsec.safeopen import NotRegularFile, open_regular
-from mlsec.sniff import HEAD_SIZE, FileKind, head_reader, parse_lfs_pointer, sniff
+from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer, sniff
 
 TAIL_SIZE = 22  # a zip's end-of-central-directory record without a comment
 
@@ -426,11 +426,10 @@ class Walker:
             self.result.targets.append(Target(full, shown, 0, FileKind.EMPTY))
             return
         try:
-            head, tail = read_head_and_tail(full)
+            head, tail, kind = read_and_sniff(full)
         except OSError as exc:
             self._unreadable(shown, f"cannot read: {exc.strerror or exc}")
             return
-        kind = sniff(head, full.name, size, head_reader(full))
         if kind is FileKind.LFS_POINTER:
             pointer = parse_lfs_pointer(head)
             if pointer is not None:
@@ -469,9 +468,10 @@ class Walker:
         )
 
 
-def read_head_and_tail(path: Path) -> tuple[bytes, bytes]:
-    """The first :data:`HEAD_SIZE` and last :data:`TAIL_SIZE` bytes, in one open of a regular
-    file: a FIFO or device swapped in after the listing is refused, not read.
+def read_and_sniff(path: Path) -> tuple[bytes, bytes, FileKind]:
+    """The first :data:`HEAD_SIZE` and last :data:`TAIL_SIZE` bytes and the file's kind, in
+    one open of a regular file: a FIFO or device swapped in after the listing is refused, not
+    read, and a pickle probe that needs more than the head reads it from the same descriptor.
 
     The same checks as :func:`mlsec.safeopen.open_regular` (non-blocking open, ``fstat`` of
     the descriptor), on a bare descriptor: the walk does this for every file in the tree and a
@@ -482,10 +482,20 @@ def read_head_and_tail(path: Path) -> tuple[bytes, bytes]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(f"not a regular file ({special_kind(st.st_mode)})")
-        if st.st_size <= HEAD_SIZE + TAIL_SIZE:
+        size = st.st_size
+        if size <= HEAD_SIZE + TAIL_SIZE:
             data = os.read(fd, HEAD_SIZE + TAIL_SIZE)
-            return data[:HEAD_SIZE], data[-TAIL_SIZE:]
-        return os.read(fd, HEAD_SIZE), os.pread(fd, TAIL_SIZE, st.st_size - TAIL_SIZE)
+            head, tail = data[:HEAD_SIZE], data[-TAIL_SIZE:]
+        else:
+            head, tail = os.read(fd, HEAD_SIZE), os.pread(fd, TAIL_SIZE, size - TAIL_SIZE)
+
+        def more(n: int) -> bytes:
+            try:
+                return os.pread(fd, n, 0)
+            except OSError:
+                return b""
+
+        return head, tail, sniff(head, path.name, size, more)
     finally:
         os.close(fd)
 

@@ -718,36 +718,37 @@ class _FileScan:
         allow = self.ctx.options.section("models").get("allow", [])
         patterns = [str(p) for p in allow] if isinstance(allow, list) else []
         judged = judge(data.decode("utf-8", "replace"))
-        ops = unallowed(judged.file_process_ops, patterns)
-        if ops:
-            self.add(
+        for rule_id, found, message, key in (
+            (
                 "MLS158",
+                judged.file_process_ops,
                 "TorchScript code calls operators that read or write files, load libraries,"
-                " download or run processes: " + ", ".join(ops[:5]),
-                member,
-                key="torchscript-file-process-op",
-                details={"matches": ops[:20]},
-            )
-        foreign = unallowed(judged.foreign_ops, patterns)
-        if foreign:
-            self.add(
+                " download or run processes: ",
+                "torchscript-file-process-op",
+            ),
+            (
                 "MLS159",
+                judged.foreign_ops,
                 "TorchScript code calls operators from namespaces torch does not register"
-                " (native code loaded from elsewhere): " + ", ".join(foreign[:5]),
-                member,
-                key="torchscript-foreign-op",
-                details={"matches": foreign[:20]},
-            )
-        hits = unallowed(judged.suspicious, patterns)
-        if hits:
-            self.add(
+                " (native code loaded from elsewhere): ",
+                "torchscript-foreign-op",
+            ),
+            (
                 "MLS107",
-                "TorchScript code file uses Python constructs TorchScript never generates: "
-                + ", ".join(hits[:5]),
-                member,
-                key="torchscript-code",
-                details={"matches": hits[:20]},
-            )
+                judged.suspicious,
+                "TorchScript code file uses Python constructs TorchScript never generates: ",
+                "torchscript-code",
+            ),
+        ):
+            hits = unallowed(found, patterns)
+            if hits:
+                self.add(
+                    rule_id,
+                    message + ", ".join(hits[:5]),
+                    member,
+                    key=key,
+                    details={"matches": hits[:20]},
+                )
         if not complete:
             self.add(
                 "MLS904",

@@ -33,8 +33,8 @@ def sniff(
 ) -> FileKind:
     """The kind of a file from its first bytes (up to :data:`HEAD_SIZE`), name and ``size``
     (if known: it lets the pickle probe reject arguments longer than the file). ``more(n)``:
-    the file's first ``n`` bytes, for a probe the head is too short for (see
-    :func:`head_reader`).
+    the file's first ``n`` bytes, for a probe the head is too short for (the walk reads them
+    from the descriptor it already holds: :func:`mlsec.walk.read_and_sniff`).
 
     Magic numbers first, in the registry's order; then the pickle probe, whatever the name
     and first byte; then the formats only a name tells (ONNX, SavedModel protobufs, which
@@ -57,22 +57,6 @@ def sniff(
     if _is_text(head):
         return FileKind.TEXT
     return FileKind.BINARY
-
-
-def head_reader(path: str | os.PathLike[str]) -> Callable[[int], bytes]:
-    """``more`` for :func:`sniff`: reads the first ``n`` bytes of ``path`` again, only if it
-    is still a regular file (and nothing if it cannot be read)."""
-
-    def more(n: int) -> bytes:
-        from mlsec.safeopen import open_regular
-
-        try:
-            with open_regular(path) as handle:
-                return handle.read(n)
-        except OSError:
-            return b""
-
-    return more
 
 
 def _is_text(head: bytes) -> bool:
@@ -134,7 +118,6 @@ __all__ = [
     "LFS_PREFIX",
     "PICKLE_EXTENSIONS",
     "FileKind",
-    "head_reader",
     "is_keras_archive",
     "is_keras_zip",
     "parse_lfs_pointer",

@@ -59,15 +59,11 @@ def location(finding: Finding) -> str:
     return text
 
 
-def gating(report: ScanReport) -> list[Finding]:
-    """The unsuppressed findings at or above ``--fail-on``: what makes the scan fail."""
-    return report.failing()
-
-
 class Listing(NamedTuple):
     """What a human format shows, in order: the gate first, then the rest."""
 
-    gate: list[Finding]  # active findings at or above --fail-on
+    verbose: bool  # the notes and suppressed findings are listed too
+    gate: list[Finding]  # active findings at or above --fail-on (what fails the scan)
     findings: list[Finding]  # every active finding
     listed: list[Finding]  # active findings below the gate that are listed
     notes: int  # active findings below the gate counted, not listed (see is_note)
@@ -78,12 +74,13 @@ class Listing(NamedTuple):
         """``verbose`` (default: the report's ``-v``) lists the notes too."""
         if verbose is None:
             verbose = report.verbosity > 0
-        gate = gating(report)
+        gate = report.failing()
         gate_ids = set(map(id, gate))
         findings = report.active()
         rest = [f for f in findings if id(f) not in gate_ids]
         listed = rest if verbose else [f for f in rest if not is_note(f)]
-        return cls(gate, findings, listed, len(rest) - len(listed), report.suppressed_findings())
+        notes = len(rest) - len(listed)
+        return cls(verbose, gate, findings, listed, notes, report.suppressed_findings())
 
 
 def counts(findings: list[Finding]) -> dict[str, int]:

@@ -60,8 +60,7 @@ def _details(summary: str, items: list[str]) -> list[str]:
 
 
 def render(report: ScanReport, *, verbose: bool | None = None) -> str:
-    gate, findings, listed, notes, hidden = Listing.of(report, verbose)
-    verbose = verbose if verbose is not None else report.verbosity > 0
+    verbose, gate, findings, listed, notes, hidden = Listing.of(report, verbose)
     by_severity = counts(findings)
     fail_on = report.fail_on.value if report.fail_on else "none"
     if report.fail_on is None:

@@ -76,8 +76,7 @@ def _verdict(report: ScanReport, gate: list[Finding]) -> Text:
 def build(report: ScanReport, *, verbose: bool | None = None) -> Group:
     """The report as rich renderables; ``verbose`` (default: the report's ``-v``) also lists
     notes and suppressed findings."""
-    gate, findings, listed, notes, hidden = Listing.of(report, verbose)
-    verbose = verbose if verbose is not None else report.verbosity > 0
+    verbose, gate, findings, listed, notes, hidden = Listing.of(report, verbose)
 
     parts: list[Table | Text] = []
     if report.incomplete:  # first: this, not the findings, decides the exit code (2)

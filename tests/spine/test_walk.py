@@ -94,14 +94,14 @@ def test_unreadable_file_is_an_error_and_a_finding(tmp_path: Path, monkeypatch) 
     target.write_bytes(pickle.dumps([1]))
     from mlsec import walk as walk_module
 
-    real_read = walk_module.read_head_and_tail
+    real_read = walk_module.read_and_sniff
 
     def fake_read(file):  # root can read anything; simulate EACCES
         if Path(file) == target:
             raise PermissionError(13, "Permission denied")
         return real_read(file)
 
-    monkeypatch.setattr(walk_module, "read_head_and_tail", fake_read)
+    monkeypatch.setattr(walk_module, "read_and_sniff", fake_read)
     result = _walk(tmp_path)
     assert result.targets == []
     assert [(e.path, e.message) for e in result.errors] == [
