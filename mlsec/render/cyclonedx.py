@@ -271,6 +271,20 @@ def render_bom(
     return xml if fmt == "xml" else text
 
 
+def warm_up() -> None:
+    """Import what rendering a JSON BOM takes and build its validator, while the scan has
+    other work for the CPU (the AIBOM analyzer calls it while the weights hash)."""
+    try:
+        from cyclonedx.output import make_outputter  # noqa: F401
+
+        from mlsec.render import cdx_build  # noqa: F401
+        from mlsec.render.cdx_validate import json_validator
+
+        json_validator("1.6")
+    except Exception:  # noqa: S110 - whatever fails here fails again, reported, in render_bom
+        pass
+
+
 def report_memo(report: ScanReport) -> ValidationMemo | None:
     """The validation memo in the scan's cache folder (``--cache-dir``, else the user cache),
     shared by `scan --format cyclonedx` and `mlsec bom`; None with ``--no-cache``."""
