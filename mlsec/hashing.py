@@ -202,6 +202,11 @@ class PendingHashes:
                 self.cancel()
                 raise
 
+    @property
+    def running(self) -> bool:
+        """Whether files are being read (a cache or memo can answer for every one)."""
+        return self._pool is not None
+
     def result(self) -> Mapping[Path, str]:
         """sha256 of each file; files that cannot be read are left out."""
         try:

@@ -234,7 +234,7 @@ class AibomBuilder:
                 else {}
             )
             code_datasets = self._code_datasets()
-            if self.while_hashing is not None:
+            if self.while_hashing is not None and hashing.running:
                 self.while_hashing()
             digests = hashing.result()
         signatures = self._signatures()

@@ -49,7 +49,7 @@ def test_cached_digests_start_no_threads(tmp_path: Path) -> None:
     first = hashing.hash_files(files, cache=cache)
     hashing._MEMO.clear()
     pending = hashing.PendingHashes(files, cache=hashing.HashCache(tmp_path / "hashes.json"))
-    assert pending._pool is None  # nothing to read: no pool, switch interval untouched
+    assert not pending.running  # nothing to read: no pool, switch interval untouched
     assert pending.result() == first
 
 
@@ -74,6 +74,11 @@ def test_the_bom_scan_prepares_the_renderer_while_the_weights_hash(
     monkeypatch.setattr(cyclonedx, "warm_up", lambda: events.append("renderer prepared"))
     scan_report(repo, select=())
     assert events == ["renderer prepared", "digests taken"]
+    events.clear()
+    # Unchanged weights: the hash cache answers, no hashing to overlap, nothing prepared
+    # (the render memo may serve the BOM without the renderer).
+    scan_report(repo, select=())
+    assert events == ["digests taken"]
     events.clear()
     # The BOM's findings asked for, not the BOM: the weights hash, nothing to prepare.
     scan_report(repo, select=("MLS3",), build_bom=False)
