@@ -11,6 +11,7 @@ after the walk is refused, never read forever.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +31,9 @@ CHUNK = 1024 * 1024
 SWITCH_INTERVAL = 0.0005
 
 
+_FADVISE = hasattr(os, "posix_fadvise")  # not on macOS or Windows
+
+
 def sha256_file(path: Path) -> str:
     return sha256_file_keyed(path)[0]
 
@@ -42,6 +46,9 @@ def sha256_file_keyed(path: Path) -> tuple[str, str]:
     view = memoryview(buffer)
     with open_regular(path) as handle:
         key = _key_of(os.fstat(handle.fileno()))
+        if _FADVISE:  # read from disk, not the page cache: the kernel reads ahead twice as far
+            with contextlib.suppress(OSError):  # advice only
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         while n := handle.readinto(buffer):  # type: ignore[attr-defined]
             if _CANCELLED.is_set():  # Ctrl-C in the main thread: stop within one chunk
                 raise _Cancelled(os.fspath(path))
