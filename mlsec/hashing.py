@@ -182,18 +182,24 @@ class PendingHashes:
     ) -> None:
         self._cache = cache
         self._digests: dict[Path, str] = {}
-        todo: list[Path] = []
+        todo: list[tuple[int, Path]] = []
         for path in paths:
             cached = cache.get(path) if cache else None
+            size = 0
             if not cached:
                 try:
-                    cached = _MEMO.get((str(path), _stat_key(path)))
+                    st = path.stat()
+                    size = st.st_size
+                    cached = _MEMO.get((str(path), _key_of(st)))
                 except OSError:
                     cached = None
             if cached:
                 self._digests[path] = cached
             else:
-                todo.append(path)
+                todo.append((size, path))
+        # Largest first: the threads finish together instead of one hashing the last big
+        # shard alone while the others are idle.
+        todo.sort(key=lambda item: -item[0])
         self._pool: Any = None
         self._switch = 0.0
         self._running: Iterator[tuple[Path, str | None, str]] = iter(())
@@ -204,7 +210,8 @@ class PendingHashes:
             self._switch = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL))
             try:
-                self._running = self._pool.map(_hash_one, todo)  # every file submitted now
+                # Every file submitted now.
+                self._running = self._pool.map(_hash_one, [path for _, path in todo])
             except BaseException:
                 self.cancel()
                 raise
