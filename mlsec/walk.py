@@ -14,8 +14,11 @@ every file left out is recorded with a reason. A PATH that cannot be scanned at 
 from __future__ import annotations
 
 import errno
+import operator
 import os
+import re
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -41,28 +44,57 @@ class Target(NamedTuple):
     by the walk in the same open as the head (empty for targets built elsewhere).
     """
 
-    path: Path
+    # The walk stores a plain string: a pathlib object per file costs ~3 us to build on
+    # Python 3.11, a tenth of the walk's time at 100,000 files, and most files are looked at
+    # by no analyzer (`python benchmarks/bench_scale.py --cases source-files`).
+    file: str | os.PathLike[str]
     relpath: str
     size: int
     kind: FileKind
     tail: bytes = b""
 
-    def open(self) -> os.PathLike[str]:  # pragma: no cover - convenience for analyzers
-        return self.path
+    @property
+    def path(self) -> Path:
+        return Path(self.file)
 
 
 class _Candidate(NamedTuple):
     """A path the walk will add, once it knows which path stands for each file."""
 
-    full: Path
+    full: str
     shown: str
-    st: os.stat_result
+    size: int
+    ident: tuple[int, int]  # (device, inode): which path stands for each file
     via_link: bool
     blob: bool  # a Hugging Face cache blob (scanned under its snapshot link's name)
+    read: _Read | None = None  # what the probe phase already read of it
 
-    @property
-    def ident(self) -> tuple[int, int]:
-        return (self.st.st_dev, self.st.st_ino)
+
+# What :func:`probe_file` read of a plain regular file: (size, device, inode, the kind's
+# value, tail, a Git LFS pointer's (oid, size) or None). Plain data, as it comes back from
+# the walk's worker processes.
+_Read = tuple[int, int, int, str, bytes, "tuple[str, int] | None"]
+
+
+def probe_file(full: str, max_size: int) -> _Read | None:
+    """Stat, read and sniff one listed path, if it is a plain regular file of at most
+    ``max_size`` bytes that can be read; None for anything else (a link, a folder, a special
+    or missing or unreadable file, a file over the limit), which the walk then looks at again
+    on its slow path, where each case is reported. Pure: it runs in worker processes."""
+    try:
+        st = os.lstat(full)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > max_size:
+        return None
+    if st.st_size == 0:
+        return (0, st.st_dev, st.st_ino, FileKind.EMPTY.value, b"", None)
+    try:
+        head, tail, kind = read_and_sniff(full)
+    except OSError:
+        return None
+    lfs = parse_lfs_pointer(head) if kind is FileKind.LFS_POINTER else None
+    return (st.st_size, st.st_dev, st.st_ino, kind.value, tail, lfs)
 
 
 class WalkResult(Slotted):
@@ -85,6 +117,18 @@ def display_name(name: str) -> str:
     except UnicodeEncodeError:
         return os.fsencode(name).decode("utf-8", "backslashreplace")
     return name
+
+
+def _fsdecode(listing: bytes) -> str:
+    """``os.fsdecode`` of a whole NUL-separated listing at once (NUL is one byte in every
+    file system encoding, so decoding first and splitting after gives the same names)."""
+    return listing.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
+# A path with a default-excluded folder in it (in a NUL-joined listing).
+_IN_EXCLUDED_DIR = re.compile(
+    "(?:^|[/\0])(?:" + "|".join(re.escape(d) for d in DEFAULT_EXCLUDED_DIRS) + ")/"
+)
 
 
 def _is_venv(path: Path) -> bool:
@@ -116,11 +160,14 @@ def hf_cache_folder(path: Path) -> Path | None:
     return None
 
 
-def _is_hf_blob(full: Path, rel: str) -> bool:
+def _is_hf_blob(full: str, rel: str) -> bool:
     if "blobs/" not in rel:  # the common case, without building Path objects
         return False
-    parent = full.parent
+    parent = Path(full).parent
     return parent.name == "blobs" and parent.parent.name.startswith(_HF_CACHE_PREFIXES)
+
+
+_RELPATH = operator.attrgetter("relpath")
 
 
 class Walker:
@@ -129,7 +176,8 @@ class Walker:
         self.rules = rules
         self.root = options.root.resolve()
         self.result = WalkResult()
-        self._pending: list[_Candidate] = []
+        self._pending: list[_Candidate] = []  # files _settle adds (see _consider_all)
+        self._idents: list[tuple[int, int]] = []  # (device, inode) of each target added so far
         self._hf_scopes: dict[Path, Path | None] = {}
 
     # -- entry point -----------------------------------------------------------------
@@ -142,13 +190,11 @@ class Walker:
         listed = self._git_files() if self.options.use_git else None
         if listed is not None:
             self.result.git = True
-            for rel in listed:
-                self._consider(rel)
         else:
-            for rel in self._fs_files(self.root, ""):
-                self._consider(rel)
+            listed = list(self._fs_files(self.root, ""))
+        self._consider_all([rel for rel in listed if self._selected(rel)])
         self._settle()
-        self.result.targets.sort(key=lambda t: t.relpath)
+        self.result.targets.sort(key=_RELPATH)
         return self.result
 
     # -- sources of candidate paths ---------------------------------------------------
@@ -163,19 +209,11 @@ class Walker:
             return None
         try:
             runner = git.Git(str(self.root))
-            out = runner.ls_files(
-                "--cached",
-                "--others",
-                "--exclude-standard",
-                "-z",
-                "--",
-                ".",
-                stdout_as_string=False,
-            )
             # Ignored files are what a local loader opens too (checkpoints/ is usually
             # gitignored). --directory lists an ignored folder once instead of every file in
-            # it, so a gitignored node_modules/ or .venv/ costs one line.
-            ignored = runner.ls_files(
+            # it, so a gitignored node_modules/ or .venv/ costs one line. Started first, to
+            # run beside the main listing (each takes ~60 ms at 100,000 files).
+            ignoring = runner.ls_files(
                 "--others",
                 "--ignored",
                 "--exclude-standard",
@@ -184,17 +222,37 @@ class Walker:
                 "-z",
                 "--",
                 ".",
-                stdout_as_string=False,
+                as_process=True,
             )
+            try:
+                out = runner.ls_files(
+                    "--cached",
+                    "--others",
+                    "--exclude-standard",
+                    "-z",
+                    "--",
+                    ".",
+                    stdout_as_string=False,
+                )
+                ignored, _ = ignoring.proc.communicate()
+                ignoring.wait()  # raises on a failed listing
+            finally:
+                if ignoring.proc.poll() is None:  # the main listing failed
+                    ignoring.proc.kill()
+                    ignoring.proc.wait()
         except git.GitCommandError:
             return None
         assert isinstance(out, bytes) and isinstance(ignored, bytes)
-        rels = {os.fsdecode(p) for p in out.split(b"\0") if p}
-        for entry in sorted(os.fsdecode(p) for p in ignored.split(b"\0") if p):
+        # Git's order (sorted, tracked then untracked) kept, so the sort below is cheap.
+        rels = dict.fromkeys(p for p in _fsdecode(out).split("\0") if p)
+        for entry in sorted(p for p in _fsdecode(ignored).split("\0") if p):
             self._ignored_entry(entry, rels)
+        listed = sorted(rels)
+        if not _IN_EXCLUDED_DIR.search("\0".join(listed)):  # the usual case: one search
+            return listed
         kept: list[str] = []
         reported: set[str] = set()
-        for rel in sorted(rels):
+        for rel in listed:
             parts = rel.split("/")
             cut = next((i for i, p in enumerate(parts[:-1]) if p in DEFAULT_EXCLUDED_DIRS), None)
             if cut is None:
@@ -206,7 +264,7 @@ class Walker:
                 self._skip(display_name(folder), "excluded folder (default)")
         return kept
 
-    def _ignored_entry(self, entry: str, rels: set[str]) -> None:
+    def _ignored_entry(self, entry: str, rels: dict[str, None]) -> None:
         """Add one gitignored file or folder to ``rels`` (or list it as skipped)."""
         folder = entry.endswith("/")
         rel = entry.rstrip("/")
@@ -215,7 +273,7 @@ class Walker:
             self._skip(shown, "ignored by .gitignore (--respect-gitignore)")
             return
         if not folder:
-            rels.add(rel)
+            rels[rel] = None
             return
         parts = rel.split("/")
         try:
@@ -223,7 +281,7 @@ class Walker:
         except OSError:
             real_folder = False
         if not real_folder:  # a link git listed as a folder: judged like any other link
-            rels.add(rel)
+            rels[rel] = None
             return
         if any(p in DEFAULT_EXCLUDED_DIRS for p in parts) or _is_venv(self.root / rel):
             self._skip(shown, "excluded folder (default)")
@@ -231,7 +289,7 @@ class Walker:
         if self.options.exclude and any_match(self.options.exclude, rel):
             self._skip(shown, "excluded by configuration")
             return
-        rels.update(self._fs_files(self.root / rel, rel + "/"))
+        rels.update(dict.fromkeys(self._fs_files(self.root / rel, rel + "/")))
 
     def _fs_files(self, directory: Path, prefix: str) -> Iterator[str]:
         # An explicit stack, not recursion: a hostile tree can nest deeper than Python's
@@ -262,15 +320,52 @@ class Walker:
             stack.extend(reversed(subfolders))
 
     # -- per path -----------------------------------------------------------------------
+    def _selected(self, rel: str) -> bool:
+        """Whether the configured include and exclude patterns let ``rel`` in (else it is
+        listed as skipped)."""
+        options = self.options
+        if not options.exclude and not options.include:
+            return True
+        rel = rel.rstrip("/")
+        if options.exclude and any_match(options.exclude, rel):
+            self._skip(display_name(rel), "excluded by configuration")
+            return False
+        if options.include and not any_match(options.include, rel):
+            self._skip(display_name(rel), "not matched by include patterns")
+            return False
+        return True
+
+    def _consider_all(self, rels: list[str]) -> None:
+        """Each listed path: plain regular files are read and sniffed by :func:`probe_all`
+        (in worker processes when there are many), everything else on the slow path."""
+        prefix = str(self.root) + os.sep
+        fulls = [prefix + rel.rstrip("/") for rel in rels]  # git lists a nested repo as "path/"
+        reads = probe_all(fulls, self.options.limits.max_file_size, self.options.jobs)
+        # The hot loop of the walk (once per file): plain files become targets here; links and
+        # Hugging Face blobs wait for _settle, which needs to know every file first.
+        targets, idents, kinds = self.result.targets, self._idents, _KINDS
+        max_files = self.options.limits.max_files
+        for rel, full, read in zip(rels, fulls, reads, strict=True):
+            if read is None:
+                self._consider(rel)
+                continue
+            shown = display_name(rel)
+            if "blobs/" in rel and _is_hf_blob(full, rel):
+                ident = (read[1], read[2])
+                self._pending.append(_Candidate(full, shown, read[0], ident, False, True, read))
+            elif len(targets) >= max_files:
+                self._limit(shown, f"more than {max_files} files (limits.max-files)")
+            else:
+                if read[5] is not None:
+                    self._lfs_pointer(shown, read[5])
+                targets.append(Target(full, shown, read[0], kinds[read[3]], read[4]))
+                idents.append((read[1], read[2]))
+
     def _consider(self, rel: str) -> None:
+        """The slow path: one path that is not a plain regular file (or could not be read),
+        looked at case by case, each reported."""
         rel = rel.rstrip("/")  # git lists a nested repository as "path/"
         shown = display_name(rel)
-        if self.options.exclude and any_match(self.options.exclude, rel):
-            self._skip(shown, "excluded by configuration")
-            return
-        if self.options.include and not any_match(self.options.include, rel):
-            self._skip(shown, "not matched by include patterns")
-            return
         full = self.root / rel
         try:
             st = full.lstat()
@@ -289,13 +384,17 @@ class Walker:
             if _is_venv(full):
                 self._skip(shown + "/", "excluded folder (default)")
                 return
-            for inner in self._fs_files(full, rel + "/"):
-                self._consider(inner)
+            inner = [r for r in self._fs_files(full, rel + "/") if self._selected(r)]
+            self._consider_all(inner)
             return
         if not stat.S_ISREG(st.st_mode):
             self._special(shown, st.st_mode, shown)
             return
-        self._pending.append(_Candidate(full, shown, st, False, _is_hf_blob(full, rel)))
+        path = str(full)
+        ident = (st.st_dev, st.st_ino)
+        self._pending.append(
+            _Candidate(path, shown, st.st_size, ident, False, _is_hf_blob(path, rel))
+        )
 
     def _hf_scope(self, full: Path) -> Path | None:
         """The resolved cache folder a snapshot link may point into (memoised per folder)."""
@@ -340,7 +439,8 @@ class Walker:
         if not stat.S_ISREG(st.st_mode):
             self._special(shown, st.st_mode, f"the target of symlink {shown}")
             return
-        self._pending.append(_Candidate(full, shown, st, True, False))
+        ident = (st.st_dev, st.st_ino)
+        self._pending.append(_Candidate(str(full), shown, st.st_size, ident, True, False))
 
     def _escape(self, shown: str, target: str, why: str) -> None:
         self._skip(shown, "symlink out of the scanned tree (not followed)")
@@ -382,10 +482,12 @@ class Walker:
         links = sorted((c for c in self._pending if c.via_link), key=lambda c: c.shown)
         if not links:  # the common case: every candidate is a file at its own path
             for cand in self._pending:
-                self._add(cand.full, cand.shown, cand.st.st_size)
+                self._add(cand.full, cand.shown, cand.size, cand.read)
             self._pending = []
             return
         own = {c.ident: c.shown for c in self._pending if not c.via_link and not c.blob}
+        for ident, target in zip(self._idents, self.result.targets, strict=True):
+            own.setdefault(ident, target.relpath)
         claimed: dict[tuple[int, int], str] = {}
         for cand in links:
             first = own.get(cand.ident) or claimed.get(cand.ident)
@@ -393,7 +495,7 @@ class Walker:
                 self._skip(cand.shown, f"symlink to {first} (scanned at its own path)")
                 continue
             claimed[cand.ident] = cand.shown
-            self._add(cand.full, cand.shown, cand.st.st_size)
+            self._add(cand.full, cand.shown, cand.size, cand.read)
         for cand in self._pending:
             if cand.via_link:
                 continue
@@ -402,15 +504,15 @@ class Walker:
                     cand.shown, f"Hugging Face cache blob (scanned as {claimed[cand.ident]})"
                 )
                 continue
-            self._add(cand.full, cand.shown, cand.st.st_size)
+            self._add(cand.full, cand.shown, cand.size, cand.read)
         self._pending = []
 
     def _single_file(self, path: Path) -> None:
         shown = display_name(path.name)
         st = path.stat()  # _check_scannable made sure this works and is a regular file
-        self._add(path, shown, st.st_size)
+        self._add(str(path), shown, st.st_size)
 
-    def _add(self, full: Path, shown: str, size: int) -> None:
+    def _add(self, full: str, shown: str, size: int, read: _Read | None = None) -> None:
         limits = self.options.limits
         if len(self.result.targets) >= limits.max_files:
             self._limit(shown, f"more than {limits.max_files} files (limits.max-files)")
@@ -425,25 +527,30 @@ class Walker:
             # an empty model.sig); analyzers that read content do not accept FileKind.EMPTY.
             self.result.targets.append(Target(full, shown, 0, FileKind.EMPTY))
             return
-        try:
-            head, tail, kind = read_and_sniff(full)
-        except OSError as exc:
-            self._unreadable(shown, f"cannot read: {exc.strerror or exc}")
-            return
-        if kind is FileKind.LFS_POINTER:
-            pointer = parse_lfs_pointer(head)
-            if pointer is not None:
-                oid, lfs_size = pointer
-                self.result.findings.append(
-                    self.rules.finding(
-                        "MLS903",
-                        shown,
-                        f"Git LFS pointer: the artifact (sha256:{oid}, {lfs_size} bytes) is not"
-                        " checked out, so it was not scanned",
-                        details={"oid": f"sha256:{oid}", "size": lfs_size},
-                    )
-                )
+        if read is not None:
+            kind, tail, pointer = _KINDS[read[3]], read[4], read[5]
+        else:
+            try:
+                head, tail, kind = read_and_sniff(full)
+            except OSError as exc:
+                self._unreadable(shown, f"cannot read: {exc.strerror or exc}")
+                return
+            pointer = parse_lfs_pointer(head) if kind is FileKind.LFS_POINTER else None
+        if pointer is not None:
+            self._lfs_pointer(shown, pointer)
         self.result.targets.append(Target(full, shown, size, kind, tail))
+
+    def _lfs_pointer(self, shown: str, pointer: tuple[str, int]) -> None:
+        oid, lfs_size = pointer
+        self.result.findings.append(
+            self.rules.finding(
+                "MLS903",
+                shown,
+                f"Git LFS pointer: the artifact (sha256:{oid}, {lfs_size} bytes) is not"
+                " checked out, so it was not scanned",
+                details={"oid": f"sha256:{oid}", "size": lfs_size},
+            )
+        )
 
     # -- reporting ------------------------------------------------------------------------
     def _skip(self, shown: str, reason: str) -> None:
@@ -468,7 +575,7 @@ class Walker:
         )
 
 
-def read_and_sniff(path: Path) -> tuple[bytes, bytes, FileKind]:
+def read_and_sniff(path: str | os.PathLike[str]) -> tuple[bytes, bytes, FileKind]:
     """The first :data:`HEAD_SIZE` and last :data:`TAIL_SIZE` bytes and the file's kind, in
     one open of a regular file: a FIFO or device swapped in after the listing is refused, not
     read, and a pickle probe that needs more than the head reads it from the same descriptor.
@@ -495,9 +602,27 @@ def read_and_sniff(path: Path) -> tuple[bytes, bytes, FileKind]:
             except OSError:
                 return b""
 
-        return head, tail, sniff(head, path.name, size, more)
+        return head, tail, sniff(head, os.path.basename(path), size, more)
     finally:
         os.close(fd)
+
+
+# From this many listed files on, the walk reads them in worker processes too (a fork and the
+# results' trip back cost about what reading 2,000 small files does; measured with
+# `python benchmarks/bench_scale.py --cases source-files`).
+PARALLEL_PROBE_FILES = 2048
+_KINDS = {kind.value: kind for kind in FileKind}
+
+
+def probe_all(fulls: list[str], max_size: int, jobs: int) -> list[_Read | None]:
+    """:func:`probe_file` of each path, in order; in ``jobs`` processes (0: the machine's)
+    when there are enough of them to pay for it."""
+    from mlsec.pool import effective_jobs, fork_map  # mlsec.pool imports this module
+
+    workers = effective_jobs(jobs) if len(fulls) >= PARALLEL_PROBE_FILES else 1
+    if workers < 2:
+        return [probe_file(full, max_size) for full in fulls]
+    return fork_map(lambda full: probe_file(full, max_size), fulls, workers)
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

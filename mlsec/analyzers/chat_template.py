@@ -184,6 +184,7 @@ TEMPLATE_JSON_NAMES = (
     "processor_config.json",
     "preprocessor_config.json",
 )
+TEMPLATE_EXTENSIONS = ("jinja", "j2", "jinja2")  # of Jinja files that may be chat templates
 _EXTRA_TEMPLATES_DIR = "additional_chat_templates/"  # transformers: <dir>/<name>.jinja
 
 
@@ -196,7 +197,7 @@ def _template_label(lower: str) -> str | None:
     """
     folder, _, base = lower.rpartition("/")
     stem, dot, extension = base.rpartition(".")
-    if not dot or extension not in ("jinja", "j2", "jinja2"):
+    if not dot or extension not in TEMPLATE_EXTENSIONS:
         return None
     if stem == "chat_template":
         return "chat_template"

@@ -13,6 +13,7 @@ its rules under ``rules/`` and a generated fixture.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -490,10 +491,31 @@ def leaf_format(kind: FileKind, name: str) -> ModelFormat | None:
     (protobufs, broken headers); the container kinds' own rows (zip: a top-level Keras
     archive) come last.
     """
+    lower = name.lower()
+    endings, by_kind = _leaf_tables()
+    if not lower.endswith(endings):  # most files: no name can change the kind's answer
+        return by_kind[kind]
+    return _leaf_format(kind, lower)
+
+
+@functools.cache
+def _leaf_tables() -> tuple[tuple[str, ...], dict[FileKind, ModelFormat | None]]:
+    """Every name ending that can make :func:`_leaf_format` answer by name, and its answer
+    for each kind when the name ends in none of them. A shortcut only: the walk asks for
+    every file in the tree, and the full test costs ~3 us a file (100,000 source files:
+    `python benchmarks/bench_scale.py --cases source-files`)."""
+    from mlsec.analyzers.chat_template import TEMPLATE_EXTENSIONS, TEMPLATE_JSON_NAMES
+
+    endings = {ending for row in FORMATS if row.check is not None for ending in row.names}
+    endings.update(TEMPLATE_JSON_NAMES)
+    endings.update(f".{extension}" for extension in TEMPLATE_EXTENSIONS)
+    return tuple(sorted(endings)), {kind: _leaf_format(kind, "") for kind in FileKind}
+
+
+def _leaf_format(kind: FileKind, lower: str) -> ModelFormat | None:
     # Imported here: mlsec.analyzers imports the walk, which imports this registry.
     from mlsec.analyzers.chat_template import is_template_file
 
-    lower = name.lower()
     if kind in (FileKind.TEXT, FileKind.BINARY) and is_template_file(lower):
         return BY_NAME["chat-template"]
     for row in FORMATS:
