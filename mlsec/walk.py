@@ -18,6 +18,7 @@ import operator
 import os
 import re
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,46 +204,32 @@ class Walker:
         ``respect_gitignore``, ignored), relative to the root; None if there is no git."""
         if not (self.root / ".git").exists() and not _inside_git(self.root):
             return None
-        try:
-            import git  # gitpython; imported lazily: it spawns git and is slow to import
-        except ImportError:
+        # Ignored files are what a local loader opens too (checkpoints/ is usually gitignored).
+        # --directory lists an ignored folder once instead of every file in it, so a
+        # gitignored node_modules/ or .venv/ costs one line. Both listings run at once (each
+        # takes ~60 ms at 100,000 files).
+        ignoring = _git_listing(
+            self.root,
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+            "--no-empty-directory",
+        )
+        if ignoring is None:
             return None
         try:
-            runner = git.Git(str(self.root))
-            # Ignored files are what a local loader opens too (checkpoints/ is usually
-            # gitignored). --directory lists an ignored folder once instead of every file in
-            # it, so a gitignored node_modules/ or .venv/ costs one line. Started first, to
-            # run beside the main listing (each takes ~60 ms at 100,000 files).
-            ignoring = runner.ls_files(
-                "--others",
-                "--ignored",
-                "--exclude-standard",
-                "--directory",
-                "--no-empty-directory",
-                "-z",
-                "--",
-                ".",
-                as_process=True,
-            )
-            try:
-                out = runner.ls_files(
-                    "--cached",
-                    "--others",
-                    "--exclude-standard",
-                    "-z",
-                    "--",
-                    ".",
-                    stdout_as_string=False,
-                )
-                ignored, _ = ignoring.proc.communicate()
-                ignoring.wait()  # raises on a failed listing
-            finally:
-                if ignoring.proc.poll() is None:  # the main listing failed
-                    ignoring.proc.kill()
-                    ignoring.proc.wait()
-        except git.GitCommandError:
-            return None
-        assert isinstance(out, bytes) and isinstance(ignored, bytes)
+            listing = _git_listing(self.root, "--cached", "--others", "--exclude-standard")
+            if listing is None:
+                return None
+            out, _ = listing.communicate()
+            ignored, _ = ignoring.communicate()
+        finally:
+            if ignoring.poll() is None:  # the main listing failed
+                ignoring.kill()
+                ignoring.wait()
+        if listing.returncode != 0 or ignoring.returncode != 0:
+            return None  # not a work tree after all (a bare repository, a broken one)
         # Git's order (sorted, tracked then untracked) kept, so the sort below is cheap.
         rels = dict.fromkeys(p for p in _fsdecode(out).split("\0") if p)
         for entry in sorted(p for p in _fsdecode(ignored).split("\0") if p):
@@ -607,10 +594,10 @@ def read_and_sniff(path: str | os.PathLike[str]) -> tuple[bytes, bytes, FileKind
         os.close(fd)
 
 
-# From this many listed files on, the walk reads them in worker processes too (a fork and the
-# results' trip back cost about what reading 2,000 small files does; measured with
-# `python benchmarks/bench_scale.py --cases source-files`).
-PARALLEL_PROBE_FILES = 2048
+# From this many listed files on, the walk reads them in worker processes too: a fork costs
+# ~1.5 ms, reading and sniffing a file 5 us (source) to 40 us (a small pickle); measured with
+# `python benchmarks/bench_scale.py --cases small-models,source-files`.
+PARALLEL_PROBE_FILES = 256
 _KINDS = {kind.value: kind for kind in FileKind}
 
 
@@ -660,6 +647,20 @@ def _check_scannable(path: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise MlsecError(f"cannot scan {path}: {reason}", hint="check its permissions") from None
+
+
+def _git_listing(root: Path, *options: str) -> subprocess.Popen[bytes] | None:
+    """``git ls-files`` of the folder ``root``, started (None if git cannot be run). Run
+    directly, not through gitpython: importing gitpython alone costs ~45 ms, a tenth of a
+    1,000-file scan, for two commands (`python benchmarks/bench_scale.py --cases
+    small-models`); provenance and --diff, which read the repository, use gitpython."""
+    command = ["git", "-C", str(root), "ls-files", *options, "-z", "--", "."]
+    try:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+    except OSError:  # no git on this machine: the file system is walked instead
+        return None
 
 
 def _inside_git(path: Path) -> bool:
