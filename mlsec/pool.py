@@ -195,10 +195,12 @@ def _chunks(targets: Sequence[Target], jobs: int) -> list[list[int]]:
 
 
 def _child_start() -> None:
-    from mlsec import native
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan handles Ctrl-C and kills us
-    native.forget_worker()  # the scan's native worker is not ours to talk to
+    native = sys.modules.get("mlsec.native")  # not imported: there is no worker to forget
+    if native is not None:
+        native.forget_worker()  # the scan's native worker is not ours to talk to
 
 
 def _work(indexes: list[int]) -> list[Any]:

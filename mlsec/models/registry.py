@@ -17,6 +17,8 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+from mlsec.models.templatenames import TEMPLATE_EXTENSIONS, TEMPLATE_JSON_NAMES, is_template_file
+
 
 class FileKind(str, enum.Enum):
     """What a file's content is (the walker's verdict, before any format check)."""
@@ -365,7 +367,7 @@ FORMATS: tuple[ModelFormat, ...] = (
     ModelFormat(
         "chat-template",
         frozenset(),
-        # mlsec.analyzers.chat_template.is_template_file decides (additional_chat_templates/ too)
+        # mlsec.models.templatenames.is_template_file decides (additional_chat_templates/ too)
         names=("tokenizer_config.json", "chat_template.json", "chat_template.jinja"),
         name_kinds=_kinds(FileKind.TEXT, FileKind.BINARY),
         check="template_file",
@@ -504,8 +506,6 @@ def _leaf_tables() -> tuple[tuple[str, ...], dict[FileKind, ModelFormat | None]]
     for each kind when the name ends in none of them. A shortcut only: the walk asks for
     every file in the tree, and the full test costs ~3 us a file (100,000 source files:
     `python benchmarks/bench_scale.py --cases source-files`)."""
-    from mlsec.analyzers.chat_template import TEMPLATE_EXTENSIONS, TEMPLATE_JSON_NAMES
-
     endings = {ending for row in FORMATS if row.check is not None for ending in row.names}
     endings.update(TEMPLATE_JSON_NAMES)
     endings.update(f".{extension}" for extension in TEMPLATE_EXTENSIONS)
@@ -513,9 +513,6 @@ def _leaf_tables() -> tuple[tuple[str, ...], dict[FileKind, ModelFormat | None]]
 
 
 def _leaf_format(kind: FileKind, lower: str) -> ModelFormat | None:
-    # Imported here: mlsec.analyzers imports the walk, which imports this registry.
-    from mlsec.analyzers.chat_template import is_template_file
-
     if kind in (FileKind.TEXT, FileKind.BINARY) and is_template_file(lower):
         return BY_NAME["chat-template"]
     for row in FORMATS:
