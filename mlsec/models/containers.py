@@ -1000,10 +1000,10 @@ def _pickle_name(name: str) -> bool:
 def _not_pickles(targets: Sequence[Target], ctx: AnalysisContext) -> Iterator[Finding]:
     """MLS120 for files named like pickles whose content is none (the probe said no)."""
     for target in targets:
-        if target.kind not in (FileKind.TEXT, FileKind.BINARY):
+        # The name's ending is the name's (no pickle name holds a "/"): no split needed.
+        if not target.relpath.lower().endswith(PICKLE_NAMES):
             continue
-        name = target.relpath.rsplit("/", 1)[-1].lower()
-        if not name.endswith(PICKLE_NAMES) or _ends_like_zip(target):
+        if target.kind not in (FileKind.TEXT, FileKind.BINARY) or _ends_like_zip(target):
             continue
         yield ctx.finding(
             "MLS120",
