@@ -20,6 +20,7 @@ import io
 import re
 import struct
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
 from mlsec.formats.streams import Budget, ByteReader, LimitExceeded, Truncated
@@ -38,6 +39,13 @@ MAX_MEMO_STRUCTURED = 20_000  # memoized containers/calls kept as values (memory
 LONG_TEXT = 256
 MAX_MEMO_LONG_TEXT = 32 * 1024 * 1024
 OPS_PER_CHECK = 4096
+# Runs of constants between a MARK and the SETITEMS/APPENDS that closes it (the fields of a
+# record, a batch of list items) are decoded a whole run at a time when their layout repeats
+# (see _Run): at most this many opcodes per run, text fields up to this many bytes.
+MAX_RUN_OPS = 4096
+MAX_RUN_TEXT = 1 << 16
+RUN_CACHE = 4  # layouts kept (most recent first)
+RUN_CREDIT = 200_000  # work (in opcodes) the layouts may cost before they pay for themselves
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
@@ -342,8 +350,226 @@ def _hashable(value: Any) -> bool:
     return not isinstance(value, Global | Unresolved | Call | BytesRef | Opaque)
 
 
+# -- runs of constants -------------------------------------------------------------------------
+# How a value of a run is read, while its layout is learnt: a constant, or bytes at an offset.
+_V_CONST = 0
+_V_TEXT = 1  # UTF-8 text (SHORT_BINUNICODE, BINUNICODE)
+_V_GET = 2  # BINGET/LONG_BINGET of a memo index
+_V_LITTLE = 3  # a little-endian integer field (BININT, BININT1, BININT2)
+_V_FLOAT = 4  # BINFLOAT (big-endian)
+
+
+class _Run(NamedTuple):
+    """The layout of a run ``MARK <constants and MEMOIZEs> SETITEMS|APPENDS``.
+
+    A pickle of many records writes the same layout again and again (the same keys, fields of
+    the same widths). ``pattern`` matches the run's bytes with its variable fields as
+    wildcards of their exact width, so one C-level match replaces a dispatch per opcode; the
+    fields are then read at their offsets (integers and floats by one ``struct`` each), and
+    the run's effect (items into the container under the MARK, memo entries) is applied
+    exactly as the opcodes one by one would. Only opcodes whose value depends on nothing but
+    their bytes and the memo are allowed in.
+    """
+
+    pattern: re.Pattern[bytes]
+    consts: tuple[Any, ...]
+    little: struct.Struct | None  # the integer fields, offsets from the MARK
+    big: struct.Struct | None  # the float fields
+    texts: tuple[tuple[int, int], ...]  # [start, end) of each text field
+    gets: tuple[int, ...]  # memo indices read
+    # consts + little + big + texts + gets -> the values in stack order
+    order: Callable[[tuple[Any, ...]], Any]
+    pushed: int  # values pushed
+    slots: Callable[[tuple[Any, ...]], Any] | None  # the values MEMOIZE stores, in order
+    memoized: int  # MEMOIZEs of the run
+    long_slots: tuple[int, ...]  # memoized text fields that may be longer than LONG_TEXT
+    long_const: int  # characters of memoized constant text longer than LONG_TEXT
+    setitems: bool  # SETITEMS into a dict (else APPENDS into a list)
+    key_gets: bool  # keys read from the memo (checked at each use)
+    ops: int  # opcodes of the run, MARK and SETITEMS/APPENDS included
+    head: int  # 2: the run makes its container (EMPTY_DICT/EMPTY_LIST MEMOIZE first), else 0
+
+
+def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, int]:
+    """The layout of the run at ``buf[i]`` (within ``buf[:n]``): its MARK, or with ``head``
+    2, ``EMPTY_DICT MEMOIZE MARK`` (or ``EMPTY_LIST``): a new container and its items.
+
+    Returns it (None if the run holds anything else or is not complete in the buffer) and the
+    work spent, in opcodes scanned.
+    """
+    q = i + head + 1
+    # per value: (opcode start, field start, field end, kind, constant or struct code)
+    items: list[tuple[int, int, int, int, Any]] = []
+    memoized: list[int] = []  # per MEMOIZE: the item it stores
+    count = 1
+    last = -1  # the item of the value pushed last
+    while True:
+        if q >= n or count > MAX_RUN_OPS:
+            return None, count
+        code = buf[q]
+        count += 1
+        if code == 0x94:  # MEMOIZE: stores the value pushed last (nothing in a run pops)
+            if last < 0 or items[last][3] == _V_GET:
+                return None, count  # an underflow, or a value whose kind is not known here
+            memoized.append(last)
+            items.append((q, q + 1, q + 1, -1, None))  # a piece of the pattern, no value
+            q += 1
+            continue
+        if code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
+            break
+        if code == 0x8C or code == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+            lead = 2 if code == 0x8C else 5
+            if q + lead > n:
+                return None, count
+            size = buf[q + 1] if code == 0x8C else int.from_bytes(buf[q + 1 : q + 5], "little")
+            start = q + lead
+            end = start + size
+            if size > MAX_RUN_TEXT or end > n:
+                return None, count
+            try:
+                text = buf[start:end].decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                return None, count  # the opcode's handler reports it
+            last = len(items)
+            items.append((q, start, end, _V_TEXT, text))
+            q = end
+            continue
+        field = _RUN_FIELDS.get(code)
+        if field is None:
+            return None, count
+        kind, width, form = field
+        if q + 1 + width > n:
+            return None, count
+        last = len(items)
+        if kind == _V_GET:
+            index = int.from_bytes(buf[q + 1 : q + 1 + width], "little")
+            items.append((q, q + 1 + width, q + 1 + width, _V_GET, index))
+        else:
+            items.append((q, q + 1, q + 1 + width, kind, form))
+        q += 1 + width
+    setitems = buf[q] == 0x75
+    values = [k for k, item in enumerate(items) if item[3] >= 0]
+    if not values or (setitems and len(values) % 2):
+        return None, count
+    if head and setitems is not (buf[i] == 0x7D):
+        return None, count  # items that the new container does not take (modelled)
+    pieces: list[bytes] = [re.escape(buf[i : i + head + 1])]
+    # per value, in stack order: (group, index in its group); groups as in _Run.order
+    where: list[tuple[int, int]] = []
+    consts: list[Any] = []
+    little: list[tuple[int, str]] = []
+    big: list[tuple[int, str]] = []
+    texts: list[tuple[int, int]] = []
+    gets: list[int] = []
+    value_of: dict[int, int] = {}  # item -> its position in stack order
+    for k, (op, start, end, kind, extra) in enumerate(items):
+        if kind < 0:
+            pieces.append(re.escape(buf[op:end]))
+            continue
+        value_of[k] = len(where)
+        key = setitems and len(where) % 2 == 0
+        if kind in (_V_CONST, _V_GET) or (kind == _V_TEXT and key and end - start <= 64):
+            # constants, memo reads and keys (the same in every record, or the layout does not
+            # match) are part of the pattern
+            pieces.append(re.escape(buf[op:end]))
+            if kind == _V_GET:
+                where.append((4, len(gets)))
+                gets.append(extra)
+            else:
+                where.append((0, len(consts)))
+                consts.append(extra)
+            continue
+        pieces.append(re.escape(buf[op:start]))
+        pieces.append(b".{%d}" % (end - start))
+        if kind == _V_TEXT:
+            where.append((3, len(texts)))
+            texts.append((start - i, end - i))
+        elif kind == _V_LITTLE:
+            where.append((1, len(little)))
+            little.append((start - i, extra))
+        else:
+            where.append((2, len(big)))
+            big.append((start - i, extra))
+    pieces.append(re.escape(buf[q : q + 1]))
+    sizes = [len(consts), len(little), len(big), len(texts)]
+    bases = [0, sizes[0], sizes[0] + sizes[1], sizes[0] + sizes[1] + sizes[2]]
+    bases.append(bases[3] + sizes[3])
+    order = [bases[group] + index for group, index in where]
+    slots = [value_of[k] for k in memoized]
+    long_slots = tuple(
+        s for s in slots if where[s][0] == 3 and _text_bytes(texts[where[s][1]]) > LONG_TEXT
+    )
+    long_const = sum(
+        len(consts[where[s][1]])
+        for s in slots
+        if where[s][0] == 0 and type(consts[where[s][1]]) is str
+        and len(consts[where[s][1]]) > LONG_TEXT
+    )  # fmt: skip
+    run = _Run(
+        re.compile(b"".join(pieces), re.DOTALL),
+        tuple(consts),
+        _fields("<", little),
+        _fields(">", big),
+        tuple(texts),
+        tuple(gets),
+        _getter(order),
+        len(order),
+        _getter(slots) if slots else None,
+        len(slots),
+        long_slots,
+        long_const,
+        setitems,
+        setitems and any(where[k][0] == 4 for k in range(0, len(where), 2)),
+        count + head,
+        head,
+    )
+    return run, count * 4  # compiling the pattern costs a few opcodes' worth per piece
+
+
+def _text_bytes(span: tuple[int, int]) -> int:
+    return span[1] - span[0]
+
+
+def _fields(order: str, fields: list[tuple[int, str]]) -> struct.Struct | None:
+    """One struct reading every field at its offset from the MARK (the gaps as padding)."""
+    if not fields:
+        return None
+    form = [order]
+    at = 0
+    for offset, code in fields:
+        if offset > at:
+            form.append(f"{offset - at}x")
+        form.append(code)
+        at = offset + struct.calcsize(order + code)
+    return struct.Struct("".join(form))
+
+
+def _getter(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """``positions`` picked from a tuple, as a tuple (itemgetter, but a tuple for one too)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda values: (values[only],)
+    return cast(Callable[[tuple[Any, ...]], tuple[Any, ...]], itemgetter(*positions))
+
+
+# opcode -> (how its value is read, argument width, struct code) for the fixed-width opcodes
+_RUN_FIELDS: dict[int, tuple[int, int, Any]] = {
+    0x4A: (_V_LITTLE, 4, "i"),  # BININT
+    0x4B: (_V_LITTLE, 1, "B"),  # BININT1
+    0x4D: (_V_LITTLE, 2, "H"),  # BININT2
+    0x47: (_V_FLOAT, 8, "d"),  # BINFLOAT
+    0x4E: (_V_CONST, 0, None),  # NONE
+    0x88: (_V_CONST, 0, True),  # NEWTRUE
+    0x89: (_V_CONST, 0, False),  # NEWFALSE
+    0x68: (_V_GET, 1, None),  # BINGET
+    0x6A: (_V_GET, 4, None),  # LONG_BINGET
+}
+
+
 class Machine:
     """Runs one pickle program symbolically over a :class:`ByteReader`."""
+
+    RUNS = True  # decode runs of constants by layout (tests compare with this off)
 
     def __init__(
         self,
@@ -366,6 +592,10 @@ class Machine:
         self._skip_contiguous = view.skip_contiguous if self.view else reader.skip
         self._memo_structured = 0
         self._memo_long_text = 0  # characters of memoized strings longer than LONG_TEXT
+        self._put_top = -1  # the highest index PUT/BINPUT/LONG_BINPUT/MEMOIZE stored at
+        self._runs: list[_Run] = []  # layouts of runs seen (most recent first)
+        self._run_credit = RUN_CREDIT if self.RUNS else 0
+        self._run_ops = 0  # opcodes the runs last applied stand for
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
         for code, name in OPCODE_NAMES.items():
@@ -419,7 +649,12 @@ class Machine:
                     elif code == 0x94 or code == 0x71:  # MEMOIZE, BINPUT
                         if stack:
                             # _put, inline
-                            index = memo_len if code == 0x94 else buf[i + 1]
+                            if code == 0x94:
+                                index = memo_len
+                            else:
+                                index = buf[i + 1]
+                                if index > self._put_top:
+                                    self._put_top = index
                             value = stack[-1]
                             kind = type(value)
                             if kind in structured:  # a memory bound, as in _put
@@ -482,6 +717,16 @@ class Machine:
                         continue
                     elif code == 0x28:  # MARK
                         if len(metastack) < MAX_STACK:
+                            if stack and self._run_credit > 0:
+                                target = stack[-1]
+                                if type(target) is dict or type(target) is list:
+                                    self.memo_len = memo_len
+                                    end = self._run_at(buf, i, n, stack, 0)
+                                    if end > 0:
+                                        ops += self._run_ops
+                                        memo_len = self.memo_len
+                                        i = end
+                                        continue
                             metastack.append(stack)
                             stack = []
                             i += 1
@@ -552,6 +797,22 @@ class Machine:
                         ops += 1
                         continue
                     elif code == 0x5D or code == 0x7D or code == 0x29:  # EMPTY_LIST/DICT/TUPLE
+                        if (
+                            buf[i + 1] == 0x94
+                            and buf[i + 2] == 0x28
+                            and code != 0x29
+                            and self._run_credit > 0
+                            and len(metastack) < MAX_STACK
+                        ):  # a record: a new container, memoized, and its items
+                            self.memo_len = memo_len
+                            self._memo_structured = structured_kept
+                            end = self._run_at(buf, i, n, stack, 2)
+                            if end > 0:
+                                ops += self._run_ops
+                                memo_len = self.memo_len
+                                structured_kept = self._memo_structured
+                                i = end
+                                continue
                         stack.append([] if code == 0x5D else {} if code == 0x7D else ())
                         i += 1
                         ops += 1
@@ -635,6 +896,150 @@ class Machine:
             except LimitExceeded as exc:
                 res.limit = exc
         return res
+
+    def _run_at(self, buf: bytes, i: int, n: int, stack: list[Any], head: int) -> int:
+        """Apply the runs from ``buf[i]`` on by their layout; where they end, or -1.
+
+        ``head`` 0: a MARK whose items go into the container ``stack[-1]``; 2: a new
+        container, memoized, and its items (see _compile_run). Consecutive runs of the same
+        layout are applied in one go; the opcodes they stand for are in ``self._run_ops``.
+        Layouts are learnt from the bytes while they pay off: each costs its scan, and each
+        use earns its opcodes back, so a pickle whose runs never repeat spends at most
+        RUN_CREDIT on them.
+        """
+        runs = self._runs
+        setitems = head == 0 and type(stack[-1]) is dict
+        for k, run in enumerate(runs):
+            if run.head == head and (head or run.setitems is setitems):
+                end = self._apply_runs(run, buf, i, n, stack)
+                if end >= 0:
+                    if k:
+                        runs.insert(0, runs.pop(k))
+                    self._run_credit += self._run_ops
+                    return end
+        built, cost = _compile_run(buf, i, n, head)
+        self._run_credit -= cost
+        if built is None or (not head and built.setitems is not setitems):
+            return -1
+        runs.insert(0, built)
+        del runs[RUN_CACHE:]
+        end = self._apply_runs(built, buf, i, n, stack)
+        if end >= 0:
+            self._run_credit += self._run_ops
+        return end
+
+    def _apply_runs(self, run: _Run, buf: bytes, i: int, n: int, stack: list[Any]) -> int:
+        """The effect of the runs of this layout from ``buf[i]`` on, as their opcodes one by
+        one; -1 (nothing done) if the first does not have the layout or any of its opcodes
+        would take the general path."""
+        (
+            pattern,
+            consts,
+            little,
+            big,
+            texts,
+            gets,
+            order,
+            pushed,
+            slots,
+            memoized,
+            long_slots,
+            long_const,
+            setitems,
+            key_gets,
+            ops,
+            head,
+        ) = run
+        match = pattern.match
+        memo = self.memo
+        memo_len = self.memo_len
+        structured = self._memo_structured
+        long_text = self._memo_long_text
+        memo_full = max(MAX_MEMO, MAX_MEMO_NAMES)
+        if (slots is not None or head) and self._put_top >= memo_len:
+            return -1  # MEMOIZE would overwrite an entry PUT ahead of it (runs never PUT)
+        done = 0
+        while True:
+            found = match(buf, i, n)
+            if found is None:
+                break
+            fields = consts
+            if little is not None:
+                fields += little.unpack_from(buf, i)
+            if big is not None:
+                fields += big.unpack_from(buf, i)
+            if texts:
+                try:
+                    if len(texts) == 1:
+                        a, b = texts[0]
+                        fields += (buf[i + a : i + b].decode("utf-8", "surrogatepass"),)
+                    else:
+                        fields += tuple(
+                            [buf[i + a : i + b].decode("utf-8", "surrogatepass") for a, b in texts]
+                        )
+                except UnicodeDecodeError:
+                    break  # the handler reports it
+            if gets:
+                read = tuple([memo.get(index, _MISSING) for index in gets])
+                if _MISSING in read:
+                    break  # the handler decides (an entry over the cap, or an error)
+                fields += read
+            values = order(fields)
+            if key_gets and not _SCALARS.issuperset(map(type, values[::2])):
+                break  # keys that are not constants: the handler's checks
+            target: Any
+            if head:  # EMPTY_DICT/EMPTY_LIST, then MEMOIZE as the inline path does it
+                target = {} if setitems else []
+                if len(memo) < MAX_MEMO:
+                    if structured >= MAX_MEMO_STRUCTURED:
+                        memo[memo_len] = _FORGOTTEN
+                    else:
+                        memo[memo_len] = target
+                if structured < MAX_MEMO_STRUCTURED:
+                    structured += 1
+                memo_len += 1
+            else:
+                target = stack[-1]
+            if setitems:
+                if len(target) + (pushed >> 1) <= MAX_ITEMS:
+                    it = iter(values)
+                    target.update(zip(it, it, strict=False))
+                else:
+                    for k in range(0, pushed, 2):
+                        if len(target) < MAX_ITEMS:
+                            target[values[k]] = values[k + 1]
+            else:
+                room = MAX_ITEMS - len(target)
+                if room > 0:
+                    target.extend(values[:room])
+            if slots is not None:  # the run's MEMOIZEs, as the inline MEMOIZE stores them
+                if len(memo) >= memo_full:  # nothing more is kept: counters only
+                    long_text += long_const
+                    for slot in long_slots:
+                        if len(values[slot]) > LONG_TEXT:
+                            long_text += len(values[slot])
+                    memo_len += memoized
+                else:
+                    size = len(memo)
+                    for value in slots(values):
+                        kind = type(value)
+                        if kind is str and len(value) > LONG_TEXT:
+                            long_text += len(value)
+                            if long_text > MAX_MEMO_LONG_TEXT:
+                                value = _FORGOTTEN
+                        if size < MAX_MEMO or (size < MAX_MEMO_NAMES and kind is str):
+                            memo[memo_len] = value
+                            size += 1
+                        memo_len += 1
+            if head:
+                stack.append(target)
+            done += 1
+            i = found.end()
+        self.memo_len = memo_len
+        self._memo_structured = structured
+        self._memo_long_text = long_text
+        self._run_ops = done * ops
+        return i if done else -1
 
     def _inline_end(self) -> int:
         """How far into the reader's buffer the inline path may decode.
@@ -1006,6 +1411,8 @@ class Machine:
         if index < 0:
             raise PickleError("negative memo key")
         value = self.top()
+        if index > self._put_top:
+            self._put_top = index
         if type(value) in _STRUCTURED:
             # Containers and calls are only needed to render calls and read small states;
             # past a budget the memo keeps a placeholder so memory stays bounded.
