@@ -20,7 +20,8 @@ import io
 import re
 import struct
 from collections.abc import Callable
-from operator import itemgetter
+from itertools import repeat
+from operator import add, itemgetter, methodcaller
 from typing import Any, NamedTuple, cast
 
 from mlsec.formats.streams import Budget, ByteReader, LimitExceeded, Truncated
@@ -195,6 +196,7 @@ class PSet(list[Any]):
 _FORGOTTEN = Opaque("<memoized value not kept>")
 _MISSING = Opaque("<not in the memo>")
 _DOUBLE = struct.Struct(">d")
+_DECODE_TEXT = methodcaller("decode", "utf-8", "surrogatepass")
 _MANY = Opaque("<more computed values than kept>")
 
 
@@ -371,7 +373,8 @@ class _Run(NamedTuple):
     their bytes and the memo are allowed in.
     """
 
-    pattern: re.Pattern[bytes]
+    pattern: re.Pattern[bytes]  # one or more runs of the layout, back to back
+    size: int  # bytes of one run (every field has its width: the layout is fixed)
     consts: tuple[Any, ...]
     little: struct.Struct | None  # the integer fields, offsets from the MARK
     big: struct.Struct | None  # the float fields
@@ -380,9 +383,14 @@ class _Run(NamedTuple):
     # consts + little + big + texts + gets -> the values in stack order
     order: Callable[[tuple[Any, ...]], Any]
     pushed: int  # values pushed
+    # when every key is a constant: the keys, and the values picked from the fields
+    keys: tuple[Any, ...] | None
+    items: Callable[[tuple[Any, ...]], Any]
     slots: Callable[[tuple[Any, ...]], Any] | None  # the values MEMOIZE stores, in order
     memoized: int  # MEMOIZEs of the run
     long_slots: tuple[int, ...]  # memoized text fields that may be longer than LONG_TEXT
+    long_fields: tuple[int, ...]  # the same, as indices of the fields
+    long_texts: tuple[int, ...]  # the same, as indices of the text fields
     long_const: int  # characters of memoized constant text longer than LONG_TEXT
     setitems: bool  # SETITEMS into a dict (else APPENDS into a list)
     key_gets: bool  # keys read from the memo (checked at each use)
@@ -499,6 +507,11 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     long_slots = tuple(
         s for s in slots if where[s][0] == 3 and _text_bytes(texts[where[s][1]]) > LONG_TEXT
     )
+    keys = None
+    if setitems and all(group == 0 for group, _ in where[::2]):
+        keys = tuple(consts[index] for _, index in where[::2])
+    size = q + 1 - i
+    layout = b"".join(pieces)
     long_const = sum(
         len(consts[where[s][1]])
         for s in slots
@@ -506,17 +519,22 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         and len(consts[where[s][1]]) > LONG_TEXT
     )  # fmt: skip
     run = _Run(
-        re.compile(b"".join(pieces), re.DOTALL),
+        re.compile(b"(?:" + layout + b")+", re.DOTALL),
+        size,
         tuple(consts),
-        _fields("<", little),
-        _fields(">", big),
+        _fields("<", little, size),
+        _fields(">", big, size),
         tuple(texts),
         tuple(gets),
         _getter(order),
         len(order),
+        keys,
+        _getter(order[1::2] if keys is not None else order),
         _getter(slots) if slots else None,
         len(slots),
         long_slots,
+        tuple(order[s] for s in long_slots),
+        tuple(where[s][1] for s in long_slots),
         long_const,
         setitems,
         setitems and any(where[k][0] == 4 for k in range(0, len(where), 2)),
@@ -530,8 +548,9 @@ def _text_bytes(span: tuple[int, int]) -> int:
     return span[1] - span[0]
 
 
-def _fields(order: str, fields: list[tuple[int, str]]) -> struct.Struct | None:
-    """One struct reading every field at its offset from the MARK (the gaps as padding)."""
+def _fields(order: str, fields: list[tuple[int, str]], size: int) -> struct.Struct | None:
+    """One struct reading every field at its offset from the run's start (the gaps as
+    padding), ``size`` bytes long: runs back to back are read by ``iter_unpack``."""
     if not fields:
         return None
     form = [order]
@@ -541,6 +560,8 @@ def _fields(order: str, fields: list[tuple[int, str]]) -> struct.Struct | None:
             form.append(f"{offset - at}x")
         form.append(code)
         at = offset + struct.calcsize(order + code)
+    if size > at:
+        form.append(f"{size - at}x")
     return struct.Struct("".join(form))
 
 
@@ -564,6 +585,30 @@ _RUN_FIELDS: dict[int, tuple[int, int, Any]] = {
     0x68: (_V_GET, 1, None),  # BINGET
     0x6A: (_V_GET, 4, None),  # LONG_BINGET
 }
+
+
+def _fill(run: _Run, target: Any, values: tuple[Any, ...]) -> None:
+    """SETITEMS/APPENDS of a run's values into its container (a dict or a list), as the
+    inline path and the handlers do it: at most MAX_ITEMS items kept. With constant keys
+    (``run.keys``) ``values`` are only the values."""
+    if run.setitems:
+        keys = run.keys
+        pairs = len(values) if keys is not None else len(values) >> 1
+        if keys is not None:
+            items: Any = zip(keys, values, strict=True)
+        else:
+            it = iter(values)
+            items = zip(it, it, strict=False)
+        if len(target) + pairs <= MAX_ITEMS:
+            target.update(items)
+        else:
+            for key, value in items:
+                if len(target) < MAX_ITEMS:
+                    target[key] = value
+    else:
+        room = MAX_ITEMS - len(target)
+        if room > 0:
+            target.extend(values[:room])
 
 
 class Machine:
@@ -917,6 +962,8 @@ class Machine:
                         runs.insert(0, runs.pop(k))
                     self._run_credit += self._run_ops
                     return end
+        if any(run.head == head and run.size > n - i for run in runs):
+            return -1  # cut by the buffer's end, most likely: the opcodes refill it
         built, cost = _compile_run(buf, i, n, head)
         self._run_credit -= cost
         if built is None or (not head and built.setitems is not setitems):
@@ -932,61 +979,157 @@ class Machine:
         """The effect of the runs of this layout from ``buf[i]`` on, as their opcodes one by
         one; -1 (nothing done) if the first does not have the layout or any of its opcodes
         would take the general path."""
-        (
-            pattern,
-            consts,
-            little,
-            big,
-            texts,
-            gets,
-            order,
-            pushed,
-            slots,
-            memoized,
-            long_slots,
-            long_const,
-            setitems,
-            key_gets,
-            ops,
-            head,
-        ) = run
-        match = pattern.match
+        found = run.pattern.match(buf, i, n)
+        if found is None:
+            return -1
+        if (run.slots is not None or run.head) and self._put_top >= self.memo_len:
+            return -1  # MEMOIZE would overwrite an entry PUT ahead of it (runs never PUT)
+        if not run.gets and len(self.memo) >= max(MAX_MEMO, MAX_MEMO_NAMES):
+            done = self._full_memo_runs(run, buf, i, found.end(), stack)
+        else:
+            done = self._exact_runs(run, buf, i, found.end(), stack)
+        self._run_ops = done * run.ops
+        return i + done * run.size if done else -1
+
+    def _fields(self, run: _Run, buf: bytes, j: int) -> tuple[Any, ...] | None:
+        """The fields of the run at ``buf[j]`` (consts, integers, floats, texts, memo reads:
+        see _Run.order), or None where an opcode of it would take the general path."""
+        fields = run.consts
+        if run.little is not None:
+            fields += run.little.unpack_from(buf, j)
+        if run.big is not None:
+            fields += run.big.unpack_from(buf, j)
+        if run.texts:
+            try:
+                fields += tuple(
+                    [buf[j + a : j + b].decode("utf-8", "surrogatepass") for a, b in run.texts]
+                )
+            except UnicodeDecodeError:
+                return None  # the handler reports it
+        if run.gets:
+            memo = self.memo
+            read = tuple([memo.get(index, _MISSING) for index in run.gets])
+            if _MISSING in read:
+                return None  # the handler decides (an entry over the cap, or an error)
+            fields += read
+            if run.key_gets and not _SCALARS.issuperset(map(type, run.order(fields)[::2])):
+                return None  # keys that are not constants: the handler's checks
+        return fields
+
+    def _full_memo_runs(self, run: _Run, buf: bytes, i: int, stop: int, stack: list[Any]) -> int:
+        """_exact_runs for a memo that keeps nothing more (only its counters move), the hot
+        loop of a pickle of many records; how many runs were applied."""
+        consts, little, big, texts, keys, items = (
+            run.consts,
+            run.little,
+            run.big,
+            run.texts,
+            run.keys,
+            run.items,
+        )
+        text = texts[0] if len(texts) == 1 else None
+        head, setitems, long_fields = run.head, run.setitems, run.long_fields
+        long_text = 0
+        done = 0
+        if head and keys is not None and len(keys) <= MAX_ITEMS:
+            done = self._records(run, buf, i, stop, stack)
+            if done:
+                return done
+        for j in range(i, stop, run.size):
+            fields = consts
+            if little is not None:
+                fields += little.unpack_from(buf, j)
+            if big is not None:
+                fields += big.unpack_from(buf, j)
+            if text is not None:
+                try:
+                    fields += (buf[j + text[0] : j + text[1]].decode("utf-8", "surrogatepass"),)
+                except UnicodeDecodeError:
+                    break  # the handler reports it
+            elif texts:
+                found = self._fields(run, buf, j)
+                if found is None:
+                    break
+                fields = found
+            for f in long_fields:
+                if len(fields[f]) > LONG_TEXT:
+                    long_text += len(fields[f])
+            target: Any
+            if head:
+                if setitems:
+                    if keys is not None:
+                        target = dict(zip(keys, items(fields), strict=True))
+                    else:
+                        it = iter(items(fields))
+                        target = dict(zip(it, it, strict=False))
+                    if len(target) > MAX_ITEMS:  # the first MAX_ITEMS keys, as SETITEMS
+                        target = dict(list(target.items())[:MAX_ITEMS])
+                else:
+                    target = list(items(fields)[:MAX_ITEMS])
+                stack.append(target)
+            else:
+                _fill(run, stack[-1], items(fields))
+            done += 1
+        self.memo_len += done * (run.memoized + (1 if head else 0))
+        self._memo_long_text += long_text + done * run.long_const
+        if head and self._memo_structured < MAX_MEMO_STRUCTURED:
+            self._memo_structured = min(MAX_MEMO_STRUCTURED, self._memo_structured + done)
+        return done
+
+    def _records(self, run: _Run, buf: bytes, i: int, stop: int, stack: list[Any]) -> int:
+        """_full_memo_runs for records (a new dict with constant keys each) as one pipeline
+        of C-level iterators, no bytecode per record; how many were applied (0: a text field
+        is not UTF-8, left to the loop that finds which)."""
+        assert run.keys is not None
+        size = run.size
+        count = (stop - i) // size
+        region = memoryview(buf)[i:stop]
+        columns: list[Any] = []  # per run: its fields, in _Run.order's groups
+        if run.consts:
+            columns.append(repeat(run.consts, count))
+        if run.little is not None:
+            columns.append(run.little.iter_unpack(region))
+        if run.big is not None:
+            columns.append(run.big.iter_unpack(region))
+        long_text = 0
+        if run.texts:
+            texts: list[list[str]] = []
+            try:
+                for a, b in run.texts:
+                    raw = map(
+                        buf.__getitem__,
+                        map(slice, range(i + a, stop, size), range(i + b, stop, size)),
+                    )
+                    texts.append(list(map(_DECODE_TEXT, raw)))
+            except UnicodeDecodeError:
+                return 0
+            for k in run.long_texts:
+                long_text += sum(filter(LONG_TEXT.__lt__, map(len, texts[k])))
+            columns.append(zip(*texts, strict=True))
+        fields = columns[0]
+        for column in columns[1:]:
+            fields = map(add, fields, column)
+        stack.extend(map(dict, map(zip, repeat(run.keys), map(run.items, fields))))
+        self.memo_len += count * (run.memoized + 1)
+        self._memo_long_text += long_text + count * run.long_const
+        if self._memo_structured < MAX_MEMO_STRUCTURED:
+            self._memo_structured = min(MAX_MEMO_STRUCTURED, self._memo_structured + count)
+        return count
+
+    def _exact_runs(self, run: _Run, buf: bytes, i: int, stop: int, stack: list[Any]) -> int:
+        """Apply the runs in ``buf[i:stop]`` one by one; how many were applied (a run whose
+        opcodes would take the general path stops them, none of it done)."""
         memo = self.memo
         memo_len = self.memo_len
         structured = self._memo_structured
         long_text = self._memo_long_text
-        memo_full = max(MAX_MEMO, MAX_MEMO_NAMES)
-        if (slots is not None or head) and self._put_top >= memo_len:
-            return -1  # MEMOIZE would overwrite an entry PUT ahead of it (runs never PUT)
+        head, setitems, slots = run.head, run.setitems, run.slots
         done = 0
-        while True:
-            found = match(buf, i, n)
-            if found is None:
+        for j in range(i, stop, run.size):
+            fields = self._fields(run, buf, j)
+            if fields is None:
                 break
-            fields = consts
-            if little is not None:
-                fields += little.unpack_from(buf, i)
-            if big is not None:
-                fields += big.unpack_from(buf, i)
-            if texts:
-                try:
-                    if len(texts) == 1:
-                        a, b = texts[0]
-                        fields += (buf[i + a : i + b].decode("utf-8", "surrogatepass"),)
-                    else:
-                        fields += tuple(
-                            [buf[i + a : i + b].decode("utf-8", "surrogatepass") for a, b in texts]
-                        )
-                except UnicodeDecodeError:
-                    break  # the handler reports it
-            if gets:
-                read = tuple([memo.get(index, _MISSING) for index in gets])
-                if _MISSING in read:
-                    break  # the handler decides (an entry over the cap, or an error)
-                fields += read
-            values = order(fields)
-            if key_gets and not _SCALARS.issuperset(map(type, values[::2])):
-                break  # keys that are not constants: the handler's checks
+            values = run.order(fields)
             target: Any
             if head:  # EMPTY_DICT/EMPTY_LIST, then MEMOIZE as the inline path does it
                 target = {} if setitems else []
@@ -1000,46 +1143,26 @@ class Machine:
                 memo_len += 1
             else:
                 target = stack[-1]
-            if setitems:
-                if len(target) + (pushed >> 1) <= MAX_ITEMS:
-                    it = iter(values)
-                    target.update(zip(it, it, strict=False))
-                else:
-                    for k in range(0, pushed, 2):
-                        if len(target) < MAX_ITEMS:
-                            target[values[k]] = values[k + 1]
-            else:
-                room = MAX_ITEMS - len(target)
-                if room > 0:
-                    target.extend(values[:room])
+            _fill(run, target, values if run.keys is None else run.items(fields))
             if slots is not None:  # the run's MEMOIZEs, as the inline MEMOIZE stores them
-                if len(memo) >= memo_full:  # nothing more is kept: counters only
-                    long_text += long_const
-                    for slot in long_slots:
-                        if len(values[slot]) > LONG_TEXT:
-                            long_text += len(values[slot])
-                    memo_len += memoized
-                else:
-                    size = len(memo)
-                    for value in slots(values):
-                        kind = type(value)
-                        if kind is str and len(value) > LONG_TEXT:
-                            long_text += len(value)
-                            if long_text > MAX_MEMO_LONG_TEXT:
-                                value = _FORGOTTEN
-                        if size < MAX_MEMO or (size < MAX_MEMO_NAMES and kind is str):
-                            memo[memo_len] = value
-                            size += 1
-                        memo_len += 1
+                size = len(memo)
+                for value in slots(values):
+                    kind = type(value)
+                    if kind is str and len(value) > LONG_TEXT:
+                        long_text += len(value)
+                        if long_text > MAX_MEMO_LONG_TEXT:
+                            value = _FORGOTTEN
+                    if size < MAX_MEMO or (size < MAX_MEMO_NAMES and kind is str):
+                        memo[memo_len] = value
+                        size += 1
+                    memo_len += 1
             if head:
                 stack.append(target)
             done += 1
-            i = found.end()
         self.memo_len = memo_len
         self._memo_structured = structured
         self._memo_long_text = long_text
-        self._run_ops = done * ops
-        return i if done else -1
+        return done
 
     def _inline_end(self) -> int:
         """How far into the reader's buffer the inline path may decode.
