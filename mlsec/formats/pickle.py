@@ -46,6 +46,7 @@ OPS_PER_CHECK = 4096
 MAX_RUN_OPS = 4096
 MAX_RUN_TEXT = 1 << 16
 RUN_CACHE = 4  # layouts kept (most recent first)
+RUN_READAHEAD = 1 << 20  # bytes of a file buffered at once where a run is cut by the buffer
 RUN_CREDIT = 200_000  # work (in opcodes) the layouts may cost before they pay for themselves
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
@@ -196,6 +197,7 @@ class PSet(list[Any]):
 _FORGOTTEN = Opaque("<memoized value not kept>")
 _MISSING = Opaque("<not in the memo>")
 _DOUBLE = struct.Struct(">d")
+_REFILLED = -2  # _run_at: the reader's buffer holds more now (decode the opcode again)
 _DECODE_TEXT = methodcaller("decode", "utf-8", "surrogatepass")
 _MANY = Opaque("<more computed values than kept>")
 
@@ -641,6 +643,7 @@ class Machine:
         self._runs: list[_Run] = []  # layouts of runs seen (most recent first)
         self._run_credit = RUN_CREDIT if self.RUNS else 0
         self._run_ops = 0  # opcodes the runs last applied stand for
+        self._drained = False  # a refill for the runs met the stream's end
         self.result = PickleResult(start=reader.tell())
         self._dispatch: dict[int, Callable[[int], bool]] = {}
         for code, name in OPCODE_NAMES.items():
@@ -772,6 +775,11 @@ class Machine:
                                         memo_len = self.memo_len
                                         i = end
                                         continue
+                                    if end == _REFILLED:  # the same MARK, more buffered
+                                        buf = r._buf
+                                        i = r._i
+                                        n = self._inline_end()
+                                        continue
                             metastack.append(stack)
                             stack = []
                             i += 1
@@ -857,6 +865,11 @@ class Machine:
                                 memo_len = self.memo_len
                                 structured_kept = self._memo_structured
                                 i = end
+                                continue
+                            if end == _REFILLED:
+                                buf = r._buf
+                                i = r._i
+                                n = self._inline_end()
                                 continue
                         stack.append([] if code == 0x5D else {} if code == 0x7D else ())
                         i += 1
@@ -962,8 +975,25 @@ class Machine:
                         runs.insert(0, runs.pop(k))
                     self._run_credit += self._run_ops
                     return end
-        if any(run.head == head and run.size > n - i for run in runs):
-            return -1  # cut by the buffer's end, most likely: the opcodes refill it
+        cut = [run.size for run in runs if run.head == head and run.size > n - i]
+        if cut:
+            # cut by the buffer's end, most likely: buffer more of a file at once, so that
+            # runs are met whole (the reader's position does not move). After a refill at
+            # least RUN_READAHEAD / 2 bytes are decoded before the next: each byte is copied
+            # into the buffer at most twice.
+            r = self.r
+            if (
+                r.seekable
+                and self.frame_end is None
+                and n == len(buf)
+                and not self._drained
+                and max(cut) <= RUN_READAHEAD // 2
+            ):
+                r._i = i
+                # at the stream's end nothing more comes: no refill after that
+                self._drained = not r._fill(RUN_READAHEAD)
+                return _REFILLED  # the buffer moved: the caller reads it again
+            return -1
         built, cost = _compile_run(buf, i, n, head)
         self._run_credit -= cost
         if built is None or (not head and built.setitems is not setitems):

@@ -53,8 +53,22 @@ def _canon(value: Any, depth: int = 0) -> Any:
     return (kind.__name__, value)
 
 
-def _run(data: bytes, runs: bool, **budget: Any) -> tuple[Machine, Any]:
-    m = Machine(ByteReader(io.BytesIO(data), len(data)), _budget(**budget))
+class _Pipe(io.RawIOBase):
+    """A stream that cannot seek (a decompressor's output): no read-ahead for the runs."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)
+
+
+def _run(data: bytes, runs: bool, pipe: bool = False, **budget: Any) -> tuple[Machine, Any]:
+    raw: Any = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
+    m = Machine(ByteReader(raw, len(data)), _budget(**budget))
     m.RUNS = runs
     m._run_credit = machine.RUN_CREDIT if runs else 0
     return m, m.run()
@@ -77,10 +91,10 @@ def _picture(m: Machine, res: Any) -> Any:
     )
 
 
-def _same(data: bytes, **budget: Any) -> Machine:
+def _same(data: bytes, pipe: bool = False, **budget: Any) -> Machine:
     """Decode with and without runs; assert every observable is equal; the run machine."""
-    slow, slow_res = _run(data, False, **budget)
-    fast, fast_res = _run(data, True, **budget)
+    slow, slow_res = _run(data, False, pipe, **budget)
+    fast, fast_res = _run(data, True, pipe, **budget)
     assert _picture(fast, fast_res) == _picture(slow, slow_res)
     return fast
 
@@ -127,9 +141,19 @@ def test_records_as_pickle_writes_them(protocol: int) -> None:
         assert _applied(m) > 0
 
 
-def test_the_benchmark_layout_runs_and_matches() -> None:
-    m = _same(_bench(2000))
+@pytest.mark.parametrize("pipe", [False, True])
+def test_the_benchmark_layout_runs_and_matches(pipe: bool) -> None:
+    m = _same(_bench(2000), pipe)
     assert _applied(m) > 20_000  # nearly every opcode went through a run
+    assert m._drained is not pipe  # a file is buffered ahead to its end, a pipe never
+
+
+@pytest.mark.parametrize("cut", [1, 5, 9, 800, 1600])
+def test_read_ahead_at_the_end_of_a_file(cut: int) -> None:
+    # runs cut by the 64 KiB buffer (and by the stream's end): what was buffered ahead is
+    # decoded from the same position on
+    data = _bench(4000)
+    _same(data[:-cut])
 
 
 @pytest.mark.parametrize(
