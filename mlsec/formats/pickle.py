@@ -355,12 +355,17 @@ def _hashable(value: Any) -> bool:
 
 
 # -- runs of constants -------------------------------------------------------------------------
-# How a value of a run is read, while its layout is learnt: a constant, or bytes at an offset.
+# How a value of a run is read, while its layout is learnt; the groups of _Run's fields, in
+# this order: constants, then fields read at an offset from the run's start, then tuples.
 _V_CONST = 0
-_V_TEXT = 1  # UTF-8 text (SHORT_BINUNICODE, BINUNICODE)
-_V_GET = 2  # BINGET/LONG_BINGET of a memo index
-_V_LITTLE = 3  # a little-endian integer field (BININT, BININT1, BININT2)
-_V_FLOAT = 4  # BINFLOAT (big-endian)
+_V_LITTLE = 1  # a little-endian integer field (BININT, BININT1, BININT2)
+_V_FLOAT = 2  # BINFLOAT (big-endian)
+_V_TEXT = 3  # UTF-8 text (SHORT_BINUNICODE, BINUNICODE)
+_V_GET = 4  # BINGET/LONG_BINGET of a memo index
+_V_BOOL = 5  # NEWTRUE or NEWFALSE (either opcode matches: records alternate them)
+_V_TUPLE = 6  # TUPLE1/2/3 of values before it in the run
+_V_GROUPS = 7
+_V_PIECE = -1  # an opcode that is only part of the pattern (MEMOIZE)
 
 
 class _Run(NamedTuple):
@@ -378,20 +383,22 @@ class _Run(NamedTuple):
     pattern: re.Pattern[bytes]  # one or more runs of the layout, back to back
     size: int  # bytes of one run (every field has its width: the layout is fixed)
     consts: tuple[Any, ...]
-    little: struct.Struct | None  # the integer fields, offsets from the MARK
+    little: struct.Struct | None  # the integer fields, offsets from the run's start
     big: struct.Struct | None  # the float fields
     texts: tuple[tuple[int, int], ...]  # [start, end) of each text field
     gets: tuple[int, ...]  # memo indices read
-    # consts + little + big + texts + gets -> the values in stack order
+    bools: struct.Struct | None  # the NEWTRUE/NEWFALSE opcodes
+    tuples: tuple[Callable[[tuple[Any, ...]], Any], ...]  # each tuple from the fields before
+    # the fields (consts, little, big, texts, gets, bools, tuples) -> the values in stack order
     order: Callable[[tuple[Any, ...]], Any]
-    pushed: int  # values pushed
+    pushed: int  # values left on the run's stack
     # when every key is a constant: the keys, and the values picked from the fields
     keys: tuple[Any, ...] | None
     items: Callable[[tuple[Any, ...]], Any]
     slots: Callable[[tuple[Any, ...]], Any] | None  # the values MEMOIZE stores, in order
     memoized: int  # MEMOIZEs of the run
-    long_slots: tuple[int, ...]  # memoized text fields that may be longer than LONG_TEXT
-    long_fields: tuple[int, ...]  # the same, as indices of the fields
+    memoized_tuples: int  # of which store a tuple (a structured value)
+    long_fields: tuple[int, ...]  # memoized text fields that may be longer than LONG_TEXT
     long_texts: tuple[int, ...]  # the same, as indices of the text fields
     long_const: int  # characters of memoized constant text longer than LONG_TEXT
     setitems: bool  # SETITEMS into a dict (else APPENDS into a list)
@@ -408,25 +415,35 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     work spent, in opcodes scanned.
     """
     q = i + head + 1
-    # per value: (opcode start, field start, field end, kind, constant or struct code)
+    # per item: (opcode start, field start, field end, kind, constant, struct code, members)
     items: list[tuple[int, int, int, int, Any]] = []
     memoized: list[int] = []  # per MEMOIZE: the item it stores
+    on_stack: list[int] = []  # the run's stack, as items
     count = 1
-    last = -1  # the item of the value pushed last
     while True:
         if q >= n or count > MAX_RUN_OPS:
             return None, count
         code = buf[q]
         count += 1
-        if code == 0x94:  # MEMOIZE: stores the value pushed last (nothing in a run pops)
-            if last < 0 or items[last][3] == _V_GET:
+        if code == 0x94:  # MEMOIZE: stores the value on top
+            if not on_stack or items[on_stack[-1]][3] == _V_GET:
                 return None, count  # an underflow, or a value whose kind is not known here
-            memoized.append(last)
-            items.append((q, q + 1, q + 1, -1, None))  # a piece of the pattern, no value
+            memoized.append(on_stack[-1])
+            items.append((q, q + 1, q + 1, _V_PIECE, None))
             q += 1
             continue
         if code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
             break
+        if 0x85 <= code <= 0x87:  # TUPLE1, TUPLE2, TUPLE3: of the values on top
+            width = code - 0x84
+            if len(on_stack) < width:
+                return None, count  # reaching under the MARK: the handler's error
+            members = on_stack[-width:]
+            del on_stack[-width:]
+            on_stack.append(len(items))
+            items.append((q, q + 1, q + 1, _V_TUPLE, members))
+            q += 1
+            continue
         if code == 0x8C or code == 0x58:  # SHORT_BINUNICODE, BINUNICODE
             lead = 2 if code == 0x8C else 5
             if q + lead > n:
@@ -440,7 +457,7 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
                 text = buf[start:end].decode("utf-8", "surrogatepass")
             except UnicodeDecodeError:
                 return None, count  # the opcode's handler reports it
-            last = len(items)
+            on_stack.append(len(items))
             items.append((q, start, end, _V_TEXT, text))
             q = end
             continue
@@ -450,7 +467,7 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         kind, width, form = field
         if q + 1 + width > n:
             return None, count
-        last = len(items)
+        on_stack.append(len(items))
         if kind == _V_GET:
             index = int.from_bytes(buf[q + 1 : q + 1 + width], "little")
             items.append((q, q + 1 + width, q + 1 + width, _V_GET, index))
@@ -458,88 +475,89 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
             items.append((q, q + 1, q + 1 + width, kind, form))
         q += 1 + width
     setitems = buf[q] == 0x75
-    values = [k for k, item in enumerate(items) if item[3] >= 0]
-    if not values or (setitems and len(values) % 2):
+    if not on_stack or (setitems and len(on_stack) % 2):
         return None, count
     if head and setitems is not (buf[i] == 0x7D):
         return None, count  # items that the new container does not take (modelled)
+    keys_at = set(on_stack[::2]) if setitems else set()
     pieces: list[bytes] = [re.escape(buf[i : i + head + 1])]
-    # per value, in stack order: (group, index in its group); groups as in _Run.order
-    where: list[tuple[int, int]] = []
-    consts: list[Any] = []
-    little: list[tuple[int, str]] = []
-    big: list[tuple[int, str]] = []
-    texts: list[tuple[int, int]] = []
-    gets: list[int] = []
-    value_of: dict[int, int] = {}  # item -> its position in stack order
+    groups: list[list[Any]] = [[] for _ in range(_V_GROUPS)]
+    place: dict[int, tuple[int, int]] = {}  # item -> (group, index in it)
     for k, (op, start, end, kind, extra) in enumerate(items):
-        if kind < 0:
+        if kind in (_V_PIECE, _V_TUPLE):
             pieces.append(re.escape(buf[op:end]))
+            if kind == _V_TUPLE:
+                place[k] = (_V_TUPLE, len(groups[_V_TUPLE]))
+                groups[_V_TUPLE].append(extra)
             continue
-        value_of[k] = len(where)
-        key = setitems and len(where) % 2 == 0
-        if kind in (_V_CONST, _V_GET) or (kind == _V_TEXT and key and end - start <= 64):
-            # constants, memo reads and keys (the same in every record, or the layout does not
-            # match) are part of the pattern
+        literal = kind in (_V_CONST, _V_GET)
+        if kind == _V_TEXT and k in keys_at and end - start <= 64:
+            literal = True  # a key: the same in every record (else the layout does not match)
+            kind = _V_CONST
+            extra = items[k][4]
+        if literal:
             pieces.append(re.escape(buf[op:end]))
-            if kind == _V_GET:
-                where.append((4, len(gets)))
-                gets.append(extra)
-            else:
-                where.append((0, len(consts)))
-                consts.append(extra)
+            place[k] = (kind, len(groups[kind]))
+            groups[kind].append(extra)
+            continue
+        if kind == _V_BOOL:
+            pieces.append(b"[\\x88\\x89]")
+            place[k] = (kind, len(groups[kind]))
+            groups[kind].append((op - i, "B"))
             continue
         pieces.append(re.escape(buf[op:start]))
         pieces.append(b".{%d}" % (end - start))
-        if kind == _V_TEXT:
-            where.append((3, len(texts)))
-            texts.append((start - i, end - i))
-        elif kind == _V_LITTLE:
-            where.append((1, len(little)))
-            little.append((start - i, extra))
-        else:
-            where.append((2, len(big)))
-            big.append((start - i, extra))
+        place[k] = (kind, len(groups[kind]))
+        groups[kind].append((start - i, end - i) if kind == _V_TEXT else (start - i, extra))
     pieces.append(re.escape(buf[q : q + 1]))
-    sizes = [len(consts), len(little), len(big), len(texts)]
-    bases = [0, sizes[0], sizes[0] + sizes[1], sizes[0] + sizes[1] + sizes[2]]
-    bases.append(bases[3] + sizes[3])
-    order = [bases[group] + index for group, index in where]
-    slots = [value_of[k] for k in memoized]
-    long_slots = tuple(
-        s for s in slots if where[s][0] == 3 and _text_bytes(texts[where[s][1]]) > LONG_TEXT
+    bases = [0] * (_V_GROUPS + 1)
+    for g in range(_V_GROUPS):
+        bases[g + 1] = bases[g] + len(groups[g])
+
+    def at(item: int) -> int:
+        group, index = place[item]
+        return bases[group] + index
+
+    order = [at(k) for k in on_stack]
+    slots = [at(k) for k in memoized]
+    texts = groups[_V_TEXT]
+    long_fields = tuple(
+        at(k)
+        for k in memoized
+        if place[k][0] == _V_TEXT and _text_bytes(texts[place[k][1]]) > LONG_TEXT
+    )
+    long_const = sum(
+        len(items[k][4])
+        for k in memoized
+        if place[k][0] == _V_CONST and type(items[k][4]) is str and len(items[k][4]) > LONG_TEXT
     )
     keys = None
-    if setitems and all(group == 0 for group, _ in where[::2]):
-        keys = tuple(consts[index] for _, index in where[::2])
+    if setitems and all(place[k][0] == _V_CONST for k in on_stack[::2]):
+        keys = tuple(groups[_V_CONST][place[k][1]] for k in on_stack[::2])
     size = q + 1 - i
-    layout = b"".join(pieces)
-    long_const = sum(
-        len(consts[where[s][1]])
-        for s in slots
-        if where[s][0] == 0 and type(consts[where[s][1]]) is str
-        and len(consts[where[s][1]]) > LONG_TEXT
-    )  # fmt: skip
+    tuples = tuple(_getter([at(m) for m in members]) for members in groups[_V_TUPLE])
     run = _Run(
-        re.compile(b"(?:" + layout + b")+", re.DOTALL),
+        re.compile(b"(?:" + b"".join(pieces) + b")+", re.DOTALL),
         size,
-        tuple(consts),
-        _fields("<", little, size),
-        _fields(">", big, size),
+        tuple(groups[_V_CONST]),
+        _fields("<", groups[_V_LITTLE], size),
+        _fields(">", groups[_V_FLOAT], size),
         tuple(texts),
-        tuple(gets),
+        tuple(groups[_V_GET]),
+        _fields("<", groups[_V_BOOL], size),
+        tuples,
         _getter(order),
         len(order),
         keys,
         _getter(order[1::2] if keys is not None else order),
         _getter(slots) if slots else None,
         len(slots),
-        long_slots,
-        tuple(order[s] for s in long_slots),
-        tuple(where[s][1] for s in long_slots),
+        sum(1 for k in memoized if place[k][0] == _V_TUPLE),
+        long_fields,
+        tuple(place[k][1] for k in memoized if at(k) in long_fields),
         long_const,
         setitems,
-        setitems and any(where[k][0] == 4 for k in range(0, len(where), 2)),
+        setitems and any(place[k][0] == _V_GET for k in on_stack[::2]),
         count + head,
         head,
     )
@@ -582,8 +600,8 @@ _RUN_FIELDS: dict[int, tuple[int, int, Any]] = {
     0x4D: (_V_LITTLE, 2, "H"),  # BININT2
     0x47: (_V_FLOAT, 8, "d"),  # BINFLOAT
     0x4E: (_V_CONST, 0, None),  # NONE
-    0x88: (_V_CONST, 0, True),  # NEWTRUE
-    0x89: (_V_CONST, 0, False),  # NEWFALSE
+    0x88: (_V_BOOL, 0, True),  # NEWTRUE
+    0x89: (_V_BOOL, 0, False),  # NEWFALSE
     0x68: (_V_GET, 1, None),  # BINGET
     0x6A: (_V_GET, 4, None),  # LONG_BINGET
 }
@@ -1014,17 +1032,30 @@ class Machine:
             return -1
         if (run.slots is not None or run.head) and self._put_top >= self.memo_len:
             return -1  # MEMOIZE would overwrite an entry PUT ahead of it (runs never PUT)
-        if not run.gets and len(self.memo) >= max(MAX_MEMO, MAX_MEMO_NAMES):
-            done = self._full_memo_runs(run, buf, i, found.end(), stack)
+        consts = run.consts
+        if run.gets:
+            # Runs write the memo only at memo_len and past it: what they read there is the
+            # same for every run of this call.
+            if max(run.gets) >= self.memo_len:
+                return -1
+            memo = self.memo
+            read = tuple([memo.get(index, _MISSING) for index in run.gets])
+            if _MISSING in read:
+                return -1  # the handler decides (an entry over the cap, or an error)
+            if run.key_gets and not _SCALARS.issuperset(map(type, read)):
+                return -1  # keys that are not constants: the handler's checks (loosely)
+            consts += read  # in _Run.order, the memo reads follow the texts: see _fields
+        if len(self.memo) >= max(MAX_MEMO, MAX_MEMO_NAMES):
+            done = self._full_memo_runs(run, consts, buf, i, found.end(), stack)
         else:
-            done = self._exact_runs(run, buf, i, found.end(), stack)
+            done = self._exact_runs(run, consts, buf, i, found.end(), stack)
         self._run_ops = done * run.ops
         return i + done * run.size if done else -1
 
-    def _fields(self, run: _Run, buf: bytes, j: int) -> tuple[Any, ...] | None:
-        """The fields of the run at ``buf[j]`` (consts, integers, floats, texts, memo reads:
-        see _Run.order), or None where an opcode of it would take the general path."""
-        fields = run.consts
+    def _fields(self, run: _Run, consts: tuple[Any, ...], buf: bytes, j: int) -> Any:
+        """The fields of the run at ``buf[j]`` in _Run.order's groups, or None where an
+        opcode of it would take the general path (text that is not UTF-8)."""
+        fields: tuple[Any, ...] = run.consts
         if run.little is not None:
             fields += run.little.unpack_from(buf, j)
         if run.big is not None:
@@ -1037,73 +1068,60 @@ class Machine:
             except UnicodeDecodeError:
                 return None  # the handler reports it
         if run.gets:
-            memo = self.memo
-            read = tuple([memo.get(index, _MISSING) for index in run.gets])
-            if _MISSING in read:
-                return None  # the handler decides (an entry over the cap, or an error)
-            fields += read
-            if run.key_gets and not _SCALARS.issuperset(map(type, run.order(fields)[::2])):
-                return None  # keys that are not constants: the handler's checks
+            fields += consts[len(run.consts) :]
+        if run.bools is not None:
+            fields += tuple([code == 0x88 for code in run.bools.unpack_from(buf, j)])
+        for make in run.tuples:
+            fields += (make(fields),)
         return fields
 
-    def _full_memo_runs(self, run: _Run, buf: bytes, i: int, stop: int, stack: list[Any]) -> int:
+    def _full_memo_runs(
+        self, run: _Run, consts: tuple[Any, ...], buf: bytes, i: int, stop: int, stack: list[Any]
+    ) -> int:
         """_exact_runs for a memo that keeps nothing more (only its counters move), the hot
         loop of a pickle of many records; how many runs were applied."""
-        consts, little, big, texts, keys, items = (
-            run.consts,
-            run.little,
-            run.big,
-            run.texts,
-            run.keys,
-            run.items,
-        )
-        text = texts[0] if len(texts) == 1 else None
-        head, setitems, long_fields = run.head, run.setitems, run.long_fields
-        long_text = 0
-        done = 0
-        if head and keys is not None and len(keys) <= MAX_ITEMS:
+        head, setitems, keys, items = run.head, run.setitems, run.keys, run.items
+        simple = not run.gets and run.bools is None and not run.tuples
+        if simple and head and keys is not None and len(keys) <= MAX_ITEMS:
             done = self._records(run, buf, i, stop, stack)
             if done:
                 return done
+        little, big, texts, long_fields = run.little, run.big, run.texts, run.long_fields
+        text = texts[0] if simple and len(texts) == 1 else None
+        long_text = 0
+        done = 0
         for j in range(i, stop, run.size):
-            fields = consts
-            if little is not None:
-                fields += little.unpack_from(buf, j)
-            if big is not None:
-                fields += big.unpack_from(buf, j)
-            if text is not None:
-                try:
-                    fields += (buf[j + text[0] : j + text[1]].decode("utf-8", "surrogatepass"),)
-                except UnicodeDecodeError:
-                    break  # the handler reports it
-            elif texts:
-                found = self._fields(run, buf, j)
-                if found is None:
+            if text is not None or (simple and not texts):
+                fields = consts
+                if little is not None:
+                    fields += little.unpack_from(buf, j)
+                if big is not None:
+                    fields += big.unpack_from(buf, j)
+                if text is not None:
+                    try:
+                        fields += (buf[j + text[0] : j + text[1]].decode("utf-8", "surrogatepass"),)
+                    except UnicodeDecodeError:
+                        break  # the handler reports it
+            else:
+                fields = self._fields(run, consts, buf, j)
+                if fields is None:
                     break
-                fields = found
             for f in long_fields:
                 if len(fields[f]) > LONG_TEXT:
                     long_text += len(fields[f])
             target: Any
             if head:
-                if setitems:
-                    if keys is not None:
-                        target = dict(zip(keys, items(fields), strict=True))
-                    else:
-                        it = iter(items(fields))
-                        target = dict(zip(it, it, strict=False))
-                    if len(target) > MAX_ITEMS:  # the first MAX_ITEMS keys, as SETITEMS
-                        target = dict(list(target.items())[:MAX_ITEMS])
-                else:
-                    target = list(items(fields)[:MAX_ITEMS])
+                target = {} if setitems else []
+                _fill(run, target, items(fields))
                 stack.append(target)
             else:
                 _fill(run, stack[-1], items(fields))
             done += 1
         self.memo_len += done * (run.memoized + (1 if head else 0))
         self._memo_long_text += long_text + done * run.long_const
-        if head and self._memo_structured < MAX_MEMO_STRUCTURED:
-            self._memo_structured = min(MAX_MEMO_STRUCTURED, self._memo_structured + done)
+        if self._memo_structured < MAX_MEMO_STRUCTURED:
+            structured = done * (run.memoized_tuples + (1 if head else 0))
+            self._memo_structured = min(MAX_MEMO_STRUCTURED, self._memo_structured + structured)
         return done
 
     def _records(self, run: _Run, buf: bytes, i: int, stop: int, stack: list[Any]) -> int:
@@ -1146,20 +1164,21 @@ class Machine:
             self._memo_structured = min(MAX_MEMO_STRUCTURED, self._memo_structured + count)
         return count
 
-    def _exact_runs(self, run: _Run, buf: bytes, i: int, stop: int, stack: list[Any]) -> int:
+    def _exact_runs(
+        self, run: _Run, consts: tuple[Any, ...], buf: bytes, i: int, stop: int, stack: list[Any]
+    ) -> int:
         """Apply the runs in ``buf[i:stop]`` one by one; how many were applied (a run whose
         opcodes would take the general path stops them, none of it done)."""
         memo = self.memo
         memo_len = self.memo_len
         structured = self._memo_structured
         long_text = self._memo_long_text
-        head, setitems, slots = run.head, run.setitems, run.slots
+        head, setitems, slots, keys = run.head, run.setitems, run.slots, run.keys
         done = 0
         for j in range(i, stop, run.size):
-            fields = self._fields(run, buf, j)
+            fields = self._fields(run, consts, buf, j)
             if fields is None:
                 break
-            values = run.order(fields)
             target: Any
             if head:  # EMPTY_DICT/EMPTY_LIST, then MEMOIZE as the inline path does it
                 target = {} if setitems else []
@@ -1173,12 +1192,17 @@ class Machine:
                 memo_len += 1
             else:
                 target = stack[-1]
-            _fill(run, target, values if run.keys is None else run.items(fields))
+            _fill(run, target, run.order(fields) if keys is None else run.items(fields))
             if slots is not None:  # the run's MEMOIZEs, as the inline MEMOIZE stores them
                 size = len(memo)
-                for value in slots(values):
+                for value in slots(fields):
                     kind = type(value)
-                    if kind is str and len(value) > LONG_TEXT:
+                    if kind is tuple:
+                        if structured >= MAX_MEMO_STRUCTURED:
+                            value = _FORGOTTEN
+                        else:
+                            structured += 1
+                    elif kind is str and len(value) > LONG_TEXT:
                         long_text += len(value)
                         if long_text > MAX_MEMO_LONG_TEXT:
                             value = _FORGOTTEN

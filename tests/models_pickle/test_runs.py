@@ -104,7 +104,8 @@ def _applied(m: Machine) -> int:
 
 
 def _records(count: int, text: str = "x" * 300) -> list[dict[str, Any]]:
-    return [{"id": i, "name": f"n{i}", "text": text, "score": i / 7, "ok": i % 2 == 0}
+    return [{"id": i, "name": f"n{i}", "text": text, "score": i / 7, "ok": i % 2 == 0,
+             "t": (i, (i + 1,), (i, None, True))}
             for i in range(count)]  # fmt: skip
 
 
@@ -139,6 +140,22 @@ def test_records_as_pickle_writes_them(protocol: int) -> None:
     m = _same(data)
     if protocol >= 4:
         assert _applied(m) > 0
+
+
+def test_tuples_bools_and_memo_reads_inside_records(monkeypatch) -> None:
+    # pickle writes a repeated key as BINGET, a tuple as TUPLE1/2/3 then MEMOIZE
+    data = pickle.dumps(_records(4000), protocol=4)
+    assert b"\x85\x94" in data and b"\x87\x94" in data and b"h\x02" in data
+    for structured in (3, 20_000):
+        monkeypatch.setattr(machine, "MAX_MEMO_STRUCTURED", structured)
+        for names in (50, 1_000_000):
+            monkeypatch.setattr(machine, "MAX_MEMO_NAMES", names)
+            monkeypatch.setattr(machine, "MAX_MEMO", min(names, 300_000))
+            m = _same(data)
+            assert _applied(m) > 40_000
+    # a TUPLE reaching under the MARK is the handler's error
+    _same(b"\x80\x04]\x94K\x01(K\x02\x86e.")
+    _same(b"\x80\x04]\x94(\x85e.")
 
 
 @pytest.mark.parametrize("pipe", [False, True])
@@ -275,6 +292,8 @@ def test_big_dicts_and_lists_in_batches() -> None:
                 st.integers(-(2**40), 2**40),
                 st.floats(allow_nan=False),
                 st.text(max_size=300),
+                st.tuples(st.integers(0, 70_000), st.booleans()),
+                st.tuples(st.tuples(st.none()), st.text(max_size=3), st.floats(allow_nan=False)),
             ),
             max_size=6,
         ),
