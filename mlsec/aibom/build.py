@@ -12,7 +12,7 @@ import os
 import posixpath
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from mlsec.aibom.tasks import task_facts
 from mlsec.config import default_cache_dir
 from mlsec.facts import ModelFacts, ModelFileFact, SignatureFacts
 from mlsec.findings import Finding, ScanError
-from mlsec.hashing import HashCache, hash_files
+from mlsec.hashing import HashCache, PendingHashes
 from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer
 from mlsec.walk import Target
 
@@ -151,6 +151,7 @@ class AibomBuilder:
         settings: BomSettings | None = None,
         reproducible: bool = False,
         use_git: bool = True,
+        while_hashing: Callable[[], None] | None = None,
     ) -> None:
         self.root = root
         self.targets = targets
@@ -159,6 +160,8 @@ class AibomBuilder:
         self.settings = settings or BomSettings()
         self.reproducible = reproducible
         self.use_git = use_git
+        # Work for the caller that overlaps the hashing (the renderer's imports).
+        self.while_hashing = while_hashing
         self.result_findings: list[Finding] = []
         self.errors: list[ScanError] = []
 
@@ -220,17 +223,20 @@ class AibomBuilder:
         known_models = [p for p, f in file_facts.items() if f.format not in _DATA_FORMATS]
         groups = group_models(self.targets, card_folders, known_models, declared)
 
-        git_repo = GitRepo(self.root) if self.use_git else None
-        provenance = git_repo.provenance() if git_repo and git_repo.available else None
-        timestamp = self._timestamp(provenance)
-
-        states = (
-            git_repo.model_states({g.path: [t.relpath for t in g.files] for g in groups})
-            if git_repo and git_repo.available
-            else {}
-        )
-        code_datasets = self._code_datasets()
-        digests = self._hash(groups)
+        # The weights hash in threads while git, code and the caller's work run here.
+        with self._hash(groups) as hashing:
+            git_repo = GitRepo(self.root) if self.use_git else None
+            provenance = git_repo.provenance() if git_repo and git_repo.available else None
+            timestamp = self._timestamp(provenance)
+            states = (
+                git_repo.model_states({g.path: [t.relpath for t in g.files] for g in groups})
+                if git_repo and git_repo.available
+                else {}
+            )
+            code_datasets = self._code_datasets()
+            if self.while_hashing is not None and hashing.running:
+                self.while_hashing()
+            digests = hashing.result()
         signatures = self._signatures()
 
         datasets: dict[str, DatasetRef] = {}
@@ -324,7 +330,7 @@ class AibomBuilder:
             files.append(file)
         return tuple(files)
 
-    def _hash(self, groups: Sequence[ModelGroup]) -> Mapping[Path, str]:
+    def _hash(self, groups: Sequence[ModelGroup]) -> PendingHashes:
         paths = [t.path for g in groups for t in g.files if t.kind is not FileKind.LFS_POINTER]
         # Data outside every model is hashed when small (a filterbank, a vocabulary): a
         # repository's training arrays are not read in full for a bill of materials.
@@ -335,7 +341,7 @@ class AibomBuilder:
         ]
         folder = self.settings.cache_dir or default_cache_dir()
         cache = HashCache(folder / "hashes.json") if self.settings.hash_cache else None
-        return hash_files(paths, cache=cache)
+        return PendingHashes(paths, cache=cache)
 
     # -- one model -------------------------------------------------------------------------
     def _model(

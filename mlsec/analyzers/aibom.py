@@ -52,6 +52,12 @@ def bom_settings(ctx: AnalysisContext) -> BomSettings:
     return settings
 
 
+def _renderer_warm_up() -> None:
+    from mlsec.render.cyclonedx import warm_up
+
+    warm_up()
+
+
 class AibomAnalyzer(Analyzer):
     name = "aibom"
     description = "Building the AI bill of materials"
@@ -72,6 +78,7 @@ class AibomAnalyzer(Analyzer):
             settings=settings,
             reproducible=reproducible,
             use_git=ctx.options.use_git,
+            while_hashing=_renderer_warm_up if ctx.options.build_bom else None,
         )
         built = builder.build()
         ctx.progress(len(targets))

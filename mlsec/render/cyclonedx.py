@@ -4,8 +4,9 @@ Pure: built from ``report.facts["aibom"]`` (models, datasets, git provenance; th
 took the timestamp and hashes), ``report.facts["dependencies"]`` (library components, the
 graph, advisories as vulnerabilities), ``report.facts["signatures"]`` and the findings, with
 cyclonedx-python-lib's model classes. ``modelCard`` and ``data`` are inserted as plain JSON
-(:mod:`mlsec.render.cdx_ml`). Every document is validated with the library's strict
-validator before it is returned; an invalid BOM raises :class:`InvalidBomError`.
+(:mod:`mlsec.render.cdx_ml`). Every document is validated against the library's strict
+schema before it is returned (JSON: :mod:`mlsec.render.cdx_validate`, the library's validator
+without its import cost; XML: the library's); an invalid BOM raises :class:`InvalidBomError`.
 
 Fields without a CycloneDX home are properties in the ``mlsec:`` namespace.
 """
@@ -64,9 +65,9 @@ class InvalidBomError(MlsecError):
 
 
 def _validate_json(text: str, spec_version: str) -> None:
-    from cyclonedx.validation.json import JsonStrictValidator
+    from mlsec.render.cdx_validate import first_error
 
-    error = JsonStrictValidator(schema_version(spec_version)).validate_str(text)
+    error = first_error(text, spec_version)
     if error is not None:
         raise InvalidBomError(
             f"internal error: the CycloneDX {spec_version} BOM does not validate: {error}",
@@ -121,10 +122,11 @@ def _stamp(template: str, facts: AibomFacts) -> str:
 
 class ValidationMemo:
     """Digests of BOMs that passed strict validation, so an unchanged repository's BOM is not
-    validated again (importing the validator alone costs seconds: jsonschema builds an IRI
-    grammar). The key is the document without its serial number and timestamp (which the
-    library writes in valid formats), plus the mlsec, cyclonedx-python-lib and spec versions
-    and the output format. A miss, or no memo, validates.
+    validated again (walking the schema costs tens of milliseconds per hundred components,
+    and the XML validator's import more). The key is the document without its serial number
+    and timestamp (which the library writes in valid formats), plus the mlsec,
+    cyclonedx-python-lib and spec versions and the output format. A miss, or no memo,
+    validates.
 
     Beside it, the last few rendered JSON documents (``bom-render/``, serial and timestamp
     left as stand-ins), keyed on everything the renderer reads from the report: the BOM of
@@ -269,6 +271,20 @@ def render_bom(
     return xml if fmt == "xml" else text
 
 
+def warm_up() -> None:
+    """Import what rendering a JSON BOM takes and build its validator, while the scan has
+    other work for the CPU (the AIBOM analyzer calls it while the weights hash)."""
+    try:
+        from cyclonedx.output import make_outputter  # noqa: F401
+
+        from mlsec.render import cdx_build  # noqa: F401
+        from mlsec.render.cdx_validate import json_validator
+
+        json_validator("1.6")
+    except Exception:  # noqa: S110 - whatever fails here fails again, reported, in render_bom
+        pass
+
+
 def report_memo(report: ScanReport) -> ValidationMemo | None:
     """The validation memo in the scan's cache folder (``--cache-dir``, else the user cache),
     shared by `scan --format cyclonedx` and `mlsec bom`; None with ``--no-cache``."""
@@ -279,6 +295,5 @@ def report_memo(report: ScanReport) -> ValidationMemo | None:
 
 def render(report: ScanReport) -> str:
     """``mlsec scan --format cyclonedx``: CycloneDX 1.6 JSON, validated unless the same
-    document validated before (the memo: the validator's import alone costs about a
-    second)."""
+    document validated before (the memo)."""
     return render_bom(report, memo=report_memo(report))

@@ -1,0 +1,118 @@
+"""Strict validation of CycloneDX JSON: cyclonedx-python-lib's own validator, without the
+second its import costs.
+
+``JsonStrictValidator`` is a jsonschema Draft 7 validator of the library's strict schema
+(with the SPDX, JSF and cryptography schemas it references) and jsonschema's format checker.
+Importing jsonschema imports rfc3987-syntax, which compiles ~38 lark grammars at import
+(about a second on a 2-core runner) for the one format that needs them, ``iri-reference``
+(``externalReferences[].url`` and a few others). Here:
+
+- jsonschema is imported with rfc3987-syntax deferred: its ``is_valid_syntax`` is bound to a
+  stand-in that imports the real module on its first call, so every IRI check in the process
+  (the library's validator's included) still runs the real grammar, only later;
+- the library's validator is used as built (its schema file and reference registry: the one
+  source of truth, never copied or edited), evolved with one format check changed: an
+  ``iri-reference`` that rfc3986-validator (what jsonschema itself checks ``uri-reference``
+  with) accepts as an ASCII URI reference passes without the IRI grammar, since every URI
+  reference is an IRI reference (RFC 3987, section 2.2: the IRI grammar only widens the URI
+  one's character sets). Anything else - non-ASCII, an IP literal, not a URI reference -
+  goes to the real IRI grammar, so the verdict is the library's: the fast path only says
+  yes where the grammar does (tested against it).
+
+Every other format (``date-time``, ``idn-email``, ``uri``) keeps jsonschema's own check.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+_IRI_MODULE = "rfc3987_syntax"
+
+
+def _import_jsonschema() -> None:
+    """Import jsonschema with rfc3987-syntax's grammars built on first use, not at import."""
+    if "jsonschema" in sys.modules or _IRI_MODULE in sys.modules:
+        return
+    if importlib.util.find_spec(_IRI_MODULE) is None:
+        return  # no IRI grammar installed: nothing to defer
+
+    def is_valid_syntax(term: str, value: str) -> bool:
+        real = importlib.import_module(_IRI_MODULE)
+        verdict: bool = real.is_valid_syntax(term, value)
+        return verdict
+
+    stand_in = types.ModuleType(_IRI_MODULE)
+    stand_in.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
+    sys.modules[_IRI_MODULE] = stand_in
+    try:
+        import jsonschema  # noqa: F401 - binds is_valid_syntax from the stand-in
+    finally:
+        if sys.modules.get(_IRI_MODULE) is stand_in:
+            del sys.modules[_IRI_MODULE]  # the next import of the name is the real module
+
+
+def _uri_reference_check() -> Callable[[str], bool] | None:
+    try:
+        from rfc3986_validator import validate_rfc3986  # type: ignore[import-untyped]
+    except ImportError:  # jsonschema's format extra not installed: the grammar decides alone
+        return None
+
+    def is_uri_reference(value: str) -> bool:
+        # IP literals ("[...]") are the grammar's: rfc3987-syntax rejects some IPv6 forms
+        # RFC 3986 allows ("http://[::1]/"), and the verdict must stay the library's.
+        return (
+            value.isascii()
+            and "[" not in value
+            and bool(validate_rfc3986(value, rule="URI_reference"))
+        )
+
+    return is_uri_reference
+
+
+def _format_checker() -> Any:
+    from jsonschema import Draft7Validator, FormatChecker
+
+    library = Draft7Validator.FORMAT_CHECKER
+    checker = FormatChecker(formats=())
+    checker.checkers = dict(library.checkers)
+    uri_reference = _uri_reference_check()
+    iri = library.checkers.get("iri-reference")
+    if uri_reference is None or iri is None:
+        return checker
+    grammar, raises = iri
+
+    def is_iri_reference(instance: object) -> bool:
+        if isinstance(instance, str) and uri_reference(instance):
+            return True
+        verdict: bool = grammar(instance)
+        return verdict
+
+    checker.checkers["iri-reference"] = (is_iri_reference, raises)
+    return checker
+
+
+@cache
+def json_validator(spec_version: str) -> Any:
+    """The library's strict validator of ``spec_version`` ("1.5", "1.6") as a jsonschema
+    validator with the format checker above."""
+    _import_jsonschema()
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    schema = {"1.5": SchemaVersion.V1_5, "1.6": SchemaVersion.V1_6}[spec_version]
+    library = JsonStrictValidator(schema)._validator
+    return library.evolve(format_checker=_format_checker())
+
+
+def first_error(text: str, spec_version: str) -> str | None:
+    """The first schema violation of the JSON document ``text``, or None when it is valid."""
+    import json
+
+    error = next(json_validator(spec_version).iter_errors(json.loads(text)), None)
+    return None if error is None else str(error)
