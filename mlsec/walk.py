@@ -190,68 +190,68 @@ class Walker:
         if not path.is_dir():
             self._single_file(path)
             return self.result
-        listed = self._git_files() if self.options.use_git else None
-        if listed is not None:
-            self.result.git = True
-        else:
-            listed = list(self._fs_files(self.root, ""))
-        self._consider_all([rel for rel in listed if self._selected(rel)])
+        if not (self.options.use_git and self._walk_git()):
+            self._consider_all([r for r in self._fs_files(self.root, "") if self._selected(r)])
         self._settle()
         self.result.targets.sort(key=_RELPATH)
         return self.result
 
     # -- sources of candidate paths ---------------------------------------------------
-    def _git_files(self) -> list[str] | None:
-        """The files of the work tree under the root (tracked, untracked and, unless
-        ``respect_gitignore``, ignored), relative to the root; None if there is no git."""
+    def _walk_git(self) -> bool:
+        """Consider the files of the work tree under the root (tracked, untracked and, unless
+        ``respect_gitignore``, ignored) as git lists them; False if there is no git.
+
+        Git lists tracked files from its index in a few milliseconds and needs a walk of the
+        folders for the others: the tracked files are read while it looks (at 100,000 files
+        that hides ~60 ms of the two other listings)."""
         if not (self.root / ".git").exists() and not _inside_git(self.root):
-            return None
-        # Ignored files are what a local loader opens too (checkpoints/ is usually gitignored).
-        # --directory lists an ignored folder once instead of every file in it, so a
-        # gitignored node_modules/ or .venv/ costs one line. Both listings run at once (each
-        # takes ~60 ms at 100,000 files).
-        ignoring = _git_listing(
-            self.root,
-            "--others",
-            "--ignored",
-            "--exclude-standard",
-            "--directory",
-            "--no-empty-directory",
-        )
-        if ignoring is None:
-            return None
+            return False
+        listing = _GitListing.start(self.root)
+        if listing is None:
+            return False
         try:
-            listing = _git_listing(self.root, "--cached", "--others", "--exclude-standard")
-            if listing is None:
-                return None
-            out, _ = listing.communicate()
-            ignored, _ = ignoring.communicate()
+            tracked = listing.tracked()
+            if tracked is None:
+                return False  # not a work tree after all (a bare repository, a broken one)
+            self.result.git = True
+            reported: set[str] = set()
+            self._consider_all(self._kept(tracked, reported))
+            listed = listing.others()
+            if listed is None:  # git failed half-way: the file system has the rest
+                others = list(self._fs_files(self.root, ""))
+            else:
+                untracked, ignored = listed
+                rels = dict.fromkeys(untracked)
+                for entry in sorted(ignored):
+                    self._ignored_entry(entry, rels)
+                others = list(rels)
+            if others:
+                seen = set(tracked)
+                others = sorted(rel for rel in others if rel not in seen)
+                self._consider_all(self._kept(others, reported))
         finally:
-            if ignoring.poll() is None:  # the main listing failed
-                ignoring.kill()
-                ignoring.wait()
-        if listing.returncode != 0 or ignoring.returncode != 0:
-            return None  # not a work tree after all (a bare repository, a broken one)
-        # Git's order (sorted, tracked then untracked) kept, so the sort below is cheap.
-        rels = dict.fromkeys(p for p in _fsdecode(out).split("\0") if p)
-        for entry in sorted(p for p in _fsdecode(ignored).split("\0") if p):
-            self._ignored_entry(entry, rels)
-        listed = sorted(rels)
-        if not _IN_EXCLUDED_DIR.search("\0" + "\0".join(listed)):  # the usual case: one search
-            return listed
-        kept: list[str] = []
-        reported: set[str] = set()
-        for rel in listed:
-            parts = rel.split("/")
-            cut = next((i for i, p in enumerate(parts[:-1]) if p in DEFAULT_EXCLUDED_DIRS), None)
-            if cut is None:
-                kept.append(rel)
-                continue
-            folder = "/".join(parts[: cut + 1]) + "/"
-            if folder not in reported:
-                reported.add(folder)
-                self._skip(display_name(folder), "excluded folder (default)")
-        return kept
+            listing.close()
+        return True
+
+    def _kept(self, listed: list[str], reported: set[str]) -> list[str]:
+        """The paths of a git listing outside default-excluded folders (each such folder listed
+        as skipped once) and let in by the include and exclude patterns."""
+        if _IN_EXCLUDED_DIR.search("\0" + "\0".join(listed)):  # else, the usual: one search
+            kept: list[str] = []
+            for rel in listed:
+                parts = rel.split("/")
+                cut = next(
+                    (i for i, p in enumerate(parts[:-1]) if p in DEFAULT_EXCLUDED_DIRS), None
+                )
+                if cut is None:
+                    kept.append(rel)
+                    continue
+                folder = "/".join(parts[: cut + 1]) + "/"
+                if folder not in reported:
+                    reported.add(folder)
+                    self._skip(display_name(folder), "excluded folder (default)")
+            listed = kept
+        return [rel for rel in listed if self._selected(rel)]
 
     def _ignored_entry(self, entry: str, rels: dict[str, None]) -> None:
         """Add one gitignored file or folder to ``rels`` (or list it as skipped)."""
@@ -652,18 +652,64 @@ def _check_scannable(path: Path) -> None:
         raise MlsecError(f"cannot scan {path}: {reason}", hint="check its permissions") from None
 
 
-def _git_listing(root: Path, *options: str) -> subprocess.Popen[bytes] | None:
-    """``git ls-files`` of the folder ``root``, started (None if git cannot be run). Run
-    directly, not through gitpython: importing gitpython alone costs ~45 ms, a tenth of a
-    1,000-file scan, for two commands (`python benchmarks/bench_scale.py --cases
+class _GitListing:
+    """The three ``git ls-files`` of a work tree, started at once: tracked files (from the
+    index), untracked files, and ignored ones (--directory lists an ignored folder once
+    instead of every file in it, so a gitignored node_modules/ or .venv/ costs one line;
+    ignored files are what a local loader opens too: checkpoints/ is usually gitignored).
+
+    git is run directly, not through gitpython: importing gitpython alone costs ~45 ms, a
+    tenth of a 1,000-file scan, for three commands (`python benchmarks/bench_scale.py --cases
     small-models`); provenance and --diff, which read the repository, use gitpython."""
-    command = ["git", "-C", str(root), "ls-files", *options, "-z", "--", "."]
-    try:
-        return subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
-    except OSError:  # no git on this machine: the file system is walked instead
-        return None
+
+    def __init__(self, processes: list[subprocess.Popen[bytes]]) -> None:
+        self._processes = processes
+
+    @classmethod
+    def start(cls, root: Path) -> _GitListing | None:
+        processes: list[subprocess.Popen[bytes]] = []
+        listing = cls(processes)
+        for options in (
+            ("--cached",),
+            ("--others", "--exclude-standard"),
+            ("--others", "--ignored", "--exclude-standard", "--directory", "--no-empty-directory"),
+        ):
+            command = ["git", "-C", str(root), "ls-files", *options, "-z", "--", "."]
+            try:
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            except OSError:  # no git on this machine: the file system is walked instead
+                listing.close()
+                return None
+        return listing
+
+    def _read(self, index: int) -> list[str] | None:
+        out, _ = self._processes[index].communicate()
+        if self._processes[index].returncode != 0:
+            return None
+        return [p for p in _fsdecode(out).split("\0") if p]
+
+    def tracked(self) -> list[str] | None:
+        return self._read(0)
+
+    def others(self) -> tuple[list[str], list[str]] | None:
+        """The untracked and the ignored entries."""
+        untracked, ignored = self._read(1), self._read(2)
+        return None if untracked is None or ignored is None else (untracked, ignored)
+
+    def close(self) -> None:
+        for process in self._processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 def _inside_git(path: Path) -> bool:

@@ -151,3 +151,55 @@ def test_fork_map_leaves_no_worker_behind_when_the_parent_fails(
     for pid in forked:  # killed and reaped: not even a zombie is left
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+
+
+def _git_repo(root: Path) -> None:
+    import subprocess
+
+    (root / "src").mkdir()
+    (root / "src" / "train.py").write_text("print(1)\n")
+    (root / "model.pkl").write_bytes(pickle.dumps({"w": 1}, protocol=4))
+    (root / "node_modules").mkdir()
+    (root / "node_modules" / "x.js").write_text("x\n")
+    (root / ".gitignore").write_text("checkpoints/\n*.log\n")
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "PATH": os.environ["PATH"],
+        "HOME": str(root),
+    }
+    subprocess.run(["git", "init", "-q", str(root)], check=True, env=env)
+    subprocess.run(["git", "-C", str(root), "add", "-A", "-f"], check=True, env=env)
+    subprocess.run(["git", "-C", str(root), "commit", "-qm", "x"], check=True, env=env)
+    (root / "untracked.bin").write_bytes(pickle.dumps([1], protocol=2))
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / "last.ckpt").write_bytes(pickle.dumps({"e": 2}, protocol=4))
+    (root / "run.log").write_text("log\n")
+
+
+def test_git_walk_reads_tracked_files_while_git_lists_the_others(tmp_path: Path) -> None:
+    _git_repo(tmp_path)
+    result = walk.walk(ScanOptions(path=tmp_path, jobs=1), load_rules())
+    assert result.git
+    assert [t.relpath for t in result.targets] == [
+        ".gitignore",
+        "checkpoints/last.ckpt",
+        "model.pkl",
+        "run.log",
+        "src/train.py",
+        "untracked.bin",
+    ]
+    assert ("node_modules/", "excluded folder (default)") in result.skipped
+
+
+def test_git_listing_that_fails_half_way_falls_back_to_the_file_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _git_repo(tmp_path)
+    whole = walk.walk(ScanOptions(path=tmp_path, jobs=1), load_rules())
+    monkeypatch.setattr(walk._GitListing, "others", lambda self: None)
+    halfway = walk.walk(ScanOptions(path=tmp_path, jobs=1), load_rules())
+    assert [t.relpath for t in halfway.targets] == [t.relpath for t in whole.targets]
+    assert halfway.git
