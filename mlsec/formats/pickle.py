@@ -19,6 +19,7 @@ import codecs
 import io
 import re
 import struct
+from collections import deque
 from collections.abc import Callable
 from itertools import repeat
 from operator import add, itemgetter, methodcaller
@@ -787,10 +788,12 @@ class Machine:
                                 target = stack[-1]
                                 if type(target) is dict or type(target) is list:
                                     self.memo_len = memo_len
+                                    self._memo_structured = structured_kept
                                     end = self._run_at(buf, i, n, stack, 0)
                                     if end > 0:
                                         ops += self._run_ops
                                         memo_len = self.memo_len
+                                        structured_kept = self._memo_structured
                                         i = end
                                         continue
                                     if end == _REFILLED:  # the same MARK, more buffered
@@ -1131,6 +1134,26 @@ class Machine:
         assert run.keys is not None
         size = run.size
         count = (stop - i) // size
+        if self._dropped(buf, stop):
+            # APPENDS comes next and keeps none of them, and the memo keeps none (it keeps
+            # nothing more): the records are never seen again. Only their text is decoded
+            # (an error there is the handler's) and measured, as the memo counts it.
+            long_text = 0
+            try:
+                for k, (a, b) in enumerate(run.texts):
+                    raw = map(
+                        buf.__getitem__,
+                        map(slice, range(i + a, stop, size), range(i + b, stop, size)),
+                    )
+                    lengths = map(len, map(_DECODE_TEXT, raw))
+                    if k in run.long_texts:
+                        long_text += sum(filter(LONG_TEXT.__lt__, lengths))
+                    else:
+                        deque(lengths, 0)
+            except UnicodeDecodeError:
+                return 0
+            self._count_records(run, count, long_text)
+            return count
         region = memoryview(buf)[i:stop]
         columns: list[Any] = []  # per run: its fields, in _Run.order's groups
         if run.consts:
@@ -1158,11 +1181,22 @@ class Machine:
         for column in columns[1:]:
             fields = map(add, fields, column)
         stack.extend(map(dict, map(zip, repeat(run.keys), map(run.items, fields))))
+        self._count_records(run, count, long_text)
+        return count
+
+    def _count_records(self, run: _Run, count: int, long_text: int) -> None:
         self.memo_len += count * (run.memoized + 1)
         self._memo_long_text += long_text + count * run.long_const
         if self._memo_structured < MAX_MEMO_STRUCTURED:
             self._memo_structured = min(MAX_MEMO_STRUCTURED, self._memo_structured + count)
-        return count
+
+    def _dropped(self, buf: bytes, stop: int) -> bool:
+        """Whether the opcode at ``buf[stop]`` is an APPENDS that keeps nothing of its items
+        (its list is full), so that items pushed before it are dropped unseen."""
+        if stop >= len(buf) or buf[stop] != 0x65 or not self.metastack:
+            return False
+        below = self.metastack[-1]
+        return bool(below) and type(below[-1]) is list and len(below[-1]) >= MAX_ITEMS
 
     def _exact_runs(
         self, run: _Run, consts: tuple[Any, ...], buf: bytes, i: int, stop: int, stack: list[Any]

@@ -335,3 +335,31 @@ def test_op_and_time_budgets_still_stop_a_file_of_runs() -> None:
     assert res.limit is not None and res.limit.limit == "file-timeout-seconds"
     _, res = _run(data, True)
     assert res.limit is None and res.error is None and res.ops == 4 + 14 * 3000 + 2 * 30 + 2
+
+
+@pytest.mark.parametrize("bad", [None, 150, 2999])
+def test_records_dropped_by_a_full_list_are_still_checked(monkeypatch, bad: int | None) -> None:
+    # the memo keeps nothing more and APPENDS keeps nothing of a full list: the records are
+    # never built, but their text is still decoded (the error is where the opcodes find it)
+    # and counted
+    monkeypatch.setattr(machine, "MAX_MEMO", 10)
+    monkeypatch.setattr(machine, "MAX_MEMO_NAMES", 10)
+    monkeypatch.setattr(machine, "MAX_ITEMS", 4)
+    records = [_bench_record(i, b"\xc3\xa9" * 300) for i in range(3000)]
+    if bad is not None:
+        records[bad] = records[bad].replace(b"\xc3\xa9", b"\xc3(", 1)
+    body = b"".join(r + (b"e(" if k % 100 == 99 else b"") for k, r in enumerate(records))
+    dropped = 0
+    real = Machine._count_records
+
+    def counting(self: Machine, run: Any, count: int, long_text: int) -> None:
+        nonlocal dropped
+        dropped += count
+        real(self, run, count, long_text)
+
+    monkeypatch.setattr(Machine, "_count_records", counting)
+    m = _same(b"\x80\x04]\x94(" + body + b"e.")
+    assert dropped > (2000 if bad is None or bad > 2000 else 0)
+    assert (m.result.error is None) is (bad is None)
+    if bad is None:
+        assert m._memo_long_text == 3000 * 300  # characters, not bytes
