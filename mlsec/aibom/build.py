@@ -234,8 +234,14 @@ class AibomBuilder:
                 else {}
             )
             code_datasets = self._code_datasets()
-            if self.while_hashing is not None and hashing.running:
-                self.while_hashing()
+            if hashing.running:
+                # Imports the steps after the digests need, while the CPU has hashing
+                # threads to switch to: the SPDX license list (model licenses) and the
+                # caller's (the renderer).
+                import cyclonedx.spdx  # noqa: F401
+
+                if self.while_hashing is not None:
+                    self.while_hashing()
             digests = hashing.result()
         signatures = self._signatures()
 

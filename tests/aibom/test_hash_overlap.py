@@ -83,3 +83,20 @@ def test_the_bom_scan_prepares_the_renderer_while_the_weights_hash(
     # The BOM's findings asked for, not the BOM: the weights hash, nothing to prepare.
     scan_report(repo, select=("MLS3",), build_bom=False)
     assert events == ["digests taken"]
+
+
+def test_largest_files_are_hashed_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = {"a.bin": 10, "b.bin": 3000, "c.bin": 200, "d.bin": 3000 * 7}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+    order: list[str] = []
+    real = hashing.sha256_file_keyed
+
+    def recorded(path: Path) -> tuple[str, str]:
+        order.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(hashing, "sha256_file_keyed", recorded)
+    got = hashing.hash_files([tmp_path / n for n in sizes], workers=1)
+    assert order == ["d.bin", "b.bin", "c.bin", "a.bin"]
+    assert set(got) == {tmp_path / n for n in sizes}
