@@ -26,6 +26,7 @@ a few opcodes: a line that is no number, an unquoted string, a missing MARK, an 
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Callable
@@ -223,15 +224,32 @@ def _decode(head: bytes, size: int | None) -> bool | None:
 _BINARY_PREFIX = 256
 
 
-def _binary_prefix_is_enough(head: bytes) -> bool:
-    from mlsec.formats.pickle import Machine, PickleHooks
+def _probe_machine(reader: _HeadReader) -> Machine:
+    """A machine for the probe's decode, stopping at the first BUILD (:func:`_stop`)."""
+    from mlsec.formats.pickle import PickleHooks
     from mlsec.formats.streams import Budget
 
+    budget = Budget(timeout=5.0, max_ops=1 << 30, max_uncompressed=0, max_ratio=1)
+    return _probe_machine_class()(reader, budget, PickleHooks(after_build=_stop))
+
+
+@functools.cache
+def _probe_machine_class() -> type[Machine]:
+    from mlsec.formats.pickle import Machine
+
+    class ProbeMachine(Machine):
+        # A head is a few hundred opcodes: learning the layouts of runs of constants
+        # (Machine.RUNS) costs more there than decoding them one by one.
+        RUNS = False
+
+    return ProbeMachine
+
+
+def _binary_prefix_is_enough(head: bytes) -> bool:
     if not 2 <= head[1] <= 5:  # PROTO's argument: a protocol CPython reads
         return False
     reader = _HeadReader(head[:_BINARY_PREFIX])
-    budget = Budget(timeout=5.0, max_ops=1 << 30, max_uncompressed=0, max_ratio=1)
-    machine = Machine(reader, budget, PickleHooks(after_build=_stop))
+    machine = _probe_machine(reader)
     try:
         res = machine.run()
     except _Enough:
@@ -242,13 +260,10 @@ def _binary_prefix_is_enough(head: bytes) -> bool:
 
 
 def _decode_head(head: bytes, size: int | None) -> bool | None:
-    from mlsec.formats.pickle import Machine, PickleHooks
-    from mlsec.formats.streams import Budget
 
     complete = size is not None and len(head) >= size
     reader = _HeadReader(head)
-    budget = Budget(timeout=5.0, max_ops=1 << 30, max_uncompressed=0, max_ratio=1)
-    machine = Machine(reader, budget, PickleHooks(after_build=_stop))
+    machine = _probe_machine(reader)
     try:
         res = machine.run()
     except _Enough:
