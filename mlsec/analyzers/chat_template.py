@@ -28,6 +28,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from mlsec.models.templatenames import (
+    template_label,
+)
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -177,42 +181,6 @@ def template_findings(
     return list(_findings(ctx, path, member, label, template, issues))
 
 
-# Hugging Face JSON files that carry chat templates (rendered by loaders as Jinja).
-TEMPLATE_JSON_NAMES = (
-    "tokenizer_config.json",
-    "chat_template.json",
-    "processor_config.json",
-    "preprocessor_config.json",
-)
-_EXTRA_TEMPLATES_DIR = "additional_chat_templates/"  # transformers: <dir>/<name>.jinja
-
-
-def _template_label(lower: str) -> str | None:
-    """The label of a Jinja file that is a chat template (by its lower-case path), or None.
-
-    ``chat_template.jinja`` (transformers), ``additional_chat_templates/<name>.jinja``
-    (transformers' named templates) and any ``*chat_template*.jinja``/``.j2`` (the
-    ``--chat-template`` files of serving tools); other Jinja files are web pages.
-    """
-    folder, _, base = lower.rpartition("/")
-    stem, dot, extension = base.rpartition(".")
-    if not dot or extension not in ("jinja", "j2", "jinja2"):
-        return None
-    if stem == "chat_template":
-        return "chat_template"
-    if f"/{folder}/".endswith(f"/{_EXTRA_TEMPLATES_DIR}") or "chat_template" in stem.replace(
-        "-", "_"
-    ):
-        return f"chat_template.{stem}"
-    return None
-
-
-def is_template_file(name: str) -> bool:
-    """Whether a file or member called ``name`` carries chat templates loaders render."""
-    lower = name.lower().replace("\\", "/")
-    return lower.endswith(TEMPLATE_JSON_NAMES) or _template_label(lower) is not None
-
-
 def template_file_findings(
     ctx: AnalysisContext, path: Path, relpath: str, member: str | None, name: str
 ) -> list[Finding]:
@@ -223,7 +191,7 @@ def template_file_findings(
     with open_regular(path) as handle:
         data = handle.read(MAX_TEMPLATE_FILE + 1)
     lower = name.lower().replace("\\", "/")
-    label = _template_label(lower) or "chat_template"
+    label = template_label(lower) or "chat_template"
     if len(data) > MAX_TEMPLATE_FILE:
         issue = TemplateIssue("bound", f"over the {MAX_TEMPLATE_FILE}-byte limit on files", None)
         return list(_findings(ctx, relpath, join_member(member, label), label, "", [issue]))
@@ -247,7 +215,7 @@ def templates_in_text(name: str, text: str) -> list[tuple[str, str]]:
     ``chat_template`` in JSON is a string or a list of ``{"name", "template"}`` (transformers
     reads both); a Jinja file is one template.
     """
-    label = _template_label(name)
+    label = template_label(name)
     if label is not None:
         return [(label, text)]
     try:

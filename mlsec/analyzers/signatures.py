@@ -27,7 +27,12 @@ def detached_artifact(relpath: str) -> str | None:
     return None
 
 
+_SIGNATURE_ENDINGS = (MODEL_SIGNATURE, *DETACHED_SUFFIXES)
+
+
 def is_signature_file(relpath: str) -> bool:
+    if not relpath.endswith(_SIGNATURE_ENDINGS):  # asked of every file in the tree
+        return False
     return relpath.rsplit("/", 1)[-1] == MODEL_SIGNATURE or detached_artifact(relpath) is not None
 
 

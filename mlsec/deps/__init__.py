@@ -25,16 +25,20 @@ _REQUIREMENTS_DIRS = {"requirements", "reqs"}
 
 
 _REQUIREMENTS_LOCK = re.compile(r"requirements([-_.][^/]*)?\.lock", re.I)
+# What every name the patterns below can match ends with (lower-cased).
+_MANIFEST_ENDINGS = (".toml", ".yml", ".yaml", ".lock", ".txt", ".in")
 
 
 def manifest_kind(relpath: str) -> str | None:
     """The manifest format of a file, from its name; None if it is not a manifest."""
-    path = PurePosixPath(relpath)
-    name = path.name
-    lower = name.lower()
+    name = relpath.rpartition("/")[2]
     exact = _EXACT_NAMES.get(name)
     if exact is not None:
         return exact
+    lower = name.lower()
+    if not lower.endswith(_MANIFEST_ENDINGS):  # most files; asked of every file in the tree
+        return None
+    path = PurePosixPath(relpath)
     if re.fullmatch(r"pylock(\.[^.]+)?\.toml", name):
         return "pylock"
     if re.fullmatch(r"environment([-_.][^/]*)?\.ya?ml", lower):

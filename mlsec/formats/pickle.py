@@ -19,7 +19,10 @@ import codecs
 import io
 import re
 import struct
+from collections import deque
 from collections.abc import Callable
+from itertools import repeat
+from operator import add, itemgetter, methodcaller
 from typing import Any, NamedTuple, cast
 
 from mlsec.formats.streams import Budget, ByteReader, LimitExceeded, Truncated
@@ -38,6 +41,14 @@ MAX_MEMO_STRUCTURED = 20_000  # memoized containers/calls kept as values (memory
 LONG_TEXT = 256
 MAX_MEMO_LONG_TEXT = 32 * 1024 * 1024
 OPS_PER_CHECK = 4096
+# Runs of constants between a MARK and the SETITEMS/APPENDS that closes it (the fields of a
+# record, a batch of list items) are decoded a whole run at a time when their layout repeats
+# (see _Run): at most this many opcodes per run, text fields up to this many bytes.
+MAX_RUN_OPS = 4096
+MAX_RUN_TEXT = 1 << 16
+RUN_CACHE = 4  # layouts kept (most recent first)
+RUN_READAHEAD = 1 << 20  # bytes of a file buffered at once where a run is cut by the buffer
+RUN_CREDIT = 200_000  # work (in opcodes) the layouts may cost before they pay for themselves
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
@@ -187,6 +198,8 @@ class PSet(list[Any]):
 _FORGOTTEN = Opaque("<memoized value not kept>")
 _MISSING = Opaque("<not in the memo>")
 _DOUBLE = struct.Struct(">d")
+_REFILLED = -2  # _run_at: the reader's buffer holds more now (decode the opcode again)
+_DECODE_TEXT = methodcaller("decode", "utf-8", "surrogatepass")
 _MANY = Opaque("<more computed values than kept>")
 
 
@@ -342,8 +355,287 @@ def _hashable(value: Any) -> bool:
     return not isinstance(value, Global | Unresolved | Call | BytesRef | Opaque)
 
 
+# -- runs of constants -------------------------------------------------------------------------
+# How a value of a run is read, while its layout is learnt; the groups of _Run's fields, in
+# this order: constants, then fields read at an offset from the run's start, then tuples.
+_V_CONST = 0
+_V_LITTLE = 1  # a little-endian integer field (BININT, BININT1, BININT2)
+_V_FLOAT = 2  # BINFLOAT (big-endian)
+_V_TEXT = 3  # UTF-8 text (SHORT_BINUNICODE, BINUNICODE)
+_V_GET = 4  # BINGET/LONG_BINGET of a memo index
+_V_BOOL = 5  # NEWTRUE or NEWFALSE (either opcode matches: records alternate them)
+_V_TUPLE = 6  # TUPLE1/2/3 of values before it in the run
+_V_GROUPS = 7
+_V_PIECE = -1  # an opcode that is only part of the pattern (MEMOIZE)
+
+
+class _Run(NamedTuple):
+    """The layout of a run ``MARK <constants and MEMOIZEs> SETITEMS|APPENDS``.
+
+    A pickle of many records writes the same layout again and again (the same keys, fields of
+    the same widths). ``pattern`` matches the run's bytes with its variable fields as
+    wildcards of their exact width, so one C-level match replaces a dispatch per opcode; the
+    fields are then read at their offsets (integers and floats by one ``struct`` each), and
+    the run's effect (items into the container under the MARK, memo entries) is applied
+    exactly as the opcodes one by one would. Only opcodes whose value depends on nothing but
+    their bytes and the memo are allowed in.
+    """
+
+    pattern: re.Pattern[bytes]  # one or more runs of the layout, back to back
+    size: int  # bytes of one run (every field has its width: the layout is fixed)
+    consts: tuple[Any, ...]
+    little: struct.Struct | None  # the integer fields, offsets from the run's start
+    big: struct.Struct | None  # the float fields
+    texts: tuple[tuple[int, int], ...]  # [start, end) of each text field
+    gets: tuple[int, ...]  # memo indices read
+    bools: struct.Struct | None  # the NEWTRUE/NEWFALSE opcodes
+    tuples: tuple[Callable[[tuple[Any, ...]], Any], ...]  # each tuple from the fields before
+    # the fields (consts, little, big, texts, gets, bools, tuples) -> the values in stack order
+    order: Callable[[tuple[Any, ...]], Any]
+    pushed: int  # values left on the run's stack
+    # when every key is a constant: the keys, and the values picked from the fields
+    keys: tuple[Any, ...] | None
+    items: Callable[[tuple[Any, ...]], Any]
+    slots: Callable[[tuple[Any, ...]], Any] | None  # the values MEMOIZE stores, in order
+    memoized: int  # MEMOIZEs of the run
+    memoized_tuples: int  # of which store a tuple (a structured value)
+    long_fields: tuple[int, ...]  # memoized text fields that may be longer than LONG_TEXT
+    long_texts: tuple[int, ...]  # the same, as indices of the text fields
+    long_const: int  # characters of memoized constant text longer than LONG_TEXT
+    setitems: bool  # SETITEMS into a dict (else APPENDS into a list)
+    key_gets: bool  # keys read from the memo (checked at each use)
+    ops: int  # opcodes of the run, MARK and SETITEMS/APPENDS included
+    head: int  # 2: the run makes its container (EMPTY_DICT/EMPTY_LIST MEMOIZE first), else 0
+
+
+def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, int]:
+    """The layout of the run at ``buf[i]`` (within ``buf[:n]``): its MARK, or with ``head``
+    2, ``EMPTY_DICT MEMOIZE MARK`` (or ``EMPTY_LIST``): a new container and its items.
+
+    Returns it (None if the run holds anything else or is not complete in the buffer) and the
+    work spent, in opcodes scanned.
+    """
+    q = i + head + 1
+    # per item: (opcode start, field start, field end, kind, constant, struct code, members)
+    items: list[tuple[int, int, int, int, Any]] = []
+    memoized: list[int] = []  # per MEMOIZE: the item it stores
+    on_stack: list[int] = []  # the run's stack, as items
+    count = 1
+    while True:
+        if q >= n or count > MAX_RUN_OPS:
+            return None, count
+        code = buf[q]
+        count += 1
+        if code == 0x94:  # MEMOIZE: stores the value on top
+            if not on_stack or items[on_stack[-1]][3] == _V_GET:
+                return None, count  # an underflow, or a value whose kind is not known here
+            memoized.append(on_stack[-1])
+            items.append((q, q + 1, q + 1, _V_PIECE, None))
+            q += 1
+            continue
+        if code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
+            break
+        if 0x85 <= code <= 0x87:  # TUPLE1, TUPLE2, TUPLE3: of the values on top
+            width = code - 0x84
+            if len(on_stack) < width:
+                return None, count  # reaching under the MARK: the handler's error
+            members = on_stack[-width:]
+            del on_stack[-width:]
+            on_stack.append(len(items))
+            items.append((q, q + 1, q + 1, _V_TUPLE, members))
+            q += 1
+            continue
+        if code == 0x8C or code == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+            lead = 2 if code == 0x8C else 5
+            if q + lead > n:
+                return None, count
+            size = buf[q + 1] if code == 0x8C else int.from_bytes(buf[q + 1 : q + 5], "little")
+            start = q + lead
+            end = start + size
+            if size > MAX_RUN_TEXT or end > n:
+                return None, count
+            try:
+                text = buf[start:end].decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                return None, count  # the opcode's handler reports it
+            on_stack.append(len(items))
+            items.append((q, start, end, _V_TEXT, text))
+            q = end
+            continue
+        field = _RUN_FIELDS.get(code)
+        if field is None:
+            return None, count
+        kind, width, form = field
+        if q + 1 + width > n:
+            return None, count
+        on_stack.append(len(items))
+        if kind == _V_GET:
+            index = int.from_bytes(buf[q + 1 : q + 1 + width], "little")
+            items.append((q, q + 1 + width, q + 1 + width, _V_GET, index))
+        else:
+            items.append((q, q + 1, q + 1 + width, kind, form))
+        q += 1 + width
+    setitems = buf[q] == 0x75
+    if not on_stack or (setitems and len(on_stack) % 2):
+        return None, count
+    if head and setitems is not (buf[i] == 0x7D):
+        return None, count  # items that the new container does not take (modelled)
+    keys_at = set(on_stack[::2]) if setitems else set()
+    pieces: list[bytes] = [re.escape(buf[i : i + head + 1])]
+    groups: list[list[Any]] = [[] for _ in range(_V_GROUPS)]
+    place: dict[int, tuple[int, int]] = {}  # item -> (group, index in it)
+    for k, (op, start, end, kind, extra) in enumerate(items):
+        if kind in (_V_PIECE, _V_TUPLE):
+            pieces.append(re.escape(buf[op:end]))
+            if kind == _V_TUPLE:
+                place[k] = (_V_TUPLE, len(groups[_V_TUPLE]))
+                groups[_V_TUPLE].append(extra)
+            continue
+        literal = kind in (_V_CONST, _V_GET)
+        if kind == _V_TEXT and k in keys_at and end - start <= 64:
+            literal = True  # a key: the same in every record (else the layout does not match)
+            kind = _V_CONST
+            extra = items[k][4]
+        if literal:
+            pieces.append(re.escape(buf[op:end]))
+            place[k] = (kind, len(groups[kind]))
+            groups[kind].append(extra)
+            continue
+        if kind == _V_BOOL:
+            pieces.append(b"[\\x88\\x89]")
+            place[k] = (kind, len(groups[kind]))
+            groups[kind].append((op - i, "B"))
+            continue
+        pieces.append(re.escape(buf[op:start]))
+        pieces.append(b".{%d}" % (end - start))
+        place[k] = (kind, len(groups[kind]))
+        groups[kind].append((start - i, end - i) if kind == _V_TEXT else (start - i, extra))
+    pieces.append(re.escape(buf[q : q + 1]))
+    bases = [0] * (_V_GROUPS + 1)
+    for g in range(_V_GROUPS):
+        bases[g + 1] = bases[g] + len(groups[g])
+
+    def at(item: int) -> int:
+        group, index = place[item]
+        return bases[group] + index
+
+    order = [at(k) for k in on_stack]
+    slots = [at(k) for k in memoized]
+    texts = groups[_V_TEXT]
+    long_fields = tuple(
+        at(k)
+        for k in memoized
+        if place[k][0] == _V_TEXT and _text_bytes(texts[place[k][1]]) > LONG_TEXT
+    )
+    long_const = sum(
+        len(items[k][4])
+        for k in memoized
+        if place[k][0] == _V_CONST and type(items[k][4]) is str and len(items[k][4]) > LONG_TEXT
+    )
+    keys = None
+    if setitems and all(place[k][0] == _V_CONST for k in on_stack[::2]):
+        keys = tuple(groups[_V_CONST][place[k][1]] for k in on_stack[::2])
+    size = q + 1 - i
+    tuples = tuple(_getter([at(m) for m in members]) for members in groups[_V_TUPLE])
+    run = _Run(
+        re.compile(b"(?:" + b"".join(pieces) + b")+", re.DOTALL),
+        size,
+        tuple(groups[_V_CONST]),
+        _fields("<", groups[_V_LITTLE], size),
+        _fields(">", groups[_V_FLOAT], size),
+        tuple(texts),
+        tuple(groups[_V_GET]),
+        _fields("<", groups[_V_BOOL], size),
+        tuples,
+        _getter(order),
+        len(order),
+        keys,
+        _getter(order[1::2] if keys is not None else order),
+        _getter(slots) if slots else None,
+        len(slots),
+        sum(1 for k in memoized if place[k][0] == _V_TUPLE),
+        long_fields,
+        tuple(place[k][1] for k in memoized if at(k) in long_fields),
+        long_const,
+        setitems,
+        setitems and any(place[k][0] == _V_GET for k in on_stack[::2]),
+        count + head,
+        head,
+    )
+    return run, count * 4  # compiling the pattern costs a few opcodes' worth per piece
+
+
+def _text_bytes(span: tuple[int, int]) -> int:
+    return span[1] - span[0]
+
+
+def _fields(order: str, fields: list[tuple[int, str]], size: int) -> struct.Struct | None:
+    """One struct reading every field at its offset from the run's start (the gaps as
+    padding), ``size`` bytes long: runs back to back are read by ``iter_unpack``."""
+    if not fields:
+        return None
+    form = [order]
+    at = 0
+    for offset, code in fields:
+        if offset > at:
+            form.append(f"{offset - at}x")
+        form.append(code)
+        at = offset + struct.calcsize(order + code)
+    if size > at:
+        form.append(f"{size - at}x")
+    return struct.Struct("".join(form))
+
+
+def _getter(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """``positions`` picked from a tuple, as a tuple (itemgetter, but a tuple for one too)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda values: (values[only],)
+    return cast(Callable[[tuple[Any, ...]], tuple[Any, ...]], itemgetter(*positions))
+
+
+# opcode -> (how its value is read, argument width, struct code) for the fixed-width opcodes
+_RUN_FIELDS: dict[int, tuple[int, int, Any]] = {
+    0x4A: (_V_LITTLE, 4, "i"),  # BININT
+    0x4B: (_V_LITTLE, 1, "B"),  # BININT1
+    0x4D: (_V_LITTLE, 2, "H"),  # BININT2
+    0x47: (_V_FLOAT, 8, "d"),  # BINFLOAT
+    0x4E: (_V_CONST, 0, None),  # NONE
+    0x88: (_V_BOOL, 0, True),  # NEWTRUE
+    0x89: (_V_BOOL, 0, False),  # NEWFALSE
+    0x68: (_V_GET, 1, None),  # BINGET
+    0x6A: (_V_GET, 4, None),  # LONG_BINGET
+}
+
+
+def _fill(run: _Run, target: Any, values: tuple[Any, ...]) -> None:
+    """SETITEMS/APPENDS of a run's values into its container (a dict or a list), as the
+    inline path and the handlers do it: at most MAX_ITEMS items kept. With constant keys
+    (``run.keys``) ``values`` are only the values."""
+    if run.setitems:
+        keys = run.keys
+        pairs = len(values) if keys is not None else len(values) >> 1
+        if keys is not None:
+            items: Any = zip(keys, values, strict=True)
+        else:
+            it = iter(values)
+            items = zip(it, it, strict=False)
+        if len(target) + pairs <= MAX_ITEMS:
+            target.update(items)
+        else:
+            for key, value in items:
+                if len(target) < MAX_ITEMS:
+                    target[key] = value
+    else:
+        room = MAX_ITEMS - len(target)
+        if room > 0:
+            target.extend(values[:room])
+
+
 class Machine:
     """Runs one pickle program symbolically over a :class:`ByteReader`."""
+
+    RUNS = True  # decode runs of constants by layout (tests compare with this off)
 
     def __init__(
         self,
@@ -366,12 +658,12 @@ class Machine:
         self._skip_contiguous = view.skip_contiguous if self.view else reader.skip
         self._memo_structured = 0
         self._memo_long_text = 0  # characters of memoized strings longer than LONG_TEXT
+        self._put_top = -1  # the highest index PUT/BINPUT/LONG_BINPUT/MEMOIZE stored at
+        self._runs: list[_Run] = []  # layouts of runs seen (most recent first)
+        self._run_credit = RUN_CREDIT if self.RUNS else 0
+        self._run_ops = 0  # opcodes the runs last applied stand for
+        self._drained = False  # a refill for the runs met the stream's end
         self.result = PickleResult(start=reader.tell())
-        self._dispatch: dict[int, Callable[[int], bool]] = {}
-        for code, name in OPCODE_NAMES.items():
-            method = getattr(self, "op_" + name, None)
-            if method is not None:
-                self._dispatch[code] = method
 
     # -- driver ------------------------------------------------------------------------------
     def run(self) -> PickleResult:
@@ -385,7 +677,7 @@ class Machine:
         state written back first and read again after.
         """
         r = self.r
-        dispatch = self._dispatch
+        dispatch = _HANDLERS
         res = self.result
         memo = self.memo
         metastack = self.metastack
@@ -419,7 +711,12 @@ class Machine:
                     elif code == 0x94 or code == 0x71:  # MEMOIZE, BINPUT
                         if stack:
                             # _put, inline
-                            index = memo_len if code == 0x94 else buf[i + 1]
+                            if code == 0x94:
+                                index = memo_len
+                            else:
+                                index = buf[i + 1]
+                                if index > self._put_top:
+                                    self._put_top = index
                             value = stack[-1]
                             kind = type(value)
                             if kind in structured:  # a memory bound, as in _put
@@ -482,6 +779,23 @@ class Machine:
                         continue
                     elif code == 0x28:  # MARK
                         if len(metastack) < MAX_STACK:
+                            if stack and self._run_credit > 0:
+                                target = stack[-1]
+                                if type(target) is dict or type(target) is list:
+                                    self.memo_len = memo_len
+                                    self._memo_structured = structured_kept
+                                    end = self._run_at(buf, i, n, stack, 0)
+                                    if end > 0:
+                                        ops += self._run_ops
+                                        memo_len = self.memo_len
+                                        structured_kept = self._memo_structured
+                                        i = end
+                                        continue
+                                    if end == _REFILLED:  # the same MARK, more buffered
+                                        buf = r._buf
+                                        i = r._i
+                                        n = self._inline_end()
+                                        continue
                             metastack.append(stack)
                             stack = []
                             i += 1
@@ -552,6 +866,27 @@ class Machine:
                         ops += 1
                         continue
                     elif code == 0x5D or code == 0x7D or code == 0x29:  # EMPTY_LIST/DICT/TUPLE
+                        if (
+                            buf[i + 1] == 0x94
+                            and buf[i + 2] == 0x28
+                            and code != 0x29
+                            and self._run_credit > 0
+                            and len(metastack) < MAX_STACK
+                        ):  # a record: a new container, memoized, and its items
+                            self.memo_len = memo_len
+                            self._memo_structured = structured_kept
+                            end = self._run_at(buf, i, n, stack, 2)
+                            if end > 0:
+                                ops += self._run_ops
+                                memo_len = self.memo_len
+                                structured_kept = self._memo_structured
+                                i = end
+                                continue
+                            if end == _REFILLED:
+                                buf = r._buf
+                                i = r._i
+                                n = self._inline_end()
+                                continue
                         stack.append([] if code == 0x5D else {} if code == 0x7D else ())
                         i += 1
                         ops += 1
@@ -607,7 +942,7 @@ class Machine:
                     raise PickleError(f"invalid opcode 0x{code:02x}")
                 ops += 1
                 frame_end = self.frame_end
-                done = handler(pos)
+                done = handler(self, pos)
                 if frame_end is not None:
                     self._frame_check(frame_end, pos)
                 stack = self.stack
@@ -635,6 +970,282 @@ class Machine:
             except LimitExceeded as exc:
                 res.limit = exc
         return res
+
+    def _run_at(self, buf: bytes, i: int, n: int, stack: list[Any], head: int) -> int:
+        """Apply the runs from ``buf[i]`` on by their layout; where they end, or -1.
+
+        ``head`` 0: a MARK whose items go into the container ``stack[-1]``; 2: a new
+        container, memoized, and its items (see _compile_run). Consecutive runs of the same
+        layout are applied in one go; the opcodes they stand for are in ``self._run_ops``.
+        Layouts are learnt from the bytes while they pay off: each costs its scan, and each
+        use earns its opcodes back, so a pickle whose runs never repeat spends at most
+        RUN_CREDIT on them.
+        """
+        runs = self._runs
+        setitems = head == 0 and type(stack[-1]) is dict
+        for k, run in enumerate(runs):
+            if run.head == head and (head or run.setitems is setitems):
+                end = self._apply_runs(run, buf, i, n, stack)
+                if end >= 0:
+                    if k:
+                        runs.insert(0, runs.pop(k))
+                    self._run_credit += self._run_ops
+                    return end
+        cut = [run.size for run in runs if run.head == head and run.size > n - i]
+        if cut:
+            # cut by the buffer's end, most likely: buffer more of a file at once, so that
+            # runs are met whole (the reader's position does not move). After a refill at
+            # least RUN_READAHEAD / 2 bytes are decoded before the next: each byte is copied
+            # into the buffer at most twice.
+            r = self.r
+            if (
+                r.seekable
+                and self.frame_end is None
+                and n == len(buf)
+                and not self._drained
+                and max(cut) <= RUN_READAHEAD // 2
+            ):
+                r._i = i
+                # at the stream's end nothing more comes: no refill after that
+                self._drained = not r._fill(RUN_READAHEAD)
+                return _REFILLED  # the buffer moved: the caller reads it again
+            return -1
+        built, cost = _compile_run(buf, i, n, head)
+        self._run_credit -= cost
+        if built is None or (not head and built.setitems is not setitems):
+            return -1
+        runs.insert(0, built)
+        del runs[RUN_CACHE:]
+        end = self._apply_runs(built, buf, i, n, stack)
+        if end >= 0:
+            self._run_credit += self._run_ops
+        return end
+
+    def _apply_runs(self, run: _Run, buf: bytes, i: int, n: int, stack: list[Any]) -> int:
+        """The effect of the runs of this layout from ``buf[i]`` on, as their opcodes one by
+        one; -1 (nothing done) if the first does not have the layout or any of its opcodes
+        would take the general path."""
+        found = run.pattern.match(buf, i, n)
+        if found is None:
+            return -1
+        if (run.slots is not None or run.head) and self._put_top >= self.memo_len:
+            return -1  # MEMOIZE would overwrite an entry PUT ahead of it (runs never PUT)
+        consts = run.consts
+        if run.gets:
+            # Runs write the memo only at memo_len and past it: what they read there is the
+            # same for every run of this call.
+            if max(run.gets) >= self.memo_len:
+                return -1
+            memo = self.memo
+            read = tuple([memo.get(index, _MISSING) for index in run.gets])
+            if _MISSING in read:
+                return -1  # the handler decides (an entry over the cap, or an error)
+            if run.key_gets and not _SCALARS.issuperset(map(type, read)):
+                return -1  # keys that are not constants: the handler's checks (loosely)
+            consts += read  # in _Run.order, the memo reads follow the texts: see _fields
+        if len(self.memo) >= max(MAX_MEMO, MAX_MEMO_NAMES):
+            done = self._full_memo_runs(run, consts, buf, i, found.end(), stack)
+        else:
+            done = self._exact_runs(run, consts, buf, i, found.end(), stack)
+        self._run_ops = done * run.ops
+        return i + done * run.size if done else -1
+
+    def _fields(self, run: _Run, consts: tuple[Any, ...], buf: bytes, j: int) -> Any:
+        """The fields of the run at ``buf[j]`` in _Run.order's groups, or None where an
+        opcode of it would take the general path (text that is not UTF-8)."""
+        fields: tuple[Any, ...] = run.consts
+        if run.little is not None:
+            fields += run.little.unpack_from(buf, j)
+        if run.big is not None:
+            fields += run.big.unpack_from(buf, j)
+        if run.texts:
+            try:
+                fields += tuple(
+                    [buf[j + a : j + b].decode("utf-8", "surrogatepass") for a, b in run.texts]
+                )
+            except UnicodeDecodeError:
+                return None  # the handler reports it
+        if run.gets:
+            fields += consts[len(run.consts) :]
+        if run.bools is not None:
+            fields += tuple([code == 0x88 for code in run.bools.unpack_from(buf, j)])
+        for make in run.tuples:
+            fields += (make(fields),)
+        return fields
+
+    def _full_memo_runs(
+        self, run: _Run, consts: tuple[Any, ...], buf: bytes, i: int, stop: int, stack: list[Any]
+    ) -> int:
+        """_exact_runs for a memo that keeps nothing more (only its counters move), the hot
+        loop of a pickle of many records; how many runs were applied."""
+        head, setitems, keys, items = run.head, run.setitems, run.keys, run.items
+        simple = not run.gets and run.bools is None and not run.tuples
+        if simple and head and keys is not None and len(keys) <= MAX_ITEMS:
+            done = self._records(run, buf, i, stop, stack)
+            if done:
+                return done
+        little, big, texts, long_fields = run.little, run.big, run.texts, run.long_fields
+        text = texts[0] if simple and len(texts) == 1 else None
+        long_text = 0
+        done = 0
+        for j in range(i, stop, run.size):
+            if text is not None or (simple and not texts):
+                fields = consts
+                if little is not None:
+                    fields += little.unpack_from(buf, j)
+                if big is not None:
+                    fields += big.unpack_from(buf, j)
+                if text is not None:
+                    try:
+                        fields += (buf[j + text[0] : j + text[1]].decode("utf-8", "surrogatepass"),)
+                    except UnicodeDecodeError:
+                        break  # the handler reports it
+            else:
+                fields = self._fields(run, consts, buf, j)
+                if fields is None:
+                    break
+            for f in long_fields:
+                if len(fields[f]) > LONG_TEXT:
+                    long_text += len(fields[f])
+            target: Any
+            if head:
+                target = {} if setitems else []
+                _fill(run, target, items(fields))
+                stack.append(target)
+            else:
+                _fill(run, stack[-1], items(fields))
+            done += 1
+        self.memo_len += done * (run.memoized + (1 if head else 0))
+        self._memo_long_text += long_text + done * run.long_const
+        if self._memo_structured < MAX_MEMO_STRUCTURED:
+            structured = done * (run.memoized_tuples + (1 if head else 0))
+            self._memo_structured = min(MAX_MEMO_STRUCTURED, self._memo_structured + structured)
+        return done
+
+    def _records(self, run: _Run, buf: bytes, i: int, stop: int, stack: list[Any]) -> int:
+        """_full_memo_runs for records (a new dict with constant keys each) as one pipeline
+        of C-level iterators, no bytecode per record; how many were applied (0: a text field
+        is not UTF-8, left to the loop that finds which)."""
+        assert run.keys is not None
+        size = run.size
+        count = (stop - i) // size
+        if self._dropped(buf, stop):
+            # APPENDS comes next and keeps none of them, and the memo keeps none (it keeps
+            # nothing more): the records are never seen again. Only their text is decoded
+            # (an error there is the handler's) and measured, as the memo counts it.
+            long_text = 0
+            try:
+                for k, (a, b) in enumerate(run.texts):
+                    raw = map(
+                        buf.__getitem__,
+                        map(slice, range(i + a, stop, size), range(i + b, stop, size)),
+                    )
+                    lengths = map(len, map(_DECODE_TEXT, raw))
+                    if k in run.long_texts:
+                        long_text += sum(filter(LONG_TEXT.__lt__, lengths))
+                    else:
+                        deque(lengths, 0)
+            except UnicodeDecodeError:
+                return 0
+            self._count_records(run, count, long_text)
+            return count
+        region = memoryview(buf)[i:stop]
+        columns: list[Any] = []  # per run: its fields, in _Run.order's groups
+        if run.consts:
+            columns.append(repeat(run.consts, count))
+        if run.little is not None:
+            columns.append(run.little.iter_unpack(region))
+        if run.big is not None:
+            columns.append(run.big.iter_unpack(region))
+        long_text = 0
+        if run.texts:
+            texts: list[list[str]] = []
+            try:
+                for a, b in run.texts:
+                    raw = map(
+                        buf.__getitem__,
+                        map(slice, range(i + a, stop, size), range(i + b, stop, size)),
+                    )
+                    texts.append(list(map(_DECODE_TEXT, raw)))
+            except UnicodeDecodeError:
+                return 0
+            for k in run.long_texts:
+                long_text += sum(filter(LONG_TEXT.__lt__, map(len, texts[k])))
+            columns.append(zip(*texts, strict=True))
+        fields = columns[0]
+        for column in columns[1:]:
+            fields = map(add, fields, column)
+        stack.extend(map(dict, map(zip, repeat(run.keys), map(run.items, fields))))
+        self._count_records(run, count, long_text)
+        return count
+
+    def _count_records(self, run: _Run, count: int, long_text: int) -> None:
+        self.memo_len += count * (run.memoized + 1)
+        self._memo_long_text += long_text + count * run.long_const
+        if self._memo_structured < MAX_MEMO_STRUCTURED:
+            self._memo_structured = min(MAX_MEMO_STRUCTURED, self._memo_structured + count)
+
+    def _dropped(self, buf: bytes, stop: int) -> bool:
+        """Whether the opcode at ``buf[stop]`` is an APPENDS that keeps nothing of its items
+        (its list is full), so that items pushed before it are dropped unseen."""
+        if stop >= len(buf) or buf[stop] != 0x65 or not self.metastack:
+            return False
+        below = self.metastack[-1]
+        return bool(below) and type(below[-1]) is list and len(below[-1]) >= MAX_ITEMS
+
+    def _exact_runs(
+        self, run: _Run, consts: tuple[Any, ...], buf: bytes, i: int, stop: int, stack: list[Any]
+    ) -> int:
+        """Apply the runs in ``buf[i:stop]`` one by one; how many were applied (a run whose
+        opcodes would take the general path stops them, none of it done)."""
+        memo = self.memo
+        memo_len = self.memo_len
+        structured = self._memo_structured
+        long_text = self._memo_long_text
+        head, setitems, slots, keys = run.head, run.setitems, run.slots, run.keys
+        done = 0
+        for j in range(i, stop, run.size):
+            fields = self._fields(run, consts, buf, j)
+            if fields is None:
+                break
+            target: Any
+            if head:  # EMPTY_DICT/EMPTY_LIST, then MEMOIZE as the inline path does it
+                target = {} if setitems else []
+                if len(memo) < MAX_MEMO:
+                    if structured >= MAX_MEMO_STRUCTURED:
+                        memo[memo_len] = _FORGOTTEN
+                    else:
+                        memo[memo_len] = target
+                if structured < MAX_MEMO_STRUCTURED:
+                    structured += 1
+                memo_len += 1
+            else:
+                target = stack[-1]
+            _fill(run, target, run.order(fields) if keys is None else run.items(fields))
+            if slots is not None:  # the run's MEMOIZEs, as the inline MEMOIZE stores them
+                size = len(memo)
+                for value in slots(fields):
+                    kind = type(value)
+                    if kind is tuple:
+                        if structured >= MAX_MEMO_STRUCTURED:
+                            value = _FORGOTTEN
+                        else:
+                            structured += 1
+                    elif kind is str and len(value) > LONG_TEXT:
+                        long_text += len(value)
+                        if long_text > MAX_MEMO_LONG_TEXT:
+                            value = _FORGOTTEN
+                    if size < MAX_MEMO or (size < MAX_MEMO_NAMES and kind is str):
+                        memo[memo_len] = value
+                        size += 1
+                    memo_len += 1
+            if head:
+                stack.append(target)
+            done += 1
+        self.memo_len = memo_len
+        self._memo_structured = structured
+        self._memo_long_text = long_text
+        return done
 
     def _inline_end(self) -> int:
         """How far into the reader's buffer the inline path may decode.
@@ -1006,6 +1617,8 @@ class Machine:
         if index < 0:
             raise PickleError("negative memo key")
         value = self.top()
+        if index > self._put_top:
+            self._put_top = index
         if type(value) in _STRUCTURED:
             # Containers and calls are only needed to render calls and read small states;
             # past a budget the memo keeps a placeholder so memory stays bounded.
@@ -1264,6 +1877,15 @@ class Machine:
     def op_EXT4(self, pos: int) -> bool:
         self._ext(int.from_bytes(self.r.read(4), "little", signed=True), pos, "EXT4")
         return False
+
+
+# The opcode handlers, by opcode: one table for every machine (building bound methods per
+# machine cost ~25 us, a tenth of the analysis of a small pickle).
+_HANDLERS: dict[int, Callable[[Machine, int], bool]] = {
+    code: getattr(Machine, "op_" + name)
+    for code, name in OPCODE_NAMES.items()
+    if hasattr(Machine, "op_" + name)
+}
 
 
 _STRTOL = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")

@@ -11,6 +11,7 @@ formats (GGUF, safetensors, ONNX, Keras, SavedModel) get the format analyzer's c
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -210,9 +211,10 @@ class _FileScan:
     # -- entry ----------------------------------------------------------------------------
     def run(self) -> list[Finding]:
         try:
-            with open(self.target.path, "rb") as handle:
+            with open(self.target.file, "rb") as handle:
                 if self.target.kind in ACCEPTED:
-                    self.scan_blob(handle, self.target.size, self.target.path.name, None, 0)
+                    name = os.path.basename(self.target.file)
+                    self.scan_blob(handle, self.target.size, name, None, 0, self.target.kind)
                 else:  # a zip with something else in front (polyglot, self-extractor)
                     self.scan_zip(handle, self.target.size, None, 0)
         except LimitExceeded as exc:
@@ -257,9 +259,17 @@ class _FileScan:
 
     # -- dispatch by content --------------------------------------------------------------
     def scan_blob(
-        self, handle: IO[bytes], size: int | None, name: str, member: str | None, depth: int
+        self,
+        handle: IO[bytes],
+        size: int | None,
+        name: str,
+        member: str | None,
+        depth: int,
+        kind: FileKind | None = None,
     ) -> None:
-        """Scan one byte stream positioned at its start (``size`` if known)."""
+        """Scan one byte stream positioned at its start (``size`` if known), of ``kind`` if
+        known (the walk sniffed the file itself: its verdict, with the whole file to read
+        from, is not asked again)."""
         self.budget.check_time()
         if depth > self.limits.max_archive_depth:
             self.add(
@@ -279,7 +289,8 @@ class _FileScan:
             stream = io.BufferedReader(_Prefixed(head, handle))
         # The size the loader reads (a tar member's, a stored zip member's), if known: the
         # probe rejects a first argument longer than that.
-        kind = sniff(head, name, None if size is None else size - (start or 0))
+        if kind is None:
+            kind = sniff(head, name, None if size is None else size - (start or 0))
         if depth > 0 and wants_member(kind, name):
             self.scan_format(stream, name, member, kind)
         elif kind is FileKind.PICKLE:
@@ -989,10 +1000,10 @@ def _pickle_name(name: str) -> bool:
 def _not_pickles(targets: Sequence[Target], ctx: AnalysisContext) -> Iterator[Finding]:
     """MLS120 for files named like pickles whose content is none (the probe said no)."""
     for target in targets:
-        if target.kind not in (FileKind.TEXT, FileKind.BINARY):
+        # The name's ending is the name's (no pickle name holds a "/"): no split needed.
+        if not target.relpath.lower().endswith(PICKLE_NAMES):
             continue
-        name = target.relpath.rsplit("/", 1)[-1].lower()
-        if not name.endswith(PICKLE_NAMES) or _ends_like_zip(target):
+        if target.kind not in (FileKind.TEXT, FileKind.BINARY) or _ends_like_zip(target):
             continue
         yield ctx.finding(
             "MLS120",

@@ -13,8 +13,11 @@ its rules under ``rules/`` and a generated fixture.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
+
+from mlsec.models.templatenames import TEMPLATE_EXTENSIONS, TEMPLATE_JSON_NAMES, is_template_file
 
 
 class FileKind(str, enum.Enum):
@@ -364,7 +367,7 @@ FORMATS: tuple[ModelFormat, ...] = (
     ModelFormat(
         "chat-template",
         frozenset(),
-        # mlsec.analyzers.chat_template.is_template_file decides (additional_chat_templates/ too)
+        # mlsec.models.templatenames.is_template_file decides (additional_chat_templates/ too)
         names=("tokenizer_config.json", "chat_template.json", "chat_template.jinja"),
         name_kinds=_kinds(FileKind.TEXT, FileKind.BINARY),
         check="template_file",
@@ -490,10 +493,26 @@ def leaf_format(kind: FileKind, name: str) -> ModelFormat | None:
     (protobufs, broken headers); the container kinds' own rows (zip: a top-level Keras
     archive) come last.
     """
-    # Imported here: mlsec.analyzers imports the walk, which imports this registry.
-    from mlsec.analyzers.chat_template import is_template_file
-
     lower = name.lower()
+    endings, by_kind = _leaf_tables()
+    if not lower.endswith(endings):  # most files: no name can change the kind's answer
+        return by_kind[kind]
+    return _leaf_format(kind, lower)
+
+
+@functools.cache
+def _leaf_tables() -> tuple[tuple[str, ...], dict[FileKind, ModelFormat | None]]:
+    """Every name ending that can make :func:`_leaf_format` answer by name, and its answer
+    for each kind when the name ends in none of them. A shortcut only: the walk asks for
+    every file in the tree, and the full test costs ~3 us a file (100,000 source files:
+    `python benchmarks/bench_scale.py --cases source-files`)."""
+    endings = {ending for row in FORMATS if row.check is not None for ending in row.names}
+    endings.update(TEMPLATE_JSON_NAMES)
+    endings.update(f".{extension}" for extension in TEMPLATE_EXTENSIONS)
+    return tuple(sorted(endings)), {kind: _leaf_format(kind, "") for kind in FileKind}
+
+
+def _leaf_format(kind: FileKind, lower: str) -> ModelFormat | None:
     if kind in (FileKind.TEXT, FileKind.BINARY) and is_template_file(lower):
         return BY_NAME["chat-template"]
     for row in FORMATS:

@@ -68,9 +68,21 @@ def vulnerable(rules: dict[str, list]) -> dict[str, tuple[str, int | None, tuple
         ("requirements.lock", "requirements"),
         ("requirements-dev.lock", "requirements"),
         ("sub/requirements_test.lock", "requirements"),
+        ("Requirements.TXT", "requirements"),
+        ("REQUIREMENTS.LOCK", "requirements"),
+        ("a/requirements/prod.txt", "requirements"),
+        ("reqs/base.in", "requirements"),
+        ("ENVIRONMENT.YML", "environment.yml"),
+        ("environment-gpu.yaml", "environment.yml"),
+        ("pylock.dev.toml", "pylock"),
+        ("x/pyproject.toml", "pyproject"),
+        ("requirements.txt.bak", None),
+        ("notes.py", None),
+        ("foo.toml", None),
+        ("PYLOCK.toml", None),  # PEP 751 names are lower-case
     ],
 )
-def test_file_names(relpath: str, kind: str) -> None:
+def test_file_names(relpath: str, kind: str | None) -> None:
     assert manifest_kind(relpath) == kind
 
 

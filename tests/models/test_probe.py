@@ -204,3 +204,39 @@ def test_joblib_arrays_under_sklearns_vendored_name(scan_one) -> None:
     # opcodes (which made the file "corrupt").
     assert not [f for f in report.findings if f.rule_id in ("MLS100", "MLS105")], report.findings
     assert report.facts["models"].files[0].format == "joblib"
+
+
+def _binary_pickles() -> list[bytes]:
+    import collections
+
+    state = collections.OrderedDict((f"layer{i}.weight", [0.25] * 40) for i in range(6))
+    out = [
+        pickle.dumps(value, protocol=protocol)
+        for protocol in (2, 3, 4, 5)
+        for value in (state, {"epoch": 3, "state": state}, list(range(500)), "x" * 2000)
+    ]
+    # the first import only after 256 bytes of clean data opcodes
+    out.append(b"\x80\x02]q\x00(" + b"K\x01" * 200 + b"e" + b"cos\nsystem\nq\x01.")
+    # a structural error after 256 bytes of clean opcodes
+    out.append(b"\x80\x02]q\x00(" + b"K\x01" * 200 + b"R" * 4)
+    return out
+
+
+@pytest.mark.parametrize("data", _binary_pickles(), ids=lambda d: f"{len(d)}b-{d[1]}")
+def test_binary_prefix_verdict_is_the_head_verdict(data: bytes) -> None:
+    """The probe's 256-byte shortcut for PROTO-headed files gives the whole head's verdict."""
+    from mlsec.models import probe
+
+    head = data[:HEAD_SIZE]
+    assert probe._decode(head, len(data)) is True
+    assert probe._decode_head(head, len(data)) is True
+
+
+def test_binary_prefix_is_cautious_about_a_late_unimportable_first_import() -> None:
+    """Past the prefix, a first import naming nothing importable would make the head's
+    verdict "not a pickle"; the shortcut keeps it a pickle, so it is analysed."""
+    from mlsec.models import probe
+
+    data = b"\x80\x02]q\x00(" + b"K\x01" * 200 + b"e" + b"class Foo:\nbar baz\nq\x01."
+    assert probe._decode_head(data, len(data)) is False
+    assert probe._decode(data, len(data)) is True

@@ -94,6 +94,20 @@ def test_leaf_format(kind: FileKind, name: str, expected: str | None) -> None:
     assert (row.name if row else None) == expected
 
 
+def test_leaf_format_shortcut_gives_the_full_answer() -> None:
+    """The walk asks of every file; its shortcut for names no row or template can match must
+    answer as the full test does, for every kind and every name ending a row knows."""
+    from mlsec.models.registry import _leaf_format
+
+    names = ["src/app.py", "README.md", "blob", "model.bin", "a/B.ONNX", "x.PB", "Makefile"]
+    names += [f"dir/file{ending}" for row in FORMATS for ending in (*row.names, *row.extensions)]
+    names += ["tokenizer_config.json", "my_chat_template.j2", "additional_chat_templates/t.jinja"]
+    names += ["page.jinja2", "config.json", "saved_model.pbtxt", "x.gguf.txt"]
+    for kind in FileKind:
+        for name in names:
+            assert leaf_format(kind, name) == _leaf_format(kind, name.lower()), (kind, name)
+
+
 def test_member_format_leaves_zips_and_unknown_binaries_to_the_walk() -> None:
     assert member_format(FileKind.ZIP, "inner.keras") is None
     assert member_format(FileKind.BINARY, "blob") is None

@@ -27,7 +27,7 @@ def pickle_calling(module: str, name: str, arg: str = "x", protocol: int = 2) ->
 
 def target(path: Path, root: Path, kind: FileKind = FileKind.PICKLE) -> Target:
     return Target(
-        path=path, relpath=path.relative_to(root).as_posix(), size=path.stat().st_size, kind=kind
+        file=path, relpath=path.relative_to(root).as_posix(), size=path.stat().st_size, kind=kind
     )
 
 

@@ -36,7 +36,7 @@ def _scan_without_modelscan(
     model = tmp_path / "model.pkl"
     model.write_bytes(b"\x80\x04K\x01.")
     size = model.stat().st_size
-    target = Target(path=model, relpath="model.pkl", size=size, kind=FileKind.PICKLE)
+    target = Target(file=model, relpath="model.pkl", size=size, kind=FileKind.PICKLE)
     ctx = AnalysisContext(options=build_options(tmp_path), rules=load_rules())
     return ModelscanAnalyzer().analyze([target], ctx)
 

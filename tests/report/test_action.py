@@ -152,7 +152,11 @@ def test_category_reaches_the_sarif(tmp_path: Path) -> None:
 
 # -- the definitions ------------------------------------------------------------------------
 
-DEFINITIONS = [REPO / "action.yml", *sorted((REPO / ".github" / "workflows").glob("*.yml"))]
+DEFINITIONS = [
+    REPO / "action.yml",
+    *sorted((REPO / ".github" / "workflows").glob("*.yml")),
+    *sorted((REPO / "examples" / "workflows").glob("*.yml")),  # the README's examples
+]
 
 
 def _steps(document: dict[str, Any]) -> list[dict[str, Any]]:
