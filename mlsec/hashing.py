@@ -173,18 +173,31 @@ def _hash_one(path: Path) -> tuple[Path, str | None, str]:
 
 class PendingHashes:
     """Files being hashed in threads (one per file up to the CPU count): the caller does its
-    other work meanwhile (hashlib and reads release the GIL), then takes :meth:`result`.
-    Used as a context manager, leaving on an exception (Ctrl-C) stops the threads at their
-    next chunk instead of hashing every remaining weight file first."""
+    other work meanwhile (hashlib and reads release the GIL), may :meth:`add` files it
+    learns about, then takes :meth:`result`. Used as a context manager, leaving on an
+    exception (Ctrl-C) stops the threads at their next chunk instead of hashing every
+    remaining weight file first."""
 
     def __init__(
         self, paths: Iterable[Path], *, cache: HashCache | None = None, workers: int | None = None
     ) -> None:
-        self._cache = cache
+        self.cache = cache
+        self._workers = workers
         self._digests: dict[Path, str] = {}
+        self._seen: set[Path] = set()
+        self._pool: Any = None
+        self._switch = 0.0
+        self._running: list[Iterator[tuple[Path, str | None, str]]] = []
+        self.add(paths)
+
+    def add(self, paths: Iterable[Path]) -> None:
+        """Hash these files too (those already added, cached or memoised are not read)."""
         todo: list[tuple[int, Path]] = []
         for path in paths:
-            cached = cache.get(path) if cache else None
+            if path in self._seen:
+                continue
+            self._seen.add(path)
+            cached = self.cache.get(path) if self.cache else None
             size = 0
             if not cached:
                 try:
@@ -197,24 +210,24 @@ class PendingHashes:
                 self._digests[path] = cached
             else:
                 todo.append((size, path))
+        if not todo:
+            return
         # Largest first: the threads finish together instead of one hashing the last big
         # shard alone while the others are idle.
         todo.sort(key=lambda item: -item[0])
-        self._pool: Any = None
-        self._switch = 0.0
-        self._running: Iterator[tuple[Path, str | None, str]] = iter(())
-        if todo:
+        if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor  # only when there is hashing
 
-            self._pool = ThreadPoolExecutor(max_workers=workers or min(len(todo), _cores()))
+            # Threads start as files wait for them: one file, one thread.
+            self._pool = ThreadPoolExecutor(max_workers=self._workers or _cores())
             self._switch = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL))
-            try:
-                # Every file submitted now.
-                self._running = self._pool.map(_hash_one, [path for _, path in todo])
-            except BaseException:
-                self.cancel()
-                raise
+        try:
+            # Every file submitted now.
+            self._running.append(self._pool.map(_hash_one, [path for _, path in todo]))
+        except BaseException:
+            self.cancel()
+            raise
 
     @property
     def running(self) -> bool:
@@ -224,11 +237,13 @@ class PendingHashes:
     def result(self) -> Mapping[Path, str]:
         """sha256 of each file; files that cannot be read are left out."""
         try:
-            for path, digest, key in self._running:
-                if digest is not None:
-                    self._digests[path] = digest
-                    if self._cache:
-                        self._cache.put(path, digest, key)
+            for batch in self._running:
+                for path, digest, key in batch:
+                    if digest is not None:
+                        self._digests[path] = digest
+                        if self.cache:
+                            self.cache.put(path, digest, key)
+            self._running = []
         except BaseException:
             self.cancel()
             raise
@@ -236,8 +251,8 @@ class PendingHashes:
             self._pool.shutdown(wait=True)
             self._pool = None
             sys.setswitchinterval(self._switch)
-        if self._cache:
-            self._cache.save()
+        if self.cache:
+            self.cache.save()
         return self._digests
 
     def cancel(self) -> None:

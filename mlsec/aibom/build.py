@@ -44,12 +44,12 @@ from mlsec.aibom.facts import (
     Metric,
 )
 from mlsec.aibom.gitinfo import GitRepo, repository_name, web_url
-from mlsec.aibom.settings import BomSettings
+from mlsec.aibom.inputs import known_models, model_file_facts
+from mlsec.aibom.settings import BomSettings, hash_cache
 from mlsec.aibom.tasks import task_facts
-from mlsec.config import default_cache_dir
-from mlsec.facts import ModelFacts, ModelFileFact, SignatureFacts
+from mlsec.facts import ModelFileFact, SignatureFacts
 from mlsec.findings import Finding, ScanError
-from mlsec.hashing import HashCache, PendingHashes
+from mlsec.hashing import PendingHashes
 from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer
 from mlsec.walk import Target
 
@@ -74,7 +74,6 @@ _PACKAGED_BUILDERS = frozenset(
         "xml",
     }
 )
-_DATA_FORMATS = frozenset({"numpy", "npz", "zip", "tar"})
 # Format metadata copied into the BOM: scalar values only, bounded, tokenizer tables left out.
 _MAX_METADATA_VALUE = 512
 _SKIPPED_METADATA_PREFIXES = ("tokenizer.",)
@@ -152,6 +151,7 @@ class AibomBuilder:
         reproducible: bool = False,
         use_git: bool = True,
         while_hashing: Callable[[], None] | None = None,
+        hashing: PendingHashes | None = None,
     ) -> None:
         self.root = root
         self.targets = targets
@@ -162,26 +162,19 @@ class AibomBuilder:
         self.use_git = use_git
         # Work for the caller that overlaps the hashing (the renderer's imports).
         self.while_hashing = while_hashing
+        # Hashing the caller began (the known model files), that the BOM's files join.
+        self.hashing = hashing
         self.result_findings: list[Finding] = []
         self.errors: list[ScanError] = []
 
     # -- inputs from other analyzers -----------------------------------------------------
-    def _model_file_facts(self) -> dict[str, ModelFileFact]:
-        found: dict[str, ModelFileFact] = {}
-        for name in ("models", "model-formats"):
-            facts = self.facts.get(name)
-            if isinstance(facts, ModelFacts):
-                for fact in facts.files:
-                    found.setdefault(fact.path, fact)
-        return found
-
     def _signatures(self) -> SignatureFacts | None:
         facts = self.facts.get("signatures")
         return facts if isinstance(facts, SignatureFacts) else None
 
     # -- the build -------------------------------------------------------------------------
     def build(self) -> BuildResult:
-        file_facts = self._model_file_facts()
+        file_facts = model_file_facts(self.facts)
         cards: dict[str, ModelCard] = {}
         for folder, target in card_candidates(self.targets).items():
             # A card is hostile input like any file: whatever goes wrong in it costs only
@@ -218,10 +211,7 @@ class AibomBuilder:
         declared = [f for f, c in cards.items() if c.declares_model] + [
             f for f, c in configs.items() if c.architectures
         ]
-        # Arrays and plain archives the model analyzers looked into are data, not models,
-        # unless their name says weights (discover.WEIGHT_EXTENSIONS).
-        known_models = [p for p, f in file_facts.items() if f.format not in _DATA_FORMATS]
-        groups = group_models(self.targets, card_folders, known_models, declared)
+        groups = group_models(self.targets, card_folders, known_models(file_facts), declared)
 
         # The weights hash in threads while git, code and the caller's work run here.
         with self._hash(groups) as hashing:
@@ -345,9 +335,10 @@ class AibomBuilder:
             for t in self._loose(groups)
             if t.kind is not FileKind.LFS_POINTER and t.size <= MAX_LOOSE_HASH_BYTES
         ]
-        folder = self.settings.cache_dir or default_cache_dir()
-        cache = HashCache(folder / "hashes.json") if self.settings.hash_cache else None
-        return PendingHashes(paths, cache=cache)
+        if self.hashing is not None:
+            self.hashing.add(paths)
+            return self.hashing
+        return PendingHashes(paths, cache=hash_cache(self.settings))
 
     # -- one model -------------------------------------------------------------------------
     def _model(

@@ -67,19 +67,32 @@ class AibomAnalyzer(Analyzer):
         if not (ctx.options.build_bom or settings.findings or settings.min_completeness):
             # Nothing asks for the BOM: do not hash every model file on every scan.
             return AnalyzerResult()
-        from mlsec.aibom.build import AibomBuilder  # git, YAML, card parsing: only when used
+        from mlsec.aibom.inputs import known_models, model_file_facts
+        from mlsec.aibom.settings import hash_cache
+        from mlsec.hashing import PendingHashes
+        from mlsec.sniff import FileKind
 
-        reproducible = ctx.options.reproducible or bool(os.environ.get("SOURCE_DATE_EPOCH"))
-        builder = AibomBuilder(
-            ctx.root,
-            targets,
-            ctx.facts,
-            ctx.finding,
-            settings=settings,
-            reproducible=reproducible,
-            use_git=ctx.options.use_git,
-            while_hashing=_renderer_warm_up if ctx.options.build_bom else None,
-        )
-        built = builder.build()
+        # Every file the model analyzers recognised is a model's weights in the BOM: their
+        # hashing starts now, before the builder is imported and the models are grouped.
+        known = set(known_models(model_file_facts(ctx.facts)))
+        weights = [
+            t.path for t in targets if t.relpath in known and t.kind is not FileKind.LFS_POINTER
+        ]
+        with PendingHashes(weights, cache=hash_cache(settings)) as hashing:
+            from mlsec.aibom.build import AibomBuilder  # git, YAML, cards: only when used
+
+            reproducible = ctx.options.reproducible or bool(os.environ.get("SOURCE_DATE_EPOCH"))
+            builder = AibomBuilder(
+                ctx.root,
+                targets,
+                ctx.facts,
+                ctx.finding,
+                settings=settings,
+                reproducible=reproducible,
+                use_git=ctx.options.use_git,
+                while_hashing=_renderer_warm_up if ctx.options.build_bom else None,
+                hashing=hashing,
+            )
+            built = builder.build()
         ctx.progress(len(targets))
         return AnalyzerResult(findings=built.findings, errors=built.errors, facts=built.facts)

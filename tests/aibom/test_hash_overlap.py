@@ -121,3 +121,46 @@ def test_the_collector_pause_restores_what_it_found() -> None:
     with pytest.raises(RuntimeError), collector_paused():
         raise RuntimeError
     assert gc.isenabled()
+
+
+def test_added_files_are_hashed_once_and_all_come_back(tmp_path: Path) -> None:
+    files = _weights(tmp_path, 3)
+    pending = hashing.PendingHashes(files[:2], workers=2)
+    pending.add(files)  # two already added, one new
+    got = pending.result()
+    assert got == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_the_weights_hash_from_before_the_builder_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsec.aibom import build
+
+    repo = tmp_path / "repo"
+    _weights(repo / "model", 2)
+    for path in (repo / "model").glob("*.bin"):
+        path.rename(path.with_suffix(".safetensors"))
+    (repo / "model" / "config.json").write_text('{"architectures": ["X"]}')
+    events: list[object] = []
+    real_add, real_init = hashing.PendingHashes.add, build.AibomBuilder.__init__
+
+    def record_add(self: hashing.PendingHashes, paths: object) -> None:
+        paths = list(paths)  # type: ignore[call-overload]
+        events.append(sorted(p.name for p in paths))
+        real_add(self, paths)
+
+    def init(self: build.AibomBuilder, *args: object, **kwargs: object) -> None:
+        events.append("builder")
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashing.PendingHashes, "add", record_add)
+    monkeypatch.setattr(build.AibomBuilder, "__init__", init)
+    report = scan_report(repo, select=())
+    weights = ["w0.safetensors", "w1.safetensors"]
+    assert events[:2] == [weights, "builder"]  # the weights first, then the builder
+    assert events[2] == ["config.json", *weights]  # the model's files join (weights known)
+    files = {f.path: f.sha256 for m in report.facts["aibom"].models for f in m.files}
+    assert (
+        files["model/w0.safetensors"]
+        == hashlib.sha256((repo / "model" / "w0.safetensors").read_bytes()).hexdigest()
+    )
