@@ -80,6 +80,7 @@ class GitRepo:
         self._branch: str | None = None
         self.calls = 0  # git subprocesses run by this object (the provenance's cost)
         self._state: _TreeState | None = None
+        self._folders: dict[str, Path] = {}
         try:
             out = self._git("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
             top, head, branch = os.fsdecode(out).splitlines()[:3]
@@ -190,7 +191,18 @@ class GitRepo:
 
     def _rel(self, path: str) -> str:
         """A scan-root relative path as a path relative to the work tree's top."""
-        full = (self.root / path).resolve() if path != "." else self.root
+        if path == ".":
+            full = self.root
+        else:
+            # Each folder resolved once (a thousand model files share a few); a file that is
+            # itself a link resolved in full, as before.
+            folder, _, name = path.rpartition("/")
+            parent = self._folders.get(folder)
+            if parent is None:
+                parent = self._folders[folder] = (self.root / folder).resolve()
+            full = parent / name
+            if name in ("", ".", "..") or full.is_symlink():
+                full = (self.root / path).resolve()
         return full.relative_to(self._top).as_posix() or "."
 
     def model_states(

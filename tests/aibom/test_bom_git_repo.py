@@ -325,3 +325,46 @@ def test_provenance_from_plumbing_branch_detached_remotes_and_no_commit(tmp_path
     assert provenance.remote_url == "github.com:org/model.git"  # origin first
     assert (provenance.branch, provenance.tag) == (None, "v1")  # detached, annotated tag
     assert not GitRepo(tmp_path).available  # not a repository
+
+
+def test_paths_are_resolved_as_before_through_linked_folders_and_files(tmp_path: Path) -> None:
+    import subprocess
+
+    from mlsec.aibom.gitinfo import GitRepo
+
+    root = tmp_path / "repo"
+    (root / "real" / "deep").mkdir(parents=True)
+    (root / "real" / "deep" / "w.bin").write_bytes(b"w")
+    (root / "linked").symlink_to("real")  # a linked folder
+    (root / "real" / "alias.bin").symlink_to("deep/w.bin")  # a linked file
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(root),
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
+    git_repo = GitRepo(root)
+    assert git_repo.available
+    for path in (
+        "real/deep/w.bin",
+        "linked/deep/w.bin",
+        "real/alias.bin",
+        "linked/alias.bin",
+        "top.bin",
+        ".",
+    ):
+        full = (root / path).resolve() if path != "." else root.resolve()
+        expected = full.relative_to(root.resolve()).as_posix() or "."
+        assert git_repo._rel(path) == expected, path
