@@ -199,6 +199,7 @@ _FORGOTTEN = Opaque("<memoized value not kept>")
 _MISSING = Opaque("<not in the memo>")
 _DOUBLE = struct.Struct(">d")
 _REFILLED = -2  # _run_at: the reader's buffer holds more now (decode the opcode again)
+_IS_TRUE = (0x88).__eq__  # a NEWTRUE/NEWFALSE opcode byte -> its value
 _DECODE_TEXT = methodcaller("decode", "utf-8", "surrogatepass")
 _MANY = Opaque("<more computed values than kept>")
 
@@ -481,6 +482,8 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     if head and setitems is not (buf[i] == 0x7D):
         return None, count  # items that the new container does not take (modelled)
     keys_at = set(on_stack[::2]) if setitems else set()
+    if any(items[k][3] == _V_TUPLE for k in keys_at):
+        return None, count  # a tuple key may hold what cannot be hashed: the handler's check
     pieces: list[bytes] = [re.escape(buf[i : i + head + 1])]
     groups: list[list[Any]] = [[] for _ in range(_V_GROUPS)]
     place: dict[int, tuple[int, int]] = {}  # item -> (group, index in it)
@@ -1043,7 +1046,7 @@ class Machine:
                 return -1
             memo = self.memo
             read = tuple([memo.get(index, _MISSING) for index in run.gets])
-            if _MISSING in read:
+            if any(value is _MISSING for value in read):
                 return -1  # the handler decides (an entry over the cap, or an error)
             if run.key_gets and not _SCALARS.issuperset(map(type, read)):
                 return -1  # keys that are not constants: the handler's checks (loosely)
@@ -1063,17 +1066,22 @@ class Machine:
             fields += run.little.unpack_from(buf, j)
         if run.big is not None:
             fields += run.big.unpack_from(buf, j)
-        if run.texts:
+        texts = run.texts
+        if texts:
             try:
-                fields += tuple(
-                    [buf[j + a : j + b].decode("utf-8", "surrogatepass") for a, b in run.texts]
-                )
+                if len(texts) == 1:
+                    a, b = texts[0]
+                    fields += (buf[j + a : j + b].decode("utf-8", "surrogatepass"),)
+                else:
+                    fields += tuple(
+                        [buf[j + a : j + b].decode("utf-8", "surrogatepass") for a, b in texts]
+                    )
             except UnicodeDecodeError:
                 return None  # the handler reports it
         if run.gets:
             fields += consts[len(run.consts) :]
         if run.bools is not None:
-            fields += tuple([code == 0x88 for code in run.bools.unpack_from(buf, j)])
+            fields += tuple(map(_IS_TRUE, run.bools.unpack_from(buf, j)))
         for make in run.tuples:
             fields += (make(fields),)
         return fields
@@ -1209,13 +1217,22 @@ class Machine:
         long_text = self._memo_long_text
         head, setitems, slots, keys = run.head, run.setitems, run.slots, run.keys
         done = 0
+        fresh = head and setitems and run.pushed >> 1 <= MAX_ITEMS
         for j in range(i, stop, run.size):
             fields = self._fields(run, consts, buf, j)
             if fields is None:
                 break
             target: Any
             if head:  # EMPTY_DICT/EMPTY_LIST, then MEMOIZE as the inline path does it
-                target = {} if setitems else []
+                if fresh:  # its items, as SETITEMS puts them in (all of them fit)
+                    if keys is None:
+                        it = iter(run.order(fields))
+                        target = dict(zip(it, it, strict=False))
+                    else:
+                        target = dict(zip(keys, run.items(fields), strict=True))
+                else:
+                    target = {} if setitems else []
+                    _fill(run, target, run.order(fields) if keys is None else run.items(fields))
                 if len(memo) < MAX_MEMO:
                     if structured >= MAX_MEMO_STRUCTURED:
                         memo[memo_len] = _FORGOTTEN
@@ -1226,7 +1243,7 @@ class Machine:
                 memo_len += 1
             else:
                 target = stack[-1]
-            _fill(run, target, run.order(fields) if keys is None else run.items(fields))
+                _fill(run, target, run.order(fields) if keys is None else run.items(fields))
             if slots is not None:  # the run's MEMOIZEs, as the inline MEMOIZE stores them
                 size = len(memo)
                 for value in slots(fields):

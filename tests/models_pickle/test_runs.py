@@ -363,3 +363,12 @@ def test_records_dropped_by_a_full_list_are_still_checked(monkeypatch, bad: int 
     assert (m.result.error is None) is (bad is None)
     if bad is None:
         assert m._memo_long_text == 3000 * 300  # characters, not bytes
+
+
+def test_tuple_keys_are_left_to_the_handler() -> None:
+    # {(memo list,): 1}: a key that cannot be hashed is skipped by SETITEMS, never raised
+    head = b"\x80\x04]\x94"  # memo 0: a list
+    body = b"}\x94(h\x00\x85K\x01u" * 50 + b"}\x94(K\x02\x85K\x01u" * 50
+    m = _same(head + b"(" + body + b"e.")
+    assert m.result.error is None
+    assert {} in m.result.result and {(2,): 1} in m.result.result
