@@ -47,6 +47,7 @@ OPS_PER_CHECK = 4096
 MAX_RUN_OPS = 4096
 MAX_RUN_TEXT = 1 << 16
 RUN_CACHE = 4  # layouts kept (most recent first)
+RUN_CACHED_PATTERN = 4096  # bytes of a layout's pattern that re's own cache may keep
 RUN_READAHEAD = 1 << 20  # bytes of a file buffered at once where a run is cut by the buffer
 RUN_CREDIT = 200_000  # work (in opcodes) the layouts may cost before they pay for themselves
 
@@ -564,8 +565,14 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         keys = tuple(groups[_V_CONST][place[k][1]] for k in on_stack[::2])
     size = q + 1 - i
     tuples = tuple(_getter([at(m) for m in members]) for members in groups[_V_TUPLE])
+    source = b"(?:" + b"".join(pieces) + b")+"
+    pattern = re.compile(source, re.DOTALL)
+    if len(source) > RUN_CACHED_PATTERN:
+        # re keeps the last 512 patterns it compiled for the whole process: large ones made
+        # from scanned bytes must not stay there (the run holds its own)
+        re.purge()
     run = _Run(
-        re.compile(b"(?:" + b"".join(pieces) + b")+", re.DOTALL),
+        pattern,
         size,
         tuple(groups[_V_CONST]),
         _fields("<", groups[_V_LITTLE], size),

@@ -384,3 +384,14 @@ def test_tuple_keys_are_left_to_the_handler() -> None:
     m = _same(head + b"(" + body + b"e.")
     assert m.result.error is None
     assert {} in m.result.result and {(2,): 1} in m.result.result
+
+
+def test_large_layouts_do_not_stay_in_the_regex_cache() -> None:
+    import re
+
+    re.purge()
+    data = pickle.dumps([list(range(i * 1000 + 70_000, i * 1000 + 71_000)) for i in range(30)])
+    m = _same(data)
+    assert _applied(m) > 0
+    assert max(len(run.pattern.pattern) for run in m._runs) > machine.RUN_CACHED_PATTERN
+    assert all(len(key[1]) <= machine.RUN_CACHED_PATTERN for key in re._cache if key[0] is bytes)
