@@ -395,3 +395,17 @@ def test_large_layouts_do_not_stay_in_the_regex_cache() -> None:
     assert _applied(m) > 0
     assert max(len(run.pattern.pattern) for run in m._runs) > machine.RUN_CACHED_PATTERN
     assert all(len(key[1]) <= machine.RUN_CACHED_PATTERN for key in re._cache if key[0] is bytes)
+
+
+def test_a_file_of_records_is_judged_to_its_end_or_reported(scan_file) -> None:
+    from mlsec.config import Limits
+
+    from .conftest import hits
+
+    data = _bench(5000)
+    report = scan_file("records.pkl", data)
+    assert hits(report) == {("MLS102", "info", "records.pkl", None)}  # read to its STOP
+    for limits in (Limits(file_timeout_seconds=1e-6), Limits(max_pickle_ops=20_000)):
+        report = scan_file("records.pkl", data, limits=limits)
+        limit = [f for f in report.findings if f.rule_id == "MLS904"]
+        assert [(f.severity.value, f.path) for f in limit] == [("medium", "records.pkl")]
