@@ -138,8 +138,20 @@ def _bench(count: int, text: bytes = b"x" * 740) -> bytes:
 def test_records_as_pickle_writes_them(protocol: int) -> None:
     data = pickle.dumps(_records(3000), protocol=protocol)
     m = _same(data)
-    if protocol >= 4:
-        assert _applied(m) > 0
+    assert _applied(m) > 40_000  # protocols 2 and 3 write BINPUT/LONG_BINPUT, 4 MEMOIZE
+
+
+@pytest.mark.parametrize("index", [0, 3, 700, 10**6])
+def test_binput_elsewhere_than_the_next_index_is_left_to_the_handler(index: int) -> None:
+    # pickle writes BINPUT/LONG_BINPUT at the next index; one record writes elsewhere (over
+    # an entry, or ahead of memo_len): from there the opcodes go one by one
+    data = bytearray(pickle.dumps(_records(1000), protocol=2))
+    at = data.index(b"r", len(data) // 2)  # a LONG_BINPUT in the middle
+    while data[at + 5] not in (0x4B, 0x4D, 0x4A, 0x58, 0x86, 0x87, 0x85, 0x28, 0x75):
+        at = data.index(b"r", at + 1)
+    data[at + 1 : at + 5] = struct.pack("<I", index)
+    m = _same(bytes(data))
+    assert _applied(m) > 0
 
 
 def test_tuples_bools_and_memo_reads_inside_records(monkeypatch) -> None:
@@ -363,3 +375,37 @@ def test_records_dropped_by_a_full_list_are_still_checked(monkeypatch, bad: int 
     assert (m.result.error is None) is (bad is None)
     if bad is None:
         assert m._memo_long_text == 3000 * 300  # characters, not bytes
+
+
+def test_tuple_keys_are_left_to_the_handler() -> None:
+    # {(memo list,): 1}: a key that cannot be hashed is skipped by SETITEMS, never raised
+    head = b"\x80\x04]\x94"  # memo 0: a list
+    body = b"}\x94(h\x00\x85K\x01u" * 50 + b"}\x94(K\x02\x85K\x01u" * 50
+    m = _same(head + b"(" + body + b"e.")
+    assert m.result.error is None
+    assert {} in m.result.result and {(2,): 1} in m.result.result
+
+
+def test_large_layouts_do_not_stay_in_the_regex_cache() -> None:
+    import re
+
+    re.purge()
+    data = pickle.dumps([list(range(i * 1000 + 70_000, i * 1000 + 71_000)) for i in range(30)])
+    m = _same(data)
+    assert _applied(m) > 0
+    assert max(len(run.pattern.pattern) for run in m._runs) > machine.RUN_CACHED_PATTERN
+    assert all(len(key[1]) <= machine.RUN_CACHED_PATTERN for key in re._cache if key[0] is bytes)
+
+
+def test_a_file_of_records_is_judged_to_its_end_or_reported(scan_file) -> None:
+    from mlsec.config import Limits
+
+    from .conftest import hits
+
+    data = _bench(5000)
+    report = scan_file("records.pkl", data)
+    assert hits(report) == {("MLS102", "info", "records.pkl", None)}  # read to its STOP
+    for limits in (Limits(file_timeout_seconds=1e-6), Limits(max_pickle_ops=20_000)):
+        report = scan_file("records.pkl", data, limits=limits)
+        limit = [f for f in report.findings if f.rule_id == "MLS904"]
+        assert [(f.severity.value, f.path) for f in limit] == [("medium", "records.pkl")]
