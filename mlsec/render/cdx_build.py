@@ -67,11 +67,26 @@ def _prop(name: str, value: object) -> Property:
     )
 
 
-def _uri(text: str) -> XsUri:
-    """An IRI reference: relative paths are percent-encoded, URLs kept."""
-    if "://" in text:
-        return XsUri(text)
-    return XsUri(quote(text, safe="/._-~"))
+def _uri(text: str) -> XsUri | None:
+    """An IRI reference: relative paths are percent-encoded, URLs kept (but for the spaces,
+    quotes and brackets the library encodes). None for text that is none, even so: links come
+    from scanned cards and GGUF metadata, and one bad link must cost that link, not the BOM
+    (the library raises on a stray ``%`` or a second ``#``, the schema refuses a bad port)."""
+    from cyclonedx.exception.model import InvalidUriException
+
+    from mlsec.render.cdx_validate import iri_reference
+
+    try:
+        uri = XsUri(text if "://" in text else quote(text, safe="/._-~"))
+    except InvalidUriException:
+        return None
+    return uri if iri_reference(str(uri)) else None
+
+
+def _references(kind: ExternalReferenceType, *texts: str | None) -> list[ExternalReference]:
+    """One external reference of ``kind`` per usable link in ``texts``."""
+    uris = [_uri(text) for text in texts if text]
+    return [ExternalReference(type=kind, url=uri) for uri in uris if uri is not None]
 
 
 def _license(model: BomModel) -> list[License]:
@@ -210,15 +225,9 @@ class BomBuilder:
                 props.append(_prop("git:tag", git.tag))
             if git.remote_url:
                 props.append(_prop("git:remote", git.remote_url))
-                url = web_url(git.remote_url)
-                if url:
-                    refs.append(
-                        ExternalReference(
-                            type=ExternalReferenceType.VCS,
-                            url=XsUri(url),
-                            comment=f"commit {git.commit}",
-                        )
-                    )
+                for ref in _references(ExternalReferenceType.VCS, web_url(git.remote_url)):
+                    ref.comment = f"commit {git.commit}"
+                    refs.append(ref)
         for finding in self._repository_findings():
             props.append(_prop("finding", _finding_text(finding)))
         # The repository's version is its tag at HEAD, else the commit itself.
@@ -260,14 +269,8 @@ class BomBuilder:
         props += [_prop("finding", _finding_text(f)) for f in findings]
 
         refs: list[ExternalReference] = []
-        if model.card_path:
-            refs.append(
-                ExternalReference(type=ExternalReferenceType.MODEL_CARD, url=_uri(model.card_path))
-            )
-        if model.hub_url:
-            refs.append(
-                ExternalReference(type=ExternalReferenceType.WEBSITE, url=_uri(model.hub_url))
-            )
+        refs += _references(ExternalReferenceType.MODEL_CARD, model.card_path)
+        refs += _references(ExternalReferenceType.WEBSITE, model.hub_url)
         refs += self._signature_refs(model)
         ancestors = [
             Component(
@@ -275,11 +278,7 @@ class BomBuilder:
                 name=base,
                 bom_ref=f"{model.bom_ref}#base:{base}",
                 purl=hub_purl(base),
-                external_references=[
-                    ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(url))
-                    for url in [_hf_url(base)]
-                    if url
-                ],
+                external_references=_references(ExternalReferenceType.WEBSITE, _hf_url(base)),
             )
             for base in model.base_models
         ]
@@ -411,13 +410,9 @@ class BomBuilder:
             if sig.issuer:
                 who += f" (issuer {sig.issuer})"
             state = "verified" if sig.verified else "NOT verified"
-            refs.append(
-                ExternalReference(
-                    type=kind,
-                    url=_uri(sig.bundle),
-                    comment=f"{sig.kind} signature over {sig.path}, {state}; signer: {who}",
-                )
-            )
+            for ref in _references(kind, sig.bundle):
+                ref.comment = f"{sig.kind} signature over {sig.path}, {state}; signer: {who}"
+                refs.append(ref)
         return refs
 
     def _model_findings(self) -> dict[str, list[Finding]]:
@@ -450,11 +445,7 @@ class BomBuilder:
     def _dataset(self, dataset: DatasetRef) -> Component:
         props = [_prop("dataset:source", s) for s in dataset.sources]
         props += [_prop("dataset:role", r) for r in dataset.roles]
-        refs = (
-            [ExternalReference(type=ExternalReferenceType.WEBSITE, url=XsUri(dataset.url))]
-            if dataset.url
-            else []
-        )
+        refs = _references(ExternalReferenceType.WEBSITE, dataset.url)
         data: dict[str, Any] = {"type": "dataset", "name": dataset.name}
         if dataset.url:
             data["contents"] = {"url": dataset.url}

@@ -75,6 +75,24 @@ def _uri_reference_check() -> Callable[[str], bool] | None:
     return is_uri_reference
 
 
+def iri_reference(text: str) -> bool:
+    """Whether ``text`` passes the validator's ``iri-reference`` check: the builder asks
+    before writing a link taken from scanned text (a card's, a GGUF's). ASCII text is an IRI
+    reference exactly when it is a URI reference (RFC 3987 only adds non-ASCII characters),
+    so the IRI grammar is built only for non-ASCII text or IP literals."""
+    uri_reference = _uri_reference_check()
+    if uri_reference is not None and uri_reference(text):
+        return True
+    if uri_reference is not None and text.isascii() and "[" not in text:
+        return False
+    try:
+        from rfc3987_syntax import is_valid_syntax  # type: ignore[import-untyped]
+    except ImportError:  # jsonschema does not check the format without it
+        return True
+    verdict: bool = is_valid_syntax("iri_reference", text)
+    return verdict
+
+
 def _format_checker() -> Any:
     from jsonschema import Draft7Validator, FormatChecker
 

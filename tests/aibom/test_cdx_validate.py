@@ -213,3 +213,47 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+BAD_LINKS = ["https://e.com/%zz", "a://b#c#d", "http://a:b:c/", "http://[::1]/x"]
+# Kept, as the library writes them (spaces, quotes and brackets percent-encoded).
+GOOD_LINKS = {
+    "https://é.fr/ü": "https://é.fr/ü",
+    "https://huggingface.co/org/x": "https://huggingface.co/org/x",
+    "http://a b/c": "http://a%20b/c",
+}
+
+
+@pytest.mark.parametrize("link", BAD_LINKS)
+def test_a_cards_bad_license_link_costs_the_link_not_the_bom(tmp_path: Path, link: str) -> None:
+    folder = tmp_path / "repo" / "m"
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text(f'---\nlicense: other\nlicense_link: "{link}"\n---\n# m\n')
+    (folder / "model.safetensors").write_bytes(
+        (AIBOM_FIXTURES / "hf-model" / "model.safetensors").read_bytes()
+    )
+    bom = _rendered(tmp_path / "repo")
+    model = _first_component(bom)
+    assert model["licenses"] == [{"license": {"name": "other"}}]
+    assert _library(json.dumps(bom))
+
+
+@pytest.mark.parametrize("link", [*BAD_LINKS, *GOOD_LINKS])
+def test_every_link_the_builder_writes_validates(tmp_path: Path, link: str) -> None:
+    """Links from GGUF metadata, cards or git: written when the schema takes them, else
+    left out; never an error for the whole BOM."""
+    import dataclasses
+
+    from mlsec.render.cyclonedx import render_bom
+
+    report = scan_report(AIBOM_FIXTURES / "hf-model")
+    facts = report.facts["aibom"]
+    model = dataclasses.replace(facts.models[0], hub_url=link, license_url=link, card_path=link)
+    facts = dataclasses.replace(facts, models=(model, *facts.models[1:]))
+    text = render_bom(report._replace(facts={**report.facts, "aibom": facts}))
+    assert _library(text)
+    refs = [r["url"] for r in _first_component(json.loads(text)).get("externalReferences", [])]
+    if link in BAD_LINKS:
+        assert refs == []
+    else:
+        assert refs == [GOOD_LINKS[link]] * 2  # the model card and the website

@@ -100,3 +100,24 @@ def test_largest_files_are_hashed_first(tmp_path: Path, monkeypatch: pytest.Monk
     got = hashing.hash_files([tmp_path / n for n in sizes], workers=1)
     assert order == ["d.bin", "b.bin", "c.bin", "a.bin"]
     assert set(got) == {tmp_path / n for n in sizes}
+
+
+def test_the_collector_pause_restores_what_it_found() -> None:
+    import gc
+
+    from mlsec.render.cyclonedx import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError
+    assert gc.isenabled()
