@@ -240,3 +240,34 @@ def test_progress_counts_every_file_once(tmp_path: Path, monkeypatch: pytest.Mon
 
     scan(ScanOptions(path=tmp_path, jobs=2, use_cache=False), progress=progress)
     assert bars and all(total == done == 33 for total, done in bars.values())
+
+
+def test_no_process_can_be_started_the_files_are_analyzed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process limit (a container's pids.max) makes fork fail: the scan does the work in
+    its own process, with the same report, instead of failing the analyzer."""
+    _repo(tmp_path)
+    monkeypatch.setattr(pool, "MIN_FILES", 2)
+    options = ScanOptions(path=tmp_path, use_cache=False, reproducible=True)
+    one = scan(options._replace(jobs=1))
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    returned: list[object] = []
+    real = pool._in_pool
+
+    def spy(analyzer, targets, ctx, jobs):  # type: ignore[no-untyped-def]
+        returned.append(real(analyzer, targets, ctx, jobs))
+        return returned[-1]
+
+    monkeypatch.setattr(pool, "_in_pool", spy)
+    limited = scan(options._replace(jobs=2))
+    assert returned and all(r is None for r in returned)  # the pool could not start
+    assert limited.exit_code == one.exit_code
+    assert [(f.rule_id, f.path) for f in limited.findings] == [
+        (f.rule_id, f.path) for f in one.findings
+    ]
+    assert not limited.errors
