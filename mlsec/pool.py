@@ -331,7 +331,12 @@ def _isolated(analyzer: FileAnalyzer, target: Target, ctx: AnalysisContext) -> F
     _JOB = (analyzer, ctx._replace(progress=_no_progress), [target])
     process = fork.Process(target=_isolated_child, args=(sender,), daemon=True)
     try:
-        process.start()
+        try:
+            process.start()
+        except OSError as exc:  # a process limit: not analysed, and not in this process
+            sender.close()
+            failed = RuntimeError(f"no process could be started to analyse it ({exc})")
+            return FileOutcome(errors=(internal_error(target.relpath, analyzer.name, failed),))
         sender.close()
         try:
             item = receiver.recv()

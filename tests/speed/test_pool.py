@@ -271,3 +271,24 @@ def test_no_process_can_be_started_the_files_are_analyzed_here(
         (f.rule_id, f.path) for f in one.findings
     ]
     assert not limited.errors
+
+
+def test_isolating_a_file_without_a_process_is_an_internal_error_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a worker died, each file not done gets a process of its own; when none can be
+    started, the file is not analysed in the scan's process (it may be what kills a process)
+    and gets an internal error."""
+    [target] = _targets(tmp_path, ["bad.bin"])
+    ctx = AnalysisContext(
+        options=ScanOptions(path=tmp_path, jobs=2, use_cache=False), rules=load_rules()
+    )
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    outcome = pool._isolated(_Dies(), target, ctx)
+    assert outcome.findings == ()
+    assert [(e.path, e.internal, e.analyzer) for e in outcome.errors] == [("bad.bin", True, "dies")]
+    assert "no process could be started" in outcome.errors[0].message
