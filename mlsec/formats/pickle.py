@@ -11,6 +11,13 @@ travel through MEMOIZE/PUT/GET, DUP or POP. Nothing is ever imported or called.
 
 Container formats plug in through :class:`PickleHooks` (joblib writes raw array bytes in the
 middle of its pickle stream; the hook skips them exactly like joblib's unpickler reads them).
+
+A pickle of many small objects is millions of records of one layout; decoded opcode by
+opcode in Python it runs at a few million opcodes a second. The machine learns such layouts
+from the bytes (:class:`_Run`) and applies a whole batch of records with C-level matching and
+unpacking, with exactly the effect of the opcodes one by one (the differential tests in
+tests/models_pickle/test_runs.py hold it to that, cap by cap); anything else, and any record
+that does not fit its layout, goes opcode by opcode.
 """
 
 from __future__ import annotations
@@ -369,11 +376,13 @@ _V_GET = 4  # BINGET/LONG_BINGET of a memo index
 _V_BOOL = 5  # NEWTRUE or NEWFALSE (either opcode matches: records alternate them)
 _V_TUPLE = 6  # TUPLE1/2/3 of values before it in the run
 _V_GROUPS = 7
-_V_PIECE = -1  # an opcode that is only part of the pattern (MEMOIZE)
+_V_PIECE = -1  # an opcode that pushes nothing (MEMOIZE, BINPUT, LONG_BINPUT)
 
 
 class _Run(NamedTuple):
-    """The layout of a run ``MARK <constants and MEMOIZEs> SETITEMS|APPENDS``.
+    """The layout of a run ``MARK <constants, memo reads and writes, small tuples>
+    SETITEMS|APPENDS``, optionally behind the new container it fills (``EMPTY_DICT MEMOIZE``:
+    a record).
 
     A pickle of many records writes the same layout again and again (the same keys, fields of
     the same widths). ``pattern`` matches the run's bytes with its variable fields as
@@ -428,7 +437,8 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     if head > 2:  # the container's own BINPUT/LONG_BINPUT
         puts.append((2, "B" if head == 3 else "I"))
         put_order.append(0)
-    # per item: (opcode start, field start, field end, kind, constant, struct code, members)
+    # per item: (opcode start, field start, field end, kind, extra): extra is the constant,
+    # the decoded text, the memo index read, the struct code or the tuple's members
     items: list[tuple[int, int, int, int, Any]] = []
     memoized: list[int] = []  # per MEMOIZE: the item it stores
     on_stack: list[int] = []  # the run's stack, as items
@@ -968,7 +978,8 @@ class Machine:
                             ops += 1
                             continue
                 # The general path: one handler per opcode, on the reader's own state. It runs
-                # at least once per buffer refill (64 KiB), so the budget is checked here.
+                # at least once per buffer refill (64 KiB, 1 MiB for runs), so the budget is
+                # checked here.
                 self.stack = stack
                 r._i = i
                 self.memo_len = memo_len
