@@ -409,3 +409,25 @@ def test_a_file_of_records_is_judged_to_its_end_or_reported(scan_file) -> None:
         report = scan_file("records.pkl", data, limits=limits)
         limit = [f for f in report.findings if f.rule_id == "MLS904"]
         assert [(f.severity.value, f.path) for f in limit] == [("medium", "records.pkl")]
+
+
+_MUTATED = [
+    _bench(300, b"x" * 300),
+    pickle.dumps(_records(300), protocol=2),
+    pickle.dumps(_records(300), protocol=4),
+    pickle.dumps([list(range(i, i + 30)) for i in range(0, 3000, 30)], protocol=4),
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(range(len(_MUTATED))),
+    st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=4),
+)
+def test_differential_on_mutated_record_pickles(sample: int, edits: list[Any]) -> None:
+    # hostile bytes in the middle of runs (a corrupted length, index, opcode or text): the
+    # runs stop, or decline, exactly where the opcodes would
+    data = bytearray(_MUTATED[sample])
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    _same(bytes(data))
