@@ -431,3 +431,22 @@ def test_differential_on_mutated_record_pickles(sample: int, edits: list[Any]) -
     for where, value in edits:
         data[int(where * len(data))] = value
     _same(bytes(data))
+
+
+def test_runs_that_do_not_pay_are_seldom_tried(monkeypatch) -> None:
+    # every record alone between opcodes runs do not take (an object's state: NEWOBJ, the
+    # dict, BUILD): one record per try costs more than it saves, so tries back off
+    state = b"}\x94(" + _uni("x") + b"\x94K\x01" + _uni("y") + b"\x94K\x02u"
+    body = b"\x8c\x08builtins\x94\x8c\x06object\x94\x93\x94"  # memo 1, 2, 3
+    body += b"".join(b"h\x03)\x81\x94" + state + b"b" for _ in range(5000))
+    tries = 0
+    real = Machine._try_runs
+
+    def counting(self: Machine, *args: Any) -> Any:
+        nonlocal tries
+        tries += 1
+        return real(self, *args)
+
+    monkeypatch.setattr(Machine, "_try_runs", counting)
+    _same(b"\x80\x04]\x94(" + body + b"e.")
+    assert tries < 100  # of 5000 records: the wait doubles to RUN_MAX_WAIT
