@@ -57,8 +57,9 @@ RUN_CACHE = 4  # layouts kept (most recent first)
 RUN_CACHED_PATTERN = 4096  # bytes of a layout's pattern that re's own cache may keep
 RUN_READAHEAD = 1 << 20  # bytes of a file buffered at once where a run is cut by the buffer
 RUN_CALL_COST = 16  # what trying runs once costs, in opcodes decoded one by one
+RUN_COMPILE_COST = 400  # what learning a layout costs, besides its opcodes
 RUN_MAX_WAIT = 1024
-RUN_CREDIT = 200_000  # work (in opcodes) the layouts may cost before they pay for themselves
+RUN_CREDIT = 50_000  # work (in opcodes) runs may cost before they pay for themselves (~15 ms)
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
@@ -611,7 +612,9 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         _fields("<", puts, size),
         tuple(put_order),
     )
-    return run, count * 4  # compiling the pattern costs a few opcodes' worth per piece
+    # compiling the pattern costs about 100 us and 5 us per opcode (re's compiler is Python):
+    # in opcodes decoded one by one, about RUN_COMPILE_COST and 20 per opcode
+    return run, RUN_COMPILE_COST + 20 * count
 
 
 def _text_bytes(span: tuple[int, int]) -> int:

@@ -450,3 +450,23 @@ def test_runs_that_do_not_pay_are_seldom_tried(monkeypatch) -> None:
     monkeypatch.setattr(Machine, "_try_runs", counting)
     _same(b"\x80\x04]\x94(" + body + b"e.")
     assert tries < 100  # of 5000 records: the wait doubles to RUN_MAX_WAIT
+
+
+def test_large_layouts_that_never_repeat_are_learnt_a_few_times(monkeypatch) -> None:
+    compiled = 0
+    real = machine._compile_run
+
+    def counting(*args: Any) -> Any:
+        nonlocal compiled
+        run, cost = real(*args)
+        compiled += run is not None
+        return run, cost
+
+    monkeypatch.setattr(machine, "_compile_run", counting)
+    runs = [
+        b"(" + b"".join(_uni(f"k{j + i}") + b"K\x01" for j in range(1000)) + b"u"
+        for i in range(100)
+    ]
+    _same(b"\x80\x04}\x94" + b"".join(runs) + b".")
+    # each costs more than RUN_CREDIT / 3 to learn (re's compiler is slow) and pays nothing
+    assert compiled <= 3
