@@ -11,6 +11,13 @@ travel through MEMOIZE/PUT/GET, DUP or POP. Nothing is ever imported or called.
 
 Container formats plug in through :class:`PickleHooks` (joblib writes raw array bytes in the
 middle of its pickle stream; the hook skips them exactly like joblib's unpickler reads them).
+
+A pickle of many small objects is millions of records of one layout; decoded opcode by
+opcode in Python it runs at a few million opcodes a second. The machine learns such layouts
+from the bytes (:class:`_Run`) and applies a whole batch of records with C-level matching and
+unpacking, with exactly the effect of the opcodes one by one (the differential tests in
+tests/models_pickle/test_runs.py hold it to that, cap by cap); anything else, and any record
+that does not fit its layout, goes opcode by opcode.
 """
 
 from __future__ import annotations
@@ -49,7 +56,10 @@ MAX_RUN_TEXT = 1 << 16
 RUN_CACHE = 4  # layouts kept (most recent first)
 RUN_CACHED_PATTERN = 4096  # bytes of a layout's pattern that re's own cache may keep
 RUN_READAHEAD = 1 << 20  # bytes of a file buffered at once where a run is cut by the buffer
-RUN_CREDIT = 200_000  # work (in opcodes) the layouts may cost before they pay for themselves
+RUN_CALL_COST = 16  # what trying runs once costs, in opcodes decoded one by one
+RUN_COMPILE_COST = 400  # what learning a layout costs, besides its opcodes
+RUN_MAX_WAIT = 1024
+RUN_CREDIT = 50_000  # work (in opcodes) runs may cost before they pay for themselves (~15 ms)
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
@@ -201,6 +211,7 @@ _MISSING = Opaque("<not in the memo>")
 _DOUBLE = struct.Struct(">d")
 _REFILLED = -2  # _run_at: the reader's buffer holds more now (decode the opcode again)
 _DECLINED = -3  # _apply_runs: the bytes have the layout, but the opcodes must go one by one
+_CUT = -4  # _try_runs: the run is cut by the end of the buffer or of a FRAME, most likely
 _IS_TRUE = (0x88).__eq__  # a NEWTRUE/NEWFALSE opcode byte -> its value
 _DECODE_TEXT = methodcaller("decode", "utf-8", "surrogatepass")
 _MANY = Opaque("<more computed values than kept>")
@@ -369,11 +380,13 @@ _V_GET = 4  # BINGET/LONG_BINGET of a memo index
 _V_BOOL = 5  # NEWTRUE or NEWFALSE (either opcode matches: records alternate them)
 _V_TUPLE = 6  # TUPLE1/2/3 of values before it in the run
 _V_GROUPS = 7
-_V_PIECE = -1  # an opcode that is only part of the pattern (MEMOIZE)
+_V_PIECE = -1  # an opcode that pushes nothing (MEMOIZE, BINPUT, LONG_BINPUT)
 
 
 class _Run(NamedTuple):
-    """The layout of a run ``MARK <constants and MEMOIZEs> SETITEMS|APPENDS``.
+    """The layout of a run ``MARK <constants, memo reads and writes, small tuples>
+    SETITEMS|APPENDS``, optionally behind the new container it fills (``EMPTY_DICT MEMOIZE``:
+    a record).
 
     A pickle of many records writes the same layout again and again (the same keys, fields of
     the same widths). ``pattern`` matches the run's bytes with its variable fields as
@@ -428,7 +441,8 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     if head > 2:  # the container's own BINPUT/LONG_BINPUT
         puts.append((2, "B" if head == 3 else "I"))
         put_order.append(0)
-    # per item: (opcode start, field start, field end, kind, constant, struct code, members)
+    # per item: (opcode start, field start, field end, kind, extra): extra is the constant,
+    # the decoded text, the memo index read, the struct code or the tuple's members
     items: list[tuple[int, int, int, int, Any]] = []
     memoized: list[int] = []  # per MEMOIZE: the item it stores
     on_stack: list[int] = []  # the run's stack, as items
@@ -598,7 +612,9 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         _fields("<", puts, size),
         tuple(put_order),
     )
-    return run, count * 4  # compiling the pattern costs a few opcodes' worth per piece
+    # compiling the pattern costs about 100 us and 5 us per opcode (re's compiler is Python):
+    # in opcodes decoded one by one, about RUN_COMPILE_COST and 20 per opcode
+    return run, RUN_COMPILE_COST + 20 * count
 
 
 def _text_bytes(span: tuple[int, int]) -> int:
@@ -698,6 +714,9 @@ class Machine:
         self._runs: list[_Run] = []  # layouts of runs seen (most recent first)
         self._run_credit = RUN_CREDIT if self.RUNS else 0
         self._run_ops = 0  # opcodes the runs last applied stand for
+        # chances to skip before runs are tried again (see _run_at), and the next wait
+        self._mark_wait = self._mark_backoff = 0
+        self._head_wait = self._head_backoff = 0
         self._drained = False  # a refill for the runs met the stream's end
         self.result = PickleResult(start=reader.tell())
 
@@ -815,7 +834,9 @@ class Machine:
                         continue
                     elif code == 0x28:  # MARK
                         if len(metastack) < MAX_STACK:
-                            if stack and self._run_credit > 0:
+                            if self._mark_wait:
+                                self._mark_wait -= 1
+                            elif stack and self._run_credit > 0:
                                 target = stack[-1]
                                 if type(target) is dict or type(target) is list:
                                     self.memo_len = memo_len
@@ -902,23 +923,20 @@ class Machine:
                         ops += 1
                         continue
                     elif code == 0x5D or code == 0x7D or code == 0x29:  # EMPTY_LIST/DICT/TUPLE
-                        put = buf[i + 1]
-                        head = (
-                            2
-                            if put == 0x94
-                            else 3
-                            if put == 0x71
-                            else 6
-                            if put == 0x72
-                            else 0
-                        )  # fmt: skip
-                        if (
-                            head
-                            and buf[i + head] == 0x28
-                            and code != 0x29
-                            and self._run_credit > 0
-                            and len(metastack) < MAX_STACK
-                        ):  # a record: a new container, memoized, and its items
+                        head = 0  # a record: a new container, memoized, then MARK?
+                        if code != 0x29:
+                            put = buf[i + 1]
+                            if put == 0x94:
+                                head = 2 if buf[i + 2] == 0x28 else 0
+                            elif put == 0x71 or put == 0x72:  # BINPUT, LONG_BINPUT
+                                head = 3 if put == 0x71 else 6
+                                if buf[i + head] != 0x28:
+                                    head = 0
+                        if not head:
+                            pass
+                        elif self._head_wait:  # runs did not pay lately (see _run_at)
+                            self._head_wait -= 1
+                        elif self._run_credit > 0 and len(metastack) < MAX_STACK:
                             self.memo_len = memo_len
                             self._memo_structured = structured_kept
                             end = self._run_at(buf, i, n, stack, head)
@@ -963,7 +981,8 @@ class Machine:
                             ops += 1
                             continue
                 # The general path: one handler per opcode, on the reader's own state. It runs
-                # at least once per buffer refill (64 KiB), so the budget is checked here.
+                # at least once per buffer refill (64 KiB, 1 MiB for runs), so the budget is
+                # checked here.
                 self.stack = stack
                 r._i = i
                 self.memo_len = memo_len
@@ -1020,13 +1039,33 @@ class Machine:
     def _run_at(self, buf: bytes, i: int, n: int, stack: list[Any], head: int) -> int:
         """Apply the runs from ``buf[i]`` on by their layout; where they end, or -1.
 
-        ``head`` 0: a MARK whose items go into the container ``stack[-1]``; 2: a new
+        ``head`` 0: a MARK whose items go into the container ``stack[-1]``; else a new
         container, memoized, and its items (see _compile_run). Consecutive runs of the same
         layout are applied in one go; the opcodes they stand for are in ``self._run_ops``.
-        Layouts are learnt from the bytes while they pay off: each costs its scan, and each
-        use earns its opcodes back, so a pickle whose runs never repeat spends at most
-        RUN_CREDIT on them.
+
+        Runs are tried while they pay off. An attempt costs about RUN_CALL_COST opcodes
+        (and learning a layout its scan), and earns the opcodes it covers: an attempt that
+        does not earn more than it costs makes the next ones wait (1, 3, 7... up to
+        RUN_MAX_WAIT chances skipped, for MARKs and new containers apart), and a pickle whose
+        runs never pay spends at most RUN_CREDIT on them.
         """
+        end = self._try_runs(buf, i, n, stack, head)
+        if end == _REFILLED:
+            return end
+        if end == _CUT:  # no fault of the layout: nothing to account
+            return -1
+        gain = (self._run_ops if end > 0 else 0) - RUN_CALL_COST
+        self._run_credit += gain
+        if head:
+            self._head_backoff = 0 if gain > 0 else min(2 * self._head_backoff + 1, RUN_MAX_WAIT)
+            self._head_wait = self._head_backoff
+        else:
+            self._mark_backoff = 0 if gain > 0 else min(2 * self._mark_backoff + 1, RUN_MAX_WAIT)
+            self._mark_wait = self._mark_backoff
+        return end
+
+    def _try_runs(self, buf: bytes, i: int, n: int, stack: list[Any], head: int) -> int:
+        """_run_at without its accounting (and _CUT for a run the buffer's end cuts)."""
         runs = self._runs
         setitems = head == 0 and type(stack[-1]) is dict
         for k, run in enumerate(runs):
@@ -1035,7 +1074,6 @@ class Machine:
                 if end >= 0:
                     if k:
                         runs.insert(0, runs.pop(k))
-                    self._run_credit += self._run_ops
                     return end
                 if end == _DECLINED:
                     return -1  # the layout is known: learning it again would not help
@@ -1057,7 +1095,7 @@ class Machine:
                 # at the stream's end nothing more comes: no refill after that
                 self._drained = not r._fill(RUN_READAHEAD)
                 return _REFILLED  # the buffer moved: the caller reads it again
-            return -1
+            return _CUT
         built, cost = _compile_run(buf, i, n, head)
         self._run_credit -= cost
         if built is None or (not head and built.setitems is not setitems):
@@ -1065,10 +1103,7 @@ class Machine:
         runs.insert(0, built)
         del runs[RUN_CACHE:]
         end = self._apply_runs(built, buf, i, n, stack)
-        if end < 0:
-            return -1
-        self._run_credit += self._run_ops
-        return end
+        return end if end >= 0 else -1
 
     def _apply_runs(self, run: _Run, buf: bytes, i: int, n: int, stack: list[Any]) -> int:
         """The effect of the runs of this layout from ``buf[i]`` on, as their opcodes one by

@@ -409,3 +409,64 @@ def test_a_file_of_records_is_judged_to_its_end_or_reported(scan_file) -> None:
         report = scan_file("records.pkl", data, limits=limits)
         limit = [f for f in report.findings if f.rule_id == "MLS904"]
         assert [(f.severity.value, f.path) for f in limit] == [("medium", "records.pkl")]
+
+
+_MUTATED = [
+    _bench(300, b"x" * 300),
+    pickle.dumps(_records(300), protocol=2),
+    pickle.dumps(_records(300), protocol=4),
+    pickle.dumps([list(range(i, i + 30)) for i in range(0, 3000, 30)], protocol=4),
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(range(len(_MUTATED))),
+    st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=4),
+)
+def test_differential_on_mutated_record_pickles(sample: int, edits: list[Any]) -> None:
+    # hostile bytes in the middle of runs (a corrupted length, index, opcode or text): the
+    # runs stop, or decline, exactly where the opcodes would
+    data = bytearray(_MUTATED[sample])
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    _same(bytes(data))
+
+
+def test_runs_that_do_not_pay_are_seldom_tried(monkeypatch) -> None:
+    # every record alone between opcodes runs do not take (an object's state: NEWOBJ, the
+    # dict, BUILD): one record per try costs more than it saves, so tries back off
+    state = b"}\x94(" + _uni("x") + b"\x94K\x01" + _uni("y") + b"\x94K\x02u"
+    body = b"\x8c\x08builtins\x94\x8c\x06object\x94\x93\x94"  # memo 1, 2, 3
+    body += b"".join(b"h\x03)\x81\x94" + state + b"b" for _ in range(5000))
+    tries = 0
+    real = Machine._try_runs
+
+    def counting(self: Machine, *args: Any) -> Any:
+        nonlocal tries
+        tries += 1
+        return real(self, *args)
+
+    monkeypatch.setattr(Machine, "_try_runs", counting)
+    _same(b"\x80\x04]\x94(" + body + b"e.")
+    assert tries < 100  # of 5000 records: the wait doubles to RUN_MAX_WAIT
+
+
+def test_large_layouts_that_never_repeat_are_learnt_a_few_times(monkeypatch) -> None:
+    compiled = 0
+    real = machine._compile_run
+
+    def counting(*args: Any) -> Any:
+        nonlocal compiled
+        run, cost = real(*args)
+        compiled += run is not None
+        return run, cost
+
+    monkeypatch.setattr(machine, "_compile_run", counting)
+    runs = [
+        b"(" + b"".join(_uni(f"k{j + i}") + b"K\x01" for j in range(1000)) + b"u"
+        for i in range(100)
+    ]
+    _same(b"\x80\x04}\x94" + b"".join(runs) + b".")
+    # each costs more than RUN_CREDIT / 3 to learn (re's compiler is slow) and pays nothing
+    assert compiled <= 3
