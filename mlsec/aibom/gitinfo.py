@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mlsec.aibom.facts import GitProvenance
@@ -56,9 +56,12 @@ def repository_name(remote: str | None, root: Path) -> str:
 class GitRepo:
     """The git repository containing ``root``, or nothing when there is none (or no git).
 
-    gitpython finds the repository and reads HEAD and the remotes (from the configuration,
-    no subprocess); the state of the work tree comes from a fixed number of plumbing calls
-    for the whole repository, however many model files there are:
+    Plumbing calls for the whole repository, however many model files there are (three
+    plain git calls cost less than importing gitpython, which also starts git three times):
+
+    - ``rev-parse``: the work tree's top, HEAD's commit and branch (none in a bare
+      repository or one without commits: no provenance);
+    - ``show -s``: HEAD's commit time; ``tag --points-at HEAD``; ``config``: the remotes;
 
     - ``ls-files -s``: tracked paths and their index blob ids;
     - ``diff-files``: paths whose stat data differs from the index (no content is read);
@@ -72,28 +75,26 @@ class GitRepo:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._repo: Any = None
+        self._top = self.root
+        self._head: str | None = None  # HEAD's commit; None: no usable repository
+        self._branch: str | None = None
         self.calls = 0  # git subprocesses run by this object (the provenance's cost)
         self._state: _TreeState | None = None
         try:
-            import git  # gitpython; lazily, it is slow to import
-
-            repo = git.Repo(self.root, search_parent_directories=True)
-            if repo.bare or repo.working_tree_dir is None:
-                return
-            repo.head.commit  # noqa: B018 - raises ValueError on a repository with no commit
-            self._repo = repo
-            self._top = Path(repo.working_tree_dir).resolve()
-        except Exception:  # gitpython raises many kinds; no usable repository means no git facts
-            self._repo = None
+            out = self._git("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD")
+            top, head, branch = os.fsdecode(out).splitlines()[:3]
+        except (OSError, ValueError, subprocess.SubprocessError):
+            # No git, no repository, a bare one, no commit yet: no git facts.
+            return
+        self._top = Path(top).resolve()
+        self._head = head
+        self._branch = None if branch == "HEAD" else branch  # "HEAD": detached
 
     @property
     def available(self) -> bool:
-        return self._repo is not None
+        return self._head is not None
 
     def _git(self, *args: str, stdin: bytes | None = None) -> bytes:
-        import subprocess
-
         self.calls += 1
         done = subprocess.run(
             ["git", "-C", str(self._top), "-c", "core.quotepath=off", *args],
@@ -103,6 +104,22 @@ class GitRepo:
             timeout=GIT_TIMEOUT,
         )
         return done.stdout
+
+    def _remote_url(self) -> str | None:
+        """The URL of ``origin``, else of the first remote by name, without credentials."""
+        try:
+            out = self._git("config", "-z", "--get-regexp", r"^remote\..*\.url$")
+        except subprocess.CalledProcessError:  # exit 1: no remote at all
+            return None
+        urls: dict[str, str] = {}
+        for entry in os.fsdecode(out).split("\0"):
+            key, _, url = entry.partition("\n")
+            name = key[len("remote.") : -len(".url")]
+            if name and url:
+                urls.setdefault(name, url)
+        for name in sorted(urls, key=lambda n: (n != "origin", n)):
+            return strip_credentials(urls[name])
+        return None
 
     def _scope(self) -> str:
         return self._rel(".")
@@ -143,27 +160,18 @@ class GitRepo:
         return self._state
 
     def provenance(self) -> GitProvenance | None:
-        repo = self._repo
-        if repo is None:
+        if self._head is None:
             return None
-        head = repo.head.commit
-        branch = None if repo.head.is_detached else repo.active_branch.name
+        try:
+            commit_time = int(self._git("show", "-s", "--format=%ct", self._head).strip())
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
         try:
             tags = sorted(self._git("tag", "--points-at", "HEAD").decode().split())
         except Exception:  # an old git without --points-at: no tag rather than a crash
             tags = []
-        remote_url = None
         try:
-            reader = repo.config_reader()
-            names = sorted(
-                (s.split('"')[1] for s in reader.sections() if s.startswith('remote "')),
-                key=lambda n: (n != "origin", n),
-            )
-            for name in names:
-                url = reader.get_value(f'remote "{name}"', "url", default="")
-                if url:
-                    remote_url = strip_credentials(str(url))
-                    break
+            remote_url = self._remote_url()
         except Exception:  # an unreadable configuration: no remote
             remote_url = None
         try:
@@ -172,12 +180,12 @@ class GitRepo:
         except Exception:  # git failed: say dirty rather than clean
             dirty = True
         return GitProvenance(
-            commit=head.hexsha,
-            branch=branch,
+            commit=self._head,
+            branch=self._branch,
             dirty=dirty,
             tag=tags[-1] if tags else None,
             remote_url=remote_url,
-            commit_time=int(head.committed_date),
+            commit_time=commit_time,
         )
 
     def _rel(self, path: str) -> str:
@@ -190,7 +198,7 @@ class GitRepo:
     ) -> dict[str, tuple[str | None, bool]]:
         """For each model (key) and its files (scan-root relative): the last commit touching
         them and whether all are tracked and unchanged."""
-        if self._repo is None or not models:
+        if self._head is None or not models:
             return {}
         try:
             state = self._tree_state()
@@ -214,8 +222,6 @@ class GitRepo:
 
     def _last_commits(self, paths: set[str]) -> dict[str, tuple[int, str]]:
         """path -> (position in log order, commit) of the last commit touching it."""
-        import subprocess
-
         found: dict[str, tuple[int, str]] = {}
         if not paths:
             return found

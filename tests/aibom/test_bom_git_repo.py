@@ -275,4 +275,53 @@ def test_git_provenance_costs_a_constant_number_of_git_calls(tmp_path: Path) -> 
             assert states["models/m1.pt"] == (head, False)
             assert states["models/m39.pt"] == (head, True)
             assert provenance is not None and provenance.dirty
-    assert calls[0] == calls[1] <= 7
+    # rev-parse, show, tag, config; ls-files, diff-files, hash-object, diff-index, ls-files
+    # --others; one log. (Before, gitpython found the repository with three git processes
+    # of its own that this count did not see.)
+    assert calls[0] == calls[1] <= 10
+
+
+def test_provenance_from_plumbing_branch_detached_remotes_and_no_commit(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from mlsec.aibom.gitinfo import GitRepo
+
+    def run(*args: str) -> str:
+        env = {"GIT_AUTHOR_DATE": "1700000000 +0000", "GIT_COMMITTER_DATE": "1700000000 +0000"}
+        done = subprocess.run(
+            ["git", "-C", str(root), "-c", "user.name=T", "-c", "user.email=t@e", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **env},
+        )
+        return done.stdout.strip()
+
+    root = tmp_path / "repo"
+    (root / "sub").mkdir(parents=True)
+    run("init", "-q", "-b", "main")
+    assert not GitRepo(root).available  # no commit yet: no provenance
+    assert GitRepo(root).provenance() is None
+    (root / "sub" / "w.bin").write_bytes(b"w")
+    run("add", "sub/w.bin")
+    run("commit", "-q", "-m", "w")
+    run("remote", "add", "zeta", "https://z.example/x.git")
+    run("remote", "add", "my.fork", "https://user:token@example.com/fork.git")
+    head = run("rev-parse", "HEAD")
+
+    git_repo = GitRepo(root / "sub")  # found from a folder inside the work tree
+    provenance = git_repo.provenance()
+    assert provenance is not None
+    assert (provenance.commit, provenance.branch) == (head, "main")
+    assert provenance.commit_time == 1700000000
+    assert provenance.remote_url == "https://example.com/fork.git"  # first by name, no token
+    assert not provenance.dirty
+    run("remote", "add", "origin", "git@github.com:org/model.git")
+    run("tag", "-a", "v1", "-m", "v1")
+    run("checkout", "-q", "--detach")
+    provenance = GitRepo(root).provenance()
+    assert provenance is not None
+    assert provenance.remote_url == "github.com:org/model.git"  # origin first
+    assert (provenance.branch, provenance.tag) == (None, "v1")  # detached, annotated tag
+    assert not GitRepo(tmp_path).available  # not a repository
