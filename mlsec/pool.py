@@ -92,9 +92,10 @@ def analyze_files(
         ctx.progress(len(targets) - len(todo))
     jobs = effective_jobs(ctx.options.jobs) if analyzer.per_file_outcomes else 1
     pending = [targets[i] for i in todo]
+    fresh: list[FileOutcome] | None = None
     if worth_a_pool(pending, jobs):
         fresh = _in_pool(analyzer, pending, ctx, jobs)
-    else:
+    if fresh is None:  # too little work, or no process could be started
         fresh = []
         for target in pending:
             fresh.append(analyzer.analyze_one(target, ctx))
@@ -122,8 +123,16 @@ def fork_map(func: Callable[[_Item], Any], items: Sequence[_Item], jobs: int) ->
     try:
         for k in range(1, jobs):
             start, end = bounds[k], bounds[k + 1]
-            receive, send = os.pipe()
-            pid = os.fork()
+            try:
+                receive, send = os.pipe()
+            except OSError:  # out of descriptors: the slices left are done here
+                break
+            try:
+                pid = os.fork()
+            except OSError:  # a process limit, no memory: the slices left are done here
+                os.close(receive)
+                os.close(send)
+                break
             if pid == 0:  # the worker: never returns
                 status = 1
                 try:
@@ -155,6 +164,8 @@ def fork_map(func: Callable[[_Item], Any], items: Sequence[_Item], jobs: int) ->
                 part = [func(x) for x in items[bounds[k] : bounds[k + 1]]]
             out.extend(part)
             children[k - 1] = (0, -1)
+        for k in range(len(children) + 1, jobs):  # slices no worker could be started for
+            out.extend(func(x) for x in items[bounds[k] : bounds[k + 1]])
         return out
     finally:  # an error or Ctrl-C here: no worker outlives the scan
         for pid, receive in children:
@@ -231,7 +242,7 @@ def _kill(executor: ProcessPoolExecutor) -> None:
 
 def _in_pool(
     analyzer: FileAnalyzer, targets: Sequence[Target], ctx: AnalysisContext, jobs: int
-) -> list[FileOutcome]:
+) -> list[FileOutcome] | None:
     import gc
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -253,9 +264,13 @@ def _in_pool(
     )
     broken = False
     try:
-        futures: dict[Future[list[Any]], list[int]] = {
-            executor.submit(_work, chunk): chunk for chunk in chunks
-        }
+        try:
+            futures: dict[Future[list[Any]], list[int]] = {
+                executor.submit(_work, chunk): chunk for chunk in chunks
+            }
+        except OSError:  # the workers could not be started (a process limit, no memory)
+            _kill(executor)
+            return None
         waiting = set(futures)
         while waiting:
             finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
@@ -316,7 +331,12 @@ def _isolated(analyzer: FileAnalyzer, target: Target, ctx: AnalysisContext) -> F
     _JOB = (analyzer, ctx._replace(progress=_no_progress), [target])
     process = fork.Process(target=_isolated_child, args=(sender,), daemon=True)
     try:
-        process.start()
+        try:
+            process.start()
+        except OSError as exc:  # a process limit: not analysed, and not in this process
+            sender.close()
+            failed = RuntimeError(f"no process could be started to analyse it ({exc})")
+            return FileOutcome(errors=(internal_error(target.relpath, analyzer.name, failed),))
         sender.close()
         try:
             item = receiver.recv()

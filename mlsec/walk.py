@@ -612,6 +612,11 @@ def probe_all(fulls: list[str], max_size: int, jobs: int) -> list[_Read | None]:
     workers = effective_jobs(jobs) if len(fulls) >= PARALLEL_PROBE_FILES else 1
     if workers < 2:
         return [probe_file(full, max_size) for full in fulls]
+    # What the pickle probe imports, imported before the fork: once rather than in each
+    # worker, and never in a child while another thread held an import lock at the fork.
+    from mlsec.models.probe import prepare_probe
+
+    prepare_probe()
     return fork_map(lambda full: probe_file(full, max_size), fulls, workers)
 
 

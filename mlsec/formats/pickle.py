@@ -11,6 +11,13 @@ travel through MEMOIZE/PUT/GET, DUP or POP. Nothing is ever imported or called.
 
 Container formats plug in through :class:`PickleHooks` (joblib writes raw array bytes in the
 middle of its pickle stream; the hook skips them exactly like joblib's unpickler reads them).
+
+A pickle of many small objects is millions of records of one layout; decoded opcode by
+opcode in Python it runs at a few million opcodes a second. The machine learns such layouts
+from the bytes (:class:`_Run`) and applies a whole batch of records with C-level matching and
+unpacking, with exactly the effect of the opcodes one by one (the differential tests in
+tests/models_pickle/test_runs.py hold it to that, cap by cap); anything else, and any record
+that does not fit its layout, goes opcode by opcode.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import re
 import struct
 from collections import deque
 from collections.abc import Callable
-from itertools import repeat
+from itertools import chain, repeat
 from operator import add, itemgetter, methodcaller
 from typing import Any, NamedTuple, cast
 
@@ -47,8 +54,12 @@ OPS_PER_CHECK = 4096
 MAX_RUN_OPS = 4096
 MAX_RUN_TEXT = 1 << 16
 RUN_CACHE = 4  # layouts kept (most recent first)
+RUN_CACHED_PATTERN = 4096  # bytes of a layout's pattern that re's own cache may keep
 RUN_READAHEAD = 1 << 20  # bytes of a file buffered at once where a run is cut by the buffer
-RUN_CREDIT = 200_000  # work (in opcodes) the layouts may cost before they pay for themselves
+RUN_CALL_COST = 16  # what trying runs once costs, in opcodes decoded one by one
+RUN_COMPILE_COST = 400  # what learning a layout costs, besides its opcodes
+RUN_MAX_WAIT = 1024
+RUN_CREDIT = 50_000  # work (in opcodes) runs may cost before they pay for themselves (~15 ms)
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
@@ -199,6 +210,9 @@ _FORGOTTEN = Opaque("<memoized value not kept>")
 _MISSING = Opaque("<not in the memo>")
 _DOUBLE = struct.Struct(">d")
 _REFILLED = -2  # _run_at: the reader's buffer holds more now (decode the opcode again)
+_DECLINED = -3  # _apply_runs: the bytes have the layout, but the opcodes must go one by one
+_CUT = -4  # _try_runs: the run is cut by the end of the buffer or of a FRAME, most likely
+_IS_TRUE = (0x88).__eq__  # a NEWTRUE/NEWFALSE opcode byte -> its value
 _DECODE_TEXT = methodcaller("decode", "utf-8", "surrogatepass")
 _MANY = Opaque("<more computed values than kept>")
 
@@ -366,11 +380,13 @@ _V_GET = 4  # BINGET/LONG_BINGET of a memo index
 _V_BOOL = 5  # NEWTRUE or NEWFALSE (either opcode matches: records alternate them)
 _V_TUPLE = 6  # TUPLE1/2/3 of values before it in the run
 _V_GROUPS = 7
-_V_PIECE = -1  # an opcode that is only part of the pattern (MEMOIZE)
+_V_PIECE = -1  # an opcode that pushes nothing (MEMOIZE, BINPUT, LONG_BINPUT)
 
 
 class _Run(NamedTuple):
-    """The layout of a run ``MARK <constants and MEMOIZEs> SETITEMS|APPENDS``.
+    """The layout of a run ``MARK <constants, memo reads and writes, small tuples>
+    SETITEMS|APPENDS``, optionally behind the new container it fills (``EMPTY_DICT MEMOIZE``:
+    a record).
 
     A pickle of many records writes the same layout again and again (the same keys, fields of
     the same widths). ``pattern`` matches the run's bytes with its variable fields as
@@ -405,7 +421,11 @@ class _Run(NamedTuple):
     setitems: bool  # SETITEMS into a dict (else APPENDS into a list)
     key_gets: bool  # keys read from the memo (checked at each use)
     ops: int  # opcodes of the run, MARK and SETITEMS/APPENDS included
-    head: int  # 2: the run makes its container (EMPTY_DICT/EMPTY_LIST MEMOIZE first), else 0
+    # bytes before the MARK when the run makes its container (EMPTY_DICT/EMPTY_LIST, then
+    # MEMOIZE: 2, BINPUT: 3, LONG_BINPUT: 6), else 0
+    head: int
+    puts: struct.Struct | None  # the indices BINPUT/LONG_BINPUT write at, if any
+    put_order: tuple[int, ...]  # for each: its place among the run's memo writes
 
 
 def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, int]:
@@ -416,7 +436,13 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     work spent, in opcodes scanned.
     """
     q = i + head + 1
-    # per item: (opcode start, field start, field end, kind, constant, struct code, members)
+    puts: list[tuple[int, str]] = []  # BINPUT/LONG_BINPUT: (offset of the index, struct code)
+    put_order: list[int] = []
+    if head > 2:  # the container's own BINPUT/LONG_BINPUT
+        puts.append((2, "B" if head == 3 else "I"))
+        put_order.append(0)
+    # per item: (opcode start, field start, field end, kind, extra): extra is the constant,
+    # the decoded text, the memo index read, the struct code or the tuple's members
     items: list[tuple[int, int, int, int, Any]] = []
     memoized: list[int] = []  # per MEMOIZE: the item it stores
     on_stack: list[int] = []  # the run's stack, as items
@@ -426,12 +452,20 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
             return None, count
         code = buf[q]
         count += 1
-        if code == 0x94:  # MEMOIZE: stores the value on top
+        if code == 0x94 or code == 0x71 or code == 0x72:  # MEMOIZE, BINPUT, LONG_BINPUT
+            # stores the value on top: BINPUT at its index, which must be where MEMOIZE would
+            # store (as pickle writes them), checked for every run
             if not on_stack or items[on_stack[-1]][3] == _V_GET:
                 return None, count  # an underflow, or a value whose kind is not known here
+            width = 0 if code == 0x94 else 1 if code == 0x71 else 4
+            if q + 1 + width > n:
+                return None, count
+            if width:
+                put_order.append(len(memoized) + (1 if head else 0))
+                puts.append((q + 1 - i, "B" if width == 1 else "I"))
             memoized.append(on_stack[-1])
-            items.append((q, q + 1, q + 1, _V_PIECE, None))
-            q += 1
+            items.append((q, q + 1, q + 1 + width, _V_PIECE, None))
+            q += 1 + width
             continue
         if code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
             break
@@ -481,12 +515,20 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     if head and setitems is not (buf[i] == 0x7D):
         return None, count  # items that the new container does not take (modelled)
     keys_at = set(on_stack[::2]) if setitems else set()
-    pieces: list[bytes] = [re.escape(buf[i : i + head + 1])]
+    if any(items[k][3] == _V_TUPLE for k in keys_at):
+        return None, count  # a tuple key may hold what cannot be hashed: the handler's check
+    if head > 2:  # the container's index is a field
+        mark = re.escape(buf[i + head : i + head + 1])
+        pieces = [re.escape(buf[i : i + 2]), b".{%d}" % (head - 2), mark]
+    else:
+        pieces = [re.escape(buf[i : i + head + 1])]
     groups: list[list[Any]] = [[] for _ in range(_V_GROUPS)]
     place: dict[int, tuple[int, int]] = {}  # item -> (group, index in it)
     for k, (op, start, end, kind, extra) in enumerate(items):
         if kind in (_V_PIECE, _V_TUPLE):
-            pieces.append(re.escape(buf[op:end]))
+            pieces.append(re.escape(buf[op : op + 1]))
+            if end > op + 1:  # a BINPUT/LONG_BINPUT index
+                pieces.append(b".{%d}" % (end - op - 1))
             if kind == _V_TUPLE:
                 place[k] = (_V_TUPLE, len(groups[_V_TUPLE]))
                 groups[_V_TUPLE].append(extra)
@@ -537,8 +579,14 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         keys = tuple(groups[_V_CONST][place[k][1]] for k in on_stack[::2])
     size = q + 1 - i
     tuples = tuple(_getter([at(m) for m in members]) for members in groups[_V_TUPLE])
+    source = b"(?:" + b"".join(pieces) + b")+"
+    pattern = re.compile(source, re.DOTALL)
+    if len(source) > RUN_CACHED_PATTERN:
+        # re keeps the last 512 patterns it compiled for the whole process: large ones made
+        # from scanned bytes must not stay there (the run holds its own)
+        re.purge()
     run = _Run(
-        re.compile(b"(?:" + b"".join(pieces) + b")+", re.DOTALL),
+        pattern,
         size,
         tuple(groups[_V_CONST]),
         _fields("<", groups[_V_LITTLE], size),
@@ -559,10 +607,14 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         long_const,
         setitems,
         setitems and any(place[k][0] == _V_GET for k in on_stack[::2]),
-        count + head,
+        count + (2 if head else 0),
         head,
+        _fields("<", puts, size),
+        tuple(put_order),
     )
-    return run, count * 4  # compiling the pattern costs a few opcodes' worth per piece
+    # compiling the pattern costs about 100 us and 5 us per opcode (re's compiler is Python):
+    # in opcodes decoded one by one, about RUN_COMPILE_COST and 20 per opcode
+    return run, RUN_COMPILE_COST + 20 * count
 
 
 def _text_bytes(span: tuple[int, int]) -> int:
@@ -662,6 +714,9 @@ class Machine:
         self._runs: list[_Run] = []  # layouts of runs seen (most recent first)
         self._run_credit = RUN_CREDIT if self.RUNS else 0
         self._run_ops = 0  # opcodes the runs last applied stand for
+        # chances to skip before runs are tried again (see _run_at), and the next wait
+        self._mark_wait = self._mark_backoff = 0
+        self._head_wait = self._head_backoff = 0
         self._drained = False  # a refill for the runs met the stream's end
         self.result = PickleResult(start=reader.tell())
 
@@ -779,7 +834,9 @@ class Machine:
                         continue
                     elif code == 0x28:  # MARK
                         if len(metastack) < MAX_STACK:
-                            if stack and self._run_credit > 0:
+                            if self._mark_wait:
+                                self._mark_wait -= 1
+                            elif stack and self._run_credit > 0:
                                 target = stack[-1]
                                 if type(target) is dict or type(target) is list:
                                     self.memo_len = memo_len
@@ -866,16 +923,23 @@ class Machine:
                         ops += 1
                         continue
                     elif code == 0x5D or code == 0x7D or code == 0x29:  # EMPTY_LIST/DICT/TUPLE
-                        if (
-                            buf[i + 1] == 0x94
-                            and buf[i + 2] == 0x28
-                            and code != 0x29
-                            and self._run_credit > 0
-                            and len(metastack) < MAX_STACK
-                        ):  # a record: a new container, memoized, and its items
+                        head = 0  # a record: a new container, memoized, then MARK?
+                        if code != 0x29:
+                            put = buf[i + 1]
+                            if put == 0x94:
+                                head = 2 if buf[i + 2] == 0x28 else 0
+                            elif put == 0x71 or put == 0x72:  # BINPUT, LONG_BINPUT
+                                head = 3 if put == 0x71 else 6
+                                if buf[i + head] != 0x28:
+                                    head = 0
+                        if not head:
+                            pass
+                        elif self._head_wait:  # runs did not pay lately (see _run_at)
+                            self._head_wait -= 1
+                        elif self._run_credit > 0 and len(metastack) < MAX_STACK:
                             self.memo_len = memo_len
                             self._memo_structured = structured_kept
-                            end = self._run_at(buf, i, n, stack, 2)
+                            end = self._run_at(buf, i, n, stack, head)
                             if end > 0:
                                 ops += self._run_ops
                                 memo_len = self.memo_len
@@ -917,7 +981,8 @@ class Machine:
                             ops += 1
                             continue
                 # The general path: one handler per opcode, on the reader's own state. It runs
-                # at least once per buffer refill (64 KiB), so the budget is checked here.
+                # at least once per buffer refill (64 KiB, 1 MiB for runs), so the budget is
+                # checked here.
                 self.stack = stack
                 r._i = i
                 self.memo_len = memo_len
@@ -974,13 +1039,33 @@ class Machine:
     def _run_at(self, buf: bytes, i: int, n: int, stack: list[Any], head: int) -> int:
         """Apply the runs from ``buf[i]`` on by their layout; where they end, or -1.
 
-        ``head`` 0: a MARK whose items go into the container ``stack[-1]``; 2: a new
+        ``head`` 0: a MARK whose items go into the container ``stack[-1]``; else a new
         container, memoized, and its items (see _compile_run). Consecutive runs of the same
         layout are applied in one go; the opcodes they stand for are in ``self._run_ops``.
-        Layouts are learnt from the bytes while they pay off: each costs its scan, and each
-        use earns its opcodes back, so a pickle whose runs never repeat spends at most
-        RUN_CREDIT on them.
+
+        Runs are tried while they pay off. An attempt costs about RUN_CALL_COST opcodes
+        (and learning a layout its scan), and earns the opcodes it covers: an attempt that
+        does not earn more than it costs makes the next ones wait (1, 3, 7... up to
+        RUN_MAX_WAIT chances skipped, for MARKs and new containers apart), and a pickle whose
+        runs never pay spends at most RUN_CREDIT on them.
         """
+        end = self._try_runs(buf, i, n, stack, head)
+        if end == _REFILLED:
+            return end
+        if end == _CUT:  # no fault of the layout: nothing to account
+            return -1
+        gain = (self._run_ops if end > 0 else 0) - RUN_CALL_COST
+        self._run_credit += gain
+        if head:
+            self._head_backoff = 0 if gain > 0 else min(2 * self._head_backoff + 1, RUN_MAX_WAIT)
+            self._head_wait = self._head_backoff
+        else:
+            self._mark_backoff = 0 if gain > 0 else min(2 * self._mark_backoff + 1, RUN_MAX_WAIT)
+            self._mark_wait = self._mark_backoff
+        return end
+
+    def _try_runs(self, buf: bytes, i: int, n: int, stack: list[Any], head: int) -> int:
+        """_run_at without its accounting (and _CUT for a run the buffer's end cuts)."""
         runs = self._runs
         setitems = head == 0 and type(stack[-1]) is dict
         for k, run in enumerate(runs):
@@ -989,8 +1074,9 @@ class Machine:
                 if end >= 0:
                     if k:
                         runs.insert(0, runs.pop(k))
-                    self._run_credit += self._run_ops
                     return end
+                if end == _DECLINED:
+                    return -1  # the layout is known: learning it again would not help
         cut = [run.size for run in runs if run.head == head and run.size > n - i]
         if cut:
             # cut by the buffer's end, most likely: buffer more of a file at once, so that
@@ -1009,7 +1095,7 @@ class Machine:
                 # at the stream's end nothing more comes: no refill after that
                 self._drained = not r._fill(RUN_READAHEAD)
                 return _REFILLED  # the buffer moved: the caller reads it again
-            return -1
+            return _CUT
         built, cost = _compile_run(buf, i, n, head)
         self._run_credit -= cost
         if built is None or (not head and built.setitems is not setitems):
@@ -1017,38 +1103,39 @@ class Machine:
         runs.insert(0, built)
         del runs[RUN_CACHE:]
         end = self._apply_runs(built, buf, i, n, stack)
-        if end >= 0:
-            self._run_credit += self._run_ops
-        return end
+        return end if end >= 0 else -1
 
     def _apply_runs(self, run: _Run, buf: bytes, i: int, n: int, stack: list[Any]) -> int:
         """The effect of the runs of this layout from ``buf[i]`` on, as their opcodes one by
-        one; -1 (nothing done) if the first does not have the layout or any of its opcodes
-        would take the general path."""
+        one; where they end, or (nothing done) -1 if the first does not have the layout,
+        _DECLINED if it has but one of its opcodes would take the general path."""
         found = run.pattern.match(buf, i, n)
         if found is None:
             return -1
+        # past here the bytes have the layout: "not applied" is _DECLINED
         if (run.slots is not None or run.head) and self._put_top >= self.memo_len:
-            return -1  # MEMOIZE would overwrite an entry PUT ahead of it (runs never PUT)
+            return _DECLINED  # MEMOIZE would overwrite an entry PUT ahead of it
         consts = run.consts
         if run.gets:
             # Runs write the memo only at memo_len and past it: what they read there is the
             # same for every run of this call.
             if max(run.gets) >= self.memo_len:
-                return -1
+                return _DECLINED
             memo = self.memo
             read = tuple([memo.get(index, _MISSING) for index in run.gets])
-            if _MISSING in read:
-                return -1  # the handler decides (an entry over the cap, or an error)
+            if any(value is _MISSING for value in read):
+                return _DECLINED  # the handler decides (an entry over the cap, or an error)
             if run.key_gets and not _SCALARS.issuperset(map(type, read)):
-                return -1  # keys that are not constants: the handler's checks (loosely)
+                return _DECLINED  # keys that are not constants: the handler's checks (loosely)
             consts += read  # in _Run.order, the memo reads follow the texts: see _fields
         if len(self.memo) >= max(MAX_MEMO, MAX_MEMO_NAMES):
             done = self._full_memo_runs(run, consts, buf, i, found.end(), stack)
         else:
             done = self._exact_runs(run, consts, buf, i, found.end(), stack)
+        if done and run.puts is not None:  # they wrote at memo_len: the highest is below it
+            self._put_top = max(self._put_top, self.memo_len - 1)
         self._run_ops = done * run.ops
-        return i + done * run.size if done else -1
+        return i + done * run.size if done else _DECLINED
 
     def _fields(self, run: _Run, consts: tuple[Any, ...], buf: bytes, j: int) -> Any:
         """The fields of the run at ``buf[j]`` in _Run.order's groups, or None where an
@@ -1058,17 +1145,22 @@ class Machine:
             fields += run.little.unpack_from(buf, j)
         if run.big is not None:
             fields += run.big.unpack_from(buf, j)
-        if run.texts:
+        texts = run.texts
+        if texts:
             try:
-                fields += tuple(
-                    [buf[j + a : j + b].decode("utf-8", "surrogatepass") for a, b in run.texts]
-                )
+                if len(texts) == 1:
+                    a, b = texts[0]
+                    fields += (buf[j + a : j + b].decode("utf-8", "surrogatepass"),)
+                else:
+                    fields += tuple(
+                        [buf[j + a : j + b].decode("utf-8", "surrogatepass") for a, b in texts]
+                    )
             except UnicodeDecodeError:
                 return None  # the handler reports it
         if run.gets:
             fields += consts[len(run.consts) :]
         if run.bools is not None:
-            fields += tuple([code == 0x88 for code in run.bools.unpack_from(buf, j)])
+            fields += tuple(map(_IS_TRUE, run.bools.unpack_from(buf, j)))
         for make in run.tuples:
             fields += (make(fields),)
         return fields
@@ -1088,7 +1180,13 @@ class Machine:
         text = texts[0] if simple and len(texts) == 1 else None
         long_text = 0
         done = 0
+        puts, put_order = run.puts, run.put_order
+        writes = run.memoized + (1 if head else 0)
         for j in range(i, stop, run.size):
+            if puts is not None and puts.unpack_from(buf, j) != tuple(
+                map((self.memo_len + done * writes).__add__, put_order)
+            ):
+                break  # a BINPUT elsewhere than MEMOIZE would store: the handler's
             if text is not None or (simple and not texts):
                 fields = consts
                 if little is not None:
@@ -1115,7 +1213,7 @@ class Machine:
             else:
                 _fill(run, stack[-1], items(fields))
             done += 1
-        self.memo_len += done * (run.memoized + (1 if head else 0))
+        self.memo_len += done * writes
         self._memo_long_text += long_text + done * run.long_const
         if self._memo_structured < MAX_MEMO_STRUCTURED:
             structured = done * (run.memoized_tuples + (1 if head else 0))
@@ -1129,6 +1227,15 @@ class Machine:
         assert run.keys is not None
         size = run.size
         count = (stop - i) // size
+        if run.puts is not None:
+            # every memo write a BINPUT, each at the next index (as pickle writes them)
+            writes = run.memoized + 1
+            if len(run.put_order) != writes:
+                return 0
+            start = self.memo_len
+            written = chain.from_iterable(run.puts.iter_unpack(memoryview(buf)[i:stop]))
+            if list(written) != list(range(start, start + count * writes)):
+                return 0  # the loop finds the run where it differs
         if self._dropped(buf, stop):
             # APPENDS comes next and keeps none of them, and the memo keeps none (it keeps
             # nothing more): the records are never seen again. Only their text is decoded
@@ -1204,13 +1311,27 @@ class Machine:
         long_text = self._memo_long_text
         head, setitems, slots, keys = run.head, run.setitems, run.slots, run.keys
         done = 0
+        fresh = head and setitems and run.pushed >> 1 <= MAX_ITEMS
+        puts, put_order = run.puts, run.put_order
         for j in range(i, stop, run.size):
+            if puts is not None and puts.unpack_from(buf, j) != tuple(
+                map(memo_len.__add__, put_order)
+            ):
+                break  # a BINPUT elsewhere than MEMOIZE would store: the handler's
             fields = self._fields(run, consts, buf, j)
             if fields is None:
                 break
             target: Any
             if head:  # EMPTY_DICT/EMPTY_LIST, then MEMOIZE as the inline path does it
-                target = {} if setitems else []
+                if fresh:  # its items, as SETITEMS puts them in (all of them fit)
+                    if keys is None:
+                        it = iter(run.order(fields))
+                        target = dict(zip(it, it, strict=False))
+                    else:
+                        target = dict(zip(keys, run.items(fields), strict=True))
+                else:
+                    target = {} if setitems else []
+                    _fill(run, target, run.order(fields) if keys is None else run.items(fields))
                 if len(memo) < MAX_MEMO:
                     if structured >= MAX_MEMO_STRUCTURED:
                         memo[memo_len] = _FORGOTTEN
@@ -1221,7 +1342,7 @@ class Machine:
                 memo_len += 1
             else:
                 target = stack[-1]
-            _fill(run, target, run.order(fields) if keys is None else run.items(fields))
+                _fill(run, target, run.order(fields) if keys is None else run.items(fields))
             if slots is not None:  # the run's MEMOIZEs, as the inline MEMOIZE stores them
                 size = len(memo)
                 for value in slots(fields):
@@ -1619,14 +1740,15 @@ class Machine:
         value = self.top()
         if index > self._put_top:
             self._put_top = index
-        if type(value) in _STRUCTURED:
+        kind = type(value)  # what it is, kept or not (as the inline MEMOIZE decides)
+        if kind in _STRUCTURED:
             # Containers and calls are only needed to render calls and read small states;
             # past a budget the memo keeps a placeholder so memory stays bounded.
             if self._memo_structured >= MAX_MEMO_STRUCTURED:
                 value = _FORGOTTEN
             else:
                 self._memo_structured += 1
-        elif type(value) is str and len(value) > LONG_TEXT:
+        elif kind is str and len(value) > LONG_TEXT:
             self._memo_long_text += len(value)
             if self._memo_long_text > MAX_MEMO_LONG_TEXT:
                 value = _FORGOTTEN
@@ -1640,7 +1762,7 @@ class Machine:
         self.memo_len += 1
         if size < MAX_MEMO:
             memo[index] = value
-        elif size < MAX_MEMO_NAMES and type(value) in _NAME_TYPES:
+        elif size < MAX_MEMO_NAMES and kind in _NAME_TYPES:
             memo[index] = value  # past the cap only what names are made of is kept
 
     def op_GET(self, pos: int) -> bool:

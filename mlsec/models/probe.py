@@ -233,6 +233,11 @@ def _probe_machine(reader: _HeadReader) -> Machine:
     return _probe_machine_class()(reader, budget, PickleHooks(after_build=_stop))
 
 
+def prepare_probe() -> None:
+    """Import what the probe's decode needs (it imports lazily: most files are no pickle)."""
+    _probe_machine_class()
+
+
 @functools.cache
 def _probe_machine_class() -> type[Machine]:
     from mlsec.formats.pickle import Machine

@@ -138,8 +138,20 @@ def _bench(count: int, text: bytes = b"x" * 740) -> bytes:
 def test_records_as_pickle_writes_them(protocol: int) -> None:
     data = pickle.dumps(_records(3000), protocol=protocol)
     m = _same(data)
-    if protocol >= 4:
-        assert _applied(m) > 0
+    assert _applied(m) > 40_000  # protocols 2 and 3 write BINPUT/LONG_BINPUT, 4 MEMOIZE
+
+
+@pytest.mark.parametrize("index", [0, 3, 700, 10**6])
+def test_binput_elsewhere_than_the_next_index_is_left_to_the_handler(index: int) -> None:
+    # pickle writes BINPUT/LONG_BINPUT at the next index; one record writes elsewhere (over
+    # an entry, or ahead of memo_len): from there the opcodes go one by one
+    data = bytearray(pickle.dumps(_records(1000), protocol=2))
+    at = data.index(b"r", len(data) // 2)  # a LONG_BINPUT in the middle
+    while data[at + 5] not in (0x4B, 0x4D, 0x4A, 0x58, 0x86, 0x87, 0x85, 0x28, 0x75):
+        at = data.index(b"r", at + 1)
+    data[at + 1 : at + 5] = struct.pack("<I", index)
+    m = _same(bytes(data))
+    assert _applied(m) > 0
 
 
 def test_tuples_bools_and_memo_reads_inside_records(monkeypatch) -> None:
@@ -363,3 +375,98 @@ def test_records_dropped_by_a_full_list_are_still_checked(monkeypatch, bad: int 
     assert (m.result.error is None) is (bad is None)
     if bad is None:
         assert m._memo_long_text == 3000 * 300  # characters, not bytes
+
+
+def test_tuple_keys_are_left_to_the_handler() -> None:
+    # {(memo list,): 1}: a key that cannot be hashed is skipped by SETITEMS, never raised
+    head = b"\x80\x04]\x94"  # memo 0: a list
+    body = b"}\x94(h\x00\x85K\x01u" * 50 + b"}\x94(K\x02\x85K\x01u" * 50
+    m = _same(head + b"(" + body + b"e.")
+    assert m.result.error is None
+    assert {} in m.result.result and {(2,): 1} in m.result.result
+
+
+def test_large_layouts_do_not_stay_in_the_regex_cache() -> None:
+    import re
+
+    re.purge()
+    data = pickle.dumps([list(range(i * 1000 + 70_000, i * 1000 + 71_000)) for i in range(30)])
+    m = _same(data)
+    assert _applied(m) > 0
+    assert max(len(run.pattern.pattern) for run in m._runs) > machine.RUN_CACHED_PATTERN
+    assert all(len(key[1]) <= machine.RUN_CACHED_PATTERN for key in re._cache if key[0] is bytes)
+
+
+def test_a_file_of_records_is_judged_to_its_end_or_reported(scan_file) -> None:
+    from mlsec.config import Limits
+
+    from .conftest import hits
+
+    data = _bench(5000)
+    report = scan_file("records.pkl", data)
+    assert hits(report) == {("MLS102", "info", "records.pkl", None)}  # read to its STOP
+    for limits in (Limits(file_timeout_seconds=1e-6), Limits(max_pickle_ops=20_000)):
+        report = scan_file("records.pkl", data, limits=limits)
+        limit = [f for f in report.findings if f.rule_id == "MLS904"]
+        assert [(f.severity.value, f.path) for f in limit] == [("medium", "records.pkl")]
+
+
+_MUTATED = [
+    _bench(300, b"x" * 300),
+    pickle.dumps(_records(300), protocol=2),
+    pickle.dumps(_records(300), protocol=4),
+    pickle.dumps([list(range(i, i + 30)) for i in range(0, 3000, 30)], protocol=4),
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(range(len(_MUTATED))),
+    st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=4),
+)
+def test_differential_on_mutated_record_pickles(sample: int, edits: list[Any]) -> None:
+    # hostile bytes in the middle of runs (a corrupted length, index, opcode or text): the
+    # runs stop, or decline, exactly where the opcodes would
+    data = bytearray(_MUTATED[sample])
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    _same(bytes(data))
+
+
+def test_runs_that_do_not_pay_are_seldom_tried(monkeypatch) -> None:
+    # every record alone between opcodes runs do not take (an object's state: NEWOBJ, the
+    # dict, BUILD): one record per try costs more than it saves, so tries back off
+    state = b"}\x94(" + _uni("x") + b"\x94K\x01" + _uni("y") + b"\x94K\x02u"
+    body = b"\x8c\x08builtins\x94\x8c\x06object\x94\x93\x94"  # memo 1, 2, 3
+    body += b"".join(b"h\x03)\x81\x94" + state + b"b" for _ in range(5000))
+    tries = 0
+    real = Machine._try_runs
+
+    def counting(self: Machine, *args: Any) -> Any:
+        nonlocal tries
+        tries += 1
+        return real(self, *args)
+
+    monkeypatch.setattr(Machine, "_try_runs", counting)
+    _same(b"\x80\x04]\x94(" + body + b"e.")
+    assert tries < 100  # of 5000 records: the wait doubles to RUN_MAX_WAIT
+
+
+def test_large_layouts_that_never_repeat_are_learnt_a_few_times(monkeypatch) -> None:
+    compiled = 0
+    real = machine._compile_run
+
+    def counting(*args: Any) -> Any:
+        nonlocal compiled
+        run, cost = real(*args)
+        compiled += run is not None
+        return run, cost
+
+    monkeypatch.setattr(machine, "_compile_run", counting)
+    runs = [
+        b"(" + b"".join(_uni(f"k{j + i}") + b"K\x01" for j in range(1000)) + b"u"
+        for i in range(100)
+    ]
+    _same(b"\x80\x04}\x94" + b"".join(runs) + b".")
+    # each costs more than RUN_CREDIT / 3 to learn (re's compiler is slow) and pays nothing
+    assert compiled <= 3

@@ -240,3 +240,55 @@ def test_progress_counts_every_file_once(tmp_path: Path, monkeypatch: pytest.Mon
 
     scan(ScanOptions(path=tmp_path, jobs=2, use_cache=False), progress=progress)
     assert bars and all(total == done == 33 for total, done in bars.values())
+
+
+def test_no_process_can_be_started_the_files_are_analyzed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process limit (a container's pids.max) makes fork fail: the scan does the work in
+    its own process, with the same report, instead of failing the analyzer."""
+    _repo(tmp_path)
+    monkeypatch.setattr(pool, "MIN_FILES", 2)
+    options = ScanOptions(path=tmp_path, use_cache=False, reproducible=True)
+    one = scan(options._replace(jobs=1))
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    returned: list[object] = []
+    real = pool._in_pool
+
+    def spy(analyzer, targets, ctx, jobs):  # type: ignore[no-untyped-def]
+        returned.append(real(analyzer, targets, ctx, jobs))
+        return returned[-1]
+
+    monkeypatch.setattr(pool, "_in_pool", spy)
+    limited = scan(options._replace(jobs=2))
+    assert returned and all(r is None for r in returned)  # the pool could not start
+    assert limited.exit_code == one.exit_code
+    assert [(f.rule_id, f.path) for f in limited.findings] == [
+        (f.rule_id, f.path) for f in one.findings
+    ]
+    assert not limited.errors
+
+
+def test_isolating_a_file_without_a_process_is_an_internal_error_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a worker died, each file not done gets a process of its own; when none can be
+    started, the file is not analysed in the scan's process (it may be what kills a process)
+    and gets an internal error."""
+    [target] = _targets(tmp_path, ["bad.bin"])
+    ctx = AnalysisContext(
+        options=ScanOptions(path=tmp_path, jobs=2, use_cache=False), rules=load_rules()
+    )
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    outcome = pool._isolated(_Dies(), target, ctx)
+    assert outcome.findings == ()
+    assert [(e.path, e.internal, e.analyzer) for e in outcome.errors] == [("bad.bin", True, "dies")]
+    assert "no process could be started" in outcome.errors[0].message

@@ -203,3 +203,21 @@ def test_git_listing_that_fails_half_way_falls_back_to_the_file_system(
     halfway = walk.walk(ScanOptions(path=tmp_path, jobs=1), load_rules())
     assert [t.relpath for t in halfway.targets] == [t.relpath for t in whole.targets]
     assert halfway.git
+
+
+def test_fork_map_does_the_work_itself_when_no_process_can_be_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = 0
+    real_fork = os.fork
+
+    def second_fork_fails() -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise BlockingIOError(11, "Resource temporarily unavailable")  # a pids limit
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", second_fork_fails)
+    assert pool.fork_map(lambda x: x + 1, list(range(999)), 3) == [x + 1 for x in range(999)]
+    assert calls == 2
