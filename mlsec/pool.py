@@ -68,10 +68,11 @@ def effective_jobs(jobs: int) -> int:
     return min(machine_jobs(), by_memory)
 
 
-def worth_a_pool(targets: Sequence[Target], jobs: int) -> bool:
-    if jobs < 2 or len(targets) < 2:
+def worth_a_pool(sizes: Sequence[int], jobs: int) -> bool:
+    """Whether files of these work sizes (:meth:`FileAnalyzer.work_size`) pay for workers."""
+    if jobs < 2 or len(sizes) < 2:
         return False
-    enough = len(targets) >= MIN_FILES or sum(t.size for t in targets) >= MIN_BYTES
+    enough = len(sizes) >= MIN_FILES or sum(sizes) >= MIN_BYTES
     return enough and _can_fork()
 
 
@@ -93,8 +94,9 @@ def analyze_files(
     jobs = effective_jobs(ctx.options.jobs) if analyzer.per_file_outcomes else 1
     pending = [targets[i] for i in todo]
     fresh: list[FileOutcome] | None = None
-    if worth_a_pool(pending, jobs):
-        fresh = _in_pool(analyzer, pending, ctx, jobs)
+    sizes = [analyzer.work_size(t) for t in pending]
+    if worth_a_pool(sizes, jobs):
+        fresh = _in_pool(analyzer, pending, sizes, ctx, jobs)
     if fresh is None:  # too little work, or no process could be started
         fresh = []
         for target in pending:
@@ -192,15 +194,15 @@ def _can_fork() -> bool:
 _JOB: tuple[FileAnalyzer, AnalysisContext, Sequence[Target]] | None = None
 
 
-def _chunks(targets: Sequence[Target], jobs: int) -> list[list[int]]:
-    """Indexes in pieces of about equal bytes (largest first, each to the lightest piece)."""
-    count = min(len(targets), jobs * CHUNKS_PER_JOB)
+def _chunks(sizes: Sequence[int], jobs: int) -> list[list[int]]:
+    """Indexes in pieces of about equal work (largest first, each to the lightest piece)."""
+    count = min(len(sizes), jobs * CHUNKS_PER_JOB)
     pieces: list[list[int]] = [[] for _ in range(count)]
     weights = [0] * count
-    for index in sorted(range(len(targets)), key=lambda i: -targets[i].size):
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
         lightest = min(range(count), key=weights.__getitem__)
         pieces[lightest].append(index)
-        weights[lightest] += targets[index].size + 4096  # a file costs something however small
+        weights[lightest] += sizes[index] + 4096  # a file costs something however small
     order = sorted(range(count), key=lambda i: -weights[i])
     return [sorted(pieces[i]) for i in order if pieces[i]]
 
@@ -241,7 +243,11 @@ def _kill(executor: ProcessPoolExecutor) -> None:
 
 
 def _in_pool(
-    analyzer: FileAnalyzer, targets: Sequence[Target], ctx: AnalysisContext, jobs: int
+    analyzer: FileAnalyzer,
+    targets: Sequence[Target],
+    sizes: Sequence[int],
+    ctx: AnalysisContext,
+    jobs: int,
 ) -> list[FileOutcome] | None:
     import gc
     import multiprocessing
@@ -251,7 +257,7 @@ def _in_pool(
     from mlsec.resultcache import decode_outcome
 
     global _JOB
-    chunks = _chunks(targets, jobs)
+    chunks = _chunks(sizes, jobs)
     done: dict[int, FileOutcome] = {}
     _JOB = (analyzer, ctx._replace(progress=_no_progress), targets)
     # The workers share the scan's memory copy-on-write; a garbage collection in a worker

@@ -112,6 +112,11 @@ class FileAnalyzer(Analyzer):
     def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
         """Findings for one file."""
 
+    def work_size(self, target: Target) -> int:
+        """About how many bytes analysing ``target`` reads: what decides whether worker
+        processes pay (:mod:`mlsec.pool`) and how files are shared among them."""
+        return target.size
+
     def begin(self, ctx: AnalysisContext) -> None:
         """Set up per-scan state (configuration, policies) before the first file."""
 

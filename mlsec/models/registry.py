@@ -76,7 +76,9 @@ class ModelFormat(NamedTuple):
     :class:`~mlsec.models.checks.FormatChecks` method that checks it as a leaf;
     ``weights``: BOM role; ``modelscan``: modelscan's format for routing; ``facts``: the
     ``format`` values of the :class:`~mlsec.facts.ModelFileFact` a file of this format yields
-    for the BOM (none for compressed streams: the fact names what they hold).
+    for the BOM (none for compressed streams: the fact names what they hold);
+    ``header_only``: its check reads a header, whatever the file's size (the pool counts the
+    work a file makes, not its bytes).
     """
 
     name: str
@@ -92,6 +94,7 @@ class ModelFormat(NamedTuple):
     weights: Weights = Weights.NEVER
     modelscan: str | None = None
     facts: tuple[str, ...] = ()
+    header_only: bool = False
 
     def named(self, kind: FileKind, lower_name: str) -> bool:
         """Whether a file of ``kind`` is this format by its (lower-case) name."""
@@ -290,6 +293,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         check="gguf",
         weights=Weights.ALWAYS,
         facts=("gguf",),
+        header_only=True,
     ),
     ModelFormat(
         "keras-h5",
@@ -310,6 +314,7 @@ FORMATS: tuple[ModelFormat, ...] = (
         check="safetensors",
         weights=Weights.ALWAYS,
         facts=("safetensors",),
+        header_only=True,
     ),
     ModelFormat(
         "lzma",

@@ -26,6 +26,12 @@ from mlsec.walk import Target
 REPO = Path(__file__).resolve().parents[2]
 
 
+def walk_targets(root: Path) -> list[Target]:
+    from mlsec.walk import walk
+
+    return walk(ScanOptions(path=root, use_git=False), load_rules()).targets
+
+
 def _evil(module: str, name: str) -> bytes:
     body = f"c{module}\n{name}\n".encode() + b"X\x04\x00\x00\x00echo"
     return b"\x80\x02" + body + b"\x85R."
@@ -48,9 +54,9 @@ def test_same_report_whatever_the_jobs(tmp_path: Path, monkeypatch: pytest.Monke
     used: list[int] = []
     real = pool._in_pool
 
-    def spy(analyzer, targets, ctx, jobs):  # type: ignore[no-untyped-def]
+    def spy(analyzer, targets, sizes, ctx, jobs):  # type: ignore[no-untyped-def]
         used.append(jobs)
-        return real(analyzer, targets, ctx, jobs)
+        return real(analyzer, targets, sizes, ctx, jobs)
 
     monkeypatch.setattr(pool, "_in_pool", spy)
     options = ScanOptions(path=tmp_path, use_cache=False, reproducible=True)
@@ -75,6 +81,31 @@ def test_small_work_stays_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(pool, "_in_pool", refuse)
     report = scan(ScanOptions(path=tmp_path, use_cache=False, jobs=4))
     assert ("MLS101", "evil.pkl") in {(f.rule_id, f.path) for f in report.findings}
+
+
+def test_big_files_whose_check_reads_a_header_stay_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight 16 MiB safetensors files are 128 MiB (over MIN_BYTES), but their check reads
+    eight headers: no workers. Eight pickles of that size would get them."""
+    header = b'{"w":{"dtype":"U8","shape":[16777216],"data_offsets":[0,16777216]}}'
+    for i in range(8):
+        with open(tmp_path / f"m{i}.safetensors", "wb") as out:
+            out.write(len(header).to_bytes(8, "little") + header)
+            out.truncate(8 + len(header) + 16 * 1024**2)  # sparse: no disk used
+
+    def refuse(*args: object) -> object:
+        raise AssertionError("a pool for eight headers")
+
+    monkeypatch.setattr(pool, "_in_pool", refuse)
+    report = scan(ScanOptions(path=tmp_path, use_cache=False, jobs=2))
+    assert report.files_scanned == 8 and not report.errors
+    from mlsec.models.checks import ModelFormatsAnalyzer
+
+    targets = [t for t in walk_targets(tmp_path) if t.kind is FileKind.SAFETENSORS]
+    sizes = [ModelFormatsAnalyzer().work_size(t) for t in targets]
+    assert len(sizes) == 8 and not pool.worth_a_pool(sizes, 2)
+    assert pool.worth_a_pool([t.size for t in targets], 2)  # by bytes it would have been
 
 
 class _Dies(FileAnalyzer):
@@ -259,8 +290,8 @@ def test_no_process_can_be_started_the_files_are_analyzed_here(
     returned: list[object] = []
     real = pool._in_pool
 
-    def spy(analyzer, targets, ctx, jobs):  # type: ignore[no-untyped-def]
-        returned.append(real(analyzer, targets, ctx, jobs))
+    def spy(analyzer, targets, sizes, ctx, jobs):  # type: ignore[no-untyped-def]
+        returned.append(real(analyzer, targets, sizes, ctx, jobs))
         return returned[-1]
 
     monkeypatch.setattr(pool, "_in_pool", spy)
