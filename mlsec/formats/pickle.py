@@ -55,11 +55,12 @@ MAX_RUN_OPS = 4096
 MAX_RUN_TEXT = 1 << 16
 RUN_CACHE = 4  # layouts kept (most recent first)
 RUN_CACHED_PATTERN = 4096  # bytes of a layout's pattern that re's own cache may keep
-RUN_READAHEAD = 1 << 20  # bytes of a file buffered at once where a run is cut by the buffer
+RUN_READAHEAD = 4 << 20  # bytes of a file buffered at once where runs meet the buffer's end
 RUN_CALL_COST = 16  # what trying runs once costs, in opcodes decoded one by one
 RUN_COMPILE_COST = 400  # what learning a layout costs, besides its opcodes
 RUN_MAX_WAIT = 1024
 RUN_CREDIT = 50_000  # work (in opcodes) runs may cost before they pay for themselves (~15 ms)
+RUN_SHARE = 2  # and a 1 / 2**RUN_SHARE of the opcodes decoded (a quarter)
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
@@ -211,6 +212,7 @@ _MISSING = Opaque("<not in the memo>")
 _DOUBLE = struct.Struct(">d")
 _REFILLED = -2  # _run_at: the reader's buffer holds more now (decode the opcode again)
 _DECLINED = -3  # _apply_runs: the bytes have the layout, but the opcodes must go one by one
+_NEVER = -(1 << 62)  # a credit no count of opcodes makes good (runs off)
 _CUT = -4  # _try_runs: the run is cut by the end of the buffer or of a FRAME, most likely
 _IS_TRUE = (0x88).__eq__  # a NEWTRUE/NEWFALSE opcode byte -> its value
 _DECODE_TEXT = methodcaller("decode", "utf-8", "surrogatepass")
@@ -613,8 +615,8 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         tuple(put_order),
     )
     # compiling the pattern costs about 100 us and 5 us per opcode (re's compiler is Python):
-    # in opcodes decoded one by one, about RUN_COMPILE_COST and 20 per opcode
-    return run, RUN_COMPILE_COST + 20 * count
+    # in opcodes decoded one by one, about RUN_COMPILE_COST and 30 per opcode
+    return run, RUN_COMPILE_COST + 30 * count
 
 
 def _text_bytes(span: tuple[int, int]) -> int:
@@ -712,7 +714,8 @@ class Machine:
         self._memo_long_text = 0  # characters of memoized strings longer than LONG_TEXT
         self._put_top = -1  # the highest index PUT/BINPUT/LONG_BINPUT/MEMOIZE stored at
         self._runs: list[_Run] = []  # layouts of runs seen (most recent first)
-        self._run_credit = RUN_CREDIT if self.RUNS else 0
+        # what runs may still cost, in opcodes, besides a quarter of those decoded (see _run_at)
+        self._run_credit = RUN_CREDIT if self.RUNS else _NEVER
         self._run_ops = 0  # opcodes the runs last applied stand for
         # chances to skip before runs are tried again (see _run_at), and the next wait
         self._mark_wait = self._mark_backoff = 0
@@ -841,7 +844,7 @@ class Machine:
                         if len(metastack) < MAX_STACK:
                             if self._mark_wait:
                                 self._mark_wait -= 1
-                            elif stack and self._run_credit > 0:
+                            elif stack and self._run_credit + (ops >> RUN_SHARE) > 0:
                                 target = stack[-1]
                                 if type(target) is dict or type(target) is list:
                                     self.memo_len = memo_len
@@ -941,7 +944,9 @@ class Machine:
                             pass
                         elif self._head_wait:  # runs did not pay lately (see _run_at)
                             self._head_wait -= 1
-                        elif self._run_credit > 0 and len(metastack) < MAX_STACK:
+                        elif (
+                            self._run_credit + (ops >> RUN_SHARE) > 0 and len(metastack) < MAX_STACK
+                        ):
                             self.memo_len = memo_len
                             self._memo_structured = structured_kept
                             end = self._run_at(buf, i, n, stack, head)
@@ -1049,10 +1054,10 @@ class Machine:
         layout are applied in one go; the opcodes they stand for are in ``self._run_ops``.
 
         Runs are tried while they pay off. An attempt costs about RUN_CALL_COST opcodes
-        (and learning a layout its scan), and earns the opcodes it covers: an attempt that
-        does not earn more than it costs makes the next ones wait (1, 3, 7... up to
-        RUN_MAX_WAIT chances skipped, for MARKs and new containers apart), and a pickle whose
-        runs never pay spends at most RUN_CREDIT on them.
+        (and learning a layout what re's compiler takes), and earns the opcodes it covers:
+        an attempt that does not earn more than it costs makes the next ones wait (1, 3, 7...
+        up to RUN_MAX_WAIT chances skipped, for MARKs and new containers apart), and runs
+        that never pay spend at most RUN_CREDIT and a quarter of the opcodes decoded.
         """
         end = self._try_runs(buf, i, n, stack, head)
         if end == _REFILLED:
@@ -1080,27 +1085,13 @@ class Machine:
                     if k:
                         runs.insert(0, runs.pop(k))
                     return end
+                if end == _REFILLED:
+                    return end
                 if end == _DECLINED:
                     return -1  # the layout is known: learning it again would not help
-        cut = [run.size for run in runs if run.head == head and run.size > n - i]
-        if cut:
-            # cut by the buffer's end, most likely: buffer more of a file at once, so that
-            # runs are met whole (the reader's position does not move). After a refill at
-            # least RUN_READAHEAD / 2 bytes are decoded before the next: each byte is copied
-            # into the buffer at most twice.
-            r = self.r
-            if (
-                r.seekable
-                and self.frame_end is None
-                and n == len(buf)
-                and not self._drained
-                and max(cut) <= RUN_READAHEAD // 2
-            ):
-                r._i = i
-                # at the stream's end nothing more comes: no refill after that
-                self._drained = not r._fill(RUN_READAHEAD)
-                return _REFILLED  # the buffer moved: the caller reads it again
-            return _CUT
+        if any(run.head == head and run.size > n - i for run in runs):
+            # cut by the buffer's end, most likely
+            return _REFILLED if self._refill(buf, i, n) else _CUT
         built, cost = _compile_run(buf, i, n, head)
         self._run_credit -= cost
         if built is None or (not head and built.setitems is not setitems):
@@ -1108,7 +1099,28 @@ class Machine:
         runs.insert(0, built)
         del runs[RUN_CACHE:]
         end = self._apply_runs(built, buf, i, n, stack)
-        return end if end >= 0 else -1
+        return end if end >= 0 or end == _REFILLED else -1
+
+    def _refill(self, buf: bytes, i: int, n: int) -> bool:
+        """Have a file buffered RUN_READAHEAD bytes ahead from ``buf[i]`` (the reader's
+        position does not move), so that runs are met whole; whether the buffer moved.
+
+        Only where fewer than RUN_READAHEAD / 2 bytes are left: at least that many are
+        decoded between two refills, so each byte is copied into the buffer at most twice.
+        """
+        r = self.r
+        if (
+            r.seekable
+            and self.frame_end is None
+            and n == len(buf)
+            and not self._drained
+            and n - i < RUN_READAHEAD // 2
+        ):
+            r._i = i
+            # at the stream's end nothing more comes: no refill after that
+            self._drained = not r._fill(RUN_READAHEAD)
+            return True
+        return False
 
     def _apply_runs(self, run: _Run, buf: bytes, i: int, n: int, stack: list[Any]) -> int:
         """The effect of the runs of this layout from ``buf[i]`` on, as their opcodes one by
@@ -1117,6 +1129,8 @@ class Machine:
         found = run.pattern.match(buf, i, n)
         if found is None:
             return -1
+        if found.end() + run.size > n and self._refill(buf, i, n):
+            return _REFILLED  # the buffer's end may cut the runs: match them whole
         # past here the bytes have the layout: "not applied" is _DECLINED
         if (run.slots is not None or run.head) and self._put_top >= self.memo_len:
             return _DECLINED  # MEMOIZE would overwrite an entry PUT ahead of it
