@@ -514,6 +514,8 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     setitems = buf[q] == 0x75
     if not on_stack or (setitems and len(on_stack) % 2):
         return None, count
+    if puts and len(puts) != len(memoized) + (1 if head else 0):
+        return None, count  # MEMOIZE and BINPUT mixed: no pickler writes that
     if head and setitems is not (buf[i] == 0x7D):
         return None, count  # items that the new container does not take (modelled)
     keys_at = set(on_stack[::2]) if setitems else set()
@@ -1147,14 +1149,30 @@ class Machine:
             if run.key_gets and not _SCALARS.issuperset(map(type, read)):
                 return _DECLINED  # keys that are not constants: the handler's checks (loosely)
             consts += read  # in _Run.order, the memo reads follow the texts: see _fields
+        stop = found.end()
+        if run.puts is not None:
+            stop = self._in_order(run, buf, i, stop)
+        if stop == i:
+            return _DECLINED
         if len(self.memo) >= max(MAX_MEMO, MAX_MEMO_NAMES):
-            done = self._full_memo_runs(run, consts, buf, i, found.end(), stack)
+            done = self._full_memo_runs(run, consts, buf, i, stop, stack)
         else:
-            done = self._exact_runs(run, consts, buf, i, found.end(), stack)
+            done = self._exact_runs(run, consts, buf, i, stop, stack)
         if done and run.puts is not None:  # they wrote at memo_len: the highest is below it
             self._put_top = max(self._put_top, self.memo_len - 1)
         self._run_ops = done * run.ops
         return i + done * run.size if done else _DECLINED
+
+    def _in_order(self, run: _Run, buf: bytes, i: int, stop: int) -> int:
+        """Where the runs in ``buf[i:stop]`` whose BINPUT/LONG_BINPUTs each write at the next
+        index (where MEMOIZE would, as pickle writes them) end."""
+        assert run.puts is not None
+        start = self.memo_len
+        written = list(chain.from_iterable(run.puts.iter_unpack(memoryview(buf)[i:stop])))
+        if written == list(range(start, start + len(written))):
+            return stop
+        first = next(k for k, index in enumerate(written) if index != start + k)
+        return i + first // len(run.put_order) * run.size
 
     def _fields(self, run: _Run, consts: tuple[Any, ...], buf: bytes, j: int) -> Any:
         """The fields of the run at ``buf[j]`` in _Run.order's groups, or None where an
@@ -1199,13 +1217,8 @@ class Machine:
         text = texts[0] if simple and len(texts) == 1 else None
         long_text = 0
         done = 0
-        puts, put_order = run.puts, run.put_order
         writes = run.memoized + (1 if head else 0)
         for j in range(i, stop, run.size):
-            if puts is not None and puts.unpack_from(buf, j) != tuple(
-                map((self.memo_len + done * writes).__add__, put_order)
-            ):
-                break  # a BINPUT elsewhere than MEMOIZE would store: the handler's
             if text is not None or (simple and not texts):
                 fields = consts
                 if little is not None:
@@ -1246,15 +1259,6 @@ class Machine:
         assert run.keys is not None
         size = run.size
         count = (stop - i) // size
-        if run.puts is not None:
-            # every memo write a BINPUT, each at the next index (as pickle writes them)
-            writes = run.memoized + 1
-            if len(run.put_order) != writes:
-                return 0
-            start = self.memo_len
-            written = chain.from_iterable(run.puts.iter_unpack(memoryview(buf)[i:stop]))
-            if list(written) != list(range(start, start + count * writes)):
-                return 0  # the loop finds the run where it differs
         if self._dropped(buf, stop):
             # APPENDS comes next and keeps none of them, and the memo keeps none (it keeps
             # nothing more): the records are never seen again. Only their text is decoded
@@ -1331,12 +1335,7 @@ class Machine:
         head, setitems, slots, keys = run.head, run.setitems, run.slots, run.keys
         done = 0
         fresh = head and setitems and run.pushed >> 1 <= MAX_ITEMS
-        puts, put_order = run.puts, run.put_order
         for j in range(i, stop, run.size):
-            if puts is not None and puts.unpack_from(buf, j) != tuple(
-                map(memo_len.__add__, put_order)
-            ):
-                break  # a BINPUT elsewhere than MEMOIZE would store: the handler's
             fields = self._fields(run, consts, buf, j)
             if fields is None:
                 break

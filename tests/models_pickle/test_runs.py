@@ -484,3 +484,12 @@ def test_runs_resume_once_the_credit_grows_back(monkeypatch) -> None:
     data = b"\x80\x04]\x94}\x94" + unique + b"0(" + records + b"e."
     m = _same(data)
     assert m._run_credit > 100_000  # earned by the records
+
+
+def test_memoize_and_binput_mixed_are_left_to_the_opcodes() -> None:
+    # no pickler writes both in one record; the opcodes decide what each stores
+    records = b"".join(
+        b"}\x94(" + _uni("a") + b"q" + bytes([2 + 3 * i]) + _uni("b") + b"\x94u" for i in range(60)
+    )
+    m = _same(b"\x80\x04]\x94(" + records + b"e.")
+    assert len(m.memo) == 1 + 3 * 60
