@@ -55,11 +55,12 @@ MAX_RUN_OPS = 4096
 MAX_RUN_TEXT = 1 << 16
 RUN_CACHE = 4  # layouts kept (most recent first)
 RUN_CACHED_PATTERN = 4096  # bytes of a layout's pattern that re's own cache may keep
-RUN_READAHEAD = 1 << 20  # bytes of a file buffered at once where a run is cut by the buffer
+RUN_READAHEAD = 4 << 20  # bytes of a file buffered at once where runs meet the buffer's end
 RUN_CALL_COST = 16  # what trying runs once costs, in opcodes decoded one by one
 RUN_COMPILE_COST = 400  # what learning a layout costs, besides its opcodes
 RUN_MAX_WAIT = 1024
 RUN_CREDIT = 50_000  # work (in opcodes) runs may cost before they pay for themselves (~15 ms)
+RUN_SHARE = 2  # and a 1 / 2**RUN_SHARE of the opcodes decoded (a quarter)
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
@@ -211,6 +212,7 @@ _MISSING = Opaque("<not in the memo>")
 _DOUBLE = struct.Struct(">d")
 _REFILLED = -2  # _run_at: the reader's buffer holds more now (decode the opcode again)
 _DECLINED = -3  # _apply_runs: the bytes have the layout, but the opcodes must go one by one
+_NEVER = -(1 << 62)  # a credit no count of opcodes makes good (runs off)
 _CUT = -4  # _try_runs: the run is cut by the end of the buffer or of a FRAME, most likely
 _IS_TRUE = (0x88).__eq__  # a NEWTRUE/NEWFALSE opcode byte -> its value
 _DECODE_TEXT = methodcaller("decode", "utf-8", "surrogatepass")
@@ -512,6 +514,8 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
     setitems = buf[q] == 0x75
     if not on_stack or (setitems and len(on_stack) % 2):
         return None, count
+    if puts and len(puts) != len(memoized) + (1 if head else 0):
+        return None, count  # MEMOIZE and BINPUT mixed: no pickler writes that
     if head and setitems is not (buf[i] == 0x7D):
         return None, count  # items that the new container does not take (modelled)
     keys_at = set(on_stack[::2]) if setitems else set()
@@ -613,8 +617,8 @@ def _compile_run(buf: bytes, i: int, n: int, head: int) -> tuple[_Run | None, in
         tuple(put_order),
     )
     # compiling the pattern costs about 100 us and 5 us per opcode (re's compiler is Python):
-    # in opcodes decoded one by one, about RUN_COMPILE_COST and 20 per opcode
-    return run, RUN_COMPILE_COST + 20 * count
+    # in opcodes decoded one by one, about RUN_COMPILE_COST and 30 per opcode
+    return run, RUN_COMPILE_COST + 30 * count
 
 
 def _text_bytes(span: tuple[int, int]) -> int:
@@ -712,7 +716,8 @@ class Machine:
         self._memo_long_text = 0  # characters of memoized strings longer than LONG_TEXT
         self._put_top = -1  # the highest index PUT/BINPUT/LONG_BINPUT/MEMOIZE stored at
         self._runs: list[_Run] = []  # layouts of runs seen (most recent first)
-        self._run_credit = RUN_CREDIT if self.RUNS else 0
+        # what runs may still cost, in opcodes, besides a quarter of those decoded (see _run_at)
+        self._run_credit = RUN_CREDIT if self.RUNS else _NEVER
         self._run_ops = 0  # opcodes the runs last applied stand for
         # chances to skip before runs are tried again (see _run_at), and the next wait
         self._mark_wait = self._mark_backoff = 0
@@ -836,7 +841,7 @@ class Machine:
                         if len(metastack) < MAX_STACK:
                             if self._mark_wait:
                                 self._mark_wait -= 1
-                            elif stack and self._run_credit > 0:
+                            elif stack and self._run_credit + (ops >> RUN_SHARE) > 0:
                                 target = stack[-1]
                                 if type(target) is dict or type(target) is list:
                                     self.memo_len = memo_len
@@ -936,7 +941,9 @@ class Machine:
                             pass
                         elif self._head_wait:  # runs did not pay lately (see _run_at)
                             self._head_wait -= 1
-                        elif self._run_credit > 0 and len(metastack) < MAX_STACK:
+                        elif (
+                            self._run_credit + (ops >> RUN_SHARE) > 0 and len(metastack) < MAX_STACK
+                        ):
                             self.memo_len = memo_len
                             self._memo_structured = structured_kept
                             end = self._run_at(buf, i, n, stack, head)
@@ -1044,10 +1051,10 @@ class Machine:
         layout are applied in one go; the opcodes they stand for are in ``self._run_ops``.
 
         Runs are tried while they pay off. An attempt costs about RUN_CALL_COST opcodes
-        (and learning a layout its scan), and earns the opcodes it covers: an attempt that
-        does not earn more than it costs makes the next ones wait (1, 3, 7... up to
-        RUN_MAX_WAIT chances skipped, for MARKs and new containers apart), and a pickle whose
-        runs never pay spends at most RUN_CREDIT on them.
+        (and learning a layout what re's compiler takes), and earns the opcodes it covers:
+        an attempt that does not earn more than it costs makes the next ones wait (1, 3, 7...
+        up to RUN_MAX_WAIT chances skipped, for MARKs and new containers apart), and runs
+        that never pay spend at most RUN_CREDIT and a quarter of the opcodes decoded.
         """
         end = self._try_runs(buf, i, n, stack, head)
         if end == _REFILLED:
@@ -1075,27 +1082,13 @@ class Machine:
                     if k:
                         runs.insert(0, runs.pop(k))
                     return end
+                if end == _REFILLED:
+                    return end
                 if end == _DECLINED:
                     return -1  # the layout is known: learning it again would not help
-        cut = [run.size for run in runs if run.head == head and run.size > n - i]
-        if cut:
-            # cut by the buffer's end, most likely: buffer more of a file at once, so that
-            # runs are met whole (the reader's position does not move). After a refill at
-            # least RUN_READAHEAD / 2 bytes are decoded before the next: each byte is copied
-            # into the buffer at most twice.
-            r = self.r
-            if (
-                r.seekable
-                and self.frame_end is None
-                and n == len(buf)
-                and not self._drained
-                and max(cut) <= RUN_READAHEAD // 2
-            ):
-                r._i = i
-                # at the stream's end nothing more comes: no refill after that
-                self._drained = not r._fill(RUN_READAHEAD)
-                return _REFILLED  # the buffer moved: the caller reads it again
-            return _CUT
+        if any(run.head == head and run.size > n - i for run in runs):
+            # cut by the buffer's end, most likely
+            return _REFILLED if self._refill(buf, i, n) else _CUT
         built, cost = _compile_run(buf, i, n, head)
         self._run_credit -= cost
         if built is None or (not head and built.setitems is not setitems):
@@ -1103,7 +1096,28 @@ class Machine:
         runs.insert(0, built)
         del runs[RUN_CACHE:]
         end = self._apply_runs(built, buf, i, n, stack)
-        return end if end >= 0 else -1
+        return end if end >= 0 or end == _REFILLED else -1
+
+    def _refill(self, buf: bytes, i: int, n: int) -> bool:
+        """Have a file buffered RUN_READAHEAD bytes ahead from ``buf[i]`` (the reader's
+        position does not move), so that runs are met whole; whether the buffer moved.
+
+        Only where fewer than RUN_READAHEAD / 2 bytes are left: at least that many are
+        decoded between two refills, so each byte is copied into the buffer at most twice.
+        """
+        r = self.r
+        if (
+            r.seekable
+            and self.frame_end is None
+            and n == len(buf)
+            and not self._drained
+            and n - i < RUN_READAHEAD // 2
+        ):
+            r._i = i
+            # at the stream's end nothing more comes: no refill after that
+            self._drained = not r._fill(RUN_READAHEAD)
+            return True
+        return False
 
     def _apply_runs(self, run: _Run, buf: bytes, i: int, n: int, stack: list[Any]) -> int:
         """The effect of the runs of this layout from ``buf[i]`` on, as their opcodes one by
@@ -1112,6 +1126,8 @@ class Machine:
         found = run.pattern.match(buf, i, n)
         if found is None:
             return -1
+        if found.end() + run.size > n and self._refill(buf, i, n):
+            return _REFILLED  # the buffer's end may cut the runs: match them whole
         # past here the bytes have the layout: "not applied" is _DECLINED
         if (run.slots is not None or run.head) and self._put_top >= self.memo_len:
             return _DECLINED  # MEMOIZE would overwrite an entry PUT ahead of it
@@ -1128,14 +1144,30 @@ class Machine:
             if run.key_gets and not _SCALARS.issuperset(map(type, read)):
                 return _DECLINED  # keys that are not constants: the handler's checks (loosely)
             consts += read  # in _Run.order, the memo reads follow the texts: see _fields
+        stop = found.end()
+        if run.puts is not None:
+            stop = self._in_order(run, buf, i, stop)
+        if stop == i:
+            return _DECLINED
         if len(self.memo) >= max(MAX_MEMO, MAX_MEMO_NAMES):
-            done = self._full_memo_runs(run, consts, buf, i, found.end(), stack)
+            done = self._full_memo_runs(run, consts, buf, i, stop, stack)
         else:
-            done = self._exact_runs(run, consts, buf, i, found.end(), stack)
+            done = self._exact_runs(run, consts, buf, i, stop, stack)
         if done and run.puts is not None:  # they wrote at memo_len: the highest is below it
             self._put_top = max(self._put_top, self.memo_len - 1)
         self._run_ops = done * run.ops
         return i + done * run.size if done else _DECLINED
+
+    def _in_order(self, run: _Run, buf: bytes, i: int, stop: int) -> int:
+        """Where the runs in ``buf[i:stop]`` whose BINPUT/LONG_BINPUTs each write at the next
+        index (where MEMOIZE would, as pickle writes them) end."""
+        assert run.puts is not None
+        start = self.memo_len
+        written = list(chain.from_iterable(run.puts.iter_unpack(memoryview(buf)[i:stop])))
+        if written == list(range(start, start + len(written))):
+            return stop
+        first = next(k for k, index in enumerate(written) if index != start + k)
+        return i + first // len(run.put_order) * run.size
 
     def _fields(self, run: _Run, consts: tuple[Any, ...], buf: bytes, j: int) -> Any:
         """The fields of the run at ``buf[j]`` in _Run.order's groups, or None where an
@@ -1180,13 +1212,8 @@ class Machine:
         text = texts[0] if simple and len(texts) == 1 else None
         long_text = 0
         done = 0
-        puts, put_order = run.puts, run.put_order
         writes = run.memoized + (1 if head else 0)
         for j in range(i, stop, run.size):
-            if puts is not None and puts.unpack_from(buf, j) != tuple(
-                map((self.memo_len + done * writes).__add__, put_order)
-            ):
-                break  # a BINPUT elsewhere than MEMOIZE would store: the handler's
             if text is not None or (simple and not texts):
                 fields = consts
                 if little is not None:
@@ -1227,15 +1254,6 @@ class Machine:
         assert run.keys is not None
         size = run.size
         count = (stop - i) // size
-        if run.puts is not None:
-            # every memo write a BINPUT, each at the next index (as pickle writes them)
-            writes = run.memoized + 1
-            if len(run.put_order) != writes:
-                return 0
-            start = self.memo_len
-            written = chain.from_iterable(run.puts.iter_unpack(memoryview(buf)[i:stop]))
-            if list(written) != list(range(start, start + count * writes)):
-                return 0  # the loop finds the run where it differs
         if self._dropped(buf, stop):
             # APPENDS comes next and keeps none of them, and the memo keeps none (it keeps
             # nothing more): the records are never seen again. Only their text is decoded
@@ -1312,12 +1330,7 @@ class Machine:
         head, setitems, slots, keys = run.head, run.setitems, run.slots, run.keys
         done = 0
         fresh = head and setitems and run.pushed >> 1 <= MAX_ITEMS
-        puts, put_order = run.puts, run.put_order
         for j in range(i, stop, run.size):
-            if puts is not None and puts.unpack_from(buf, j) != tuple(
-                map(memo_len.__add__, put_order)
-            ):
-                break  # a BINPUT elsewhere than MEMOIZE would store: the handler's
             fields = self._fields(run, consts, buf, j)
             if fields is None:
                 break

@@ -70,7 +70,7 @@ def _run(data: bytes, runs: bool, pipe: bool = False, **budget: Any) -> tuple[Ma
     raw: Any = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
     m = Machine(ByteReader(raw, len(data)), _budget(**budget))
     m.RUNS = runs
-    m._run_credit = machine.RUN_CREDIT if runs else 0
+    m._run_credit = machine.RUN_CREDIT if runs else machine._NEVER
     return m, m.run()
 
 
@@ -371,7 +371,8 @@ def test_records_dropped_by_a_full_list_are_still_checked(monkeypatch, bad: int 
 
     monkeypatch.setattr(Machine, "_count_records", counting)
     m = _same(b"\x80\x04]\x94(" + body + b"e.")
-    assert dropped > (2000 if bad is None or bad > 2000 else 0)
+    if bad is None or bad > 2000:
+        assert dropped > 2000
     assert (m.result.error is None) is (bad is None)
     if bad is None:
         assert m._memo_long_text == 3000 * 300  # characters, not bytes
@@ -390,7 +391,7 @@ def test_large_layouts_do_not_stay_in_the_regex_cache() -> None:
     import re
 
     re.purge()
-    data = pickle.dumps([list(range(i * 1000 + 70_000, i * 1000 + 71_000)) for i in range(30)])
+    data = pickle.dumps([list(range(i * 1000 + 70_000, i * 1000 + 71_000)) for i in range(60)])
     m = _same(data)
     assert _applied(m) > 0
     assert max(len(run.pattern.pattern) for run in m._runs) > machine.RUN_CACHED_PATTERN
@@ -470,3 +471,25 @@ def test_large_layouts_that_never_repeat_are_learnt_a_few_times(monkeypatch) -> 
     _same(b"\x80\x04}\x94" + b"".join(runs) + b".")
     # each costs more than RUN_CREDIT / 3 to learn (re's compiler is slow) and pays nothing
     assert compiled <= 3
+
+
+def test_runs_resume_once_the_credit_grows_back(monkeypatch) -> None:
+    # layouts that never repeat use the credit up first; it grows back with the opcodes
+    # decoded one by one, and the records after them run by layout again
+    monkeypatch.setattr(machine, "RUN_CREDIT", 2000)
+    unique = b"".join(
+        b"(" + b"".join(_uni(f"k{j + i}") + b"K\x01" for j in range(60)) + b"u" for i in range(40)
+    )
+    records = b"".join(_bench_record(i, b"x" * 40) for i in range(20_000))
+    data = b"\x80\x04]\x94}\x94" + unique + b"0(" + records + b"e."
+    m = _same(data)
+    assert m._run_credit > 100_000  # earned by the records
+
+
+def test_memoize_and_binput_mixed_are_left_to_the_opcodes() -> None:
+    # no pickler writes both in one record; the opcodes decide what each stores
+    records = b"".join(
+        b"}\x94(" + _uni("a") + b"q" + bytes([2 + 3 * i]) + _uni("b") + b"\x94u" for i in range(60)
+    )
+    m = _same(b"\x80\x04]\x94(" + records + b"e.")
+    assert len(m.memo) == 1 + 3 * 60
