@@ -70,6 +70,7 @@ def _run(data: bytes, runs: bool, pipe: bool = False, **budget: Any) -> tuple[Ma
     raw: Any = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
     m = Machine(ByteReader(raw, len(data)), _budget(**budget))
     m.RUNS = runs
+    m.RUN_WARMUP = 0  # runs from the first opcode on (the inputs are small)
     m._run_credit = machine.RUN_CREDIT if runs else machine._NEVER
     return m, m.run()
 
