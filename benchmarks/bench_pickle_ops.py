@@ -3,9 +3,10 @@
 Builds (in memory) pickles of many small Python objects, the worst case for an opcode-level
 decoder (a few bytes per opcode), runs mlsec.formats.pickle.run_pickle on each and prints
 opcodes per second of CPU time (best of --runs; CPU time, so that other processes on a
-shared machine count less). ``objects-p4`` is a tenth of the 4 GiB many-objects pickle of
-benchmarks/bench_scale.py (past its first 250,000 records the memo keeps nothing more, the
-regime most of that file runs in); the others are what ``pickle.dumps`` writes.
+shared machine count less). ``objects-p4`` is 400,000 of the 5 million records of the
+4 GiB many-objects pickle of benchmarks/bench_scale.py (past its first 250,000 records the
+memo keeps nothing more, the regime most of that file runs in); the others are what
+``pickle.dumps`` writes.
 Usage: python benchmarks/bench_pickle_ops.py [--runs 5]
 """
 
