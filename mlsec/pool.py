@@ -13,8 +13,8 @@ context and the targets, and receive only indexes. They ignore SIGINT: on Ctrl-C
 kills them and exits 130. A worker that dies (a crash in a C decompressor) breaks the pool;
 the files not done are then analyzed one per process, so the file that kills its process
 is an internal error for that file alone, never a hang. Results travel as plain data
-(:mod:`mlsec.resultcache`'s encoding) through multiprocessing's pickles: the workers run
-mlsec's own pure-Python parsers, like the scan process itself (native parsers stay in
+(:mod:`mlsec.resultcache`'s encoding), pickled through a pipe: the workers run mlsec's own
+pure-Python parsers, like the scan process itself (native parsers stay in
 :mod:`mlsec.native`'s bounded worker, which speaks JSON).
 """
 
@@ -24,14 +24,11 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from mlsec.analyzers import AnalysisContext, FileAnalyzer, FileOutcome, internal_error
 from mlsec.errors import MlsecError
 from mlsec.walk import Target
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
 
 _Item = TypeVar("_Item")
 
@@ -183,10 +180,9 @@ def fork_map(func: Callable[[_Item], Any], items: Sequence[_Item], jobs: int) ->
 
 def _can_fork() -> bool:
     """Workers are forks (they inherit the analyzer's state); where there is no fork (Windows),
-    files are analyzed in the scan's process."""
-    import multiprocessing
-
-    return "fork" in multiprocessing.get_all_start_methods()
+    files are analyzed in the scan's process. (Not multiprocessing's list of start methods:
+    importing multiprocessing costs 5 ms.)"""
+    return hasattr(os, "fork")
 
 
 # -- the pool -----------------------------------------------------------------------------------
@@ -233,13 +229,61 @@ def _work(indexes: list[int]) -> list[Any]:
     return out
 
 
-def _kill(executor: ProcessPoolExecutor) -> None:
-    # The executor has no public way to end its workers at once (shutdown waits for them).
-    processes = getattr(executor, "_processes", None) or {}
-    for process in list(processes.values()):
-        if process.is_alive():
-            process.kill()
-    executor.shutdown(wait=True, cancel_futures=True)
+def _deal(chunks: list[list[int]], sizes: Sequence[int], jobs: int) -> list[list[list[int]]]:
+    """The chunks (heaviest first) dealt to ``jobs`` workers, each to the least loaded."""
+    shares: list[list[list[int]]] = [[] for _ in range(min(jobs, len(chunks)))]
+    loads = [0] * len(shares)
+    for chunk in chunks:
+        lightest = min(range(len(shares)), key=loads.__getitem__)
+        shares[lightest].append(chunk)
+        loads[lightest] += sum(sizes[i] + 4096 for i in chunk)
+    return shares
+
+
+def _worker(share: list[list[int]], send: int) -> None:
+    """A forked worker: the encoded outcomes of each chunk of its share, one frame (length,
+    then a pickle of plain data) per chunk, so the scan keeps what a worker finished if it
+    dies later. Never returns."""
+    import pickle
+
+    status = 1
+    try:
+        _child_start()
+        with open(send, "wb") as pipe:
+            for chunk in share:
+                result: Any
+                try:
+                    result = _work(chunk)
+                except MlsecError as exc:  # the user's to fix (say, a configuration): it ends
+                    result = exc  # the scan, with its message, as in the scan's own process
+                data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+                pipe.write(len(data).to_bytes(8, "little") + data)
+                pipe.flush()
+                if isinstance(result, MlsecError):
+                    break
+        status = 0
+    finally:
+        os._exit(status)
+
+
+class _Running:
+    """One worker as the scan sees it: its process, its pipe, the chunks not yet back."""
+
+    __slots__ = ("buffer", "fd", "pid", "waiting")
+
+    def __init__(self, pid: int, fd: int, share: list[list[int]]) -> None:
+        self.pid, self.fd, self.waiting, self.buffer = pid, fd, list(share), bytearray()
+
+    def frames(self) -> list[bytes]:
+        """The complete frames received so far (taken out of the buffer)."""
+        out = []
+        while len(self.buffer) >= 8:
+            size = int.from_bytes(self.buffer[:8], "little")
+            if len(self.buffer) < 8 + size:
+                break
+            out.append(bytes(self.buffer[8 : 8 + size]))
+            del self.buffer[: 8 + size]
+        return out
 
 
 def _in_pool(
@@ -249,69 +293,103 @@ def _in_pool(
     ctx: AnalysisContext,
     jobs: int,
 ) -> list[FileOutcome] | None:
+    """The outcomes of ``targets`` from ``jobs`` forked workers, in target order; None when no
+    worker could be started (the caller then analyzes them itself).
+
+    Plain forks and pipes, not concurrent.futures: its import alone (logging,
+    multiprocessing's connections and queues) cost 14 ms of a 230 ms scan of 1,000 small
+    pickles, all of it before the first file (`python benchmarks/bench_scale.py --cases
+    small-models`). Chunks are dealt out before the forks; each comes back as one frame."""
     import gc
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
+    import pickle
+    import selectors
 
     from mlsec.resultcache import decode_outcome
 
     global _JOB
     chunks = _chunks(sizes, jobs)
     done: dict[int, FileOutcome] = {}
+    lost: list[int] = []  # files of chunks whose worker died before sending them
+    running: list[_Running] = []
     _JOB = (analyzer, ctx._replace(progress=_no_progress), targets)
     # The workers share the scan's memory copy-on-write; a garbage collection in a worker
     # would walk (and so copy) every inherited object: frozen, they are left alone.
     gc.freeze()
-    executor = ProcessPoolExecutor(
-        max_workers=min(jobs, len(chunks)),
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_child_start,
-    )
-    broken = False
+    selector = selectors.DefaultSelector()
     try:
-        try:
-            futures: dict[Future[list[Any]], list[int]] = {
-                executor.submit(_work, chunk): chunk for chunk in chunks
-            }
-        except OSError:  # the workers could not be started (a process limit, no memory)
-            _kill(executor)
-            return None
-        waiting = set(futures)
-        while waiting:
-            finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-            for future in finished:
-                chunk = futures[future]
-                try:
-                    encoded = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    continue
-                except MlsecError:
-                    raise
-                except Exception as exc:  # a bug on the way back: these files only
-                    for index in chunk:
-                        done[index] = FileOutcome(
-                            errors=(internal_error(targets[index].relpath, analyzer.name, exc),)
-                        )
+        for share in _deal(chunks, sizes, jobs):
+            try:
+                receive, send = os.pipe()
+            except OSError:
+                _stop(running)
+                return None
+            try:
+                pid = os.fork()
+            except OSError:  # a process limit, no memory: this process does the work
+                os.close(receive)
+                os.close(send)
+                _stop(running)
+                return None
+            if pid == 0:
+                os.close(receive)
+                _worker(share, send)
+            os.close(send)
+            running.append(_Running(pid, receive, share))
+            selector.register(receive, selectors.EVENT_READ, running[-1])
+        while selector.get_map():
+            for key, _ in selector.select():
+                worker: _Running = key.data
+                data = os.read(worker.fd, 1 << 20)
+                worker.buffer += data
+                for frame in worker.frames():
+                    chunk = worker.waiting.pop(0)
+                    try:
+                        encoded = pickle.loads(frame)  # noqa: S301 - our own worker's data
+                        if isinstance(encoded, MlsecError):
+                            raise encoded
+                        for index, item in zip(chunk, encoded, strict=True):
+                            done[index] = _decoded(decode_outcome, item, targets[index], analyzer)
+                    except MlsecError:
+                        raise
+                    except Exception as exc:  # a bug on the way back: these files only
+                        for index in chunk:
+                            done[index] = FileOutcome(
+                                errors=(internal_error(targets[index].relpath, analyzer.name, exc),)
+                            )
                     ctx.progress(len(chunk))
-                    continue
-                for index, item in zip(chunk, encoded, strict=True):
-                    done[index] = _decoded(decode_outcome, item, targets[index], analyzer)
-                ctx.progress(len(chunk))
+                if not data:  # the worker is done, or died
+                    selector.unregister(worker.fd)
+                    os.close(worker.fd)
+                    worker.fd = -1
+                    os.waitpid(worker.pid, 0)
+                    worker.pid = 0
+                    lost.extend(i for chunk in worker.waiting for i in chunk)
     except BaseException:  # Ctrl-C or a bug here: no worker outlives the scan
-        _kill(executor)
+        _stop(running)
         raise
     finally:
+        selector.close()
         _JOB = None
         gc.unfreeze()
-    executor.shutdown(wait=True)
-    if broken:
-        for index in range(len(targets)):
-            if index not in done:
-                done[index] = _isolated(analyzer, targets[index], ctx)
-                ctx.progress(1)
+    for index in sorted(lost):  # one process each: the file that kills its process is known
+        done[index] = _isolated(analyzer, targets[index], ctx)
+        ctx.progress(1)
     return [done[i] for i in range(len(targets))]
+
+
+def _stop(running: list[_Running]) -> None:
+    """Kill and reap the workers still running, close their pipes."""
+    for worker in running:
+        if worker.pid:
+            with contextlib.suppress(OSError):
+                os.kill(worker.pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(worker.pid, 0)
+            worker.pid = 0
+        if worker.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(worker.fd)
+            worker.fd = -1
 
 
 def _decoded(decode: Any, item: Any, target: Target, analyzer: FileAnalyzer) -> FileOutcome:

@@ -323,3 +323,48 @@ def test_isolating_a_file_without_a_process_is_an_internal_error_for_it(
     assert outcome.findings == ()
     assert [(e.path, e.internal, e.analyzer) for e in outcome.errors] == [("bad.bin", True, "dies")]
     assert "no process could be started" in outcome.errors[0].message
+
+
+class _UserError(_Dies):
+    name = "user-error"
+
+    def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
+        if target.relpath == "bad.bin":
+            from mlsec.errors import ConfigError
+
+            raise ConfigError("models.allow: not a list", hint="write allow = [...]")
+        return [ctx.finding("MLS102", target.relpath, "seen", key=target.relpath)]
+
+
+def test_a_user_error_in_a_worker_ends_the_scan_with_its_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MlsecError (the user's to fix) met in a worker stops the scan as it would in the
+    scan's own process: the same message and hint, no internal error, no worker left."""
+    from mlsec.errors import ConfigError
+
+    monkeypatch.setattr(pool, "MIN_FILES", 2)
+    names = [f"f{i:02}.bin" for i in range(20)]
+    names.insert(11, "bad.bin")
+    targets = _targets(tmp_path, names)
+    ctx = AnalysisContext(
+        options=ScanOptions(path=tmp_path, jobs=2, use_cache=False), rules=load_rules()
+    )
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def recording_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    with pytest.raises(ConfigError) as caught:
+        _UserError().analyze(targets, ctx)
+    assert caught.value.message == "models.allow: not a list"
+    assert caught.value.hint == "write allow = [...]"
+    assert len(forked) == 2
+    for pid in forked:  # every worker reaped
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
