@@ -6,9 +6,13 @@ leaves ignored ones out, each listed as skipped); elsewhere from the file system
 whose target lies in the scanned tree (or, in a Hugging Face cache, in its ``models--*``
 folder) is scanned once, under the link's name; other links are not read and are findings
 (high when a loader would open them). File kinds come from content (:mod:`mlsec.sniff`), every
-file is opened once (head and tail together, through :func:`mlsec.safeopen.open_regular`), and
-every file left out is recorded with a reason. A PATH that cannot be scanned at all raises
-:class:`~mlsec.errors.MlsecError` (exit 2).
+file is opened once (head and tail together, with :func:`mlsec.safeopen.open_regular`'s
+checks: :func:`read_and_sniff`), and every file left out is recorded with a reason. A PATH
+that cannot be scanned at all raises :class:`~mlsec.errors.MlsecError` (exit 2).
+
+Plain regular files are read and sniffed in one pass (:func:`probe_file`), split over the
+machine's cores from :data:`PARALLEL_PROBE_FILES` files on (:func:`mlsec.pool.fork_map`);
+whatever is not a plain regular file goes to a slow path that reports each case.
 """
 
 from __future__ import annotations
