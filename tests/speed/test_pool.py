@@ -22,6 +22,7 @@ from mlsec.rules import load_rules
 from mlsec.scan import scan
 from mlsec.sniff import FileKind
 from mlsec.walk import Target
+from tests.speed.conftest import assert_reaped
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -337,7 +338,7 @@ class _UserError(_Dies):
 
 
 def test_a_user_error_in_a_worker_ends_the_scan_with_its_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: list[int]
 ) -> None:
     """An MlsecError (the user's to fix) met in a worker stops the scan as it would in the
     scan's own process: the same message and hint, no internal error, no worker left."""
@@ -350,21 +351,9 @@ def test_a_user_error_in_a_worker_ends_the_scan_with_its_message(
     ctx = AnalysisContext(
         options=ScanOptions(path=tmp_path, jobs=2, use_cache=False), rules=load_rules()
     )
-    forked: list[int] = []
-    real_fork = os.fork
-
-    def recording_fork() -> int:
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", recording_fork)
     with pytest.raises(ConfigError) as caught:
         _UserError().analyze(targets, ctx)
     assert caught.value.message == "models.allow: not a list"
     assert caught.value.hint == "write allow = [...]"
     assert len(forked) == 2
-    for pid in forked:  # every worker reaped
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    assert_reaped(forked)

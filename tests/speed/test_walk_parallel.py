@@ -15,6 +15,7 @@ from mlsec import pool, walk
 from mlsec.config import ScanOptions
 from mlsec.rules import load_rules
 from mlsec.sniff import FileKind
+from tests.speed.conftest import assert_reaped
 
 LFS = (
     b"version https://git-lfs.github.com/spec/v1\n"
@@ -125,20 +126,8 @@ def test_fork_map_redoes_the_slice_of_a_worker_that_dies() -> None:
     assert pool.fork_map(fragile, list(range(1000)), 2) == [x * 2 for x in range(1000)]
 
 
-def test_fork_map_leaves_no_worker_behind_when_the_parent_fails(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_fork_map_leaves_no_worker_behind_when_the_parent_fails(forked: list[int]) -> None:
     parent = os.getpid()
-    forked: list[int] = []
-    real_fork = os.fork
-
-    def recording_fork() -> int:
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", recording_fork)
 
     def failing_here(x: int) -> int:
         if os.getpid() == parent and x == 10:
@@ -148,9 +137,7 @@ def test_fork_map_leaves_no_worker_behind_when_the_parent_fails(
     with pytest.raises(KeyboardInterrupt):
         pool.fork_map(failing_here, list(range(1000)), 3)
     assert len(forked) == 2
-    for pid in forked:  # killed and reaped: not even a zombie is left
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    assert_reaped(forked)
 
 
 def _git_repo(root: Path) -> None:
