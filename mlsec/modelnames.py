@@ -7,7 +7,7 @@ scanning it is a high finding, where not scanning a README is medium.
 
 from __future__ import annotations
 
-from mlsec.sniff import PICKLE_EXTENSIONS
+from mlsec.models.sniff import PICKLE_EXTENSIONS
 
 MODEL_EXTENSIONS = frozenset(
     {

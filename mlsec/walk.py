@@ -5,10 +5,11 @@ In a git work tree the file list comes from git: tracked, untracked and gitignor
 leaves ignored ones out, each listed as skipped); elsewhere from the file system. A symlink
 whose target lies in the scanned tree (or, in a Hugging Face cache, in its ``models--*``
 folder) is scanned once, under the link's name; other links are not read and are findings
-(high when a loader would open them). File kinds come from content (:mod:`mlsec.sniff`), every
-file is opened once (head and tail together, with :func:`mlsec.safeopen.open_regular`'s
-checks: :func:`read_and_sniff`), and every file left out is recorded with a reason. A PATH
-that cannot be scanned at all raises :class:`~mlsec.errors.MlsecError` (exit 2).
+(high when a loader would open them). File kinds come from content
+(:mod:`mlsec.models.sniff`), every file is opened once (head and tail together, with
+:func:`mlsec.safeopen.open_regular`'s checks: :func:`read_and_sniff`), and every file left
+out is recorded with a reason. A PATH that cannot be scanned at all raises
+:class:`~mlsec.errors.MlsecError` (exit 2).
 
 Plain regular files are read and sniffed in one pass (:func:`probe_file`), split over the
 machine's cores from :data:`PARALLEL_PROBE_FILES` files on (:func:`mlsec.pool.fork_map`);
@@ -33,10 +34,10 @@ from mlsec.errors import MlsecError
 from mlsec.findings import Finding, ScanError, Skipped
 from mlsec.globs import any_match
 from mlsec.modelnames import loader_would_open
+from mlsec.models.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer, sniff
 from mlsec.records import Slotted
 from mlsec.rules import RuleSet
 from mlsec.safeopen import NotRegularFile, open_regular
-from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer, sniff
 
 TAIL_SIZE = 22  # a zip's end-of-central-directory record without a comment
 

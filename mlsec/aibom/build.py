@@ -50,7 +50,7 @@ from mlsec.aibom.tasks import task_facts
 from mlsec.facts import ModelFileFact, SignatureFacts
 from mlsec.findings import Finding, ScanError
 from mlsec.hashing import PendingHashes
-from mlsec.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer
+from mlsec.models.sniff import HEAD_SIZE, FileKind, parse_lfs_pointer
 from mlsec.walk import Target
 
 HF = "https://huggingface.co"

@@ -70,7 +70,7 @@ class AibomAnalyzer(Analyzer):
         from mlsec.aibom.inputs import known_models, model_file_facts
         from mlsec.aibom.settings import hash_cache
         from mlsec.hashing import PendingHashes
-        from mlsec.sniff import FileKind
+        from mlsec.models.sniff import FileKind
 
         # Every file the model analyzers recognised is a model's weights in the BOM: their
         # hashing starts now, before the builder is imported and the models are grouped.

@@ -24,7 +24,7 @@ from mlsec.deps import manifest_kind, parse_manifests
 from mlsec.errors import ConfigError, MlsecError
 from mlsec.facts import Advisory, Dependency, DependencyFacts
 from mlsec.findings import Finding, Severity
-from mlsec.sniff import FileKind
+from mlsec.models.sniff import FileKind
 from mlsec.walk import Target
 
 if TYPE_CHECKING:  # the audit machinery is imported only when there are manifests

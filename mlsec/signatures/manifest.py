@@ -302,7 +302,7 @@ class Comparison:
 
 
 def _lfs_pointer(path: Path) -> tuple[str, int] | None:
-    from mlsec.sniff import parse_lfs_pointer
+    from mlsec.models.sniff import parse_lfs_pointer
 
     try:
         with open_regular(path) as handle:

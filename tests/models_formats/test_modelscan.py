@@ -14,8 +14,8 @@ from mlsec.analyzers import AnalysisContext
 from mlsec.analyzers.modelscan_opinion import ModelscanAnalyzer
 from mlsec.config import build_options
 from mlsec.errors import ConfigError
+from mlsec.models.sniff import FileKind
 from mlsec.rules import load_rules
-from mlsec.sniff import FileKind
 from mlsec.walk import Target
 
 

@@ -24,7 +24,7 @@ from mlsec.formats.keras import read_keras
 from mlsec.formats.onnx import parse_onnx, read_onnx
 from mlsec.formats.safetensors import parse_header, read_header
 from mlsec.formats.savedmodel import parse_saved_model, read_saved_model
-from mlsec.sniff import is_keras_zip
+from mlsec.models.sniff import is_keras_zip
 from tests.models_formats.helpers import lambda_layer
 
 FORMATS = Path(__file__).resolve().parents[2] / "fixtures" / "formats"

@@ -18,9 +18,9 @@ from mlsec import pool
 from mlsec.analyzers import AnalysisContext, FileAnalyzer
 from mlsec.config import ScanOptions
 from mlsec.findings import Finding
+from mlsec.models.sniff import FileKind
 from mlsec.rules import load_rules
 from mlsec.scan import scan
-from mlsec.sniff import FileKind
 from mlsec.walk import Target
 from tests.speed.conftest import assert_reaped
 
@@ -185,7 +185,7 @@ from mlsec.analyzers import FileAnalyzer
 from mlsec.analyzers import AnalysisContext
 from mlsec.config import ScanOptions
 from mlsec.rules import load_rules
-from mlsec.sniff import FileKind
+from mlsec.models.sniff import FileKind
 from mlsec.walk import Target
 
 pool.MIN_FILES = 2

@@ -13,14 +13,11 @@ import pytest
 
 from mlsec import pool, walk
 from mlsec.config import ScanOptions
+from mlsec.models.sniff import FileKind
 from mlsec.rules import load_rules
-from mlsec.sniff import FileKind
 from tests.speed.conftest import assert_reaped
 
-LFS = (
-    b"version https://git-lfs.github.com/spec/v1\n"
-    b"oid sha256:" + b"a" * 64 + b"\nsize 1234\n"
-)
+LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"a" * 64 + b"\nsize 1234\n"
 
 
 def _tree(root: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from mlsec.config import ScanOptions, build_options
+from mlsec.models.sniff import FileKind
 from mlsec.rules import load_rules
 from mlsec.scan import scan
-from mlsec.sniff import FileKind
 from mlsec.walk import walk
 
 LFS = (
