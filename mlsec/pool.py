@@ -21,10 +21,11 @@ pure-Python parsers, like the scan process itself (native parsers stay in
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from mlsec.analyzers import AnalysisContext, FileAnalyzer, FileOutcome, internal_error
 from mlsec.errors import MlsecError
@@ -119,64 +120,70 @@ def fork_map(func: Callable[[_Item], Any], items: Sequence[_Item], jobs: int) ->
     import marshal
 
     bounds = [len(items) * k // jobs for k in range(jobs + 1)]
-    children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+
+    def results(k: int) -> list[Any]:
+        return [func(x) for x in items[bounds[k] : bounds[k + 1]]]
+
+    def sender(k: int) -> Callable[[IO[bytes]], object]:
+        return lambda pipe: pipe.write(_frame(marshal.dumps(results(k))))
+
+    running: list[_Running] = []
     try:
         for k in range(1, jobs):
-            start, end = bounds[k], bounds[k + 1]
-            try:
-                receive, send = os.pipe()
-            except OSError:  # out of descriptors: the slices left are done here
+            worker = _fork_worker(sender(k), [])
+            if worker is None:  # no process: the slices left are done here
                 break
-            try:
-                pid = os.fork()
-            except OSError:  # a process limit, no memory: the slices left are done here
-                os.close(receive)
-                os.close(send)
-                break
-            if pid == 0:  # the worker: never returns
-                status = 1
-                try:
-                    os.close(receive)
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan kills us on Ctrl-C
-                    data = marshal.dumps([func(x) for x in items[start:end]])
-                    with open(send, "wb") as pipe:
-                        pipe.write(data)
-                    status = 0
-                finally:
-                    os._exit(status)
-            os.close(send)
-            children.append((pid, receive))
-        out = [func(x) for x in items[: bounds[1]]]
-        for k, (pid, receive) in enumerate(children, start=1):
-            try:
-                with open(receive, "rb") as pipe:
-                    data = pipe.read()
-            finally:
-                children[k - 1] = (pid, -1)  # closed
-            _, status = os.waitpid(pid, 0)
+            running.append(worker)
+        out = results(0)
+        for k, worker in enumerate(running, start=1):
+            frames = worker.read_all()
             part: Any = None
-            if status == 0:
+            if worker.status == 0 and len(frames) == 1:
                 try:
-                    part = marshal.loads(data)  # noqa: S302 - our own fork's data
+                    part = marshal.loads(frames[0])  # noqa: S302 - our own fork's data
                 except (EOFError, ValueError, TypeError):
                     part = None
             if not isinstance(part, list) or len(part) != bounds[k + 1] - bounds[k]:
-                part = [func(x) for x in items[bounds[k] : bounds[k + 1]]]
+                part = results(k)
             out.extend(part)
-            children[k - 1] = (0, -1)
-        for k in range(len(children) + 1, jobs):  # slices no worker could be started for
-            out.extend(func(x) for x in items[bounds[k] : bounds[k + 1]])
+        for k in range(len(running) + 1, jobs):  # slices no worker could be started for
+            out.extend(results(k))
         return out
     finally:  # an error or Ctrl-C here: no worker outlives the scan
-        for pid, receive in children:
-            if pid:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                with contextlib.suppress(OSError):
-                    os.waitpid(pid, 0)
-            if receive >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(receive)
+        _stop(running)
+
+
+def _frame(data: bytes) -> bytes:
+    """One message from a worker: its length, then the data."""
+    return len(data).to_bytes(8, "little") + data
+
+
+def _fork_worker(work: Callable[[IO[bytes]], object], share: list[list[int]]) -> _Running | None:
+    """A forked worker that runs ``work`` on the write end of a pipe and exits (status 0 when
+    ``work`` returned), with ``share``, the chunks it is to send back (pool workers); None
+    when no process (or pipe) could be had: a process limit, no memory, no descriptors."""
+    try:
+        receive, send = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(receive)
+        os.close(send)
+        return None
+    if pid == 0:  # the worker: never returns
+        status = 1
+        try:
+            os.close(receive)
+            _child_start()
+            with open(send, "wb") as pipe:
+                work(pipe)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(send)
+    return _Running(pid, receive, share)
 
 
 def _can_fork() -> bool:
@@ -241,39 +248,50 @@ def _deal(chunks: list[list[int]], sizes: Sequence[int], jobs: int) -> list[list
     return shares
 
 
-def _worker(share: list[list[int]], send: int) -> None:
-    """A forked worker: the encoded outcomes of each chunk of its share, one frame (length,
-    then a pickle of plain data) per chunk, so the scan keeps what a worker finished if it
-    dies later. Never returns."""
+def _send_share(share: list[list[int]], pipe: IO[bytes]) -> None:
+    """In a pool worker: the encoded outcomes of each chunk of its share, one frame (a pickle
+    of plain data) per chunk, so the scan keeps what a worker finished if it dies later."""
     import pickle
 
-    status = 1
-    try:
-        _child_start()
-        with open(send, "wb") as pipe:
-            for chunk in share:
-                result: Any
-                try:
-                    result = _work(chunk)
-                except MlsecError as exc:  # the user's to fix (say, a configuration): it ends
-                    result = exc  # the scan, with its message, as in the scan's own process
-                data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-                pipe.write(len(data).to_bytes(8, "little") + data)
-                pipe.flush()
-                if isinstance(result, MlsecError):
-                    break
-        status = 0
-    finally:
-        os._exit(status)
+    for chunk in share:
+        result: Any
+        try:
+            result = _work(chunk)
+        except MlsecError as exc:  # the user's to fix (say, a configuration): it ends
+            result = exc  # the scan, with its message, as in the scan's own process
+        pipe.write(_frame(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+        pipe.flush()
+        if isinstance(result, MlsecError):
+            break
 
 
 class _Running:
-    """One worker as the scan sees it: its process, its pipe, the chunks not yet back."""
+    """One worker as the scan sees it: its process, its pipe, the chunks not yet back (pool
+    workers), its exit status once reaped."""
 
-    __slots__ = ("buffer", "fd", "pid", "waiting")
+    __slots__ = ("buffer", "fd", "pid", "status", "waiting")
 
     def __init__(self, pid: int, fd: int, share: list[list[int]]) -> None:
         self.pid, self.fd, self.waiting, self.buffer = pid, fd, list(share), bytearray()
+        self.status: int | None = None
+
+    def receive(self) -> bool:
+        """Read what the worker has sent; False (worker closed and reaped) at the end."""
+        data = os.read(self.fd, 1 << 20)
+        self.buffer += data
+        if data:
+            return True
+        os.close(self.fd)
+        self.fd = -1
+        _, self.status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return False
+
+    def read_all(self) -> list[bytes]:
+        """Every frame the worker sends, once it has ended (and been reaped)."""
+        while self.receive():
+            pass
+        return self.frames()
 
     def frames(self) -> list[bytes]:
         """The complete frames received so far (taken out of the buffer)."""
@@ -302,10 +320,7 @@ def _in_pool(
     pickles, all of it before the first file (`python benchmarks/bench_scale.py --cases
     small-models`). Chunks are dealt out before the forks; each comes back as one frame."""
     import gc
-    import pickle
     import selectors
-
-    from mlsec.resultcache import decode_outcome
 
     global _JOB
     chunks = _chunks(sizes, jobs)
@@ -319,52 +334,24 @@ def _in_pool(
     selector = selectors.DefaultSelector()
     try:
         for share in _deal(chunks, sizes, jobs):
-            try:
-                receive, send = os.pipe()
-            except OSError:
+            worker = _fork_worker(functools.partial(_send_share, share), share)
+            if worker is None:  # a process limit, no memory: this process does the work
                 _stop(running)
                 return None
-            try:
-                pid = os.fork()
-            except OSError:  # a process limit, no memory: this process does the work
-                os.close(receive)
-                os.close(send)
-                _stop(running)
-                return None
-            if pid == 0:
-                os.close(receive)
-                _worker(share, send)
-            os.close(send)
-            running.append(_Running(pid, receive, share))
-            selector.register(receive, selectors.EVENT_READ, running[-1])
+            running.append(worker)
+            selector.register(worker.fd, selectors.EVENT_READ, worker)
         while selector.get_map():
             for key, _ in selector.select():
-                worker: _Running = key.data
-                data = os.read(worker.fd, 1 << 20)
-                worker.buffer += data
-                for frame in worker.frames():
-                    chunk = worker.waiting.pop(0)
-                    try:
-                        encoded = pickle.loads(frame)  # noqa: S301 - our own worker's data
-                        if isinstance(encoded, MlsecError):
-                            raise encoded
-                        for index, item in zip(chunk, encoded, strict=True):
-                            done[index] = _decoded(decode_outcome, item, targets[index], analyzer)
-                    except MlsecError:
-                        raise
-                    except Exception as exc:  # a bug on the way back: these files only
-                        for index in chunk:
-                            done[index] = FileOutcome(
-                                errors=(internal_error(targets[index].relpath, analyzer.name, exc),)
-                            )
+                ready: _Running = key.data
+                fd = ready.fd
+                more = ready.receive()
+                for frame in ready.frames():
+                    chunk = ready.waiting.pop(0)
+                    done.update(zip(chunk, _received(frame, chunk, targets, analyzer), strict=True))
                     ctx.progress(len(chunk))
-                if not data:  # the worker is done, or died
-                    selector.unregister(worker.fd)
-                    os.close(worker.fd)
-                    worker.fd = -1
-                    os.waitpid(worker.pid, 0)
-                    worker.pid = 0
-                    lost.extend(i for chunk in worker.waiting for i in chunk)
+                if not more:  # the worker is done, or died
+                    selector.unregister(fd)
+                    lost.extend(i for chunk in ready.waiting for i in chunk)
     except BaseException:  # Ctrl-C or a bug here: no worker outlives the scan
         _stop(running)
         raise
@@ -405,54 +392,53 @@ def _decoded(decode: Any, item: Any, target: Target, analyzer: FileAnalyzer) -> 
 
 def _isolated(analyzer: FileAnalyzer, target: Target, ctx: AnalysisContext) -> FileOutcome:
     """One file in a process of its own, after a worker died: if it dies too, it was this
-    file, and the file gets an internal error."""
-    import multiprocessing
+    file, and the file gets an internal error (as it does when no process can be started: it
+    may be what kills a process, so it is never analysed in the scan's own)."""
+    global _JOB
+    _JOB = (analyzer, ctx._replace(progress=_no_progress), [target])
+    try:
+        worker = _fork_worker(functools.partial(_send_share, [[0]]), [[0]])
+        if worker is None:
+            failed = RuntimeError("no process could be started to analyse it")
+            return FileOutcome(errors=(internal_error(target.relpath, analyzer.name, failed),))
+        try:
+            frames = worker.read_all()
+        finally:
+            _stop([worker])
+    finally:
+        _JOB = None
+    if frames:
+        return _received(frames[0], [0], [target], analyzer)[0]
+    code = os.waitstatus_to_exitcode(worker.status or 0)
+    how = f"killed by signal {-code}" if code < 0 else f"status {code}"
+    died = RuntimeError(f"worker process died ({how})")
+    return FileOutcome(errors=(internal_error(target.relpath, analyzer.name, died),))
+
+
+def _received(
+    frame: bytes, chunk: list[int], targets: Sequence[Target], analyzer: FileAnalyzer
+) -> list[FileOutcome]:
+    """The outcomes of a chunk's files from the frame a worker sent for it (a user error it
+    met is raised here)."""
+    import pickle
 
     from mlsec.resultcache import decode_outcome
 
-    global _JOB
-    fork = multiprocessing.get_context("fork")
-    receiver, sender = fork.Pipe(duplex=False)
-    _JOB = (analyzer, ctx._replace(progress=_no_progress), [target])
-    process = fork.Process(target=_isolated_child, args=(sender,), daemon=True)
     try:
-        try:
-            process.start()
-        except OSError as exc:  # a process limit: not analysed, and not in this process
-            sender.close()
-            failed = RuntimeError(f"no process could be started to analyse it ({exc})")
-            return FileOutcome(errors=(internal_error(target.relpath, analyzer.name, failed),))
-        sender.close()
-        try:
-            item = receiver.recv()
-        except EOFError:
-            item = None
-        process.join()
-    except BaseException:
-        if process.is_alive():
-            process.kill()
-        process.join()
+        encoded = pickle.loads(frame)  # noqa: S301 - our own worker's data
+        if isinstance(encoded, MlsecError):
+            raise encoded
+        return [
+            _decoded(decode_outcome, item, targets[index], analyzer)
+            for index, item in zip(chunk, encoded, strict=True)
+        ]
+    except MlsecError:
         raise
-    finally:
-        _JOB = None
-        receiver.close()
-    if item is None:
-        code = process.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"status {code}"
-        return FileOutcome(
-            errors=(
-                internal_error(
-                    target.relpath, analyzer.name, RuntimeError(f"worker process died ({how})")
-                ),
-            )
-        )
-    return _decoded(decode_outcome, item, target, analyzer)
-
-
-def _isolated_child(sender: Any) -> None:
-    _child_start()
-    sender.send(_work([0])[0])
-    sender.close()
+    except Exception as exc:  # a bug on the way back: these files only
+        return [
+            FileOutcome(errors=(internal_error(targets[index].relpath, analyzer.name, exc),))
+            for index in chunk
+        ]
 
 
 def _no_progress(n: int) -> None:
