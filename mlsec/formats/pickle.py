@@ -806,22 +806,17 @@ class Machine:
                             i += 1 if code == 0x94 else 2
                             ops += 1
                             continue
-                    elif code == 0x8C:  # SHORT_BINUNICODE
-                        end = i + 2 + buf[i + 1]
+                    elif code == 0x8C or code == 0x58:
+                        # SHORT_BINUNICODE; BINUNICODE (protocols 1-3 write every str so)
+                        if code == 0x8C:
+                            start = i + 2
+                            end = start + buf[i + 1]
+                        else:
+                            start = i + 5
+                            end = start + int.from_bytes(buf[i + 1 : start], "little")
                         if end <= n:
                             try:
-                                stack.append(buf[i + 2 : end].decode("utf-8", "surrogatepass"))
-                            except UnicodeDecodeError:
-                                pass  # the handler reports it
-                            else:
-                                i = end
-                                ops += 1
-                                continue
-                    elif code == 0x58:  # BINUNICODE (protocols 1-3 write every str so)
-                        end = i + 5 + int.from_bytes(buf[i + 1 : i + 5], "little")
-                        if end <= n:
-                            try:
-                                stack.append(buf[i + 5 : end].decode("utf-8", "surrogatepass"))
+                                stack.append(buf[start:end].decode("utf-8", "surrogatepass"))
                             except UnicodeDecodeError:
                                 pass  # the handler reports it
                             else:
