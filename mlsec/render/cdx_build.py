@@ -307,9 +307,9 @@ class BomBuilder:
             self.extras[model.bom_ref] = {"modelCard": card}
         return component
 
-    def _file(self, file: BomFile) -> Component:
+    def _file(self, file: BomFile, kind: ComponentType = ComponentType.FILE) -> Component:
         return Component(
-            type=ComponentType.FILE,
+            type=kind,
             name=file.path,
             bom_ref=f"file:{file.path}",
             hashes=_hashes(file),
@@ -524,13 +524,7 @@ class BomBuilder:
                 }
             ]
         }
-        return Component(
-            type=ComponentType.DATA,
-            name=file.path,
-            bom_ref=f"file:{file.path}",
-            hashes=_hashes(file),
-            properties=[_prop("role", file.role), *_file_props(file)],
-        )
+        return self._file(file, ComponentType.DATA)
 
     def _libraries(self) -> dict[str, Component]:
         out: dict[str, Component] = {}
