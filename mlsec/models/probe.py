@@ -26,7 +26,6 @@ a few opcodes: a line that is no number, an unquoted string, a missing MARK, an 
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 from collections.abc import Callable
@@ -225,29 +224,18 @@ _BINARY_PREFIX = 256
 
 
 def _probe_machine(reader: _HeadReader) -> Machine:
-    """A machine for the probe's decode, stopping at the first BUILD (:func:`_stop`)."""
-    from mlsec.formats.pickle import PickleHooks
+    """A machine for the probe's decode, stopping at the first BUILD (:func:`_stop`). (A head
+    is far shorter than Machine.RUN_WARMUP: runs of constants are never learnt here.)"""
+    from mlsec.formats.pickle import Machine, PickleHooks
     from mlsec.formats.streams import Budget
 
     budget = Budget(timeout=5.0, max_ops=1 << 30, max_uncompressed=0, max_ratio=1)
-    return _probe_machine_class()(reader, budget, PickleHooks(after_build=_stop))
+    return Machine(reader, budget, PickleHooks(after_build=_stop))
 
 
 def prepare_probe() -> None:
     """Import what the probe's decode needs (it imports lazily: most files are no pickle)."""
-    _probe_machine_class()
-
-
-@functools.cache
-def _probe_machine_class() -> type[Machine]:
-    from mlsec.formats.pickle import Machine
-
-    class ProbeMachine(Machine):
-        # A head is a few hundred opcodes: learning the layouts of runs of constants
-        # (Machine.RUNS) costs more there than decoding them one by one.
-        RUNS = False
-
-    return ProbeMachine
+    import mlsec.formats.pickle  # noqa: F401
 
 
 def _binary_prefix_is_enough(head: bytes) -> bool:
