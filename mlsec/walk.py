@@ -185,7 +185,7 @@ class Walker:
         self.root = options.root.resolve()
         self.result = WalkResult()
         self._pending: list[_Candidate] = []  # files _settle adds (see _consider_all)
-        self._idents: list[tuple[int, int]] = []  # (device, inode) of each target added so far
+        self._idents: list[tuple[int, int]] = []  # (device, inode) of each target, in order
         self._hf_scopes: dict[Path, Path | None] = {}
 
     # -- entry point -----------------------------------------------------------------
@@ -335,25 +335,17 @@ class Walker:
         prefix = str(self.root) + os.sep
         fulls = [prefix + rel.rstrip("/") for rel in rels]  # git lists a nested repo as "path/"
         reads = probe_all(fulls, self.options.limits.max_file_size, self.options.jobs)
-        # The hot loop of the walk (once per file): plain files become targets here; links and
-        # Hugging Face blobs wait for _settle, which needs to know every file first.
-        targets, idents, kinds = self.result.targets, self._idents, _KINDS
-        max_files = self.options.limits.max_files
+        # Plain files become targets here; links and Hugging Face blobs wait for _settle,
+        # which needs to know every file first.
         for rel, full, read in zip(rels, fulls, reads, strict=True):
             if read is None:
                 self._consider(rel)
                 continue
-            shown = display_name(rel)
+            shown, ident = display_name(rel), (read[1], read[2])
             if "blobs/" in rel and _is_hf_blob(full, rel):
-                ident = (read[1], read[2])
                 self._pending.append(_Candidate(full, shown, read[0], ident, False, True, read))
-            elif len(targets) >= max_files:
-                self._limit(shown, f"more than {max_files} files (limits.max-files)")
             else:
-                if read[5] is not None:
-                    self._lfs_pointer(shown, read[5])
-                targets.append(Target(full, shown, read[0], kinds[read[3]], read[4]))
-                idents.append((read[1], read[2]))
+                self._add(full, shown, read[0], ident, read)
 
     def _consider(self, rel: str) -> None:
         """The slow path: one path that is not a plain regular file (or could not be read),
@@ -476,7 +468,7 @@ class Walker:
         links = sorted((c for c in self._pending if c.via_link), key=lambda c: c.shown)
         if not links:  # the common case: every candidate is a file at its own path
             for cand in self._pending:
-                self._add(cand.full, cand.shown, cand.size, cand.read)
+                self._add(cand.full, cand.shown, cand.size, cand.ident, cand.read)
             self._pending = []
             return
         own = {c.ident: c.shown for c in self._pending if not c.via_link and not c.blob}
@@ -489,7 +481,7 @@ class Walker:
                 self._skip(cand.shown, f"symlink to {first} (scanned at its own path)")
                 continue
             claimed[cand.ident] = cand.shown
-            self._add(cand.full, cand.shown, cand.size, cand.read)
+            self._add(cand.full, cand.shown, cand.size, cand.ident, cand.read)
         for cand in self._pending:
             if cand.via_link:
                 continue
@@ -498,15 +490,19 @@ class Walker:
                     cand.shown, f"Hugging Face cache blob (scanned as {claimed[cand.ident]})"
                 )
                 continue
-            self._add(cand.full, cand.shown, cand.size, cand.read)
+            self._add(cand.full, cand.shown, cand.size, cand.ident, cand.read)
         self._pending = []
 
     def _single_file(self, path: Path) -> None:
         shown = display_name(path.name)
         st = path.stat()  # _check_scannable made sure this works and is a regular file
-        self._add(str(path), shown, st.st_size)
+        self._add(str(path), shown, st.st_size, (st.st_dev, st.st_ino))
 
-    def _add(self, full: str, shown: str, size: int, read: _Read | None = None) -> None:
+    def _add(
+        self, full: str, shown: str, size: int, ident: tuple[int, int], read: _Read | None = None
+    ) -> None:
+        """Add one file as a target (reading and sniffing it unless ``read`` already did),
+        or list it as over a limit or unreadable."""
         limits = self.options.limits
         if len(self.result.targets) >= limits.max_files:
             self._limit(shown, f"more than {limits.max_files} files (limits.max-files)")
@@ -520,6 +516,7 @@ class Walker:
             # Still a target: an empty file can matter (a file added to a signed model folder,
             # an empty model.sig); analyzers that read content do not accept FileKind.EMPTY.
             self.result.targets.append(Target(full, shown, 0, FileKind.EMPTY))
+            self._idents.append(ident)
             return
         if read is not None:
             kind, tail, pointer = _KINDS[read[3]], read[4], read[5]
@@ -533,6 +530,7 @@ class Walker:
         if pointer is not None:
             self._lfs_pointer(shown, pointer)
         self.result.targets.append(Target(full, shown, size, kind, tail))
+        self._idents.append(ident)
 
     def _lfs_pointer(self, shown: str, pointer: tuple[str, int]) -> None:
         oid, lfs_size = pointer

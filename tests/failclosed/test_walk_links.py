@@ -176,7 +176,7 @@ def test_file_swapped_for_a_fifo_after_listing_is_not_read(tmp_path: Path) -> No
     assert list(walker._fs_files(walker.root, "")) == ["w.pkl"]
     (tmp_path / "w.pkl").unlink()
     os.mkfifo(tmp_path / "w.pkl")  # swapped between the listing and the read
-    walker._add(tmp_path / "w.pkl", "w.pkl", 100)  # must return, not block on the FIFO
+    walker._add(str(tmp_path / "w.pkl"), "w.pkl", 100, (0, 0))  # must return, not block
     assert walker.result.targets == []
     assert [(f.rule_id, f.path) for f in walker.result.findings] == [("MLS901", "w.pkl")]
 
