@@ -207,7 +207,7 @@ def stop_worker() -> None:
 
 
 def forget_worker() -> None:
-    """In a forked child (mlsec.pool): leave the parent's worker alone, start one's own."""
+    """In a forked child (mlsec.forks): leave the parent's worker alone, start one's own."""
     global _WORKER
     _WORKER = _Worker()
 

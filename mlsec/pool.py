@@ -20,18 +20,15 @@ pure-Python parsers, like the scan process itself (native parsers stay in
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import signal
-from collections.abc import Callable, Sequence
-from typing import IO, Any, TypeVar
+from collections.abc import Sequence
+from typing import IO, Any
 
 from mlsec.analyzers import AnalysisContext, FileAnalyzer, FileOutcome, internal_error
 from mlsec.errors import MlsecError
+from mlsec.forks import Running, balanced, can_fork, fork_worker, frame, stop
 from mlsec.walk import Target
-
-_Item = TypeVar("_Item")
 
 # Below both, processes cost more than they save. Measured on 2 cores (1,000 and 128 small
 # state-dict pickles, `mlsec scan -j1` against `-j2`): two workers break even at about 128
@@ -71,7 +68,7 @@ def worth_a_pool(sizes: Sequence[int], jobs: int) -> bool:
     if jobs < 2 or len(sizes) < 2:
         return False
     enough = len(sizes) >= MIN_FILES or sum(sizes) >= MIN_BYTES
-    return enough and _can_fork()
+    return enough and can_fork()
 
 
 def analyze_files(
@@ -107,117 +104,18 @@ def analyze_files(
     return [o for o in outcomes if o is not None]
 
 
-def fork_map(func: Callable[[_Item], Any], items: Sequence[_Item], jobs: int) -> list[Any]:
-    """``[func(x) for x in items]`` computed in ``jobs`` processes: this one does the first
-    slice, forks of it (which inherit ``func`` and ``items``) the others, and send their results
-    back through a pipe with :mod:`marshal`, so results must be plain data (numbers, strings,
-    bytes, tuples, lists, None). One trip per worker, for many small pieces of work. A worker
-    that fails or dies has its slice done here instead (so this is for work that cannot kill
-    a process, like the walk's stat and read; analysis goes to the pool): the result is the
-    same whatever happens to the workers."""
-    if jobs < 2 or len(items) < 2 or not _can_fork():
-        return [func(x) for x in items]
-    import marshal
-
-    bounds = [len(items) * k // jobs for k in range(jobs + 1)]
-
-    def results(k: int) -> list[Any]:
-        return [func(x) for x in items[bounds[k] : bounds[k + 1]]]
-
-    def sender(k: int) -> Callable[[IO[bytes]], object]:
-        return lambda pipe: pipe.write(_frame(marshal.dumps(results(k))))
-
-    running: list[_Running] = []
-    try:
-        for k in range(1, jobs):
-            worker = _fork_worker(sender(k), [])
-            if worker is None:  # no process: the slices left are done here
-                break
-            running.append(worker)
-        out = results(0)
-        for k, worker in enumerate(running, start=1):
-            frames = worker.read_all()
-            part: Any = None
-            if worker.status == 0 and len(frames) == 1:
-                try:
-                    part = marshal.loads(frames[0])  # noqa: S302 - our own fork's data
-                except (EOFError, ValueError, TypeError):
-                    part = None
-            if not isinstance(part, list) or len(part) != bounds[k + 1] - bounds[k]:
-                part = results(k)
-            out.extend(part)
-        for k in range(len(running) + 1, jobs):  # slices no worker could be started for
-            out.extend(results(k))
-        return out
-    finally:  # an error or Ctrl-C here: no worker outlives the scan
-        _stop(running)
-
-
-def _frame(data: bytes) -> bytes:
-    """One message from a worker: its length, then the data."""
-    return len(data).to_bytes(8, "little") + data
-
-
-def _fork_worker(work: Callable[[IO[bytes]], object], share: list[list[int]]) -> _Running | None:
-    """A forked worker that runs ``work`` on the write end of a pipe and exits (status 0 when
-    ``work`` returned), with ``share``, the chunks it is to send back (pool workers); None
-    when no process (or pipe) could be had: a process limit, no memory, no descriptors."""
-    try:
-        receive, send = os.pipe()
-    except OSError:
-        return None
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(receive)
-        os.close(send)
-        return None
-    if pid == 0:  # the worker: never returns
-        status = 1
-        try:
-            os.close(receive)
-            _child_start()
-            with open(send, "wb") as pipe:
-                work(pipe)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(send)
-    return _Running(pid, receive, share)
-
-
-def _can_fork() -> bool:
-    """Workers are forks (they inherit the analyzer's state); where there is no fork (Windows),
-    files are analyzed in the scan's process. (Not multiprocessing's list of start methods:
-    importing multiprocessing costs 5 ms.)"""
-    return hasattr(os, "fork")
-
-
 # -- the pool -----------------------------------------------------------------------------------
 # What the workers inherit when they are forked (set just before, cleared after).
 _JOB: tuple[FileAnalyzer, AnalysisContext, Sequence[Target]] | None = None
 
 
+# A file costs something however small (its open, its stat) when work is shared out by size.
+FILE_COST = 4096
+
+
 def _chunks(sizes: Sequence[int], jobs: int) -> list[list[int]]:
-    """Indexes in pieces of about equal work (largest first, each to the lightest piece)."""
-    count = min(len(sizes), jobs * CHUNKS_PER_JOB)
-    pieces: list[list[int]] = [[] for _ in range(count)]
-    weights = [0] * count
-    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        lightest = min(range(count), key=weights.__getitem__)
-        pieces[lightest].append(index)
-        weights[lightest] += sizes[index] + 4096  # a file costs something however small
-    order = sorted(range(count), key=lambda i: -weights[i])
-    return [sorted(pieces[i]) for i in order if pieces[i]]
-
-
-def _child_start() -> None:
-    import sys
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan handles Ctrl-C and kills us
-    native = sys.modules.get("mlsec.native")  # not imported: there is no worker to forget
-    if native is not None:
-        native.forget_worker()  # the scan's native worker is not ours to talk to
+    """Indexes in pieces of about equal work, heaviest first."""
+    return balanced([size + FILE_COST for size in sizes], jobs * CHUNKS_PER_JOB)
 
 
 def _work(indexes: list[int]) -> list[Any]:
@@ -239,13 +137,8 @@ def _work(indexes: list[int]) -> list[Any]:
 
 def _deal(chunks: list[list[int]], sizes: Sequence[int], jobs: int) -> list[list[list[int]]]:
     """The chunks (heaviest first) dealt to ``jobs`` workers, each to the least loaded."""
-    shares: list[list[list[int]]] = [[] for _ in range(min(jobs, len(chunks)))]
-    loads = [0] * len(shares)
-    for chunk in chunks:
-        lightest = min(range(len(shares)), key=loads.__getitem__)
-        shares[lightest].append(chunk)
-        loads[lightest] += sum(sizes[i] + 4096 for i in chunk)
-    return shares
+    loads = [sum(sizes[i] + FILE_COST for i in chunk) for chunk in chunks]
+    return [[chunks[k] for k in share] for share in balanced(loads, jobs)]
 
 
 def _send_share(share: list[list[int]], pipe: IO[bytes]) -> None:
@@ -259,50 +152,10 @@ def _send_share(share: list[list[int]], pipe: IO[bytes]) -> None:
             result = _work(chunk)
         except MlsecError as exc:  # the user's to fix (say, a configuration): it ends
             result = exc  # the scan, with its message, as in the scan's own process
-        pipe.write(_frame(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+        pipe.write(frame(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
         pipe.flush()
         if isinstance(result, MlsecError):
             break
-
-
-class _Running:
-    """One worker as the scan sees it: its process, its pipe, the chunks not yet back (pool
-    workers), its exit status once reaped."""
-
-    __slots__ = ("buffer", "fd", "pid", "status", "waiting")
-
-    def __init__(self, pid: int, fd: int, share: list[list[int]]) -> None:
-        self.pid, self.fd, self.waiting, self.buffer = pid, fd, list(share), bytearray()
-        self.status: int | None = None
-
-    def receive(self) -> bool:
-        """Read what the worker has sent; False (worker closed and reaped) at the end."""
-        data = os.read(self.fd, 1 << 20)
-        self.buffer += data
-        if data:
-            return True
-        os.close(self.fd)
-        self.fd = -1
-        _, self.status = os.waitpid(self.pid, 0)
-        self.pid = 0
-        return False
-
-    def read_all(self) -> list[bytes]:
-        """Every frame the worker sends, once it has ended (and been reaped)."""
-        while self.receive():
-            pass
-        return self.frames()
-
-    def frames(self) -> list[bytes]:
-        """The complete frames received so far (taken out of the buffer)."""
-        out = []
-        while len(self.buffer) >= 8:
-            size = int.from_bytes(self.buffer[:8], "little")
-            if len(self.buffer) < 8 + size:
-                break
-            out.append(bytes(self.buffer[8 : 8 + size]))
-            del self.buffer[: 8 + size]
-        return out
 
 
 def _in_pool(
@@ -315,10 +168,8 @@ def _in_pool(
     """The outcomes of ``targets`` from ``jobs`` forked workers, in target order; None when no
     worker could be started (the caller then analyzes them itself).
 
-    Plain forks and pipes, not concurrent.futures: its import alone (logging,
-    multiprocessing's connections and queues) cost 14 ms of a 230 ms scan of 1,000 small
-    pickles, all of it before the first file (`python benchmarks/bench_scale.py --cases
-    small-models`). Chunks are dealt out before the forks; each comes back as one frame."""
+    Workers are :mod:`mlsec.forks` workers; chunks are dealt out before the forks, and each
+    comes back as one frame."""
     import gc
     import selectors
 
@@ -326,7 +177,7 @@ def _in_pool(
     chunks = _chunks(sizes, jobs)
     done: dict[int, FileOutcome] = {}
     lost: list[int] = []  # files of chunks whose worker died before sending them
-    running: list[_Running] = []
+    running: list[Running] = []
     _JOB = (analyzer, ctx._replace(progress=_no_progress), targets)
     # The workers share the scan's memory copy-on-write; a garbage collection in a worker
     # would walk (and so copy) every inherited object: frozen, they are left alone.
@@ -334,15 +185,15 @@ def _in_pool(
     selector = selectors.DefaultSelector()
     try:
         for share in _deal(chunks, sizes, jobs):
-            worker = _fork_worker(functools.partial(_send_share, share), share)
+            worker = fork_worker(functools.partial(_send_share, share), share)
             if worker is None:  # a process limit, no memory: this process does the work
-                _stop(running)
+                stop(running)
                 return None
             running.append(worker)
             selector.register(worker.fd, selectors.EVENT_READ, worker)
         while selector.get_map():
             for key, _ in selector.select():
-                ready: _Running = key.data
+                ready: Running = key.data
                 fd = ready.fd
                 more = ready.receive()
                 for frame in ready.frames():
@@ -353,7 +204,7 @@ def _in_pool(
                     selector.unregister(fd)
                     lost.extend(i for chunk in ready.waiting for i in chunk)
     except BaseException:  # Ctrl-C or a bug here: no worker outlives the scan
-        _stop(running)
+        stop(running)
         raise
     finally:
         selector.close()
@@ -363,21 +214,6 @@ def _in_pool(
         done[index] = _isolated(analyzer, targets[index], ctx)
         ctx.progress(1)
     return [done[i] for i in range(len(targets))]
-
-
-def _stop(running: list[_Running]) -> None:
-    """Kill and reap the workers still running, close their pipes."""
-    for worker in running:
-        if worker.pid:
-            with contextlib.suppress(OSError):
-                os.kill(worker.pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.waitpid(worker.pid, 0)
-            worker.pid = 0
-        if worker.fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(worker.fd)
-            worker.fd = -1
 
 
 def _decoded(decode: Any, item: Any, target: Target, analyzer: FileAnalyzer) -> FileOutcome:
@@ -397,14 +233,14 @@ def _isolated(analyzer: FileAnalyzer, target: Target, ctx: AnalysisContext) -> F
     global _JOB
     _JOB = (analyzer, ctx._replace(progress=_no_progress), [target])
     try:
-        worker = _fork_worker(functools.partial(_send_share, [[0]]), [[0]])
+        worker = fork_worker(functools.partial(_send_share, [[0]]), [[0]])
         if worker is None:
             failed = RuntimeError("no process could be started to analyse it")
             return FileOutcome(errors=(internal_error(target.relpath, analyzer.name, failed),))
         try:
             frames = worker.read_all()
         finally:
-            _stop([worker])
+            stop([worker])
     finally:
         _JOB = None
     if frames:

@@ -12,7 +12,7 @@ out is recorded with a reason. A PATH that cannot be scanned at all raises
 :class:`~mlsec.errors.MlsecError` (exit 2).
 
 Plain regular files are read and sniffed in one pass (:func:`probe_file`), split over the
-machine's cores from :data:`PARALLEL_PROBE_FILES` files on (:func:`mlsec.pool.fork_map`);
+machine's cores from :data:`PARALLEL_PROBE_FILES` files on (:func:`mlsec.forks.fork_map`);
 whatever is not a plain regular file goes to a slow path that reports each case.
 """
 
@@ -610,7 +610,8 @@ _VALUES = {kind: kind.value for kind in FileKind}  # Enum's .value is a slow pro
 def probe_all(fulls: list[str], max_size: int, jobs: int) -> list[_Read | None]:
     """:func:`probe_file` of each path, in order; in ``jobs`` processes (0: the machine's)
     when there are enough of them to pay for it."""
-    from mlsec.pool import effective_jobs, fork_map  # mlsec.pool imports this module
+    from mlsec.forks import fork_map
+    from mlsec.pool import effective_jobs  # mlsec.pool imports this module
 
     workers = effective_jobs(jobs) if len(fulls) >= PARALLEL_PROBE_FILES else 1
     if workers < 2:

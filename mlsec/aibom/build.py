@@ -213,7 +213,7 @@ class AibomBuilder:
         ]
         groups = group_models(self.targets, card_folders, known_models(file_facts), declared)
 
-        # The weights hash in threads while git, code and the caller's work run here.
+        # The weights hash in workers while git, code and the caller's work run here.
         with self._hash(groups) as hashing:
             git_repo = GitRepo(self.root) if self.use_git else None
             provenance = git_repo.provenance() if git_repo and git_repo.available else None
@@ -225,9 +225,8 @@ class AibomBuilder:
             )
             code_datasets = self._code_datasets()
             if hashing.running:
-                # Imports the steps after the digests need, while the CPU has hashing
-                # threads to switch to: the SPDX license list (model licenses) and the
-                # caller's (the renderer).
+                # Imports the steps after the digests need, while the workers hash: the
+                # SPDX license list (model licenses) and the caller's (the renderer).
                 import cyclonedx.spdx  # noqa: F401
 
                 if self.while_hashing is not None:

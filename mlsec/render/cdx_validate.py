@@ -7,9 +7,10 @@ Importing jsonschema imports rfc3987-syntax, which compiles ~38 lark grammars at
 (about a second on a 2-core runner) for the one format that needs them, ``iri-reference``
 (``externalReferences[].url`` and a few others). Here:
 
-- jsonschema is imported with rfc3987-syntax deferred: its ``is_valid_syntax`` is bound to a
-  stand-in that imports the real module on its first call, so every IRI check in the process
-  (the library's validator's included) still runs the real grammar, only later;
+- jsonschema is imported with rfc3987-syntax (and isoduration, see :data:`_DEFERRED`)
+  deferred: its ``is_valid_syntax`` is bound to a stand-in that imports the real module on
+  its first call, so every IRI check in the process (the library's validator's included)
+  still runs the real grammar, only later;
 - the library's validator is used as built (its schema file and reference registry: the one
   source of truth, never copied or edited), evolved with one format check changed: an
   ``iri-reference`` that rfc3986-validator (what jsonschema itself checks ``uri-reference``
@@ -32,29 +33,59 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-_IRI_MODULE = "rfc3987_syntax"
+# Optional modules that jsonschema's format checks import at its own import, each bound to a
+# stand-in that imports the real module on its first call: rfc3987-syntax builds ~38 lark
+# grammars (about a second on a 2-core runner) for ``iri-reference``; isoduration imports
+# arrow and dateutil (17 ms, `python -X importtime`) for ``duration``, a format no CycloneDX
+# schema uses. Name: (functions jsonschema calls when checking, exception classes it names at
+# import, raised by the stand-in for the real module's).
+_DEFERRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "rfc3987_syntax": (("is_valid_syntax",), ()),
+    "isoduration": (("parse_duration",), ("DurationParsingException",)),
+}
+
+
+def _stand_in(name: str, functions: tuple[str, ...], errors: tuple[str, ...]) -> types.ModuleType:
+    """A module with ``functions`` that call the real module's (imported on the first call),
+    raising this module's ``errors`` where the real module raises its own."""
+    module = types.ModuleType(name)
+    stand_in_errors = {error: type(error, (Exception,), {"__module__": name}) for error in errors}
+    for error, cls in stand_in_errors.items():
+        setattr(module, error, cls)
+
+    def calling(function: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            real = importlib.import_module(name)
+            try:
+                return getattr(real, function)(*args, **kwargs)
+            except tuple(getattr(real, error) for error in errors) as exc:
+                error = next(e for e in errors if isinstance(exc, getattr(real, e)))
+                raise stand_in_errors[error](*exc.args) from exc
+
+        return call
+
+    for function in functions:
+        setattr(module, function, calling(function))
+    return module
 
 
 def _import_jsonschema() -> None:
-    """Import jsonschema with rfc3987-syntax's grammars built on first use, not at import."""
-    if "jsonschema" in sys.modules or _IRI_MODULE in sys.modules:
+    """Import jsonschema with the modules of :data:`_DEFERRED` imported on first use, not at
+    import (the verdicts are the real modules': only the time of their import moves)."""
+    if "jsonschema" in sys.modules:
         return
-    if importlib.util.find_spec(_IRI_MODULE) is None:
-        return  # no IRI grammar installed: nothing to defer
-
-    def is_valid_syntax(term: str, value: str) -> bool:
-        real = importlib.import_module(_IRI_MODULE)
-        verdict: bool = real.is_valid_syntax(term, value)
-        return verdict
-
-    stand_in = types.ModuleType(_IRI_MODULE)
-    stand_in.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
-    sys.modules[_IRI_MODULE] = stand_in
+    stand_ins = {
+        name: _stand_in(name, *names)
+        for name, names in _DEFERRED.items()
+        if name not in sys.modules and importlib.util.find_spec(name) is not None
+    }
+    sys.modules.update(stand_ins)
     try:
-        import jsonschema  # noqa: F401 - binds is_valid_syntax from the stand-in
+        import jsonschema  # noqa: F401 - binds the stand-ins' functions and errors
     finally:
-        if sys.modules.get(_IRI_MODULE) is stand_in:
-            del sys.modules[_IRI_MODULE]  # the next import of the name is the real module
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]  # the next import of the name is the real module
 
 
 def _uri_reference_check() -> Callable[[str], bool] | None:

@@ -1,10 +1,9 @@
-"""Hashing in threads while the caller works (mlsec.hashing.PendingHashes), and the AIBOM
-analyzer's use of that window to prepare the renderer."""
+"""Hashing while the caller works (mlsec.hashing.PendingHashes), and the AIBOM analyzer's use
+of that window to prepare the renderer. The workers themselves: tests/speed/test_hash_workers.py."""
 
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,32 +23,13 @@ def _weights(folder: Path, count: int = 4) -> list[Path]:
     return files
 
 
-def test_pending_hashes_are_right_and_restore_the_switch_interval(tmp_path: Path) -> None:
-    files = _weights(tmp_path)
-    before = sys.getswitchinterval()
-    pending = hashing.PendingHashes(files, workers=2)
-    assert sys.getswitchinterval() <= hashing.SWITCH_INTERVAL  # while the threads hash
-    got = pending.result()
-    assert sys.getswitchinterval() == before
-    assert got == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
-def test_leaving_on_an_error_cancels_and_restores(tmp_path: Path) -> None:
-    files = _weights(tmp_path)
-    before = sys.getswitchinterval()
-    with pytest.raises(KeyboardInterrupt), hashing.PendingHashes(files, workers=2):
-        raise KeyboardInterrupt
-    assert sys.getswitchinterval() == before
-    assert not hashing._CANCELLED.is_set()
-
-
-def test_cached_digests_start_no_threads(tmp_path: Path) -> None:
+def test_cached_digests_start_no_workers(tmp_path: Path) -> None:
     files = _weights(tmp_path, 2)
     cache = hashing.HashCache(tmp_path / "hashes.json")
     first = hashing.hash_files(files, cache=cache)
     hashing._MEMO.clear()
     pending = hashing.PendingHashes(files, cache=hashing.HashCache(tmp_path / "hashes.json"))
-    assert not pending.running  # nothing to read: no pool, switch interval untouched
+    assert not pending.running  # nothing to read: no worker
     assert pending.result() == first
 
 
@@ -58,6 +38,7 @@ def test_the_bom_scan_prepares_the_renderer_while_the_weights_hash(
 ) -> None:
     from mlsec.render import cyclonedx
 
+    monkeypatch.setattr(hashing, "FORK_BYTES", 1)  # these small weights hash in workers too
     repo = tmp_path / "repo"
     _weights(repo / "model", 2)
     (repo / "model" / "README.md").write_text("---\nlicense: mit\n---\n# m\n")
@@ -83,23 +64,6 @@ def test_the_bom_scan_prepares_the_renderer_while_the_weights_hash(
     # The BOM's findings asked for, not the BOM: the weights hash, nothing to prepare.
     scan_report(repo, select=("MLS3",), build_bom=False)
     assert events == ["digests taken"]
-
-
-def test_largest_files_are_hashed_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sizes = {"a.bin": 10, "b.bin": 3000, "c.bin": 200, "d.bin": 3000 * 7}
-    for name, size in sizes.items():
-        (tmp_path / name).write_bytes(b"x" * size)
-    order: list[str] = []
-    real = hashing.sha256_file_keyed
-
-    def recorded(path: Path) -> tuple[str, str]:
-        order.append(path.name)
-        return real(path)
-
-    monkeypatch.setattr(hashing, "sha256_file_keyed", recorded)
-    got = hashing.hash_files([tmp_path / n for n in sizes], workers=1)
-    assert order == ["d.bin", "b.bin", "c.bin", "a.bin"]
-    assert set(got) == {tmp_path / n for n in sizes}
 
 
 def test_the_collector_pause_restores_what_it_found() -> None:

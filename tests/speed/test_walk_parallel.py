@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlsec import pool, walk
+from mlsec import forks, walk
 from mlsec.config import ScanOptions
 from mlsec.models.sniff import FileKind
 from mlsec.rules import load_rules
@@ -52,13 +52,13 @@ def parallel(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every walk probes in workers; records how many."""
     monkeypatch.setattr(walk, "PARALLEL_PROBE_FILES", 2)
     used: list[int] = []
-    real = pool.fork_map
+    real = forks.fork_map
 
     def spy(func, items, jobs):  # type: ignore[no-untyped-def]
         used.append(jobs)
         return real(func, items, jobs)
 
-    monkeypatch.setattr(pool, "fork_map", spy)
+    monkeypatch.setattr(forks, "fork_map", spy)
     return used
 
 
@@ -107,7 +107,7 @@ def test_a_file_that_cannot_be_read_in_a_worker_is_still_reported(
 def test_fork_map_is_map_in_order() -> None:
     items = list(range(1000))
     for jobs in (1, 2, 5):
-        assert pool.fork_map(lambda x: (x, str(x), bytes([x % 256])), items, jobs) == [
+        assert forks.fork_map(lambda x: (x, str(x), bytes([x % 256])), items, jobs) == [
             (x, str(x), bytes([x % 256])) for x in items
         ]
 
@@ -120,7 +120,7 @@ def test_fork_map_redoes_the_slice_of_a_worker_that_dies() -> None:
             os.kill(os.getpid(), signal.SIGKILL)  # a worker killed mid-slice
         return x * 2
 
-    assert pool.fork_map(fragile, list(range(1000)), 2) == [x * 2 for x in range(1000)]
+    assert forks.fork_map(fragile, list(range(1000)), 2) == [x * 2 for x in range(1000)]
 
 
 def test_fork_map_leaves_no_worker_behind_when_the_parent_fails(forked: list[int]) -> None:
@@ -132,7 +132,7 @@ def test_fork_map_leaves_no_worker_behind_when_the_parent_fails(forked: list[int
         return x
 
     with pytest.raises(KeyboardInterrupt):
-        pool.fork_map(failing_here, list(range(1000)), 3)
+        forks.fork_map(failing_here, list(range(1000)), 3)
     assert len(forked) == 2
     assert_reaped(forked)
 
@@ -203,5 +203,5 @@ def test_fork_map_does_the_work_itself_when_no_process_can_be_started(
         return real_fork()
 
     monkeypatch.setattr(os, "fork", second_fork_fails)
-    assert pool.fork_map(lambda x: x + 1, list(range(999)), 3) == [x + 1 for x in range(999)]
+    assert forks.fork_map(lambda x: x + 1, list(range(999)), 3) == [x + 1 for x in range(999)]
     assert calls == 2
