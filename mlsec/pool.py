@@ -88,6 +88,8 @@ def analyze_files(
         ctx.progress(len(targets) - len(todo))
     jobs = effective_jobs(ctx.options.jobs) if analyzer.per_file_outcomes else 1
     pending = [targets[i] for i in todo]
+    if pending:  # before the forks: the workers inherit it
+        analyzer.begin(ctx)
     fresh: list[FileOutcome] | None = None
     sizes = [analyzer.work_size(t) for t in pending]
     if worth_a_pool(sizes, jobs):

@@ -118,7 +118,10 @@ class FileAnalyzer(Analyzer):
         return target.size
 
     def begin(self, ctx: AnalysisContext) -> None:
-        """Set up per-scan state (configuration, policies) before the first file."""
+        """Set up per-scan state (policies) before the first file is analysed, in this process
+        (workers inherit it); not called when no file is to be analysed (none accepted, or
+        every result from the cache). Configuration that must be checked on every scan is
+        read in :meth:`analyze`."""
 
     def take_facts(self) -> list[Any]:
         """The facts the last :meth:`analyze_file` gathered, handed over (and forgotten)."""
@@ -156,7 +159,6 @@ class FileAnalyzer(Analyzer):
     def analyze(self, targets: Sequence[Target], ctx: AnalysisContext) -> AnalyzerResult:
         from mlsec.pool import analyze_files
 
-        self.begin(ctx)
         outcomes = analyze_files(self, [t for t in targets if self.accepts(t)], ctx)
         result = AnalyzerResult()
         facts: list[Any] = []
