@@ -257,3 +257,81 @@ def test_every_link_the_builder_writes_validates(tmp_path: Path, link: str) -> N
         assert refs == []
     else:
         assert refs == [GOOD_LINKS[link]] * 2  # the model card and the website
+
+
+# -- uniqueItems: a linear first pass before the library's pairwise check --------------------
+def _array_validators() -> tuple[Any, Any]:
+    from jsonschema import Draft7Validator
+    from jsonschema.validators import extend
+
+    from mlsec.render.cdx_validate import _unique_items_check
+
+    schema = {"type": "array", "uniqueItems": True}
+    library = Draft7Validator.VALIDATORS["uniqueItems"]
+    faster = extend(Draft7Validator, {"uniqueItems": _unique_items_check(library)})
+    return Draft7Validator(schema), faster(schema)
+
+
+def test_unique_items_verdicts_and_errors_are_the_librarys() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    plain, faster = _array_validators()
+    # Few distinct leaves, so duplicates are common: True and 1, 1 and 1.0, 0 and False,
+    # objects whose members come in another order, arrays in another order.
+    leaves = st.sampled_from([True, False, 0, 1, 1.0, 0.0, -0.0, 2.5, "1", "", "a", None])
+    values = st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(["a", "b", "1"]), inner, max_size=3)
+        ),
+        max_leaves=6,
+    )
+
+    @settings(max_examples=1500, deadline=None, database=None)
+    @given(st.lists(values, max_size=6))
+    def check(items: list[Any]) -> None:
+        expected = [e.message for e in plain.iter_errors(items)]
+        assert [e.message for e in faster.iter_errors(items)] == expected, items
+
+    check()
+    # Reordered members are the same object; reordered items are another array.
+    assert not faster.is_valid([{"a": 1, "b": [1, 2]}, {"b": [1, 2], "a": 1.0}])
+    assert faster.is_valid([{"a": [1, 2]}, {"a": [2, 1]}])
+    assert faster.is_valid([True, 1, False, 0, [True], [1]])
+    nan = float("nan")
+    assert faster.is_valid([nan, float("nan")]) == plain.is_valid([nan, float("nan")])
+    assert faster.is_valid([nan, nan]) == plain.is_valid([nan, nan])
+
+
+def test_distinct_components_skip_the_pairwise_check() -> None:
+    from mlsec.render.cdx_validate import _unique_items_check
+
+    calls: list[int] = []
+
+    def pairwise(validator: Any, unique: Any, instance: Any, schema: Any) -> Any:
+        calls.append(len(instance))
+        yield from ()
+
+    check = _unique_items_check(pairwise)
+    components = [
+        {"type": "file", "name": f"m{i}", "hashes": [{"alg": "SHA-256"}]} for i in range(3000)
+    ]
+    assert list(check(None, True, components, {})) == []
+    assert calls == []  # 4.5 M comparisons not made
+    assert list(check(None, True, [*components, dict(components[7])], {})) == []
+    assert calls == [3001]  # a duplicate: the library's check, and its error, decide
+
+
+def test_a_bom_with_a_duplicate_component_is_still_refused(
+    real_boms: list[tuple[str, Bom]],
+) -> None:
+    bom = copy.deepcopy(dict(real_boms)["hf-model"])
+    bom["components"].append(copy.deepcopy(bom["components"][0]))
+    text = json.dumps(bom)
+    assert not _library(text)
+    from mlsec.render.cdx_validate import first_error
+
+    error = first_error(text, "1.6")
+    assert error is not None and "has non-unique elements" in error
