@@ -35,13 +35,19 @@ from typing import Any
 
 # Optional modules that jsonschema's format checks import at its own import, each bound to a
 # stand-in that imports the real module on its first call: rfc3987-syntax builds ~38 lark
-# grammars (about a second on a 2-core runner) for ``iri-reference``; isoduration imports
-# arrow and dateutil (17 ms, `python -X importtime`) for ``duration``, a format no CycloneDX
-# schema uses. Name: (functions jsonschema calls when checking, exception classes it names at
-# import, raised by the stand-in for the real module's).
+# grammars (about a second on a 2-core runner) for ``iri-reference``; the others serve formats
+# no CycloneDX schema uses (``duration``: isoduration imports arrow and dateutil, 17 ms;
+# ``hostname``, ``idn-hostname``, ``color``, ``json-pointer``, ``uri-template``: 4 ms more;
+# `python -X importtime`). Name: (what jsonschema calls when checking, exception classes it
+# names at import, raised by the stand-in for the real module's).
 _DEFERRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rfc3987_syntax": (("is_valid_syntax",), ()),
     "isoduration": (("parse_duration",), ("DurationParsingException",)),
+    "fqdn": (("FQDN",), ()),
+    "idna": (("encode",), ("IDNAError",)),
+    "webcolors": (("name_to_hex", "normalize_hex"), ()),
+    "jsonpointer": (("JsonPointer",), ("JsonPointerException",)),
+    "uri_template": (("validate",), ()),
 }
 
 

@@ -335,3 +335,43 @@ def test_a_bom_with_a_duplicate_component_is_still_refused(
 
     error = first_error(text, "1.6")
     assert error is not None and "has non-unique elements" in error
+
+
+FORMAT_SAMPLES = [
+    ("hostname", ["example.com", "-bad-.com", "", "a" * 300, "x"]),
+    ("idn-hostname", ["bücher.de", "xn--", "a..b", "\u0000", "ex ample"]),
+    ("color", ["red", "#fff", "#ggg", "notacolor"]),
+    ("json-pointer", ["/a/b", "a/b", "/~2", ""]),
+    ("relative-json-pointer", ["0/a", "1#", "01/a", "x"]),
+    ("uri-template", ["http://x/{a}", "http://x/{a", "{+path}"]),
+    ("duration", ["P1D", "P1", "PT1H", "bogus"]),
+    ("iri-reference", ["https://é.fr/ü", "http://[::1]/", "a b", "%zz"]),
+    ("date-time", ["2026-12-01T12:00:00Z", "2026-13-01T00:00:00Z"]),
+]
+
+
+def test_deferred_format_modules_give_the_same_verdicts_and_load_only_when_used() -> None:
+    """In fresh processes: jsonschema imported mlsec's way (each optional format module a
+    stand-in until its first check) and imported plainly give the same verdict on every
+    format those modules serve, and mlsec's way imports none of them for a BOM."""
+    verdicts = f"""
+import json
+from jsonschema import FormatChecker
+checker = FormatChecker()
+print(json.dumps([[f, v, checker.conforms(v, f)] for f, vs in {FORMAT_SAMPLES!r} for v in vs]))
+"""
+    deferred = f"""
+import sys
+from mlsec.render.cdx_validate import _DEFERRED, _import_jsonschema
+_import_jsonschema()
+loaded = [name for name in _DEFERRED if name in sys.modules]
+assert loaded == [], loaded
+{verdicts}
+"""
+    outs = []
+    for code in (deferred, "import jsonschema\n" + verdicts):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        outs.append(json.loads(out.stdout))
+    assert outs[0] == outs[1]
+    assert any(not ok for _, _, ok in outs[1]) and any(ok for _, _, ok in outs[1])
