@@ -265,6 +265,8 @@ def _binary_prefix_is_enough(head: bytes) -> bool:
         res = machine.run()
     except _Enough:
         res = machine.result
+    if res.frame_split is not None:
+        return True  # see _decode_head
     if res.imports:
         return _importable(res.imports[0])
     return reader.exhausted and res.ops > MIN_VALID_BEFORE_ERROR
@@ -279,7 +281,12 @@ def _decode_head(head: bytes, size: int | None) -> bool | None:
         res = machine.run()
     except _Enough:
         res = machine.result
-        return bool(res.imports) and _importable(res.imports[0])
+        return res.frame_split is not None or _importable(res.imports[0])
+    if res.frame_split is not None:
+        # An opcode crosses the end of its FRAME: loaders reading a file object (pickle.load,
+        # torch.load) read another program than this decode from memory (whatever breaks or
+        # is imported here); the full scan decodes both.
+        return True
     if res.imports:
         # CPython resolves an import as it reads it: a first import that names no importable
         # module (``lass Foo:`` from prose, a path from a CSV) ends the load there. One that

@@ -3,8 +3,10 @@ pickles: a file it rejects is never analysed, whatever follows."""
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +63,45 @@ def test_a_build_after_an_import_still_ends_the_probe() -> None:
     assert probe._decode_head(head, None) is True
     head = b"\x80\x02cjoblib.numpy pickle\nNumpyArrayWrapper\n)\x81}b" + bytes(range(40))
     assert probe._decode_head(head, None) is False  # no module has that name
+
+
+class _Imports(pickle.Unpickler):
+    """CPython's unpickler, stopped at the first import it would resolve (named, never
+    imported)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise _Import(module, name)
+
+
+class _Import(Exception):
+    pass
+
+
+# FRAME 5, then an opcode longer than the 5 bytes: read from memory (pickle.loads) it is a
+# BINFLOAT, a LONG1 and a LIST with no MARK (an error at once); read from a file object
+# (pickle.load, torch.load) its argument comes after the frame, and the os.system call runs.
+SPLIT = b"\x95" + (5).to_bytes(8, "little") + b"G" + bytes(8) + b"\x8a\x01\x05l" + PAYLOAD
+SPLITS = {
+    "frame-split": SPLIT,
+    "proto-frame-split": b"\x80\x02" + SPLIT,
+    # a first import that names nothing importable when read from memory
+    "frame-split-decoy": b"\x80\x02" + SPLIT.replace(b"\x8a\x01\x05l", b"c-\n-"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPLITS))
+def test_frames_split_by_an_opcode_are_pickles(tmp_path: Path, name: str) -> None:
+    from mlsec.config import build_options
+    from mlsec.scan import scan
+
+    data = SPLITS[name]
+    with pytest.raises(_Import) as imported:
+        _Imports(io.BytesIO(data)).load()
+    assert imported.value.args == ("os", "system")
+    # read from memory it fails: a LIST with no MARK, or the decoy's module "-" (none is)
+    with pytest.raises((pickle.UnpicklingError, ModuleNotFoundError)):
+        pickle.loads(data.replace(b"cos\nsystem\n", b"N"))
+    assert looks_like_pickle(data, True, len(data))
+    (tmp_path / "model.pt").write_bytes(data)
+    report = scan(build_options(tmp_path, use_git=False), analyzers=_MODEL_ANALYZERS)
+    assert ("MLS101", "critical", "model.pt", None) in hits(report)
