@@ -54,6 +54,9 @@ OPS_PER_CHECK = 4096
 MAX_RUN_OPS = 4096
 MAX_RUN_TEXT = 1 << 16
 RUN_CACHE = 4  # layouts kept (most recent first)
+# runs matched at once at most: re's matcher keeps about 100 bytes a repetition until the
+# match ends (a 4 MiB buffer of 5-byte records took 49 MB), this bounds it to a few MB
+RUN_BATCH = 1 << 16
 RUN_CACHED_PATTERN = 4096  # bytes of a layout's pattern that re's own cache may keep
 RUN_READAHEAD = 4 << 20  # bytes of a file buffered at once where runs meet the buffer's end
 RUN_CALL_COST = 16  # what trying runs once costs, in opcodes decoded one by one
@@ -1160,7 +1163,7 @@ class Machine:
         if declined:
             one = run.pattern.match(buf, i, min(n, i + run.size))
             return -1 if one is None else _DECLINED
-        found = run.pattern.match(buf, i, n)
+        found = run.pattern.match(buf, i, min(n, i + RUN_BATCH * run.size))
         if found is None:
             return -1
         if found.end() + run.size > n and self._refill(buf, i, n):

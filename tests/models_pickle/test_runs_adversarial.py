@@ -12,6 +12,7 @@ import pytest
 
 from mlsec.formats import pickle as machine
 
+from . import runs_fuzz
 from .test_runs import _same
 
 
@@ -26,6 +27,7 @@ class _Counting:
         found = self.pattern.match(buf, pos, endpos)
         if found is not None:
             self.counter[0] += found.end() - pos
+            self.counter[1] = max(self.counter[1], found.end() - pos)
         return found
 
 
@@ -33,7 +35,7 @@ class _Counting:
 def matched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Bytes matched by every layout learnt from here on (a deterministic measure of the
     work runs do besides applying what they matched)."""
-    counter = [0]
+    counter = [0, 0]  # bytes matched in all, the most at once
     real = machine._compile_run
 
     def counting(*args: Any) -> Any:
@@ -91,3 +93,30 @@ def test_records_that_always_decline_match_one_record_a_try(matched: list[int]) 
     data = b"\x80\x04]\x94(" + record * 30_000 + b"e."
     _same(data)
     assert matched[0] < 2 * len(data)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_a_batch_of_runs_is_matched_a_bounded_stretch_at_a_time(
+    matched: list[int], monkeypatch: pytest.MonkeyPatch, full: bool
+) -> None:
+    # re's matcher keeps state for every repetition until a match ends (a 4 MiB buffer of
+    # small records: 50-80 MB): a batch is matched RUN_BATCH runs at a time, and the
+    # batches, split anywhere, do what the opcodes do (records kept, or dropped unseen into
+    # a full list when the memo keeps nothing more)
+    monkeypatch.setattr(machine, "RUN_BATCH", 7)
+    if full:
+        monkeypatch.setattr(machine, "MAX_MEMO", 10)
+        monkeypatch.setattr(machine, "MAX_MEMO_NAMES", 10)
+        monkeypatch.setattr(machine, "MAX_ITEMS", 4)
+    record = b"}\x94(\x8c\x02id\x94K\x01\x8c\x04name\x94\x8c\x03abcu"
+    data = b"\x80\x04]\x94(" + record * 2000 + b"e(" + record * 30 + b"e."
+    _same(data)
+    assert 0 < matched[1] <= 7 * len(record)
+
+
+@pytest.mark.parametrize("first", range(0, 600, 100))
+def test_differential_fuzz_fixed_seeds(first: int) -> None:
+    # generated and mutated record pickles under random caps (tests/models_pickle/
+    # runs_fuzz.py); scripts/fuzz_pickle_runs.py runs the same for as long as asked
+    differ = [seed for seed in range(first, first + 100) if runs_fuzz.check(seed) is not None]
+    assert differ == []
