@@ -9,8 +9,10 @@ the scanned folder). One JSON file per scan identity under ``<cache dir>/results
 whole to a temporary file and renamed over the old one, so concurrent scans never see half a
 file (the last one wins; an entry lost is only re-analyzed).
 
-The cache is data mlsec wrote, but it is read as untrusted input: a file that is not valid
-JSON of the expected shape is ignored, each entry is validated before use (an invalid entry
+The cache is data mlsec wrote, but it is read as untrusted input: a file that is not a
+regular file (opened non-blocking: a FIFO or ``/dev/zero`` in its place is not read), not the
+user's own or writable by others (planted on a shared machine), or not valid JSON of the
+expected shape is ignored, each entry is validated before use (an invalid entry
 is a miss, never a crash), an entry never carries suppressions, and findings must be on the
 file they are cached for. Files changed in the last :data:`RACY_NS` before the scan are not
 cached (a second change within a file system's timestamp granularity would not show).
@@ -25,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -243,6 +246,19 @@ def _identity(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
+def _path_identity(path: Path) -> tuple[str, int]:
+    """The identity of the file at ``path`` and the newest ctime it is made of. For a
+    symlink (scanned as its target), the link's own inode and ctime too: a link pointed
+    elsewhere while the file was read, then back, must not leave the target's identity on
+    what was read. (One lstat for a regular file, which is all its identity.)"""
+    st = os.lstat(path)
+    if not stat.S_ISLNK(st.st_mode):
+        return _identity(st), st.st_ctime_ns
+    target = os.stat(path)
+    ctime = max(st.st_ctime_ns, target.st_ctime_ns)
+    return f"{_identity(target)}:link:{st.st_ino}:{st.st_ctime_ns}", ctime
+
+
 class ResultCache:
     """One scan's view of the cache file (see the module docstring)."""
 
@@ -261,13 +277,13 @@ class ResultCache:
         if target.relpath in self._seen:
             return self._seen[target.relpath]
         try:
-            st = os.stat(target.path)
+            identity, ctime = _path_identity(target.path)
         except OSError:
             key = None
         else:
             # Changed just now: a second change within the timestamp granularity would not show.
-            recent = st.st_ctime_ns > self.started_ns - RACY_NS
-            key = None if recent else f"{target.relpath}\0{_identity(st)}"
+            recent = ctime > self.started_ns - RACY_NS
+            key = None if recent else f"{target.relpath}\0{identity}"
         self._seen[target.relpath] = key
         return key
 
@@ -312,7 +328,7 @@ class ResultCache:
             return
         try:
             # The file as it is now must be the file as it was before it was read.
-            if f"{target.relpath}\0{_identity(os.stat(target.path))}" != key:
+            if f"{target.relpath}\0{_path_identity(target.path)[0]}" != key:
                 return
             json.dumps(data, allow_nan=False)  # only what JSON keeps as it is
         except (OSError, TypeError, ValueError, RecursionError):
@@ -348,18 +364,34 @@ class ResultCache:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    """The cache file's entries; nothing if it is missing, too big, or not what mlsec writes."""
+    """The cache file's entries; nothing if it is missing, not a regular file (a FIFO, a
+    device, a folder), too big, not written by this user or writable by others (on a shared
+    machine, a planted file would decide verdicts), or not what mlsec writes."""
+    from mlsec.safeopen import open_regular
+
     try:
-        with open(path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size > MAX_CACHE_BYTES:
+        with open_regular(path) as handle:
+            st = os.fstat(handle.fileno())
+            if st.st_size > MAX_CACHE_BYTES or not _private(st):
                 return {}
-            data = json.loads(handle.read())
+            text = handle.read(MAX_CACHE_BYTES + 1)
+        if len(text) > MAX_CACHE_BYTES:
+            return {}  # grew while read
+        data = json.loads(text)
     except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return {}
     entries = data.get("entries")
     return entries if isinstance(entries, dict) else {}
+
+
+def _private(st: os.stat_result) -> bool:
+    """Owned by this user and writable by no one else (where the platform says)."""
+    owner = getattr(os, "geteuid", None)
+    if owner is None:  # Windows: no owner in the stat, no group and other bits
+        return True
+    return st.st_uid == owner() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def open_cache(options: ScanOptions, rules: RuleSet) -> ResultCache | None:
