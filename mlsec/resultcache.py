@@ -367,31 +367,16 @@ def _load(path: Path) -> dict[str, Any]:
     """The cache file's entries; nothing if it is missing, not a regular file (a FIFO, a
     device, a folder), too big, not written by this user or writable by others (on a shared
     machine, a planted file would decide verdicts), or not what mlsec writes."""
-    from mlsec.safeopen import open_regular
+    from mlsec import boundedjson
 
     try:
-        with open_regular(path) as handle:
-            st = os.fstat(handle.fileno())
-            if st.st_size > MAX_CACHE_BYTES or not _private(st):
-                return {}
-            text = handle.read(MAX_CACHE_BYTES + 1)
-        if len(text) > MAX_CACHE_BYTES:
-            return {}  # grew while read
-        data = json.loads(text)
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(boundedjson.read_capped(path, MAX_CACHE_BYTES, private=True))
+    except (OSError, ValueError, RecursionError):  # JsonLimitError is a ValueError
         return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return {}
     entries = data.get("entries")
     return entries if isinstance(entries, dict) else {}
-
-
-def _private(st: os.stat_result) -> bool:
-    """Owned by this user and writable by no one else (where the platform says)."""
-    owner = getattr(os, "geteuid", None)
-    if owner is None:  # Windows: no owner in the stat, no group and other bits
-        return True
-    return st.st_uid == owner() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def open_cache(options: ScanOptions, rules: RuleSet) -> ResultCache | None:

@@ -1,7 +1,8 @@
 """Which of the walk's targets one scan analyses: ``--diff REF`` and ``--shard K/N``.
 
 Both keep what an analysis needs together: every file of a folder signed by a ``model.sig``
-(its signature covers the folder, so a change anywhere re-checks all of it), a detached
+(its signature covers the folder and its subfolders, signed ones too, so a change anywhere
+re-checks all of it, from the outermost signed folder), a detached
 bundle with its artifact, the dependency manifests of one folder (a lock file pins the ranges
 beside it), and a requirements file with the ``-r``/``-c`` files it includes.
 Paths here are repository-relative (``prefix`` is the scanned root's place in the repository).
@@ -46,7 +47,13 @@ def _signed_folders(paths: Iterable[str]) -> set[str]:
 
 
 def _signed_folder_of(path: str, signed: set[str]) -> str | None:
-    return next((f for f in _ancestors(path) if f in signed), None)
+    """The outermost signed folder holding ``path``: a signature covers its subfolders, a
+    signed one among them too, so an inner signed folder goes with the outer one."""
+    outermost = None
+    for folder in _ancestors(path):
+        if folder in signed:
+            outermost = folder
+    return outermost
 
 
 def _bundle_subject(path: str) -> str | None:

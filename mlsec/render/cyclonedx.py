@@ -159,20 +159,40 @@ class ValidationMemo:
 
     LIMIT = 256
     RENDERED = 8
+    MAX_MEMO_BYTES = 1024**2  # 256 digests take 17 KB
+    MAX_RENDERED_BYTES = 256 * 1024**2
 
     def __init__(self, file: Path) -> None:
+        """The memo in ``file``; read as untrusted (bounded, a regular file of this user's
+        that no one else may write): anything else is an empty memo, never an error."""
+        from mlsec import boundedjson
+
         self.file = file
+        self.digests: list[str] = []
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-            self.digests: list[str] = [str(d) for d in data.get("digests", [])][-self.LIMIT :]
-        except (OSError, ValueError, AttributeError):
-            self.digests = []
+            data = boundedjson.read_file(
+                file, max_bytes=self.MAX_MEMO_BYTES, max_depth=3, private=True
+            )
+        except (OSError, ValueError):  # missing, not a file, not private, damaged
+            return
+        digests = data.get("digests") if isinstance(data, dict) else None
+        if isinstance(digests, list):
+            self.digests = [d for d in digests if isinstance(d, str) and _is_digest(d)]
+            self.digests = self.digests[-self.LIMIT :]
 
     @staticmethod
     def key(text: str, fmt: str, spec_version: str, tool_version: str) -> str:
-        data = json.loads(text)
+        """The memo key of the BOM ``text``; "" (in no memo) if it is not a BOM's JSON (a
+        damaged rendered document)."""
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            return ""
+        metadata = data.get("metadata", {}) if isinstance(data, dict) else None
+        if not isinstance(metadata, dict):
+            return ""
         data.pop("serialNumber", None)
-        data.get("metadata", {}).pop("timestamp", None)
+        metadata.pop("timestamp", None)
         canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
         salt = f"{tool_version}\0{_library_version()}\0{spec_version}\0{fmt}\0"
         return hashlib.sha256((salt + canonical).encode("utf-8")).hexdigest()
@@ -202,18 +222,22 @@ class ValidationMemo:
         return self.file.parent / "bom-render" / f"{key}.json"
 
     def rendered(self, key: str) -> str | None:
+        """The document kept for ``key``, read as untrusted like the memo (its content is
+        checked by :meth:`key`: a damaged one is in no memo, so it is built anew)."""
+        from mlsec import boundedjson
+
         try:
-            return self._rendered_file(key).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            data = boundedjson.read_capped(
+                self._rendered_file(key), self.MAX_RENDERED_BYTES, private=True
+            )
+            return data.decode("utf-8")
+        except (OSError, ValueError):  # UnicodeDecodeError and JsonLimitError included
             return None
 
     def keep(self, key: str, template: str) -> None:
         target = self._rendered_file(key)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(template, encoding="utf-8")
-            os.replace(tmp, target)
+            _write_private(target, template)
             kept = sorted(target.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
             for old in kept[: -self.RENDERED]:
                 old.unlink(missing_ok=True)
@@ -221,17 +245,34 @@ class ValidationMemo:
             pass  # a memo that cannot be written only costs time
 
     def __contains__(self, digest: object) -> bool:
-        return digest in self.digests
+        return bool(digest) and digest in self.digests
 
     def add(self, digest: str) -> None:
         self.digests = [*(d for d in self.digests if d != digest), digest][-self.LIMIT :]
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"version": 1, "digests": self.digests}), "utf-8")
-            os.replace(tmp, self.file)
-        except OSError:
-            pass  # a memo that cannot be written only costs time
+        with contextlib.suppress(OSError):  # a memo that cannot be written only costs time
+            _write_private(self.file, json.dumps({"version": 1, "digests": self.digests}))
+
+
+def _write_private(target: Path, text: str) -> None:
+    """``text`` written whole to ``target`` (a fresh ``0600`` file renamed over it: what the
+    memo reads back must be the user's own, whatever the umask, and a name planted in the
+    folder is never followed)."""
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temp = tempfile.mkstemp(prefix=".memo-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _is_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _library_version() -> str:
