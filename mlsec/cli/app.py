@@ -223,7 +223,8 @@ def scan(
             "--jobs",
             "-j",
             metavar="N",
-            help="Processes analysing files at once (default: one per CPU; 1: none).",
+            help="Processes analysing files at once, at most one per CPU (default: one per "
+            "CPU; 1: none).",
         ),
     ] = None,
     shard: Annotated[
