@@ -103,7 +103,7 @@ def analyze_files(
             ctx.progress(1)
     for index, outcome in zip(todo, fresh, strict=True):
         outcomes[index] = outcome
-        if cache is not None:
+        if cache is not None and outcome.cacheable:
             cache.put(analyzer.name, targets[index], outcome)
     return [o for o in outcomes if o is not None]
 

@@ -210,12 +210,6 @@ def test_signatures_never_take_a_digest_from_the_hash_cache(
 
 
 # -- what a cached result depends on beyond its file ---------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ONNX check (mlsec/models/checks.py, the lead's) reads the model's folder (an "
-    "external-data path resolving through a symlink out of it, MLS147), but its result is "
-    "cached on the .onnx file's identity alone: a folder swapped for a link later is hidden",
-)
 def test_an_onnx_external_data_folder_swapped_for_a_link_out_is_found(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
