@@ -360,10 +360,40 @@ _INTRUDERS = [
 ]
 
 
+def _objects(rng: random.Random, count: int) -> Any:
+    """Nested values as programs hold them: shared, and containing themselves."""
+    pool: list[Any] = [None, True, 1.5, "os", "system", b"raw", 7, 2**70, ("t", 1)]
+    out: list[Any] = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.3:
+            value: Any = {rng.choice(["a", "b", "os", 1, 2.5, None]): rng.choice(pool)}
+            value[rng.choice(["c", "d"])] = rng.choice(pool + out[-3:])
+        elif roll < 0.5:
+            value = [rng.choice(pool + out[-3:]) for _ in range(rng.randint(0, 6))]
+            if rng.random() < 0.2:
+                value.append(value)  # a list that contains itself
+        elif roll < 0.6:
+            value = tuple(rng.choice(pool) for _ in range(rng.randint(0, 4)))
+        elif roll < 0.7:
+            value = {rng.choice(pool[1:8]) for _ in range(rng.randint(0, 3))}
+        elif roll < 0.75:
+            value = frozenset([1, 2, rng.randrange(9)])
+        else:
+            value = rng.choice(pool + out[-5:])
+        out.append(value)
+        if rng.random() < 0.3:
+            pool.append(value)
+    return out
+
+
 def generated(rng: random.Random) -> bytes:
     """One pickle of records (and what may follow them), maybe mutated."""
     kind = rng.random()
-    if kind < 0.3:
+    if kind < 0.15:
+        objects = _objects(rng, rng.choice([10, 200, 3000]))
+        data = bytearray(pickle.dumps(objects, protocol=rng.randint(0, 5)))
+    elif kind < 0.35:
         rows = [
             {
                 "id": i,
