@@ -160,6 +160,11 @@ def caps(chosen: dict[str, int]) -> Iterator[None]:
             setattr(machine, name, value)
 
 
+# a memo that keeps nothing more and full lists (the regime of a pickle of millions of
+# records past its first 300,000, where records are dropped unseen), long text counted
+FULL = {"MAX_MEMO": 3, "MAX_MEMO_NAMES": 5, "MAX_ITEMS": 2, "LONG_TEXT": 1}
+
+
 # -- generated pickles -------------------------------------------------------------------------
 def _uni(text: bytes) -> bytes:
     if len(text) < 256:
@@ -181,6 +186,13 @@ class Writer:
         style = self.style
         if style == "none" or rng.random() < 0.1:
             return
+        if rng.random() < 0.05:
+            self._put_once()  # the same value memoized twice (legal, if no pickler's)
+        self._put_once()
+
+    def _put_once(self) -> None:
+        rng = self.rng
+        style = self.style
         if style == "memoize":
             self.out += b"\x94"
         elif self.memo < 256 and rng.random() < 0.8:
@@ -456,6 +468,8 @@ def check(seed: int) -> tuple[bytes, dict[str, int]] | None:
     """Decode one generated case both ways; the case and its caps if they differ."""
     rng = random.Random(seed)
     chosen = {name: rng.choice(values) for name, values in CAPS.items() if rng.random() < 0.3}
+    if rng.random() < 0.2:
+        chosen.update(FULL)  # the memo keeps nothing more, lists are full: records dropped
     data = generated(rng)
     pipe = rng.random() < 0.15
     max_ops = rng.choice([10**9, 10**9, 3000])
