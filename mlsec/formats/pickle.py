@@ -1294,8 +1294,9 @@ class Machine:
                         map(slice, range(i + a, stop, size), range(i + b, stop, size)),
                     )
                     lengths = map(len, map(_DECODE_TEXT, raw))
-                    if k in run.long_texts:
-                        long_text += sum(filter(LONG_TEXT.__lt__, lengths))
+                    times = run.long_texts.count(k)  # MEMOIZEs of the field (each counts)
+                    if times:
+                        long_text += times * sum(filter(LONG_TEXT.__lt__, lengths))
                     else:
                         deque(lengths, 0)
             except UnicodeDecodeError:

@@ -9,7 +9,8 @@ pickle when that prefix decodes with no structural error:
 
 - an object built from an import (its BUILD: containers such as joblib write raw
   bytes behind it, which the full scan skips as their loaders do);
-- a complete pickle (STOP) of at least :data:`MIN_OPS` opcodes, or one ending the file;
+- a complete pickle (STOP) of at least :data:`MIN_OPS` opcodes, or one ending the file, or
+  a shorter one and the next program the file goes on with (loaders read on);
 - or its first import names dotted identifiers (CPython imports it right there: a first
   import no module could have ends the load), or :data:`MIN_VALID_BEFORE_ERROR` opcodes
   decode before the first error (a pickle that breaks later: the scan reports it);
@@ -221,12 +222,33 @@ def looks_like_pickle(
     return True if verdict is None else verdict
 
 
-def _decode(head: bytes, size: int | None) -> bool | None:
+def _decode(head: bytes, size: int | None, programs: int = 0) -> bool | None:
     """The verdict on ``head`` (the file's first bytes; ``size``: the file's, if known), or
-    None when the head ends inside a valid prefix too short to judge."""
+    None when the head ends inside a valid prefix too short to judge. ``programs``: short
+    complete programs read before it (see _next_program)."""
     if head[0] == 0x80 and len(head) > _BINARY_PREFIX and _binary_prefix_is_enough(head):
         return True
-    return _decode_head(head, size)
+    return _decode_head(head, size, programs)
+
+
+MAX_SHORT_PROGRAMS = 8
+
+
+def _next_program(head: bytes, end: int, size: int | None, programs: int) -> bool | None:
+    """The verdict after a clean program too short to tell alone (``N.``, a LONG1 magic
+    number with no PROTO) that ends at ``head[end]`` while the file goes on: loaders that
+    read on run what follows (torch's legacy format reads four programs, and a stream of
+    pickles is read with pickle.load again), so the next program decides."""
+    rest = head[end:]
+    if size is not None:
+        size -= end
+    if not rest:
+        return None  # the head ends there: a longer read tells
+    if programs + 1 >= MAX_SHORT_PROGRAMS:
+        return True  # short programs back to back: structure enough
+    if rest[0] not in FIRST_OPCODES or not _second_opcode_plausible(rest, size):
+        return False
+    return _decode(rest, size, programs + 1)
 
 
 # The first 256 bytes of a binary pickle (PROTO 2+ first) are decoded before the whole head:
@@ -272,7 +294,7 @@ def _binary_prefix_is_enough(head: bytes) -> bool:
     return reader.exhausted and res.ops > MIN_VALID_BEFORE_ERROR
 
 
-def _decode_head(head: bytes, size: int | None) -> bool | None:
+def _decode_head(head: bytes, size: int | None, programs: int = 0) -> bool | None:
     """:func:`_decode` from the whole head."""
     complete = size is not None and len(head) >= size
     reader = _HeadReader(head)
@@ -293,7 +315,9 @@ def _decode_head(head: bytes, size: int | None) -> bool | None:
         # does is a pickle, whatever breaks after it (the scan reports that).
         return _importable(res.imports[0])
     if res.error is None:
-        return res.ops >= MIN_OPS or (complete and res.end == len(head))
+        if res.ops >= MIN_OPS or (complete and res.end == len(head)):
+            return True
+        return res.end is not None and _next_program(head, res.end, size, programs)
     if not reader.exhausted:
         # A structural error inside the head: a pickle only if enough opcodes decoded first.
         return res.ops - 1 >= MIN_VALID_BEFORE_ERROR

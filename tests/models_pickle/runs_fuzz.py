@@ -160,6 +160,11 @@ def caps(chosen: dict[str, int]) -> Iterator[None]:
             setattr(machine, name, value)
 
 
+# a memo that keeps nothing more and full lists (the regime of a pickle of millions of
+# records past its first 300,000, where records are dropped unseen), long text counted
+FULL = {"MAX_MEMO": 3, "MAX_MEMO_NAMES": 5, "MAX_ITEMS": 2, "LONG_TEXT": 1}
+
+
 # -- generated pickles -------------------------------------------------------------------------
 def _uni(text: bytes) -> bytes:
     if len(text) < 256:
@@ -181,6 +186,13 @@ class Writer:
         style = self.style
         if style == "none" or rng.random() < 0.1:
             return
+        if rng.random() < 0.05:
+            self._put_once()  # the same value memoized twice (legal, if no pickler's)
+        self._put_once()
+
+    def _put_once(self) -> None:
+        rng = self.rng
+        style = self.style
         if style == "memoize":
             self.out += b"\x94"
         elif self.memo < 256 and rng.random() < 0.8:
@@ -360,10 +372,40 @@ _INTRUDERS = [
 ]
 
 
+def _objects(rng: random.Random, count: int) -> Any:
+    """Nested values as programs hold them: shared, and containing themselves."""
+    pool: list[Any] = [None, True, 1.5, "os", "system", b"raw", 7, 2**70, ("t", 1)]
+    out: list[Any] = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.3:
+            value: Any = {rng.choice(["a", "b", "os", 1, 2.5, None]): rng.choice(pool)}
+            value[rng.choice(["c", "d"])] = rng.choice(pool + out[-3:])
+        elif roll < 0.5:
+            value = [rng.choice(pool + out[-3:]) for _ in range(rng.randint(0, 6))]
+            if rng.random() < 0.2:
+                value.append(value)  # a list that contains itself
+        elif roll < 0.6:
+            value = tuple(rng.choice(pool) for _ in range(rng.randint(0, 4)))
+        elif roll < 0.7:
+            value = {rng.choice(pool[1:8]) for _ in range(rng.randint(0, 3))}
+        elif roll < 0.75:
+            value = frozenset([1, 2, rng.randrange(9)])
+        else:
+            value = rng.choice(pool + out[-5:])
+        out.append(value)
+        if rng.random() < 0.3:
+            pool.append(value)
+    return out
+
+
 def generated(rng: random.Random) -> bytes:
     """One pickle of records (and what may follow them), maybe mutated."""
     kind = rng.random()
-    if kind < 0.3:
+    if kind < 0.15:
+        objects = _objects(rng, rng.choice([10, 200, 3000]))
+        data = bytearray(pickle.dumps(objects, protocol=rng.randint(0, 5)))
+    elif kind < 0.35:
         rows = [
             {
                 "id": i,
@@ -426,6 +468,8 @@ def check(seed: int) -> tuple[bytes, dict[str, int]] | None:
     """Decode one generated case both ways; the case and its caps if they differ."""
     rng = random.Random(seed)
     chosen = {name: rng.choice(values) for name, values in CAPS.items() if rng.random() < 0.3}
+    if rng.random() < 0.2:
+        chosen.update(FULL)  # the memo keeps nothing more, lists are full: records dropped
     data = generated(rng)
     pipe = rng.random() < 0.15
     max_ops = rng.choice([10**9, 10**9, 3000])

@@ -105,3 +105,34 @@ def test_frames_split_by_an_opcode_are_pickles(tmp_path: Path, name: str) -> Non
     (tmp_path / "model.pt").write_bytes(data)
     report = scan(build_options(tmp_path, use_git=False), analyzers=_MODEL_ANALYZERS)
     assert ("MLS101", "critical", "model.pt", None) in hits(report)
+
+
+# A first program too short to tell a pickle by (no PROTO): loaders that read on run what
+# follows. torch.load's legacy format reads a magic number, a protocol version and the
+# system's description, then the object; a stream of pickles is read by pickle.load again.
+_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[2:]  # LONG1, STOP
+SHORT_FIRSTS = {
+    "none": b"N.",
+    "int": b"K\x01.",
+    "torch-legacy": _MAGIC
+    + pickle.dumps(1001, protocol=2)
+    + pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2),
+    "short-programs": b"N." * 20,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_FIRSTS))
+def test_what_follows_a_short_first_program_is_read(tmp_path: Path, name: str) -> None:
+    from mlsec.config import build_options
+    from mlsec.scan import scan
+
+    data = SHORT_FIRSTS[name] + PAYLOAD
+    stream = io.BytesIO(data)
+    with pytest.raises(_Import) as imported:
+        while True:  # constants, until the program that imports
+            _Imports(stream).load()
+    assert imported.value.args == ("os", "system")
+    assert looks_like_pickle(data, True, len(data))
+    (tmp_path / "model.pt").write_bytes(data)
+    report = scan(build_options(tmp_path, use_git=False), analyzers=_MODEL_ANALYZERS)
+    assert ("MLS101", "critical", "model.pt", None) in hits(report)
