@@ -166,11 +166,22 @@ def select_changed(
     return [t for t in targets if paths[t.relpath] in keep], keep
 
 
+# Every dependency manifest of the tree in one shard: the audit is one for the repository (a
+# vulnerable pin is one finding at the first manifest pinning it, a package named by one
+# manifest's project is first-party in all, -r/-c includes cross folders).
+_DEPENDENCIES = "\0dependencies"
+
+
 def shard_key(path: str, signed: set[str]) -> str:
-    """What stays together in one shard: a signed folder, else the file's folder (a manifest
-    with its lock file, a model with its detached bundle)."""
+    """What stays together in one shard: a signed folder (with the signed folders inside
+    it), else every dependency manifest, else the file's folder (a model with its detached
+    bundle)."""
     folder = _signed_folder_of(path, signed)
-    return folder if folder is not None else _folder(path)
+    if folder is not None:
+        return folder
+    from mlsec.deps import manifest_kind
+
+    return _DEPENDENCIES if manifest_kind(path) else _folder(path)
 
 
 def in_shard(key: str, shard: tuple[int, int]) -> bool:
