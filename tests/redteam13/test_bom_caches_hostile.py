@@ -172,6 +172,27 @@ def test_a_hash_cache_entry_that_is_no_digest_is_a_miss(
     assert _comparable(again) == _comparable(first)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="HashCache.save (mlsec/hashing.py, the lead's) writes a fixed hashes.tmp with "
+    "write_text, following a link planted there: another user of a shared cache folder makes "
+    "the scan overwrite any file the user may write (then hashes.json is that link)",
+)
+def test_the_hash_cache_is_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    repo, cache = tmp_path / "repo", tmp_path / "cache"
+    _weights(repo)
+    cache.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (cache / "hashes.tmp").symlink_to(victim)
+    proc = run_cli("scan", repo, "--no-git", "--cache-dir", cache, "-f", "cyclonedx")
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "keep me"
+    assert not (cache / "hashes.json").is_symlink()
+
+
 def test_a_damaged_hash_cache_file_is_a_miss(tmp_path: Path, cli: Any) -> None:
     repo, cache = tmp_path / "repo", tmp_path / "cache"
     _weights(repo)
