@@ -453,3 +453,20 @@ def test_an_incomplete_sarif_shard_is_exit_2(
     [run] = json.loads(proc.stdout)["runs"]
     assert run["invocations"][0]["executionSuccessful"] is False
     assert proc.returncode == 2
+
+
+def test_the_merged_report_is_a_report_that_merges_again(
+    shards: dict[str, Any], tmp_path: Path, cli: Any
+) -> None:
+    """The merge's output is valid against the report schema (a later merge, a baseline
+    or another tool reads it), and merging it again changes nothing."""
+    import jsonschema
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "merged.json"
+    assert cli("merge", *shards["json"], "-o", out).returncode == 0
+    schema = json.loads((REPO / "schemas" / "mlsec-report.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(load(out))
+    again = json.loads(cli("merge", out).stdout)
+    assert again == load(out)

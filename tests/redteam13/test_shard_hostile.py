@@ -122,7 +122,12 @@ def test_shards_merged_are_the_full_scan(tree: dict[str, Any], cli: Any, count: 
     assert sum(1 for n in sizes if n) >= 2  # the work was shared
     proc = cli("merge", *parts)
     assert proc.returncode == 0, proc.stderr
-    assert finding_keys(json.loads(proc.stdout)) == finding_keys(full)
+    merged = json.loads(proc.stdout)
+    assert finding_keys(merged) == finding_keys(full)
+    for part in ("errors", "skipped"):
+        assert sorted(map(str, merged[part])) == sorted(map(str, full[part])), part
+    for key in ("files_scanned", "findings", "by_severity", "suppressed", "errors", "skipped"):
+        assert merged["summary"][key] == full["summary"][key], key
 
 
 def test_sarif_shards_merged_are_the_full_scan(tree: dict[str, Any], cli: Any) -> None:
