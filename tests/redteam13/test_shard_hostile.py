@@ -330,3 +330,38 @@ def test_shards_of_many_manifests_merged_are_the_full_scan(tmp_path: Path, cli: 
     rules = [k[0] for k in whole]
     assert rules.count("MLS201") >= 2 and "MLS101" in rules
     assert finding_keys(json.loads(proc.stdout)) == whole
+
+
+def test_shards_of_signed_folders_holding_manifests_merged_are_the_full_scan(
+    tmp_path: Path, cli: Any
+) -> None:
+    """A signed folder with a requirements file goes whole with the other manifests: the
+    pin vulnerable in all six folders is still one finding."""
+    from mlsec.signatures.sign import sign_model
+    from tests.conftest import FIXTURES
+    from tests.signatures.helpers import key_policy, make_key, write_config
+
+    repo = tmp_path / "repo"
+    keys = make_key(tmp_path / "keys")
+    for i in range(6):
+        folder = repo / f"m{i}"
+        folder.mkdir(parents=True)
+        (folder / "requirements.txt").write_text("gradio==3.10.0\n")
+        _safetensors(folder / "w.safetensors")
+        evil_pickle(folder / "sub" / "p.pkl")
+        if i < 3:
+            sign_model(folder, key=keys.private)
+    write_config(repo, key_policy(keys.public))
+    flags = ("--no-git", "--no-cache", "--offline", "--vuln-db", FIXTURES / "osv-mini",
+             "--fail-on", "none")  # fmt: skip
+    full = tmp_path / "full.json"
+    assert cli("scan", repo, *flags, "-o", full).returncode == 0
+    parts = [tmp_path / f"s{k}.json" for k in (1, 2, 3, 4)]
+    for k, out in enumerate(parts, 1):
+        proc = cli("scan", repo, *flags, "--shard", f"{k}/4", "-o", out)
+        assert proc.returncode == 0, proc.stderr
+    proc = cli("merge", *parts)
+    assert proc.returncode == 0, proc.stderr
+    whole = finding_keys(load(full))
+    assert [k[0] for k in whole].count("MLS201") == 1
+    assert finding_keys(json.loads(proc.stdout)) == whole
