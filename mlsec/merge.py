@@ -239,6 +239,11 @@ def _finding_order(finding: dict[str, Any]) -> tuple[int, str, str, int, int, st
     )
 
 
+# One finding, whichever report has it (a report listing another file's finding under its
+# fingerprint does not replace that finding).
+_FINDING_IDENTITY = ("fingerprint", "rule_id", "path", "member", "line", "offset")
+
+
 def merge_json(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One report from the (checked) mlsec JSON ``reports``, its summary recounted."""
     versions = {r["tool"]["version"] for r in reports}
@@ -252,7 +257,7 @@ def merge_json(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     kept: dict[tuple[Any, ...], dict[str, Any]] = {}
     for report in reports:
         for finding in report["findings"]:
-            key = (finding["fingerprint"], finding["line"], finding["offset"])
+            key = tuple(finding[k] for k in _FINDING_IDENTITY)
             other = kept.get(key)
             if other is None or _finding_weight(finding) > _finding_weight(other):
                 kept[key] = finding

@@ -470,3 +470,21 @@ def test_the_merged_report_is_a_report_that_merges_again(
     jsonschema.Draft202012Validator(schema).validate(load(out))
     again = json.loads(cli("merge", out).stdout)
     assert again == load(out)
+
+
+def test_a_report_reusing_another_findings_fingerprint_does_not_replace_it(
+    shards: dict[str, Any], tmp_path: Path, cli: Any
+) -> None:
+    """A shard listing a finding on another file under a real finding's fingerprint (same
+    severity: a tie) is listed beside it, not in its place, in either order."""
+    source = next(p for p in shards["json"] if load(p)["findings"])
+    real = load(source)
+    target = next(f for f in real["findings"] if f["severity"] == "critical")
+    forged = copy.deepcopy(real)
+    forged["findings"] = [dict(target, path="elsewhere/decoy.pkl", message="decoy")]
+    a = dump(tmp_path / "real.json", real)
+    f = dump(tmp_path / "forged.json", forged)
+    for order in ((f, a), (a, f)):
+        merged = json.loads(_merge(cli, *order).stdout)
+        paths = {x["path"] for x in merged["findings"] if x["fingerprint"] == target["fingerprint"]}
+        assert paths == {target["path"], "elsewhere/decoy.pkl"}
