@@ -277,3 +277,36 @@ def test_an_onnx_external_data_folder_swapped_for_a_link_out_is_found(
     assert ("MLS147", "m.onnx") in {(f.rule_id, f.path) for f in fresh.findings}
     cached = scan(options)
     assert ("MLS147", "m.onnx") in {(f.rule_id, f.path) for f in cached.findings}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="report_memo (mlsec/render/cyclonedx.py, the lead's part) uses a memo in the cache "
+    "folder even when that folder is inside the scanned tree (--cache-dir .mlsec-cache, cached "
+    "in CI with actions/cache): the memo and rendered documents are keyed on content the "
+    "repository can compute, so files it commits there become its BOM, unvalidated",
+)
+def test_a_cache_folder_inside_the_scanned_tree_cannot_dictate_the_bom(
+    tmp_path: Path, cli: Any
+) -> None:
+    from mlsec.render.cyclonedx import ValidationMemo
+
+    repo = tmp_path / "repo"
+    _weights(repo)
+    honest = _bom(cli, repo, tmp_path / "private-cache", tmp_path / "honest.json")
+    # What a pull request commits: the rendered document of its own BOM, forged (the model
+    # gone, the repository's claims instead), and the memo saying it validated.
+    planted = repo / ".mlsec-cache"
+    _bom(cli, repo, planted, tmp_path / "scratch.json")
+    (kept,) = (planted / "bom-render").glob("*.json")
+    forged = json.loads(kept.read_text())
+    forged["components"] = []
+    forged["dependencies"] = []
+    text = json.dumps(forged)
+    kept.write_text(text)
+    cdx_version = honest["specVersion"]
+    tool = next(iter(honest["metadata"]["tools"]["components"]))["version"]
+    memo = ValidationMemo(planted / "bom-validated.json")
+    memo.add(ValidationMemo.key(text, "json", cdx_version, tool))
+    got = _bom(cli, repo, planted, tmp_path / "got.json")
+    assert [c["bom-ref"] for c in got["components"]] == [c["bom-ref"] for c in honest["components"]]
