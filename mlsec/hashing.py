@@ -62,6 +62,12 @@ _VERSION = 2
 _MEMO: dict[tuple[str, str], str] = {}
 
 
+def _is_digest(text: str) -> bool:
+    """A SHA-256 as :func:`sha256_file` writes it: 64 lowercase hex digits (an entry that is
+    not one is a miss, never a digest in a BOM)."""
+    return len(text) == 64 and text.isascii() and all(c in "0123456789abcdef" for c in text)
+
+
 def _key_of(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 
@@ -101,6 +107,7 @@ class HashCache:
                         if isinstance(v, list)
                         and len(v) == 2
                         and all(isinstance(x, str) for x in v)
+                        and _is_digest(v[1])
                     }
             except (OSError, ValueError):  # missing, unreadable or damaged: start afresh
                 self._entries = {}

@@ -297,9 +297,75 @@ def merge_json(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "incomplete": any(s.get("incomplete", False) for s in summaries)
         or any(e["internal"] for e in out["errors"]),
     }
-    for stale in ("suppressed_in_report", "suppressed_by_baseline"):
-        out["summary"].pop(stale, None)  # counts of one shard, not of the merge
+    for stale in ("suppressed_in_report", "suppressed_by_baseline", "shard"):
+        out["summary"].pop(stale, None)  # of one shard, not of the merge
     return out
+
+
+# -- shards ------------------------------------------------------------------------------------
+def _shard(value: Any, path: Path) -> tuple[int, int] | None:
+    """A report's ``summary.shard`` ("K/N") as numbers; None for a report of a whole scan."""
+    if value is None:
+        return None
+    index, _, count = value.partition("/") if isinstance(value, str) else ("", "", "")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise _refuse(path, f"summary/shard is not K/N with 1 <= K <= N: {value!r}")
+    return int(index), int(count)
+
+
+def _shard_groups(
+    kind: str, loaded: Sequence[tuple[Path, dict[str, Any]]]
+) -> list[list[tuple[Path, tuple[int, int] | None]]]:
+    """Each merged scan's parts and their shards: all JSON reports are one scan; SARIF runs of
+    mlsec are one scan per category (other tools' runs are not mlsec's shards)."""
+    if kind == "json":
+        return [[(path, _shard(data["summary"].get("shard"), path)) for path, data in loaded]]
+    groups: dict[str, list[tuple[Path, tuple[int, int] | None]]] = {}
+    for path, data in loaded:
+        for run in data["runs"]:
+            tool, category = _run_group(run)
+            if tool != "mlsec":
+                continue
+            properties = run.get("properties")
+            summary = properties.get("summary") if isinstance(properties, dict) else None
+            shard = summary.get("shard") if isinstance(summary, dict) else None
+            groups.setdefault(category, []).append((path, _shard(shard, path)))
+    return list(groups.values())
+
+
+def _check_shards(shards: Sequence[tuple[Path, tuple[int, int] | None]]) -> None:
+    """Shard reports (``--shard K/N``) merge only as a whole: all N shards of one split, each
+    once, and nothing else. Three shards of four are not the scan, so they do not merge into
+    a report that looks like it (exit 2, naming what is missing)."""
+    given = [(path, shard) for path, shard in shards if shard is not None]
+    if not given:
+        return  # reports of whole scans (of several paths): nothing to check
+    hint = "merge the reports of all N shards of one `mlsec scan --shard K/N`, each once"
+    first, (_, count) = given[0]
+    if len(given) < len(shards):
+        whole = next(path for path, shard in shards if shard is None)
+        raise MlsecError(
+            f"{whole} is the report of a whole scan and {first} of shard "
+            f"{given[0][1][0]}/{count}: a shard merges only with the other shards",
+            hint=hint,
+        )
+    by_index: dict[int, Path] = {}
+    for path, (index, of) in given:
+        if of != count:
+            raise MlsecError(
+                f"{path} is a shard of {of} and {first} of {count}: not one split", hint=hint
+            )
+        if index in by_index:
+            raise MlsecError(
+                f"{path} and {by_index[index]} are both shard {index}/{count}", hint=hint
+            )
+        by_index[index] = path
+    missing = [f"{k}/{count}" for k in range(1, count + 1) if k not in by_index]
+    if missing:
+        raise MlsecError(
+            f"shard {', '.join(missing)} missing: the merge would not be the whole scan",
+            hint=hint,
+        )
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -336,4 +402,7 @@ def merge_files(paths: Sequence[Path]) -> tuple[str, dict[str, Any]]:
         except _Refused as exc:
             raise _refuse(path, str(exc)) from None
     reports = [data for _, data in loaded]
-    return kind, merge_sarif(reports) if kind == "sarif" else merge_json(reports)
+    merged = merge_sarif(reports) if kind == "sarif" else merge_json(reports)
+    for parts in _shard_groups(kind, loaded):
+        _check_shards(parts)
+    return kind, merged

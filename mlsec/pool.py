@@ -52,9 +52,11 @@ WORKER_MEMORY = 512 * 1024**2
 
 
 def effective_jobs(jobs: int) -> int:
-    """``jobs``, or for 0 one per CPU as memory allows."""
+    """``jobs`` up to one per CPU (more workers cannot go faster, only fork more and hold
+    more memory: ``--jobs 1000000`` would fork one per file), or for 0 one per CPU as memory
+    allows."""
     if jobs >= 1:
-        return jobs
+        return min(jobs, machine_jobs())
     try:
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
@@ -101,7 +103,7 @@ def analyze_files(
             ctx.progress(1)
     for index, outcome in zip(todo, fresh, strict=True):
         outcomes[index] = outcome
-        if cache is not None:
+        if cache is not None and outcome.cacheable:
             cache.put(analyzer.name, targets[index], outcome)
     return [o for o in outcomes if o is not None]
 

@@ -40,6 +40,9 @@ class ScanReport(NamedTuple):
     prefix: str = ""
     # Where renderers may keep memos (the BOM validation memo); None: --no-cache.
     cache_root: str | None = None
+    # (K, N) of --shard: this report covers the K-th of N parts (`mlsec merge` checks that
+    # all N are there).
+    shard: tuple[int, int] | None = None
 
     def scan_relative(self, path: str) -> str:
         """A report (repository-relative) path as the analyzers' facts name it."""
@@ -109,6 +112,7 @@ class ScanReport(NamedTuple):
             "fail_on": self.fail_on.value if self.fail_on else "none",
             "failed": bool(self.failing()),
             "incomplete": self.incomplete,
+            **({"shard": f"{self.shard[0]}/{self.shard[1]}"} if self.shard else {}),
         }
 
     def used_rules(self) -> list[str]:

@@ -82,6 +82,7 @@ def encode_outcome(outcome: FileOutcome) -> dict[str, Any]:
             for x in outcome.facts
             if isinstance(x, ModelFileFact)
         ],
+        **({} if outcome.cacheable else {"c": False}),
     }
 
 
@@ -179,6 +180,9 @@ def decode_outcome(
                     max_severity=None if worst is None else _severity(worst),
                 )
             )
+        cacheable = data.get("c", True)
+        if not isinstance(cacheable, bool):
+            raise _Invalid
     except (_Invalid, ValueError, TypeError):
         return None
     if rules is not None and any(f.rule_id not in rules for f in findings):
@@ -189,7 +193,7 @@ def decode_outcome(
         return None
     if path is not None and any(x.path != path for x in facts):
         return None
-    return FileOutcome(tuple(findings), tuple(errors), tuple(facts))
+    return FileOutcome(tuple(findings), tuple(errors), tuple(facts), cacheable)
 
 
 # -- the scan's identity -------------------------------------------------------------------------

@@ -265,6 +265,7 @@ def scan(
         config_problems=options.config_problems,
         prefix=prefix,
         cache_root=None if (root := options.cache_root()) is None else str(root),
+        shard=options.shard,
     )
 
 

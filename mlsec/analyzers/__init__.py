@@ -87,6 +87,9 @@ class FileOutcome(NamedTuple):
     findings: tuple[Finding, ...] = ()
     errors: tuple[ScanError, ...] = ()
     facts: tuple[Any, ...] = ()  # per-file facts (ModelFileFact records), see take_facts
+    # False: the outcome depends on more than the file (a link in its folder, another file),
+    # which the result cache's key does not see: it is decided anew on every scan.
+    cacheable: bool = True
 
 
 class FileAnalyzer(Analyzer):

@@ -223,7 +223,8 @@ def scan(
             "--jobs",
             "-j",
             metavar="N",
-            help="Processes analysing files at once (default: one per CPU; 1: none).",
+            help="Processes analysing files at once, at most one per CPU (default: one per "
+            "CPU; 1: none).",
         ),
     ] = None,
     shard: Annotated[
@@ -548,9 +549,10 @@ def merge(
     """Combine the reports of several shards (or paths) into one.
 
     SARIF: one run per category (automationDetails.id), results and rules deduplicated.
-    JSON: findings, errors and skipped files combined, the summary recounted. Exit code 2
-    when the reports cannot be merged; for JSON reports also 1 when the merged findings fail
-    the reports' gate, and 2 when a shard was incomplete (SARIF carries no gate: 0).
+    JSON: findings, errors and skipped files combined, the summary recounted. Shard reports
+    (--shard K/N) merge only as the whole set of N. Exit code 2 when the reports cannot be
+    merged or a shard was incomplete; for JSON reports 1 when the merged findings fail the
+    reports' gate (SARIF carries no gate: 0).
     """
     import json
 
@@ -564,6 +566,12 @@ def merge(
             raise typer.Exit(2)
         if summary.get("failed"):
             raise typer.Exit(1)
+    elif any(
+        invocation.get("executionSuccessful") is False
+        for run in data["runs"]
+        for invocation in run.get("invocations") or ()
+    ):
+        raise typer.Exit(2)  # a shard that did not check everything: not a pass
 
 
 db_app = typer.Typer(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,10 +79,12 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
     index, slash, count = text.partition("/")
-    try:
-        pair = (int(index), int(count))
-    except ValueError:
-        pair = (0, 0)
+    # Plain ASCII digits: int() also takes "1_0", full-width digits, signs and spaces, and a
+    # typo must not quietly be another shard.
+    pair = (0, 0)
+    if all(p.isascii() and p.isdigit() for p in (index, count)):
+        with suppress(ValueError):  # more digits than int() converts
+            pair = (int(index), int(count))
     if not slash or not 1 <= pair[0] <= pair[1]:
         raise MlsecError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
     return pair

@@ -54,6 +54,9 @@ OPS_PER_CHECK = 4096
 MAX_RUN_OPS = 4096
 MAX_RUN_TEXT = 1 << 16
 RUN_CACHE = 4  # layouts kept (most recent first)
+# runs matched at once at most: re's matcher keeps about 100 bytes a repetition until the
+# match ends (a 4 MiB buffer of 5-byte records took 49 MB), this bounds it to a few MB
+RUN_BATCH = 1 << 16
 RUN_CACHED_PATTERN = 4096  # bytes of a layout's pattern that re's own cache may keep
 RUN_READAHEAD = 4 << 20  # bytes of a file buffered at once where runs meet the buffer's end
 RUN_CALL_COST = 16  # what trying runs once costs, in opcodes decoded one by one
@@ -61,6 +64,7 @@ RUN_COMPILE_COST = 400  # what learning a layout costs, besides its opcodes
 RUN_MAX_WAIT = 1024
 RUN_CREDIT = 50_000  # work (in opcodes) runs may cost before they pay for themselves (~15 ms)
 RUN_SHARE = 2  # and a 1 / 2**RUN_SHARE of the opcodes decoded (a quarter)
+RUN_WASTE_SHARE = 3  # matching a run costs about an eighth of decoding its opcodes
 
 # Callables that deserialize their argument again: the bytes they receive are scanned too.
 NESTED_LOADERS = frozenset(
@@ -724,6 +728,7 @@ class Machine:
         # what runs may still cost, in opcodes, besides a quarter of those decoded (see _run_at)
         self._run_credit = RUN_CREDIT if self.RUNS else _NEVER
         self._run_ops = 0  # opcodes the runs last applied stand for
+        self._run_waste = 0  # opcodes of runs matched but not applied by the last attempt
         # chances to skip before runs are tried again (see _run_at), and the next wait
         self._mark_wait = self._mark_backoff = 0
         self._head_wait = self._head_backoff = 0
@@ -1063,12 +1068,17 @@ class Machine:
         up to RUN_MAX_WAIT chances skipped, for MARKs and new containers apart), and runs
         that never pay spend at most RUN_CREDIT and a quarter of the opcodes decoded.
         """
+        self._run_waste = 0
         end = self._try_runs(buf, i, n, stack, head)
         if end == _REFILLED:
             return end
         if end == _CUT:  # no fault of the layout: nothing to account
             return -1
-        gain = (self._run_ops if end > 0 else 0) - RUN_CALL_COST
+        # runs matched but not applied cost their matching (an eighth of their opcodes), so
+        # that layouts cut again and again (a BINPUT index out of order in every third
+        # record) cannot rescan all that follows at every record (quadratic)
+        waste = self._run_waste >> RUN_WASTE_SHARE
+        gain = (self._run_ops if end > 0 else 0) - RUN_CALL_COST - waste
         self._run_credit += gain
         if head:
             self._head_backoff = 0 if gain > 0 else min(2 * self._head_backoff + 1, RUN_MAX_WAIT)
@@ -1130,31 +1140,41 @@ class Machine:
         """The effect of the runs of this layout from ``buf[i]`` on, as their opcodes one by
         one; where they end, or (nothing done) -1 if the first does not have the layout,
         _DECLINED if it has but one of its opcodes would take the general path."""
-        found = run.pattern.match(buf, i, n)
+        # What declines whatever the bytes are is decided first: then only one run is
+        # matched (is it this layout?), not every run that follows (a file of records that
+        # all decline would be rescanned at every try).
+        consts = run.consts
+        declined = (run.slots is not None or run.head) and self._put_top >= self.memo_len
+        # (MEMOIZE would overwrite an entry PUT ahead of it)
+        if run.gets and not declined:
+            # Runs write the memo only at memo_len and past it: what they read there is the
+            # same for every run of this call.
+            if max(run.gets) >= self.memo_len:
+                declined = True
+            else:
+                memo = self.memo
+                read = tuple([memo.get(index, _MISSING) for index in run.gets])
+                # an entry over the cap, or an error (the handler decides); keys that are not
+                # constants (the handler's checks, loosely)
+                declined = any(value is _MISSING for value in read) or (
+                    run.key_gets and not _SCALARS.issuperset(map(type, read))
+                )
+                consts += read  # in _Run.order, the memo reads follow the texts: see _fields
+        if declined:
+            one = run.pattern.match(buf, i, min(n, i + run.size))
+            return -1 if one is None else _DECLINED
+        found = run.pattern.match(buf, i, min(n, i + RUN_BATCH * run.size))
         if found is None:
             return -1
         if found.end() + run.size > n and self._refill(buf, i, n):
             return _REFILLED  # the buffer's end may cut the runs: match them whole
         # past here the bytes have the layout: "not applied" is _DECLINED
-        if (run.slots is not None or run.head) and self._put_top >= self.memo_len:
-            return _DECLINED  # MEMOIZE would overwrite an entry PUT ahead of it
-        consts = run.consts
-        if run.gets:
-            # Runs write the memo only at memo_len and past it: what they read there is the
-            # same for every run of this call.
-            if max(run.gets) >= self.memo_len:
-                return _DECLINED
-            memo = self.memo
-            read = tuple([memo.get(index, _MISSING) for index in run.gets])
-            if any(value is _MISSING for value in read):
-                return _DECLINED  # the handler decides (an entry over the cap, or an error)
-            if run.key_gets and not _SCALARS.issuperset(map(type, read)):
-                return _DECLINED  # keys that are not constants: the handler's checks (loosely)
-            consts += read  # in _Run.order, the memo reads follow the texts: see _fields
         stop = found.end()
+        matched = (stop - i) // run.size
         if run.puts is not None:
             stop = self._in_order(run, buf, i, stop)
         if stop == i:
+            self._run_waste += matched * run.ops
             return _DECLINED
         if len(self.memo) >= max(MAX_MEMO, MAX_MEMO_NAMES):
             done = self._full_memo_runs(run, consts, buf, i, stop, stack)
@@ -1163,6 +1183,7 @@ class Machine:
         if done and run.puts is not None:  # they wrote at memo_len: the highest is below it
             self._put_top = max(self._put_top, self.memo_len - 1)
         self._run_ops = done * run.ops
+        self._run_waste += (matched - done) * run.ops
         return i + done * run.size if done else _DECLINED
 
     def _in_order(self, run: _Run, buf: bytes, i: int, stop: int) -> int:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, NamedTuple
 
-from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer
+from mlsec.analyzers import AnalysisContext, AnalyzerResult, FileAnalyzer, FileOutcome
 from mlsec.facts import ModelFacts, ModelFileFact
 from mlsec.findings import Finding, Severity, join_member
 from mlsec.formats import FormatError
@@ -177,6 +177,16 @@ class ModelFormatsAnalyzer(FileAnalyzer):
 
     def analyze_file(self, target: Target, ctx: AnalysisContext) -> Iterable[Finding]:
         return list(FormatChecks(ctx, self._facts).dispatch(Subject.of(target)))
+
+    def analyze_one(self, target: Target, ctx: AnalysisContext) -> FileOutcome:
+        outcome = super().analyze_one(target, ctx)
+        if any(
+            isinstance(f, ModelFileFact) and f.metadata.get("external_data") for f in outcome.facts
+        ):
+            # MLS147 follows the external-data paths through the model's folder, whose links
+            # can change while the .onnx file does not: not for the result cache.
+            return outcome._replace(cacheable=False)
+        return outcome
 
 
 class FormatChecks:

@@ -7,7 +7,7 @@ same opcode machine as the full scan (:mod:`mlsec.formats.pickle`), which checks
 argument and the stack and MARK discipline as CPython's unpickler does. The file counts as a
 pickle when that prefix decodes with no structural error:
 
-- an object built from an import (the first BUILD: containers such as joblib write raw
+- an object built from an import (its BUILD: containers such as joblib write raw
   bytes behind it, which the full scan skips as their loaders do);
 - a complete pickle (STOP) of at least :data:`MIN_OPS` opcodes, or one ending the file;
 - or its first import names dotted identifiers (CPython imports it right there: a first
@@ -71,9 +71,12 @@ class _Enough(Exception):
 
 
 def _stop(obj: Any, reader: ByteReader, machine: Machine) -> None:
-    # Stop at the first BUILD: containers write raw bytes behind it (joblib's arrays), which
-    # only their own loader knows how to skip; the full scan does.
-    raise _Enough
+    # Stop at the first BUILD of an object an import made: containers write raw bytes behind
+    # it (joblib's arrays), which only their own loader knows how to skip; the full scan
+    # does. A BUILD before any import (``]Nb``: a list given no state, which CPython accepts)
+    # is followed by opcodes for every loader: the decode goes on to the first import.
+    if machine.result.imports:
+        raise _Enough
 
 
 class _HeadReader(ByteReader):
@@ -143,11 +146,11 @@ def _second_opcode_plausible(head: bytes, size: int | None) -> bool:
             if not _DOTTED_BYTES.match(head[end + 1 : name_end]):
                 return False
             end = name_end
-        elif code in b"IL":
-            if not _INT_LINE.match(line):
-                return False
-        elif code == ord("F"):
-            if not _FLOAT_LINE.match(line):
+        elif code in b"ILF":
+            common = _FLOAT_LINE if code == ord("F") else _INT_LINE
+            # the common forms, else as the decode reads them (hex, octal and binary
+            # integers, a NUL that ends C's reading...), as the unpicklers do
+            if not common.match(line) and not _number_line(code, line):
                 return False
         elif code == ord("S") and not (
             len(line) >= 2 and line[:1] in b"'\"" and line[-1:] == line[:1]
@@ -170,11 +173,24 @@ def _second_opcode_plausible(head: bytes, size: int | None) -> bool:
     return second not in _NEEDS_MARK and second not in _NEEDS_TWO
 
 
+def _number_line(code: int, line: bytes) -> bool:
+    """Whether INT, LONG or FLOAT (``code``) reads ``line`` as the decoder does."""
+    from mlsec.formats.pickle import c_float, c_int, c_long
+
+    parse = c_int if code == ord("I") else c_long if code == ord("L") else c_float
+    try:
+        parse(line.decode("latin-1"))
+    except ValueError:
+        return False
+    return True
+
+
 # Opcodes that pop to a MARK (failing without one), and those that need two stack items.
 _NEEDS_MARK = frozenset(b"eultdoi1") | frozenset([0x90, 0x91])
 _NEEDS_TWO = frozenset(b"asbR") | frozenset([0x81, 0x86, 0x87, 0x92, 0x93])
-# With only a MARK on the stack, these pop it as an item (CPython: "unexpected MARK").
-_NEEDS_ITEM_ABOVE_MARK = frozenset(b"02pqrQ") | frozenset([0x85, 0x94, 0x98, 0x97])
+# With only a MARK on the stack, these pop it as an item (CPython: "unexpected MARK"). Not
+# POP: with nothing above the MARK it discards the MARK (load_pop), so "(0" starts a pickle.
+_NEEDS_ITEM_ABOVE_MARK = frozenset(b"2pqrQ") | frozenset([0x85, 0x94, 0x98, 0x97])
 
 
 def looks_like_pickle(
@@ -224,8 +240,10 @@ _BINARY_PREFIX = 256
 
 
 def _probe_machine(reader: _HeadReader) -> Machine:
-    """A machine for the probe's decode, stopping at the first BUILD (:func:`_stop`). (A head
-    is far shorter than Machine.RUN_WARMUP: runs of constants are never learnt here.)"""
+    """A machine for the probe's decode, stopping at the first BUILD of what an import made
+    (:func:`_stop`). (A head is far shorter than Machine.RUN_WARMUP opcodes, so runs of
+    constants are not learnt; a decode read on to PROBE_LIMIT may reach it: runs do exactly
+    what the opcodes do.)"""
     from mlsec.formats.pickle import Machine, PickleHooks
     from mlsec.formats.streams import Budget
 
@@ -247,6 +265,8 @@ def _binary_prefix_is_enough(head: bytes) -> bool:
         res = machine.run()
     except _Enough:
         res = machine.result
+    if res.frame_split is not None:
+        return True  # see _decode_head
     if res.imports:
         return _importable(res.imports[0])
     return reader.exhausted and res.ops > MIN_VALID_BEFORE_ERROR
@@ -261,7 +281,12 @@ def _decode_head(head: bytes, size: int | None) -> bool | None:
         res = machine.run()
     except _Enough:
         res = machine.result
-        return bool(res.imports) and _importable(res.imports[0])
+        return res.frame_split is not None or _importable(res.imports[0])
+    if res.frame_split is not None:
+        # An opcode crosses the end of its FRAME: loaders reading a file object (pickle.load,
+        # torch.load) read another program than this decode from memory (whatever breaks or
+        # is imported here); the full scan decodes both.
+        return True
     if res.imports:
         # CPython resolves an import as it reads it: a first import that names no importable
         # module (``lass Foo:`` from prose, a path from a CSV) ends the load there. One that

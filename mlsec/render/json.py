@@ -14,7 +14,7 @@ from typing import Any
 from mlsec.render.escape import json_safe
 from mlsec.report import ScanReport
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: summary.shard
 SCHEMA_URI = "https://github.com/mlsec-dev/mlsec/blob/main/schemas/mlsec-report.schema.json"
 
 

@@ -74,7 +74,10 @@ def test_the_collector_pause_restores_what_it_found() -> None:
     assert gc.isenabled()
     with collector_paused():
         assert not gc.isenabled()
+        made = [[i] for i in range(100)]  # long-lived, like the library's modules
     assert gc.isenabled()
+    young = {id(o) for o in gc.get_objects(generation=0)}
+    assert not young & {id(m) for m in made}  # frozen: no collection walks them again
     gc.disable()
     try:
         with collector_paused():

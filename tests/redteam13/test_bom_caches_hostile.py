@@ -154,12 +154,6 @@ def _poison_hashes(cache: Path, digest: str) -> None:
     path.write_text(json.dumps(data))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mlsec/hashing.py (the lead's): HashCache takes any string as a digest; a damaged "
-    "entry for an unchanged file makes every later BOM exit 2 ('does not validate', no BOM "
-    "written) until the cache is deleted, instead of being a miss",
-)
 @pytest.mark.parametrize("digest", ["<script>zz", "AB" * 32 + "\n", "0" * 10_000])
 def test_a_hash_cache_entry_that_is_no_digest_is_a_miss(
     tmp_path: Path, cli: Any, digest: str
@@ -237,12 +231,6 @@ def test_signatures_never_take_a_digest_from_the_hash_cache(
 
 
 # -- what a cached result depends on beyond its file ---------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ONNX check (mlsec/models/checks.py, the lead's) reads the model's folder (an "
-    "external-data path resolving through a symlink out of it, MLS147), but its result is "
-    "cached on the .onnx file's identity alone: a folder swapped for a link later is hidden",
-)
 def test_an_onnx_external_data_folder_swapped_for_a_link_out_is_found(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,6 +29,15 @@ def _refused(proc: Any, needle: str) -> None:
     assert proc.stdout == ""  # nothing merged in part
 
 
+def _whole(report: dict[str, Any]) -> dict[str, Any]:
+    """A shard's report made the report of a whole scan (of a folder, say)."""
+    if "summary" in report:
+        report["summary"].pop("shard", None)
+    for run in report.get("runs", ()):
+        run.get("properties", {}).get("summary", {}).pop("shard", None)
+    return report
+
+
 def _first(items: str) -> Mutation:
     """A mutation of every item of a list at the top level."""
 
@@ -281,7 +290,7 @@ def test_a_finding_suppressed_in_one_report_and_active_in_another_stays_active(
     """Two reports covering one file (a scan of the repository and one of a folder, say)
     disagree: the merge keeps the finding that gates, in either order."""
     source = next(p for p in shards["json"] if load(p)["findings"])
-    active = load(source)
+    active = _whole(load(source))
     active["summary"]["fail_on"] = "high"
     critical = next(f for f in active["findings"] if f["severity"] == "critical")
     quiet = copy.deepcopy(active)
@@ -303,7 +312,7 @@ def test_a_sarif_result_suppressed_in_one_run_and_active_in_another_stays_active
     shards: dict[str, Any], tmp_path: Path, cli: Any
 ) -> None:
     source = next(p for p in shards["sarif"] if _results(load(p)))
-    active = load(source)
+    active = _whole(load(source))
     quiet = copy.deepcopy(active)
     for result in _results(quiet):
         result["level"] = "note"
@@ -396,7 +405,7 @@ def test_many_errors_and_skipped_files_merge_in_linear_time(
 ) -> None:
     parts = []
     for k in (0, 1):
-        data = load(shards["json"][k])
+        data = _whole(load(shards["json"][k]))
         data["skipped"] = [{"path": f"s{k}/{i}", "reason": "ignored"} for i in range(30_000)]
         data["errors"] = [
             {"path": f"e{k}/{i}", "member": None, "message": "m", "analyzer": None,
@@ -426,23 +435,42 @@ def test_an_internal_error_of_a_shard_makes_the_merge_incomplete(
     assert json.loads(proc.stdout)["summary"]["incomplete"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reports do not say which shard K/N they are (ScanReport, report.summary(), the "
-    "schema and the SARIF run properties are the lead's files), so merge cannot tell 3 of 4 "
-    "shards from a complete scan",
-)
 def test_a_missing_shard_makes_the_merge_incomplete(shards: dict[str, Any], cli: Any) -> None:
-    proc = _merge(cli, *shards["json"][:3])
-    assert proc.returncode == 2
-    assert "shard" in proc.stderr
+    _refused(_merge(cli, *shards["json"][:3]), "shard 4/4 missing")
+    _refused(_merge(cli, *shards["sarif"][1:]), "shard 1/4 missing")
+    _refused(_merge(cli, *shards["json"], shards["json"][0]), "given twice")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mlsec/cli/app.py (the lead's) gives exit 2 for an incomplete shard only for JSON "
-    "reports; a SARIF shard whose run says executionSuccessful false merges with exit 0",
-)
+def test_shards_merge_only_with_their_own_split(
+    shards: dict[str, Any], tmp_path: Path, cli: Any
+) -> None:
+    twice = load(shards["json"][1])
+    twice["summary"]["shard"] = "1/4"  # another run of shard 1
+    _refused(
+        _merge(cli, shards["json"][0], dump(tmp_path / "again.json", twice), *shards["json"][2:]),
+        "both shard 1/4",
+    )
+    other = load(shards["json"][3])
+    other["summary"]["shard"] = "3/3"
+    _refused(_merge(cli, *shards["json"][:3], dump(tmp_path / "of3.json", other)), "not one split")
+    whole = _whole(load(shards["json"][3]))
+    _refused(_merge(cli, *shards["json"][:3], dump(tmp_path / "whole.json", whole)), "whole scan")
+    for bad in ("0/4", "5/4", "1/0", "a/b", "-1/4", 4):
+        broken = load(shards["json"][0])
+        broken["summary"]["shard"] = bad
+        path = dump(tmp_path / "bad.json", broken)
+        proc = _merge(cli, path, *shards["json"][1:])
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_whole_set_of_shards_merges_into_a_report_of_the_whole_scan(
+    shards: dict[str, Any], cli: Any
+) -> None:
+    proc = _merge(cli, *reversed(shards["json"]))
+    assert "shard" not in json.loads(proc.stdout)["summary"]
+    assert all(load(p)["summary"]["shard"].endswith("/4") for p in shards["json"])
+
+
 def test_an_incomplete_sarif_shard_is_exit_2(
     shards: dict[str, Any], tmp_path: Path, cli: Any
 ) -> None:
@@ -478,7 +506,7 @@ def test_a_report_reusing_another_findings_fingerprint_does_not_replace_it(
     """A shard listing a finding on another file under a real finding's fingerprint (same
     severity: a tie) is listed beside it, not in its place, in either order."""
     source = next(p for p in shards["json"] if load(p)["findings"])
-    real = load(source)
+    real = _whole(load(source))
     target = next(f for f in real["findings"] if f["severity"] == "critical")
     forged = copy.deepcopy(real)
     forged["findings"] = [dict(target, path="elsewhere/decoy.pkl", message="decoy")]

@@ -242,11 +242,6 @@ def test_a_shard_count_beyond_the_files_leaves_shards_empty_not_wrong(
     assert seen <= 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_shard (mlsec/cli/run.py, the lead's) reads K and N with int(), which also "
-    "takes '1_0' (10), full-width digits, signs and spaces: a typo is a different shard",
-)
 @pytest.mark.parametrize("value", ["1_0/20", "\uff11/\uff14", "+1/+4", " 1/4", "1/4 ", "1\n/4"])
 def test_a_shard_is_plain_digits(tmp_path: Path, cli: Any, value: str) -> None:
     proc = cli("scan", tmp_path, "--no-git", f"--shard={value}")
@@ -260,11 +255,6 @@ def test_a_bad_jobs_value_is_exit_2(tmp_path: Path, cli: Any, value: str) -> Non
     assert "--jobs" in proc.stderr and "internal error" not in proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="effective_jobs (mlsec/pool.py, the lead's) takes any N >= 1 as is: --jobs "
-    "1000000 forks one worker per file (130 for 130 pickles on a 2-core machine)",
-)
 def test_huge_jobs_are_capped_at_the_machine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
