@@ -16,6 +16,7 @@ suppressed, the higher severity): a merge never turns a finding into a pass.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import Counter
@@ -308,7 +309,11 @@ def _shard(value: Any, path: Path) -> tuple[int, int] | None:
     if value is None:
         return None
     index, _, count = value.partition("/") if isinstance(value, str) else ("", "", "")
-    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+    # ASCII digits, at most 9 (str.isdigit takes superscripts int() refuses, and int() refuses
+    # more than 4,300 digits): anything else is refused, not an error of mlsec's.
+    if not all(part.isascii() and part.isdigit() and len(part) <= 9 for part in (index, count)):
+        raise _refuse(path, f"summary/shard is not K/N with 1 <= K <= N: {value!r}"[:200])
+    if not 1 <= int(index) <= int(count):
         raise _refuse(path, f"summary/shard is not K/N with 1 <= K <= N: {value!r}")
     return int(index), int(count)
 
@@ -360,10 +365,15 @@ def _check_shards(shards: Sequence[tuple[Path, tuple[int, int] | None]]) -> None
                 f"{path} and {by_index[index]} are both shard {index}/{count}", hint=hint
             )
         by_index[index] = path
-    missing = [f"{k}/{count}" for k in range(1, count + 1) if k not in by_index]
-    if missing:
+    if len(by_index) < count:
+        # The first few missing ones (N comes from the reports: never enumerate all N).
+        absent = (k for k in range(1, count + 1) if k not in by_index)  # lazy: N may be huge
+        missing = itertools.islice(absent, 8)
+        names = [f"{k}/{count}" for k in missing]
+        more = count - len(by_index) - len(names)
         raise MlsecError(
-            f"shard {', '.join(missing)} missing: the merge would not be the whole scan",
+            f"shard {', '.join(names)}{f' and {more} more' if more else ''} missing: the merge "
+            "would not be the whole scan",
             hint=hint,
         )
 

@@ -516,3 +516,39 @@ def test_a_report_reusing_another_findings_fingerprint_does_not_replace_it(
         merged = json.loads(_merge(cli, *order).stdout)
         paths = {x["path"] for x in merged["findings"] if x["fingerprint"] == target["fingerprint"]}
         assert paths == {target["path"], "elsewhere/decoy.pkl"}
+
+
+@pytest.mark.parametrize(
+    "shard",
+    ["1/999999999", "2/" + "9" * 400, "1/" + "9" * 5000, "\u00b9/4", "1/\uff14", "0/4", "5/4",
+     "1/4/4", "", 4, ["1/4"]],
+    ids=["N-huge", "N-400-digits", "N-5000-digits", "superscript", "full-width", "zero",
+         "K>N", "three", "empty", "number", "list"],
+)  # fmt: skip
+def test_a_hostile_shard_field_is_refused_quickly(
+    shard: Any, shards: dict[str, Any], tmp_path: Path, cli: Any
+) -> None:
+    """What summary.shard says is the report's: a huge N was enumerated (9 GB and a hang for
+    1/999999999), digits int() refuses were an internal error. In JSON and in SARIF."""
+    started = time.process_time()
+    data = load(shards["json"][0])
+    data["summary"]["shard"] = shard
+    proc = _merge(cli, dump(tmp_path / "s.json", data))
+    assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert "s.json" in proc.stderr or "shard" in proc.stderr
+    sarif = load(shards["sarif"][0])
+    sarif["runs"][0]["properties"]["summary"]["shard"] = shard
+    proc = _merge(cli, dump(tmp_path / "s.sarif", sarif))
+    assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert time.process_time() - started < 10
+
+
+def test_many_missing_shards_are_named_briefly(shards: dict[str, Any], cli: Any) -> None:
+    data = load(shards["json"][0])
+    data["summary"]["shard"] = "1/1000"
+    proc = cli("merge", dump(shards["json"][0].parent / "of1000.json", data))
+    assert proc.returncode == 2
+    assert (
+        "shard 2/1000, 3/1000, 4/1000, 5/1000, 6/1000, 7/1000, 8/1000, 9/1000 and 991 more "
+        "missing" in proc.stderr
+    )
