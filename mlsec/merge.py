@@ -16,6 +16,7 @@ suppressed, the higher severity): a merge never turns a finding into a pass.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import Counter
@@ -239,6 +240,11 @@ def _finding_order(finding: dict[str, Any]) -> tuple[int, str, str, int, int, st
     )
 
 
+# One finding, whichever report has it (a report listing another file's finding under its
+# fingerprint does not replace that finding).
+_FINDING_IDENTITY = ("fingerprint", "rule_id", "path", "member", "line", "offset")
+
+
 def merge_json(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One report from the (checked) mlsec JSON ``reports``, its summary recounted."""
     versions = {r["tool"]["version"] for r in reports}
@@ -252,7 +258,7 @@ def merge_json(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     kept: dict[tuple[Any, ...], dict[str, Any]] = {}
     for report in reports:
         for finding in report["findings"]:
-            key = (finding["fingerprint"], finding["line"], finding["offset"])
+            key = tuple(finding[k] for k in _FINDING_IDENTITY)
             other = kept.get(key)
             if other is None or _finding_weight(finding) > _finding_weight(other):
                 kept[key] = finding
@@ -303,7 +309,11 @@ def _shard(value: Any, path: Path) -> tuple[int, int] | None:
     if value is None:
         return None
     index, _, count = value.partition("/") if isinstance(value, str) else ("", "", "")
-    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+    # ASCII digits, at most 9 (str.isdigit takes superscripts int() refuses, and int() refuses
+    # more than 4,300 digits): anything else is refused, not an error of mlsec's.
+    if not all(part.isascii() and part.isdigit() and len(part) <= 9 for part in (index, count)):
+        raise _refuse(path, f"summary/shard is not K/N with 1 <= K <= N: {value!r}"[:200])
+    if not 1 <= int(index) <= int(count):
         raise _refuse(path, f"summary/shard is not K/N with 1 <= K <= N: {value!r}")
     return int(index), int(count)
 
@@ -355,10 +365,15 @@ def _check_shards(shards: Sequence[tuple[Path, tuple[int, int] | None]]) -> None
                 f"{path} and {by_index[index]} are both shard {index}/{count}", hint=hint
             )
         by_index[index] = path
-    missing = [f"{k}/{count}" for k in range(1, count + 1) if k not in by_index]
-    if missing:
+    if len(by_index) < count:
+        # The first few missing ones (N comes from the reports: never enumerate all N).
+        absent = (k for k in range(1, count + 1) if k not in by_index)  # lazy: N may be huge
+        missing = itertools.islice(absent, 8)
+        names = [f"{k}/{count}" for k in missing]
+        more = count - len(by_index) - len(names)
         raise MlsecError(
-            f"shard {', '.join(missing)} missing: the merge would not be the whole scan",
+            f"shard {', '.join(names)}{f' and {more} more' if more else ''} missing: the merge "
+            "would not be the whole scan",
             hint=hint,
         )
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 RACY_NS = 2_000_000_000  # coarse file-system timestamps (FAT: 2 s)
 MAX_CACHE_BYTES = 512 * 1024**2  # a bigger file is not read (not one mlsec wrote for a repo)
+MAX_FILES = 64  # cache files kept in the folder, the most recently written
 _SEVERITIES = {s.value: s for s in Severity}
 
 
@@ -365,6 +366,34 @@ class ResultCache:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+        _prune(folder, self.path)
+
+
+def _prune(folder: Path, current: Path) -> None:
+    """The oldest cache files past :data:`MAX_FILES` removed (one is written per root,
+    configuration, shard and mlsec version: scans of temporary checkouts would fill the
+    disk), and the temporary files of scans killed while writing (an hour old)."""
+    now = time.time_ns()
+    kept: list[tuple[int, str]] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        stale = now - st.st_mtime_ns > 3600 * 10**9
+        if entry.name.startswith(".results-") and entry.name.endswith(".tmp") and stale:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+        elif entry.name.endswith(".json") and entry.path != str(current):
+            kept.append((st.st_mtime_ns, entry.path))
+    kept.sort()
+    for _, path in kept[: max(0, len(kept) - (MAX_FILES - 1))]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _load(path: Path) -> dict[str, Any]:

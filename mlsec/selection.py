@@ -166,11 +166,24 @@ def select_changed(
     return [t for t in targets if paths[t.relpath] in keep], keep
 
 
+# Every dependency manifest of the tree in one shard: the audit is one for the repository (a
+# vulnerable pin is one finding at the first manifest pinning it, a package named by one
+# manifest's project is first-party in all, -r/-c includes cross folders). A signed folder
+# holding a manifest goes there whole; ``signed`` says so with a marker (NUL is in no path).
+_DEPENDENCIES = "\0dependencies"
+_WITH_DEPENDENCIES = "\0with-dependencies\0"
+
+
 def shard_key(path: str, signed: set[str]) -> str:
-    """What stays together in one shard: a signed folder, else the file's folder (a manifest
-    with its lock file, a model with its detached bundle)."""
+    """What stays together in one shard: a signed folder (with the signed folders inside
+    it), every dependency manifest (with the signed folders holding one), else the file's
+    folder (a model with its detached bundle). ``signed`` is :func:`select_shard`'s."""
     folder = _signed_folder_of(path, signed)
-    return folder if folder is not None else _folder(path)
+    if folder is not None:
+        return _DEPENDENCIES if _WITH_DEPENDENCIES + folder in signed else folder
+    from mlsec.deps import manifest_kind
+
+    return _DEPENDENCIES if manifest_kind(path) else _folder(path)
 
 
 def in_shard(key: str, shard: tuple[int, int]) -> bool:
@@ -182,8 +195,13 @@ def in_shard(key: str, shard: tuple[int, int]) -> bool:
 def select_shard(
     targets: Sequence[Target], prefix: str, shard: tuple[int, int]
 ) -> tuple[list[Target], set[str]]:
-    """The targets of shard ``K`` of ``N`` (1-based), and the signed folders of the tree."""
+    """The targets of shard ``K`` of ``N`` (1-based), and the signed folders of the tree
+    (what :func:`shard_key` takes)."""
+    from mlsec.deps import manifest_kind
+
     paths = {t.relpath: repo_path(prefix, t.relpath) for t in targets}
     signed = _signed_folders(paths.values())
+    holding = {_signed_folder_of(p, signed) for p in paths.values() if manifest_kind(p)}
+    signed |= {_WITH_DEPENDENCIES + f for f in holding if f is not None}
     kept = [t for t in targets if in_shard(shard_key(paths[t.relpath], signed), shard)]
     return kept, signed

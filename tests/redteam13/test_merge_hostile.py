@@ -481,3 +481,74 @@ def test_an_incomplete_sarif_shard_is_exit_2(
     [run] = json.loads(proc.stdout)["runs"]
     assert run["invocations"][0]["executionSuccessful"] is False
     assert proc.returncode == 2
+
+
+def test_the_merged_report_is_a_report_that_merges_again(
+    shards: dict[str, Any], tmp_path: Path, cli: Any
+) -> None:
+    """The merge's output is valid against the report schema (a later merge, a baseline
+    or another tool reads it), and merging it again changes nothing."""
+    import jsonschema
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "merged.json"
+    assert cli("merge", *shards["json"], "-o", out).returncode == 0
+    schema = json.loads((REPO / "schemas" / "mlsec-report.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(load(out))
+    again = json.loads(cli("merge", out).stdout)
+    assert again == load(out)
+
+
+def test_a_report_reusing_another_findings_fingerprint_does_not_replace_it(
+    shards: dict[str, Any], tmp_path: Path, cli: Any
+) -> None:
+    """A shard listing a finding on another file under a real finding's fingerprint (same
+    severity: a tie) is listed beside it, not in its place, in either order."""
+    source = next(p for p in shards["json"] if load(p)["findings"])
+    real = _whole(load(source))
+    target = next(f for f in real["findings"] if f["severity"] == "critical")
+    forged = copy.deepcopy(real)
+    forged["findings"] = [dict(target, path="elsewhere/decoy.pkl", message="decoy")]
+    a = dump(tmp_path / "real.json", real)
+    f = dump(tmp_path / "forged.json", forged)
+    for order in ((f, a), (a, f)):
+        merged = json.loads(_merge(cli, *order).stdout)
+        paths = {x["path"] for x in merged["findings"] if x["fingerprint"] == target["fingerprint"]}
+        assert paths == {target["path"], "elsewhere/decoy.pkl"}
+
+
+@pytest.mark.parametrize(
+    "shard",
+    ["1/999999999", "2/" + "9" * 400, "1/" + "9" * 5000, "\u00b9/4", "1/\uff14", "0/4", "5/4",
+     "1/4/4", "", 4, ["1/4"]],
+    ids=["N-huge", "N-400-digits", "N-5000-digits", "superscript", "full-width", "zero",
+         "K>N", "three", "empty", "number", "list"],
+)  # fmt: skip
+def test_a_hostile_shard_field_is_refused_quickly(
+    shard: Any, shards: dict[str, Any], tmp_path: Path, cli: Any
+) -> None:
+    """What summary.shard says is the report's: a huge N was enumerated (9 GB and a hang for
+    1/999999999), digits int() refuses were an internal error. In JSON and in SARIF."""
+    started = time.process_time()
+    data = load(shards["json"][0])
+    data["summary"]["shard"] = shard
+    proc = _merge(cli, dump(tmp_path / "s.json", data))
+    assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert "s.json" in proc.stderr or "shard" in proc.stderr
+    sarif = load(shards["sarif"][0])
+    sarif["runs"][0]["properties"]["summary"]["shard"] = shard
+    proc = _merge(cli, dump(tmp_path / "s.sarif", sarif))
+    assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert time.process_time() - started < 10
+
+
+def test_many_missing_shards_are_named_briefly(shards: dict[str, Any], cli: Any) -> None:
+    data = load(shards["json"][0])
+    data["summary"]["shard"] = "1/1000"
+    proc = cli("merge", dump(shards["json"][0].parent / "of1000.json", data))
+    assert proc.returncode == 2
+    assert (
+        "shard 2/1000, 3/1000, 4/1000, 5/1000, 6/1000, 7/1000, 8/1000, 9/1000 and 991 more "
+        "missing" in proc.stderr
+    )

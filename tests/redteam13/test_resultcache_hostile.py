@@ -334,3 +334,42 @@ def test_concurrent_scans_in_separate_processes_share_one_cache(tmp_path: Path) 
     for file in results.glob("*.json"):
         data = json.loads(file.read_text())
         assert data["format"] == resultcache.FORMAT and isinstance(data["entries"], dict)
+
+
+# -- growth ----------------------------------------------------------------------------------------
+def test_the_cache_folder_does_not_grow_with_every_root_scanned(
+    tmp_path: Path, parsed: list[str]
+) -> None:
+    """One cache file per scan identity (root, configuration, shard, version): scans of
+    temporary checkouts must not fill the disk; a killed scan's temporary file goes too."""
+    cache = tmp_path / "cache"
+    results = cache / "results"
+    results.mkdir(parents=True)
+    old = time.time_ns() - 7200 * 10**9
+    for i in range(resultcache.MAX_FILES + 10):
+        planted = results / f"{i:032x}.json"
+        planted.write_text('{"format": 1, "entries": {}}')
+        os.utime(planted, ns=(old + i, old + i))
+    leftover = results / ".results-killed.tmp"
+    leftover.write_text("{")
+    os.utime(leftover, ns=(old, old))
+    fresh = results / ".results-writing.tmp"  # a concurrent scan's, being written
+    fresh.write_text("{")
+    repo = _repo(tmp_path)
+    report = scan(_options(repo, cache))
+    assert EVIL in _seen(report)
+    files = sorted(p.name for p in results.glob("*.json"))
+    assert len(files) == resultcache.MAX_FILES
+    assert _cache_file_of(results, repo, cache) in files  # this scan's, kept
+    assert f"{0:032x}.json" not in files and f"{73:032x}.json" in files  # the oldest went
+    assert not leftover.exists() and fresh.exists()
+    parsed.clear()
+    scan(_options(repo, cache))
+    assert parsed == []  # and it is used
+
+
+def _cache_file_of(results: Path, repo: Path, cache: Path) -> str:
+    from mlsec.rules import load_rules
+
+    options = _options(repo, cache)
+    return f"{resultcache.scan_digest(options, load_rules())}.json"

@@ -122,7 +122,12 @@ def test_shards_merged_are_the_full_scan(tree: dict[str, Any], cli: Any, count: 
     assert sum(1 for n in sizes if n) >= 2  # the work was shared
     proc = cli("merge", *parts)
     assert proc.returncode == 0, proc.stderr
-    assert finding_keys(json.loads(proc.stdout)) == finding_keys(full)
+    merged = json.loads(proc.stdout)
+    assert finding_keys(merged) == finding_keys(full)
+    for part in ("errors", "skipped"):
+        assert sorted(map(str, merged[part])) == sorted(map(str, full[part])), part
+    for key in ("files_scanned", "findings", "by_severity", "suppressed", "errors", "skipped"):
+        assert merged["summary"][key] == full["summary"][key], key
 
 
 def test_sarif_shards_merged_are_the_full_scan(tree: dict[str, Any], cli: Any) -> None:
@@ -272,3 +277,81 @@ def test_huge_jobs_are_capped_at_the_machine(
     report = scan(ScanOptions(path=tmp_path, jobs=10**6, use_cache=False))
     assert report.files_scanned == 130
     assert len(pids) <= machine_jobs()
+
+
+def test_shards_of_many_manifests_merged_are_the_full_scan(tmp_path: Path, cli: Any) -> None:
+    """The dependency audit is one for the repository: a pin vulnerable in ten manifests is
+    one finding (at the first), a first-party name and -r/-c includes cross folders. Split
+    over shards by folder, the merge had a finding per shard instead."""
+    from tests.conftest import FIXTURES
+
+    repo = tmp_path / "repo"
+    for i in range(10):
+        folder = repo / f"svc{i}"
+        folder.mkdir(parents=True)
+        (folder / "requirements.txt").write_text(
+            f"-r ../common/requirements-base.txt\n-c ../constraints/c{i % 2}.txt\n"
+            "gradio==3.10.0\nmypkg\n"
+        )
+        evil_pickle(folder / "model.pkl")
+    (repo / "common").mkdir()
+    (repo / "common" / "requirements-base.txt").write_text("mlflow==2.9.0\ntorch>=1.0\n")
+    (repo / "constraints").mkdir()
+    for i in range(2):
+        (repo / "constraints" / f"c{i}.txt").write_text("torch==1.13.0\n")
+    (repo / "mypkg").mkdir()
+    (repo / "mypkg" / "pyproject.toml").write_text(
+        '[project]\nname = "mypkg"\nversion = "1"\ndependencies = ["langchain==0.0.150"]\n'
+    )
+    flags = ("--no-git", "--no-cache", "--offline", "--vuln-db", FIXTURES / "osv-mini",
+             "--fail-on", "none")  # fmt: skip
+    full = tmp_path / "full.json"
+    assert cli("scan", repo, *flags, "-o", full).returncode == 0
+    parts = []
+    for k in (1, 2, 3, 4):
+        out = tmp_path / f"s{k}.json"
+        proc = cli("scan", repo, *flags, "--shard", f"{k}/4", "-o", out)
+        assert proc.returncode == 0, proc.stderr
+        parts.append(out)
+    assert sum(1 for p in parts if load(p)["summary"]["files_scanned"]) >= 2
+    proc = cli("merge", *parts)
+    assert proc.returncode == 0, proc.stderr
+    whole = finding_keys(load(full))
+    rules = [k[0] for k in whole]
+    assert rules.count("MLS201") >= 2 and "MLS101" in rules
+    assert finding_keys(json.loads(proc.stdout)) == whole
+
+
+def test_shards_of_signed_folders_holding_manifests_merged_are_the_full_scan(
+    tmp_path: Path, cli: Any
+) -> None:
+    """A signed folder with a requirements file goes whole with the other manifests: the
+    pin vulnerable in all six folders is still one finding."""
+    from mlsec.signatures.sign import sign_model
+    from tests.conftest import FIXTURES
+    from tests.signatures.helpers import key_policy, make_key, write_config
+
+    repo = tmp_path / "repo"
+    keys = make_key(tmp_path / "keys")
+    for i in range(6):
+        folder = repo / f"m{i}"
+        folder.mkdir(parents=True)
+        (folder / "requirements.txt").write_text("gradio==3.10.0\n")
+        _safetensors(folder / "w.safetensors")
+        evil_pickle(folder / "sub" / "p.pkl")
+        if i < 3:
+            sign_model(folder, key=keys.private)
+    write_config(repo, key_policy(keys.public))
+    flags = ("--no-git", "--no-cache", "--offline", "--vuln-db", FIXTURES / "osv-mini",
+             "--fail-on", "none")  # fmt: skip
+    full = tmp_path / "full.json"
+    assert cli("scan", repo, *flags, "-o", full).returncode == 0
+    parts = [tmp_path / f"s{k}.json" for k in (1, 2, 3, 4)]
+    for k, out in enumerate(parts, 1):
+        proc = cli("scan", repo, *flags, "--shard", f"{k}/4", "-o", out)
+        assert proc.returncode == 0, proc.stderr
+    proc = cli("merge", *parts)
+    assert proc.returncode == 0, proc.stderr
+    whole = finding_keys(load(full))
+    assert [k[0] for k in whole].count("MLS201") == 1
+    assert finding_keys(json.loads(proc.stdout)) == whole
