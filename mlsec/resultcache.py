@@ -298,15 +298,15 @@ class ResultCache:
         if data is None:
             return None
         outcome = decode_outcome(data, rules=self.rules, path=target.relpath)
-        if outcome is None:
+        if outcome is None or not outcome.cacheable:  # never stored: not a result to trust
             self._drop(analyzer, target)
             return None
         self.hits += 1
         return outcome
 
     def put(self, analyzer: str, target: Target, outcome: FileOutcome) -> None:
-        if any(e.internal for e in outcome.errors):
-            return  # a bug met on the file is not a result to keep
+        if any(e.internal for e in outcome.errors) or not outcome.cacheable:
+            return  # a bug met on the file, or a result that depends on more than the file
         try:
             data = encode_outcome(outcome)
         except (TypeError, ValueError):

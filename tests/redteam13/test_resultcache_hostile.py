@@ -373,3 +373,32 @@ def _cache_file_of(results: Path, repo: Path, cache: Path) -> str:
 
     options = _options(repo, cache)
     return f"{resultcache.scan_digest(options, load_rules())}.json"
+
+
+def test_an_entry_marked_not_cacheable_is_a_miss(tmp_path: Path, parsed: list[str]) -> None:
+    """An outcome that depends on more than its file is never stored; an entry saying it is
+    one was not written by mlsec and is not used."""
+    repo, cache = _repo(tmp_path), tmp_path / "cache"
+    scan(_options(repo, cache))
+    target = _cache_file(cache)
+    data = json.loads(target.read_text())
+    for key, entry in data["entries"].items():
+        if key.startswith("evil.pkl\0"):
+            entry["models"] = {"f": [], "e": [], "x": [], "c": False}
+    target.write_text(json.dumps(data))
+    parsed.clear()
+    report = scan(_options(repo, cache))
+    assert parsed == ["evil.pkl"] and EVIL in _seen(report)
+
+
+def test_an_outcome_not_cacheable_is_not_stored_whoever_puts_it(tmp_path: Path) -> None:
+    from mlsec.analyzers import FileOutcome
+    from mlsec.rules import load_rules
+    from mlsec.walk import FileKind, Target
+
+    path = benign_pickle(tmp_path / "a.pkl")
+    cache = resultcache.ResultCache(tmp_path / "c" / "r.json", load_rules())
+    cache.started_ns += 10**12  # the file is not "changed just now"
+    target = Target(str(path), "a.pkl", path.stat().st_size, FileKind.PICKLE)
+    cache.put("models", target, FileOutcome(cacheable=False))
+    assert cache.stored == 0
