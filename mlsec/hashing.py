@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsec.forks import ForkedSlices, balanced
-from mlsec.safeopen import open_regular
+from mlsec.safeopen import open_regular, write_private
 
 # 1 MiB: the buffer stays in the core's cache between the copy from the page cache and the
 # hash (4 MiB costs 5% more CPU, measured).
@@ -96,7 +96,12 @@ class HashCache:
             from mlsec import boundedjson
 
             try:
-                data = boundedjson.read_file(file, max_bytes=256 * 1024 * 1024, max_depth=4)
+                # The user's own and writable by no one else, as every cache mlsec reads:
+                # the entries name the identities they are for, so whoever could write the
+                # file could give unchanged weights another digest in the BOM.
+                data = boundedjson.read_file(
+                    file, max_bytes=256 * 1024 * 1024, max_depth=4, private=True
+                )
                 if not isinstance(data, dict) or data.get("version") != _VERSION:
                     data = {}
                 entries = data.get("entries")
@@ -148,10 +153,7 @@ class HashCache:
             return
         self._prune()
         try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": _VERSION, "entries": self._entries}), "utf-8")
-            os.replace(tmp, self.file)
+            write_private(self.file, json.dumps({"version": _VERSION, "entries": self._entries}))
             self._dirty = False
         except OSError:
             pass  # a cache that cannot be written only costs time

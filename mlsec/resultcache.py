@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from mlsec.analyzers import FileOutcome
 from mlsec.facts import ModelFileFact
 from mlsec.findings import EMPTY_MAPPING, Finding, ScanError, Severity
+from mlsec.safeopen import write_private
 from mlsec.walk import Target
 
 if TYPE_CHECKING:
@@ -349,24 +350,13 @@ class ResultCache:
 
     def save(self) -> None:
         """Write the entries of this scan (and, for a partial scan, the others) atomically."""
-        import tempfile
-
         if not self.stored and (self.keep_others or self._new.keys() == self._old.keys()):
             return  # every result came from the file: leave it as it is
         entries = dict(self._old) if self.keep_others else {}
         entries.update(self._new)
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp = tempfile.mkstemp(prefix=".results-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({"format": FORMAT, "entries": entries}, out, separators=(",", ":"))
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        _prune(folder, self.path)
+        text = json.dumps({"format": FORMAT, "entries": entries}, separators=(",", ":"))
+        write_private(self.path, text)
+        _prune(self.path.parent, self.path)
 
 
 def _prune(folder: Path, current: Path) -> None:

@@ -264,9 +264,24 @@ def scan(
         category=options.category,
         config_problems=options.config_problems,
         prefix=prefix,
-        cache_root=None if (root := options.cache_root()) is None else str(root),
+        cache_root=_memo_root(options),
         shard=options.shard,
     )
+
+
+def _memo_root(options: ScanOptions) -> str | None:
+    """Where renderers may keep memos (the BOM's: keyed on content the repository itself can
+    compute): the cache folder, unless it is inside the scanned tree (``--cache-dir
+    .mlsec-cache`` kept by a CI cache), where a memo and a rendered BOM the repository
+    commits would become its BOM. Then nothing is memoised."""
+    root = options.cache_root()
+    if root is None:
+        return None
+    try:
+        inside = root.resolve().is_relative_to(options.root.resolve())
+    except OSError:
+        inside = True  # cannot tell: no memo
+    return None if inside else str(root)
 
 
 def _strictest(levels: Iterable[Severity | None]) -> Severity | None:

@@ -15,6 +15,7 @@ that alias each other (PYSEC/GHSA/CVE) merged into one advisory.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -858,13 +859,11 @@ class OsvDatabase:
 
 
 def _write_json(target: Path, payload: Any) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError:
-        pass  # an index that cannot be cached only costs time on the next run
+    from mlsec.safeopen import write_private
+
+    # An index that cannot be cached only costs time on the next run.
+    with contextlib.suppress(OSError):
+        write_private(target, json.dumps(payload, separators=(",", ":")))
 
 
 def _timestamp(value: str) -> datetime | None:

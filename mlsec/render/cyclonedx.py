@@ -17,7 +17,6 @@ import contextlib
 import gc
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mlsec.aibom.facts import AibomFacts
 from mlsec.errors import MlsecError
 from mlsec.report import ScanReport
+from mlsec.safeopen import write_private
 
 if TYPE_CHECKING:
     from cyclonedx.schema import SchemaVersion
@@ -237,7 +237,7 @@ class ValidationMemo:
     def keep(self, key: str, template: str) -> None:
         target = self._rendered_file(key)
         try:
-            _write_private(target, template)
+            write_private(target, template)
             kept = sorted(target.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
             for old in kept[: -self.RENDERED]:
                 old.unlink(missing_ok=True)
@@ -250,25 +250,7 @@ class ValidationMemo:
     def add(self, digest: str) -> None:
         self.digests = [*(d for d in self.digests if d != digest), digest][-self.LIMIT :]
         with contextlib.suppress(OSError):  # a memo that cannot be written only costs time
-            _write_private(self.file, json.dumps({"version": 1, "digests": self.digests}))
-
-
-def _write_private(target: Path, text: str) -> None:
-    """``text`` written whole to ``target`` (a fresh ``0600`` file renamed over it: what the
-    memo reads back must be the user's own, whatever the umask, and a name planted in the
-    folder is never followed)."""
-    import tempfile
-
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, temp = tempfile.mkstemp(prefix=".memo-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+            write_private(self.file, json.dumps({"version": 1, "digests": self.digests}))
 
 
 def _is_digest(text: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -166,12 +167,6 @@ def test_a_hash_cache_entry_that_is_no_digest_is_a_miss(
     assert _comparable(again) == _comparable(first)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HashCache.save (mlsec/hashing.py, the lead's) writes a fixed hashes.tmp with "
-    "write_text, following a link planted there: another user of a shared cache folder makes "
-    "the scan overwrite any file the user may write (then hashes.json is that link)",
-)
 def test_the_hash_cache_is_never_written_through_a_planted_link(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 
@@ -267,13 +262,6 @@ def test_an_onnx_external_data_folder_swapped_for_a_link_out_is_found(
     assert ("MLS147", "m.onnx") in {(f.rule_id, f.path) for f in cached.findings}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report_memo (mlsec/render/cyclonedx.py, the lead's part) uses a memo in the cache "
-    "folder even when that folder is inside the scanned tree (--cache-dir .mlsec-cache, cached "
-    "in CI with actions/cache): the memo and rendered documents are keyed on content the "
-    "repository can compute, so files it commits there become its BOM, unvalidated",
-)
 def test_a_cache_folder_inside_the_scanned_tree_cannot_dictate_the_bom(
     tmp_path: Path, cli: Any
 ) -> None:
@@ -285,7 +273,9 @@ def test_a_cache_folder_inside_the_scanned_tree_cannot_dictate_the_bom(
     # What a pull request commits: the rendered document of its own BOM, forged (the model
     # gone, the repository's claims instead), and the memo saying it validated.
     planted = repo / ".mlsec-cache"
-    _bom(cli, repo, planted, tmp_path / "scratch.json")
+    elsewhere = tmp_path / "made-elsewhere"
+    _bom(cli, repo, elsewhere, tmp_path / "scratch.json")
+    shutil.copytree(elsewhere / "bom-render", planted / "bom-render")
     (kept,) = (planted / "bom-render").glob("*.json")
     forged = json.loads(kept.read_text())
     forged["components"] = []
@@ -298,3 +288,20 @@ def test_a_cache_folder_inside_the_scanned_tree_cannot_dictate_the_bom(
     memo.add(ValidationMemo.key(text, "json", cdx_version, tool))
     got = _bom(cli, repo, planted, tmp_path / "got.json")
     assert [c["bom-ref"] for c in got["components"]] == [c["bom-ref"] for c in honest["components"]]
+    assert not (planted / "bom-render" / "x").exists() and kept.read_text() == text  # unused
+
+
+def test_a_hash_cache_writable_by_others_is_not_read(tmp_path: Path) -> None:
+    from mlsec.hashing import HashCache, hash_files
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"w")
+    store = tmp_path / "hashes.json"
+    HashCache(store).put(weights, "0" * 64)
+    cache = HashCache(store)
+    cache.put(weights, "0" * 64)
+    cache.save()
+    assert HashCache(store).get(weights) == "0" * 64  # the user's own, 0600: read
+    store.chmod(0o666)
+    assert HashCache(store).get(weights) is None  # anyone may have written it: not read
+    assert hash_files([weights], cache=HashCache(store))[weights] != "0" * 64
