@@ -231,7 +231,7 @@ def _decode(head: bytes, size: int | None, programs: int = 0) -> bool | None:
     return _decode_head(head, size, programs)
 
 
-MAX_SHORT_PROGRAMS = 8
+MAX_SHORT_PROGRAMS = 8  # clean short programs back to back that make a pickle by themselves
 
 
 def _next_program(head: bytes, end: int, size: int | None, programs: int) -> bool | None:
