@@ -13,7 +13,6 @@ from fixtures.generate_formats import (
     MALICIOUS_TEMPLATE,
     keras3_config,
     keras_zip,
-    onnx_model_bytes,
     write_gguf,
 )
 from mlsec.findings import Severity
@@ -71,17 +70,10 @@ def test_keras_lambda_in_zip(tmp_path: Path, scan_formats: Scan) -> None:
 
 
 def test_onnx_external_data_escape_in_tar(tmp_path: Path, scan_formats: Scan) -> None:
-    import onnx
-    from onnx import TensorProto
+    from fixtures.generate_formats import onnx_external_data_bytes
 
-    model = onnx.load_from_string(onnx_model_bytes())
-    tensor = model.graph.initializer[0]
-    tensor.ClearField("raw_data")
-    tensor.ClearField("float_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "../../etc/passwd"
-    (tmp_path / "bundle.tar").write_bytes(tar_bytes({"onnx/m.onnx": model.SerializeToString()}))
+    model = onnx_external_data_bytes("../../etc/passwd")
+    (tmp_path / "bundle.tar").write_bytes(tar_bytes({"onnx/m.onnx": model}))
     report = scan_formats(tmp_path, analyzers=BOTH)
     assert rules_of(report) == [("MLS147", "high", "bundle.tar", "onnx/m.onnx")]
     assert report.findings[0].details["location"] == "../../etc/passwd"

@@ -229,25 +229,15 @@ def test_signatures_never_take_a_digest_from_the_hash_cache(
 def test_an_onnx_external_data_folder_swapped_for_a_link_out_is_found(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import onnx
-    from onnx import TensorProto
-
-    from fixtures.generate_formats import onnx_model_bytes
+    from fixtures.generate_formats import onnx_external_data_bytes
     from mlsec.config import ScanOptions
     from mlsec.scan import scan
 
     monkeypatch.setattr(resultcache, "RACY_NS", 0)
-    model = onnx.load_from_string(onnx_model_bytes())
-    tensor = model.graph.initializer[0]
-    tensor.ClearField("raw_data")
-    tensor.ClearField("float_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "data/w.bin"
     repo, cache = tmp_path / "repo", tmp_path / "cache"
     (repo / "data").mkdir(parents=True)
     (repo / "data" / "w.bin").write_bytes(b"\0" * 64)
-    (repo / "m.onnx").write_bytes(model.SerializeToString())
+    (repo / "m.onnx").write_bytes(onnx_external_data_bytes("data/w.bin"))
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "w.bin").write_bytes(b"\0" * 64)

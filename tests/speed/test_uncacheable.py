@@ -24,19 +24,9 @@ def test_the_flag_survives_the_workers_encoding() -> None:
 
 
 def _onnx_with_external_data(path: Path) -> None:
-    import onnx
-    from onnx import TensorProto
+    from fixtures.generate_formats import onnx_external_data_bytes
 
-    from fixtures.generate_formats import onnx_model_bytes
-
-    model = onnx.load_from_string(onnx_model_bytes())
-    tensor = model.graph.initializer[0]
-    tensor.ClearField("raw_data")
-    tensor.ClearField("float_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "w.bin"
-    path.write_bytes(model.SerializeToString())
+    path.write_bytes(onnx_external_data_bytes("w.bin"))
     (path.parent / "w.bin").write_bytes(b"\0" * 64)
 
 
