@@ -306,16 +306,14 @@ def merge_json(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
 # -- shards ------------------------------------------------------------------------------------
 def _shard(value: Any, path: Path) -> tuple[int, int] | None:
     """A report's ``summary.shard`` ("K/N") as numbers; None for a report of a whole scan."""
+    from mlsec.selection import shard_of
+
     if value is None:
         return None
-    index, _, count = value.partition("/") if isinstance(value, str) else ("", "", "")
-    # ASCII digits, at most 9 (str.isdigit takes superscripts int() refuses, and int() refuses
-    # more than 4,300 digits): anything else is refused, not an error of mlsec's.
-    if not all(part.isascii() and part.isdigit() and len(part) <= 9 for part in (index, count)):
+    pair = shard_of(value) if isinstance(value, str) else None
+    if pair is None:
         raise _refuse(path, f"summary/shard is not K/N with 1 <= K <= N: {value!r}"[:200])
-    if not 1 <= int(index) <= int(count):
-        raise _refuse(path, f"summary/shard is not K/N with 1 <= K <= N: {value!r}")
-    return int(index), int(count)
+    return pair
 
 
 def _shard_groups(

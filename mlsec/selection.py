@@ -186,6 +186,18 @@ def shard_key(path: str, signed: set[str]) -> str:
     return _DEPENDENCIES if manifest_kind(path) else _folder(path)
 
 
+def shard_of(text: str) -> tuple[int, int] | None:
+    """``"K/N"`` (1 <= K <= N, plain ASCII digits, at most 9 of them) as a pair, or None for
+    anything else: int() also takes "1_0", full-width digits, signs and spaces, and a typo
+    must not quietly be another shard. What ``--shard`` takes and ``mlsec merge`` reads back
+    from a report's ``summary.shard``."""
+    index, slash, count = text.partition("/")
+    if not slash or not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in (index, count)):
+        return None
+    pair = (int(index), int(count))
+    return pair if 1 <= pair[0] <= pair[1] else None
+
+
 def in_shard(key: str, shard: tuple[int, int]) -> bool:
     index, count = shard
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,14 +78,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``K/N`` (1 <= K <= N) as a pair."""
     if text is None:
         return None
-    index, slash, count = text.partition("/")
-    # Plain ASCII digits: int() also takes "1_0", full-width digits, signs and spaces, and a
-    # typo must not quietly be another shard.
-    pair = (0, 0)
-    if all(p.isascii() and p.isdigit() for p in (index, count)):
-        with suppress(ValueError):  # more digits than int() converts
-            pair = (int(index), int(count))
-    if not slash or not 1 <= pair[0] <= pair[1]:
+    from mlsec.selection import shard_of
+
+    pair = shard_of(text)
+    if pair is None:
         raise MlsecError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
     return pair
 
