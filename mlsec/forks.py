@@ -174,11 +174,6 @@ class ForkedSlices(Generic[_Item]):
             self.stop()
             raise
 
-    @property
-    def forked(self) -> int:
-        """How many workers were started."""
-        return len(self._workers)
-
     def results(self) -> list[list[Any]]:
         """Each slice's results, in order, once every worker has ended."""
         import marshal
