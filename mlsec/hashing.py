@@ -62,9 +62,9 @@ _VERSION = 2
 _MEMO: dict[tuple[str, str], str] = {}
 
 
-def _is_digest(text: str) -> bool:
-    """A SHA-256 as :func:`sha256_file` writes it: 64 lowercase hex digits (an entry that is
-    not one is a miss, never a digest in a BOM)."""
+def is_sha256_hex(text: str) -> bool:
+    """A SHA-256 as :func:`sha256_file` writes it: 64 lowercase hex digits (what a cache
+    holds that is not one is a miss, never a digest in a BOM)."""
     return len(text) == 64 and text.isascii() and all(c in "0123456789abcdef" for c in text)
 
 
@@ -112,7 +112,7 @@ class HashCache:
                         if isinstance(v, list)
                         and len(v) == 2
                         and all(isinstance(x, str) for x in v)
-                        and _is_digest(v[1])
+                        and is_sha256_hex(v[1])
                     }
             except (OSError, ValueError):  # missing, unreadable or damaged: start afresh
                 self._entries = {}

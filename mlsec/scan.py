@@ -279,7 +279,7 @@ def _memo_root(options: ScanOptions) -> str | None:
         return None
     try:
         inside = root.resolve().is_relative_to(options.root.resolve())
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a link loop (Python before 3.13)
         inside = True  # cannot tell: no memo
     return None if inside else str(root)
 

@@ -111,3 +111,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "network" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def forked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the processes this test forks (to check that each is reaped)."""
+    pids: list[int] = []
+    real_fork = os.fork
+
+    def recording_fork() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    return pids
+
+
+def assert_reaped(pids: list[int]) -> None:
+    for pid in pids:  # killed and reaped: not even a zombie is left
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The relpaths the pickle analyzer parses (the result cache's racy window off: tests
+    write their files just before the scan)."""
+    from mlsec import resultcache
+    from mlsec.models.containers import PickleModelsAnalyzer
+
+    monkeypatch.setattr(resultcache, "RACY_NS", 0)
+    calls: list[str] = []
+    real = PickleModelsAnalyzer.analyze_file
+
+    def counting(self, target, ctx):  # type: ignore[no-untyped-def]
+        calls.append(target.relpath)
+        return real(self, target, ctx)
+
+    monkeypatch.setattr(PickleModelsAnalyzer, "analyze_file", counting)
+    return calls

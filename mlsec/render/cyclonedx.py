@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlsec.aibom.facts import AibomFacts
 from mlsec.errors import MlsecError
+from mlsec.hashing import is_sha256_hex
 from mlsec.report import ScanReport
 from mlsec.safeopen import write_private
 
@@ -177,7 +178,7 @@ class ValidationMemo:
             return
         digests = data.get("digests") if isinstance(data, dict) else None
         if isinstance(digests, list):
-            self.digests = [d for d in digests if isinstance(d, str) and _is_digest(d)]
+            self.digests = [d for d in digests if isinstance(d, str) and is_sha256_hex(d)]
             self.digests = self.digests[-self.LIMIT :]
 
     @staticmethod
@@ -251,10 +252,6 @@ class ValidationMemo:
         self.digests = [*(d for d in self.digests if d != digest), digest][-self.LIMIT :]
         with contextlib.suppress(OSError):  # a memo that cannot be written only costs time
             write_private(self.file, json.dumps({"version": 1, "digests": self.digests}))
-
-
-def _is_digest(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _library_version() -> str:

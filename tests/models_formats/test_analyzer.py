@@ -174,19 +174,16 @@ def test_gguf_corrupt(tmp_path: Path, scan_formats: Scan) -> None:
 # -- ONNX ------------------------------------------------------------------------------------------
 def _onnx_with_external(location: str, domain: str | None = None) -> bytes:
     import onnx
-    from onnx import TensorProto
 
-    model = onnx.load_from_string(onnx_model_bytes())
-    tensor = model.graph.initializer[0]
-    tensor.ClearField("raw_data")
-    tensor.ClearField("float_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", location
-    if domain:
-        model.graph.node[1].domain = domain
-        model.opset_import.add(domain=domain, version=1)
-    return model.SerializeToString()
+    from fixtures.generate_formats import onnx_external_data_bytes
+
+    data = onnx_external_data_bytes(location)
+    if not domain:
+        return data
+    model = onnx.load_from_string(data)
+    model.graph.node[1].domain = domain
+    model.opset_import.add(domain=domain, version=1)
+    return bytes(model.SerializeToString())
 
 
 @pytest.mark.parametrize(

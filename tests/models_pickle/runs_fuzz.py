@@ -81,8 +81,8 @@ def canon(value: Any, seen: dict[int, int] | None = None, depth: int = 0) -> Any
 _SHARED = frozenset({dict, list, PSet, Call, Global, Unresolved})
 
 
-class _Pipe(io.RawIOBase):
-    """A stream that cannot seek (a decompressor's output)."""
+class Pipe(io.RawIOBase):
+    """A stream that cannot seek (a decompressor's output): no read-ahead for the runs."""
 
     def __init__(self, data: bytes) -> None:
         self._data = io.BytesIO(data)
@@ -94,18 +94,25 @@ class _Pipe(io.RawIOBase):
         return self._data.readinto(buffer)
 
 
+def new_machine(data: bytes, runs: bool, budget: Budget, pipe: bool = False) -> Machine:
+    """A machine over ``data`` with the record runs on or off, from the first opcode on
+    (RUN_WARMUP 0: the inputs are small); ``pipe``: read through a stream that cannot seek."""
+    raw: Any = io.BufferedReader(Pipe(data)) if pipe else io.BytesIO(data)
+    m = Machine(ByteReader(raw, len(data)), budget)
+    m.RUNS = runs
+    m.RUN_WARMUP = 0
+    m._run_credit = machine.RUN_CREDIT if runs else machine._NEVER
+    return m
+
+
 def decode(
     data: bytes, runs: bool, pipe: bool = False, max_ops: int = 10**9, detail: bool = False
 ) -> Any:
     """Every observable of one decode (RUN_WARMUP 0: runs from the first opcode on), and
     the memo counters (Machine._put_top is not one: the inline MEMOIZE does not move it,
     its handler does; it only has to be at least every index PUT wrote)."""
-    raw: Any = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
     budget = Budget(timeout=600, max_ops=max_ops, max_uncompressed=10**9, max_ratio=100)
-    m = Machine(ByteReader(raw, len(data)), budget)
-    m.RUNS = runs
-    m.RUN_WARMUP = 0
-    m._run_credit = machine.RUN_CREDIT if runs else machine._NEVER
+    m = new_machine(data, runs, budget, pipe)
     res = m.run()
     pictures = _pictures if detail else _digest
     return (

@@ -3,7 +3,6 @@ by one do: the same stack, memo, counters, imports, errors and limits, whatever 
 
 from __future__ import annotations
 
-import io
 import pickle
 import struct
 from typing import Any
@@ -14,7 +13,8 @@ from hypothesis import strategies as st
 
 from mlsec.formats import pickle as machine
 from mlsec.formats.pickle import Call, Global, Machine, Opaque, PSet, Unresolved
-from mlsec.formats.streams import Budget, ByteReader
+from mlsec.formats.streams import Budget
+from tests.models_pickle.runs_fuzz import new_machine
 
 
 def _budget(**kw: Any) -> Budget:
@@ -53,25 +53,8 @@ def _canon(value: Any, depth: int = 0) -> Any:
     return (kind.__name__, value)
 
 
-class _Pipe(io.RawIOBase):
-    """A stream that cannot seek (a decompressor's output): no read-ahead for the runs."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return self._data.readinto(buffer)
-
-
 def _run(data: bytes, runs: bool, pipe: bool = False, **budget: Any) -> tuple[Machine, Any]:
-    raw: Any = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
-    m = Machine(ByteReader(raw, len(data)), _budget(**budget))
-    m.RUNS = runs
-    m.RUN_WARMUP = 0  # runs from the first opcode on (the inputs are small)
-    m._run_credit = machine.RUN_CREDIT if runs else machine._NEVER
+    m = new_machine(data, runs, _budget(**budget), pipe)
     return m, m.run()
 
 

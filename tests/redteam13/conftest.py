@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli.conftest import evil_pickle
 from tests.conftest import run_cli_in_process
 
-
-class _Evil:
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, ("echo never-run",))
-
-
-def evil_pickle(path: Path) -> Path:
-    """A pickle that would run a shell command if loaded (MLS101, critical)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(_Evil(), protocol=2))
-    return path
+__all__ = ["benign_pickle", "dump", "evil_pickle", "load"]
 
 
 def benign_pickle(path: Path) -> Path:

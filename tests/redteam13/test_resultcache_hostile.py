@@ -25,22 +25,6 @@ from tests.redteam13.conftest import benign_pickle, evil_pickle
 EVIL = ("MLS101", "evil.pkl")
 
 
-@pytest.fixture
-def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The relpaths the pickle analyzer parses; no racy window (files are written just
-    before each scan here)."""
-    monkeypatch.setattr(resultcache, "RACY_NS", 0)
-    calls: list[str] = []
-    real = PickleModelsAnalyzer.analyze_file
-
-    def counting(self, target, ctx):  # type: ignore[no-untyped-def]
-        calls.append(target.relpath)
-        return real(self, target, ctx)
-
-    monkeypatch.setattr(PickleModelsAnalyzer, "analyze_file", counting)
-    return calls
-
-
 def _repo(root: Path) -> Path:
     repo = root / "repo"
     benign_pickle(repo / "a.pkl")

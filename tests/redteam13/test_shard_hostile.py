@@ -255,28 +255,16 @@ def test_a_bad_jobs_value_is_exit_2(tmp_path: Path, cli: Any, value: str) -> Non
     assert "--jobs" in proc.stderr and "internal error" not in proc.stderr
 
 
-def test_huge_jobs_are_capped_at_the_machine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_huge_jobs_are_capped_at_the_machine(tmp_path: Path, forked: list[int]) -> None:
     from mlsec.config import ScanOptions
     from mlsec.pool import machine_jobs
     from mlsec.scan import scan
 
     for i in range(130):
         (tmp_path / f"m{i}.pkl").write_bytes(pickle.dumps({"w": i}))
-    pids: list[int] = []
-    real_fork = os.fork
-
-    def recording_fork() -> int:
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", recording_fork)
     report = scan(ScanOptions(path=tmp_path, jobs=10**6, use_cache=False))
     assert report.files_scanned == 130
-    assert len(pids) <= machine_jobs()
+    assert len(forked) <= machine_jobs()
 
 
 def test_shards_of_many_manifests_merged_are_the_full_scan(tmp_path: Path, cli: Any) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 
@@ -14,25 +12,3 @@ def _cpus_enough_for_the_jobs_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     from mlsec import pool
 
     monkeypatch.setattr(pool, "machine_jobs", lambda: 4)
-
-
-@pytest.fixture
-def forked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The pids of the processes this test forks (to check that each is reaped)."""
-    pids: list[int] = []
-    real_fork = os.fork
-
-    def recording_fork() -> int:
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", recording_fork)
-    return pids
-
-
-def assert_reaped(pids: list[int]) -> None:
-    for pid in pids:  # killed and reaped: not even a zombie is left
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)

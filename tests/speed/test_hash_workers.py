@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlsec import forks, hashing
-from tests.speed.conftest import assert_reaped
+from tests.conftest import assert_reaped
 
 
 def _files(folder: Path, sizes: list[int]) -> list[Path]:

@@ -22,7 +22,7 @@ from mlsec.models.sniff import FileKind
 from mlsec.rules import load_rules
 from mlsec.scan import scan
 from mlsec.walk import Target
-from tests.speed.conftest import assert_reaped
+from tests.conftest import assert_reaped
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,28 +13,11 @@ import pytest
 
 from mlsec import resultcache
 from mlsec.config import ScanOptions
-from mlsec.models.containers import PickleModelsAnalyzer
 from mlsec.scan import scan
 
 
 def _evil() -> bytes:
     return b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00echo\x85R."
-
-
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The relpaths the pickle analyzer parses (the cache's racy window off: the files here
-    are written just before the scan)."""
-    monkeypatch.setattr(resultcache, "RACY_NS", 0)
-    calls: list[str] = []
-    real = PickleModelsAnalyzer.analyze_file
-
-    def counting(self, target, ctx):  # type: ignore[no-untyped-def]
-        calls.append(target.relpath)
-        return real(self, target, ctx)
-
-    monkeypatch.setattr(PickleModelsAnalyzer, "analyze_file", counting)
-    return calls
 
 
 def _repo(root: Path) -> Path:
@@ -54,25 +37,25 @@ def _seen(report: object) -> set[tuple[str, str]]:
     return {(f.rule_id, f.path) for f in report.findings}  # type: ignore[attr-defined]
 
 
-def test_second_scan_parses_nothing(tmp_path: Path, counted: list[str]) -> None:
+def test_second_scan_parses_nothing(tmp_path: Path, parsed: list[str]) -> None:
     repo, cache = _repo(tmp_path), tmp_path / "cache"
     first = scan(_options(repo, cache))
-    assert sorted(counted) == ["a.pkl", "b.pkl", "evil.pkl"]
+    assert sorted(parsed) == ["a.pkl", "b.pkl", "evil.pkl"]
     assert ("MLS101", "evil.pkl") in _seen(first)
-    counted.clear()
+    parsed.clear()
     written = _cache_file(cache).stat().st_mtime_ns
     second = scan(_options(repo, cache))
-    assert counted == []
+    assert parsed == []
     assert _cache_file(cache).stat().st_mtime_ns == written  # nothing new: not rewritten
     assert second.findings == first.findings
     assert second.facts == first.facts
     assert second.exit_code == first.exit_code == 1
 
 
-def test_only_the_changed_file_is_analysed_again(tmp_path: Path, counted: list[str]) -> None:
+def test_only_the_changed_file_is_analysed_again(tmp_path: Path, parsed: list[str]) -> None:
     repo, cache = _repo(tmp_path), tmp_path / "cache"
     scan(_options(repo, cache))
-    counted.clear()
+    parsed.clear()
     path = repo / "a.pkl"
     before = path.stat()
     time.sleep(0.05)  # past the file system's timestamp granularity
@@ -81,31 +64,31 @@ def test_only_the_changed_file_is_analysed_again(tmp_path: Path, counted: list[s
     assert path.stat().st_size == before.st_size
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     scan(_options(repo, cache))
-    assert counted == ["a.pkl"]
-    counted.clear()
+    assert parsed == ["a.pkl"]
+    parsed.clear()
     (repo / "b.pkl").write_bytes(_evil())
     report = scan(_options(repo, cache))
-    assert counted == ["b.pkl"]
+    assert parsed == ["b.pkl"]
     assert ("MLS101", "b.pkl") in _seen(report)
 
 
-def test_no_cache_reads_and_writes_nothing(tmp_path: Path, counted: list[str]) -> None:
+def test_no_cache_reads_and_writes_nothing(tmp_path: Path, parsed: list[str]) -> None:
     repo, cache = _repo(tmp_path), tmp_path / "cache"
     options = _options(repo, cache)._replace(use_cache=False)
     scan(options)
     scan(options)
-    assert len(counted) == 6
+    assert len(parsed) == 6
     assert not cache.exists()
 
 
 def test_files_changed_just_now_are_not_cached(
-    tmp_path: Path, counted: list[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, parsed: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(resultcache, "RACY_NS", 3600 * 10**9)
     repo, cache = _repo(tmp_path), tmp_path / "cache"
     scan(_options(repo, cache))
     scan(_options(repo, cache))
-    assert len(counted) == 6
+    assert len(parsed) == 6
 
 
 def _cache_file(cache: Path) -> Path:
@@ -123,20 +106,18 @@ def _cache_file(cache: Path) -> Path:
         lambda text: "[" * 100000,
     ],
 )
-def test_a_corrupt_cache_file_is_ignored(
-    tmp_path: Path, counted: list[str], damage: object
-) -> None:
+def test_a_corrupt_cache_file_is_ignored(tmp_path: Path, parsed: list[str], damage: object) -> None:
     repo, cache = _repo(tmp_path), tmp_path / "cache"
     scan(_options(repo, cache))
-    counted.clear()
+    parsed.clear()
     target = _cache_file(cache)
     target.write_text(damage(target.read_text()))  # type: ignore[operator]
     report = scan(_options(repo, cache))
-    assert sorted(counted) == ["a.pkl", "b.pkl", "evil.pkl"]
+    assert sorted(parsed) == ["a.pkl", "b.pkl", "evil.pkl"]
     assert ("MLS101", "evil.pkl") in _seen(report)
-    counted.clear()
+    parsed.clear()
     scan(_options(repo, cache))  # rewritten whole: usable again
-    assert counted == []
+    assert parsed == []
 
 
 def _rewrite(cache: Path, change: object) -> None:
@@ -161,32 +142,32 @@ def _rewrite(cache: Path, change: object) -> None:
     ],
 )
 def test_a_hostile_entry_is_a_miss_not_a_verdict(
-    tmp_path: Path, counted: list[str], change: object
+    tmp_path: Path, parsed: list[str], change: object
 ) -> None:
     repo, cache = _repo(tmp_path), tmp_path / "cache"
     scan(_options(repo, cache))
-    counted.clear()
+    parsed.clear()
     _rewrite(cache, change)
     report = scan(_options(repo, cache))
-    assert counted == ["evil.pkl"]
+    assert parsed == ["evil.pkl"]
     assert ("MLS101", "evil.pkl") in _seen(report)
 
 
 def test_a_different_configuration_does_not_share_results(
-    tmp_path: Path, counted: list[str]
+    tmp_path: Path, parsed: list[str]
 ) -> None:
     repo, cache = _repo(tmp_path), tmp_path / "cache"
     scan(_options(repo, cache))
-    counted.clear()
+    parsed.clear()
     options = _options(repo, cache)
     scan(options._replace(limits=options.limits._replace(max_pickle_ops=123456)))
-    assert len(counted) == 3
-    counted.clear()
+    assert len(parsed) == 3
+    parsed.clear()
     scan(options._replace(sections={"models": {"allow": ["mypkg.Layer"]}}))
-    assert len(counted) == 3
+    assert len(parsed) == 3
 
 
-def test_concurrent_scans_share_the_cache_safely(tmp_path: Path, counted: list[str]) -> None:
+def test_concurrent_scans_share_the_cache_safely(tmp_path: Path, parsed: list[str]) -> None:
     import threading
 
     repo, cache = _repo(tmp_path), tmp_path / "cache"
@@ -201,6 +182,6 @@ def test_concurrent_scans_share_the_cache_safely(tmp_path: Path, counted: list[s
         thread.join()
     assert len(reports) == 4 and all(("MLS101", "evil.pkl") in _seen(r) for r in reports)
     assert [p.name for p in (cache / "results").iterdir() if p.name.startswith(".")] == []
-    counted.clear()
+    parsed.clear()
     scan(_options(repo, cache))  # whichever scan wrote last, the file is whole and usable
-    assert counted == []
+    assert parsed == []

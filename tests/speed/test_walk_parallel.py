@@ -15,7 +15,7 @@ from mlsec import forks, walk
 from mlsec.config import ScanOptions
 from mlsec.models.sniff import FileKind
 from mlsec.rules import load_rules
-from tests.speed.conftest import assert_reaped
+from tests.conftest import assert_reaped
 
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"a" * 64 + b"\nsize 1234\n"
 
